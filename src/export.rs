@@ -1,0 +1,189 @@
+//! Writing links out for people and scripts: an aligned table, JSON lines, or CSV.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::snowflake::Snowflake;
+use crate::store::LinkExport;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Jsonl,
+    Csv,
+}
+
+/// One exported link. Ids are strings (JavaScript cannot hold a snowflake in a number).
+#[derive(Debug, Serialize)]
+pub struct LinkRecord {
+    pub child_id: Snowflake,
+    pub parent_id: Option<Snowflake>,
+    pub action: &'static str,
+    pub index: Option<u8>,
+    pub signal: Option<&'static str>,
+    pub status: &'static str,
+    pub candidates: Vec<Snowflake>,
+    pub prompt: Option<String>,
+    pub channel_id: Option<Snowflake>,
+    pub created_at: Option<String>,
+}
+
+impl From<LinkExport> for LinkRecord {
+    fn from(export: LinkExport) -> Self {
+        let link = export.link;
+        LinkRecord {
+            child_id: link.child_id,
+            parent_id: link.decision.parent,
+            action: link.action.as_str(),
+            index: link.tile,
+            signal: link.decision.signal.map(|signal| signal.as_str()),
+            status: link.decision.status.as_str(),
+            candidates: link.decision.candidates,
+            prompt: export.prompt,
+            channel_id: export.channel_id,
+            created_at: export.posted_at.and_then(format_time),
+        }
+    }
+}
+
+pub fn format_time(unix_ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(unix_ms)
+        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// Streams records in `format` to `out`.
+pub struct LinkWriter<W: Write> {
+    out: W,
+    format: Format,
+    wrote_header: bool,
+}
+
+const COLUMNS: [&str; 10] = [
+    "child_id",
+    "parent_id",
+    "action",
+    "index",
+    "signal",
+    "status",
+    "candidates",
+    "channel_id",
+    "created_at",
+    "prompt",
+];
+
+impl<W: Write> LinkWriter<W> {
+    pub fn new(out: W, format: Format) -> Self {
+        LinkWriter {
+            out,
+            format,
+            wrote_header: false,
+        }
+    }
+
+    pub fn write(&mut self, record: &LinkRecord) -> std::io::Result<()> {
+        match self.format {
+            Format::Jsonl => {
+                serde_json::to_writer(&mut self.out, record)?;
+                self.out.write_all(b"\n")
+            }
+            Format::Csv => {
+                if !self.wrote_header {
+                    writeln!(self.out, "{}", COLUMNS.join(","))?;
+                    self.wrote_header = true;
+                }
+                let fields = fields(record);
+                let line: Vec<String> = fields.iter().map(|field| csv_field(field)).collect();
+                writeln!(self.out, "{}", line.join(","))
+            }
+            Format::Table => {
+                if !self.wrote_header {
+                    writeln!(
+                        self.out,
+                        "{:<20} {:<20} {:<16} {:>5} {:<11} {:<10} prompt",
+                        "child", "parent", "action", "index", "signal", "status"
+                    )?;
+                    self.wrote_header = true;
+                }
+                let parent = match (&record.parent_id, record.candidates.is_empty()) {
+                    (Some(parent), _) => parent.to_string(),
+                    (None, false) => format!("{} candidates", record.candidates.len()),
+                    (None, true) => "-".to_string(),
+                };
+                let prompt: String = record
+                    .prompt
+                    .as_deref()
+                    .unwrap_or("")
+                    .replace(['\n', '\r', '\t'], " ")
+                    .chars()
+                    .take(60)
+                    .collect();
+                writeln!(
+                    self.out,
+                    "{:<20} {:<20} {:<16} {:>5} {:<11} {:<10} {}",
+                    record.child_id.to_string(),
+                    parent,
+                    record.action,
+                    record.index.map_or("-".to_string(), |index| index.to_string()),
+                    record.signal.unwrap_or("-"),
+                    record.status,
+                    prompt
+                )
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+fn fields(record: &LinkRecord) -> [String; 10] {
+    let id = |value: &Option<Snowflake>| value.map(|id| id.to_string()).unwrap_or_default();
+    [
+        record.child_id.to_string(),
+        id(&record.parent_id),
+        record.action.to_string(),
+        record.index.map(|index| index.to_string()).unwrap_or_default(),
+        record.signal.unwrap_or("").to_string(),
+        record.status.to_string(),
+        record
+            .candidates
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+        id(&record.channel_id),
+        record.created_at.clone().unwrap_or_default(),
+        record.prompt.clone().unwrap_or_default(),
+    ]
+}
+
+/// RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is prefixed with `'` so spreadsheets do
+/// not run a prompt as a formula.
+fn csv_field(field: &str) -> String {
+    let field = if field.starts_with(['=', '+', '-', '@']) {
+        format!("'{field}")
+    } else {
+        field.to_string()
+    };
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}

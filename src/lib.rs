@@ -1,0 +1,25 @@
+//! mjlink: links every Midjourney result on Discord to its parent grid and keeps the
+//! lineage in SQLite.
+//!
+//! # Layout
+//! - Functional core (pure, no I/O, no clock): [`wire`] (Discord's JSON, lean), [`prompt`]
+//!   (prompt text and parameters), [`parse`] (message -> Midjourney kind), [`merge`]
+//!   (combining snapshots of one message), [`link`] (which parent, how sure).
+//! - Imperative shell: [`store`] (SQLite), [`pipeline`] (the one entry point: event ->
+//!   parse -> link -> store), [`replay`] (recorded gateway traffic and REST history files).
+//! - Tools: [`tracegen`] (synthetic traces with ground truth), [`bench`].
+//!
+//! See ARCHITECTURE.md for the invariants.
+
+pub mod config;
+pub mod export;
+pub mod link;
+pub mod merge;
+pub mod parse;
+pub mod pipeline;
+pub mod prompt;
+pub mod replay;
+pub mod report;
+pub mod snowflake;
+pub mod store;
+pub mod wire;

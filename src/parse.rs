@@ -1,0 +1,670 @@
+//! The parser: one Discord message (a create, or a create merged with its updates) becomes
+//! one Midjourney [`Kind`] with the facts mjlink keeps. Pure: no clock, no I/O.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use crate::prompt::{self, Prompt};
+use crate::snowflake::Snowflake;
+use crate::wire::{Attachment, Message};
+
+/// The Midjourney Bot and the Niji bot.
+pub const DEFAULT_BOT_IDS: [u64; 2] = [936_929_561_302_675_456, 1_022_952_195_194_359_889];
+
+/// Which authors count as Midjourney.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotIds(pub BTreeSet<Snowflake>);
+
+impl Default for BotIds {
+    fn default() -> Self {
+        BotIds(DEFAULT_BOT_IDS.iter().copied().map(Snowflake).collect())
+    }
+}
+
+/// What a button press produced. `as_str` is the name used in the database and exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// `Image #N`, `Upscaled by`, `Upscaled (Beta|Light|Max) by`: one tile of a grid.
+    Upscale,
+    Upscale2x,
+    Upscale4x,
+    UpscaleSubtle,
+    UpscaleCreative,
+    Variation,
+    VariationStrong,
+    VariationSubtle,
+    VariationRegion,
+    Remix,
+    RemixStrong,
+    RemixSubtle,
+    Reroll,
+    Zoom,
+    PanLeft,
+    PanRight,
+    PanUp,
+    PanDown,
+    Animate,
+}
+
+/// What kind of message a possible parent must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentShape {
+    /// A four-image grid (has U buttons).
+    Grid,
+    /// A single upscaled image.
+    Single,
+    /// Either: the marker is the same for both (V1..V4 on a grid, Vary on an upscale).
+    Either,
+}
+
+impl Action {
+    pub const ALL: [Action; 19] = [
+        Action::Upscale,
+        Action::Upscale2x,
+        Action::Upscale4x,
+        Action::UpscaleSubtle,
+        Action::UpscaleCreative,
+        Action::Variation,
+        Action::VariationStrong,
+        Action::VariationSubtle,
+        Action::VariationRegion,
+        Action::Remix,
+        Action::RemixStrong,
+        Action::RemixSubtle,
+        Action::Reroll,
+        Action::Zoom,
+        Action::PanLeft,
+        Action::PanRight,
+        Action::PanUp,
+        Action::PanDown,
+        Action::Animate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Upscale => "upscale",
+            Action::Upscale2x => "upscale_2x",
+            Action::Upscale4x => "upscale_4x",
+            Action::UpscaleSubtle => "upscale_subtle",
+            Action::UpscaleCreative => "upscale_creative",
+            Action::Variation => "variation",
+            Action::VariationStrong => "variation_strong",
+            Action::VariationSubtle => "variation_subtle",
+            Action::VariationRegion => "variation_region",
+            Action::Remix => "remix",
+            Action::RemixStrong => "remix_strong",
+            Action::RemixSubtle => "remix_subtle",
+            Action::Reroll => "reroll",
+            Action::Zoom => "zoom",
+            Action::PanLeft => "pan_left",
+            Action::PanRight => "pan_right",
+            Action::PanUp => "pan_up",
+            Action::PanDown => "pan_down",
+            Action::Animate => "animate",
+        }
+    }
+
+    pub fn from_str(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|action| action.as_str() == name)
+    }
+
+    /// Whether the result is itself a four-image grid (and can be upscaled by tile).
+    pub fn produces_grid(self) -> bool {
+        !matches!(
+            self,
+            Action::Upscale
+                | Action::Upscale2x
+                | Action::Upscale4x
+                | Action::UpscaleSubtle
+                | Action::UpscaleCreative
+                | Action::Animate
+        )
+    }
+
+    /// What the parent of such a result looks like (for the fallback linker).
+    pub fn parent_shape(self) -> ParentShape {
+        match self {
+            Action::Upscale | Action::Reroll => ParentShape::Grid,
+            Action::Variation
+            | Action::VariationStrong
+            | Action::VariationSubtle
+            | Action::Remix
+            | Action::RemixStrong
+            | Action::RemixSubtle => ParentShape::Either,
+            _ => ParentShape::Single,
+        }
+    }
+}
+
+/// Where a job is before its result exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Waiting,
+    Percent(u8),
+    Paused,
+    Stopped,
+}
+
+/// How a root grid came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Imagine,
+    Blend,
+}
+
+/// The one thing a message is, for mjlink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Not from a configured Midjourney bot (humans, other bots, impostors).
+    NotMidjourney,
+    /// A start or progress message; `action` is set for the legacy "Upscaling image #1 with"
+    /// and "Upscaling by" forms.
+    Progress { stage: Stage, action: Option<Action> },
+    /// A root grid (`/imagine`, `/blend`).
+    Grid(Origin),
+    /// Anything a button produced.
+    Result(Action),
+    /// `/describe` or `/shorten` output (embeds, no image).
+    Describe,
+    /// An error embed (`Invalid parameter`, `Slow Down!`, `Job queued`, ...).
+    Error(String),
+    /// From Midjourney but none of the above (announcements, a result without an image...).
+    Other,
+}
+
+impl Kind {
+    /// The name stored in the database.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::NotMidjourney => "not_midjourney",
+            Kind::Progress { .. } => "progress",
+            Kind::Grid(Origin::Imagine) => "imagine",
+            Kind::Grid(Origin::Blend) => "blend",
+            Kind::Result(action) => action.as_str(),
+            Kind::Describe => "describe",
+            Kind::Error(_) => "error",
+            Kind::Other => "other",
+        }
+    }
+
+    pub fn is_grid(&self) -> bool {
+        match self {
+            Kind::Grid(_) => true,
+            Kind::Result(action) => action.produces_grid(),
+            _ => false,
+        }
+    }
+
+    /// A single image that can be a parent (an upscale, or an upscale of one).
+    pub fn is_single_image(&self) -> bool {
+        matches!(self, Kind::Result(action) if !action.produces_grid() && *action != Action::Animate)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Fast,
+    Relaxed,
+    Turbo,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Fast => "fast",
+            Mode::Relaxed => "relaxed",
+            Mode::Turbo => "turbo",
+        }
+    }
+}
+
+/// Everything the parser extracts from one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub kind: Kind,
+    pub prompt: Option<Prompt>,
+    /// The requesting user (the `<@id>` in the content, else the interaction's user).
+    pub user_id: Option<Snowflake>,
+    pub mode: Option<Mode>,
+    pub stealth: bool,
+    /// `Image #N` (or the legacy "Upscaling image #N with").
+    pub tile: Option<u8>,
+    /// This message's own job UUID.
+    pub job_uuid: Option<String>,
+    /// Extra words Midjourney put before the mode, e.g. `Beta` in `Upscaled (Beta) by`.
+    pub detail: Option<String>,
+    pub attachments: Vec<Attachment>,
+}
+
+impl Parsed {
+    fn empty(kind: Kind) -> Self {
+        Parsed {
+            kind,
+            prompt: None,
+            user_id: None,
+            mode: None,
+            stealth: false,
+            tile: None,
+            job_uuid: None,
+            detail: None,
+            attachments: Vec::new(),
+        }
+    }
+
+    pub fn normalized_prompt(&self) -> Option<String> {
+        self.prompt.as_ref().map(Prompt::normalized)
+    }
+}
+
+/// Embed titles Midjourney uses for errors and notices.
+const ERROR_TITLES: [&str; 11] = [
+    "Invalid parameter",
+    "Invalid prompt",
+    "Banned prompt detected",
+    "Invalid link",
+    "Queue full",
+    "Job queued",
+    "Action needed to continue",
+    "Pending mod message",
+    "Request cancelled due to output filters",
+    "Credits exhausted",
+    "Slow Down!",
+];
+
+fn uuid_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+            .expect("static regex")
+    })
+}
+
+/// Parses one message. `bots` decides who counts as Midjourney.
+pub fn parse(message: &Message, bots: &BotIds) -> Parsed {
+    let from_midjourney = message
+        .author
+        .as_ref()
+        .is_some_and(|author| bots.0.contains(&author.id));
+    if !from_midjourney {
+        return Parsed::empty(Kind::NotMidjourney);
+    }
+
+    let attachments = message.attachments.clone().unwrap_or_default();
+    let has_image = attachments.iter().any(is_image);
+    let content = message.content.as_deref().unwrap_or("");
+    let job_uuid = job_uuid(message, content, &attachments);
+    let interaction_user = message
+        .interaction_metadata
+        .as_ref()
+        .and_then(|meta| meta.user.as_ref())
+        .or_else(|| message.interaction.as_ref().and_then(|i| i.user.as_ref()))
+        .map(|user| user.id);
+
+    let mut parsed = Parsed::empty(Kind::Other);
+    parsed.job_uuid = job_uuid;
+    parsed.attachments = attachments;
+    parsed.user_id = interaction_user;
+
+    if let Some(embed_kind) = classify_embeds(message) {
+        parsed.kind = embed_kind;
+        parsed.user_id = parsed.user_id.or_else(|| first_mention(content));
+        return parsed;
+    }
+
+    let Some(shape) = split_content(content) else {
+        parsed.user_id = parsed.user_id.or_else(|| first_mention(content));
+        return parsed;
+    };
+    let tail = parse_tail(shape.tail);
+    parsed.user_id = tail.user_id.or(parsed.user_id);
+    parsed.mode = tail.mode;
+    parsed.stealth = tail.stealth;
+    parsed.job_uuid = parsed.job_uuid.or(tail.link_uuid);
+    let prompt = prompt::split(shape.prompt);
+
+    let legacy = parse_legacy_prefix(shape.prefix);
+    let marker = parse_marker(tail.marker);
+    parsed.tile = legacy.and_then(|(_, tile)| tile).or(marker.tile);
+    parsed.detail = marker.detail;
+
+    let is_reply = message
+        .message_reference
+        .as_ref()
+        .is_some_and(|reference| reference.message_id.is_some())
+        || message
+            .interaction_metadata
+            .as_ref()
+            .is_some_and(|meta| meta.interacted_message_id.is_some());
+
+    parsed.kind = if let Some(stage) = tail.stage {
+        Kind::Progress {
+            stage,
+            action: legacy.map(|(action, _)| action).or(marker.action),
+        }
+    } else if marker.progress {
+        Kind::Progress {
+            stage: Stage::Waiting,
+            action: marker.action,
+        }
+    } else if !has_image {
+        // A result or grid without an image is never a job of its own (for example when
+        // the MESSAGE_CONTENT intent is missing, attachments arrive empty).
+        Kind::Other
+    } else if let Some(action) = marker.action {
+        Kind::Result(action)
+    } else if tail.unknown_marker {
+        Kind::Other
+    } else if prompt.params.contains_key("video") || prompt.params.contains_key("motion") {
+        if is_reply {
+            Kind::Result(Action::Animate)
+        } else {
+            Kind::Grid(Origin::Imagine)
+        }
+    } else if is_reply {
+        Kind::Result(Action::Reroll)
+    } else if is_blend(message, &prompt) {
+        Kind::Grid(Origin::Blend)
+    } else {
+        Kind::Grid(Origin::Imagine)
+    };
+    parsed.prompt = Some(prompt);
+    parsed
+}
+
+fn is_image(attachment: &Attachment) -> bool {
+    if let Some(content_type) = &attachment.content_type {
+        if content_type.starts_with("image/") || content_type.starts_with("video/") {
+            return true;
+        }
+    }
+    let lower = attachment.filename.to_ascii_lowercase();
+    [".png", ".webp", ".jpg", ".jpeg", ".gif", ".mp4"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+}
+
+fn is_blend(message: &Message, prompt: &Prompt) -> bool {
+    if message
+        .interaction
+        .as_ref()
+        .and_then(|i| i.name.as_deref())
+        .or_else(|| {
+            message
+                .interaction_metadata
+                .as_ref()
+                .and_then(|m| m.name.as_deref())
+        })
+        == Some("blend")
+    {
+        return true;
+    }
+    let words: Vec<&str> = prompt.text.split_whitespace().collect();
+    words.len() >= 2
+        && words
+            .iter()
+            .all(|word| word.starts_with("<http") || word.starts_with("http"))
+}
+
+fn classify_embeds(message: &Message) -> Option<Kind> {
+    let embeds = message.embeds.as_ref()?;
+    for embed in embeds {
+        if let Some(title) = embed.title.as_deref() {
+            let title = title.trim();
+            if let Some(known) = ERROR_TITLES
+                .iter()
+                .find(|known| title.eq_ignore_ascii_case(known))
+            {
+                return Some(Kind::Error((*known).to_string()));
+            }
+        }
+        if embed
+            .description
+            .as_deref()
+            .is_some_and(|text| text.contains("1\u{fe0f}\u{20e3}"))
+        {
+            return Some(Kind::Describe);
+        }
+    }
+    let colored_error = embeds
+        .iter()
+        .any(|embed| matches!(embed.color, Some(16_711_680) | Some(15_548_997)) && embed.title.is_some());
+    if colored_error && message.attachments.as_ref().is_none_or(Vec::is_empty) {
+        let title = embeds
+            .iter()
+            .find_map(|embed| embed.title.clone())
+            .unwrap_or_default();
+        return Some(Kind::Error(title));
+    }
+    None
+}
+
+/// The three parts of `prefix **prompt** - tail`.
+struct ContentShape<'a> {
+    prefix: &'a str,
+    prompt: &'a str,
+    tail: &'a str,
+}
+
+fn split_content(content: &str) -> Option<ContentShape<'_>> {
+    // Drop the 2025+ subtext lines ("-# Create, explore, ...") after the first line.
+    let mut body = content;
+    while let Some(cut) = body.rfind("\n-# ") {
+        body = &body[..cut];
+    }
+    let open = body.find("**")?;
+    let close = body.rfind("** - ")?;
+    if close < open + 2 {
+        return None;
+    }
+    Some(ContentShape {
+        prefix: &body[..open],
+        prompt: &body[open + 2..close],
+        tail: &body[close + 5..],
+    })
+}
+
+#[derive(Default)]
+struct Tail<'a> {
+    marker: &'a str,
+    user_id: Option<Snowflake>,
+    stage: Option<Stage>,
+    mode: Option<Mode>,
+    stealth: bool,
+    link_uuid: Option<String>,
+    unknown_marker: bool,
+}
+
+fn parse_tail(tail: &str) -> Tail<'_> {
+    let mut out = Tail::default();
+    let Some(mention) = tail.find("<@") else {
+        out.marker = tail.trim();
+        out.unknown_marker = !out.marker.is_empty();
+        return out;
+    };
+    out.marker = tail[..mention].trim();
+    let after = &tail[mention + 2..];
+    let after = after.strip_prefix('!').unwrap_or(after);
+    let digits_end = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
+    out.user_id = Snowflake::parse(&after[..digits_end]);
+    let rest = after[digits_end..]
+        .strip_prefix('>')
+        .unwrap_or(&after[digits_end..]);
+
+    for group in paren_groups(rest) {
+        let lower = group.to_ascii_lowercase();
+        let lower = lower.trim();
+        if let Some(percent) = lower.strip_suffix('%') {
+            if let Ok(value) = percent.trim().parse::<u8>() {
+                out.stage = Some(Stage::Percent(value.min(100)));
+            }
+            continue;
+        }
+        match lower {
+            "waiting to start" => out.stage = Some(Stage::Waiting),
+            "paused" => out.stage = Some(Stage::Paused),
+            "stopped" => out.stage = Some(Stage::Stopped),
+            _ => {
+                for word in lower.split(',').map(str::trim) {
+                    match word {
+                        "fast" => out.mode = Some(Mode::Fast),
+                        "relaxed" | "relax" => out.mode = Some(Mode::Relaxed),
+                        "turbo" => out.mode = Some(Mode::Turbo),
+                        "stealth" => out.stealth = true,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    if let Some(found) = rest.find("midjourney.com/") {
+        out.link_uuid = uuid_regex()
+            .find(&rest[found..])
+            .map(|m| m.as_str().to_ascii_lowercase());
+    }
+    out
+}
+
+/// The contents of each top-level `( ... )` group.
+fn paren_groups(text: &str) -> Vec<&str> {
+    let mut groups = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (index, c) in text.char_indices() {
+        match c {
+            '(' => {
+                if depth == 0 {
+                    start = index + 1;
+                }
+                depth += 1;
+            }
+            ')' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    groups.push(&text[start..index]);
+                }
+            }
+            _ => {}
+        }
+    }
+    groups
+}
+
+#[derive(Default)]
+struct Marker {
+    action: Option<Action>,
+    tile: Option<u8>,
+    detail: Option<String>,
+    /// "Upscaling by": the progress form of an upscale of an upscale.
+    progress: bool,
+}
+
+fn parse_marker(marker: &str) -> Marker {
+    let mut out = Marker::default();
+    if marker.is_empty() {
+        return out;
+    }
+    if let Some(number) = marker.strip_prefix("Image #") {
+        out.action = Some(Action::Upscale);
+        out.tile = number.trim().parse::<u8>().ok().filter(|n| (1..=4).contains(n));
+        return out;
+    }
+    let Some(words) = marker.strip_suffix(" by").or_else(|| marker.strip_suffix("by")) else {
+        return out;
+    };
+    let words = words.trim();
+    let (head, detail) = match (words.find('('), words.rfind(')')) {
+        (Some(open), Some(close)) if open < close => {
+            (words[..open].trim(), Some(words[open + 1..close].trim()))
+        }
+        _ => (words, None),
+    };
+    let detail_lower = detail.map(str::to_ascii_lowercase);
+    out.detail = detail.map(str::to_string);
+    out.action = match (head.to_ascii_lowercase().as_str(), detail_lower.as_deref()) {
+        ("upscaled", Some("2x")) => Some(Action::Upscale2x),
+        ("upscaled", Some("4x")) => Some(Action::Upscale4x),
+        ("upscaled", Some("subtle")) => Some(Action::UpscaleSubtle),
+        ("upscaled", Some("creative")) => Some(Action::UpscaleCreative),
+        ("upscaled", _) => Some(Action::Upscale),
+        ("upscaling", _) => {
+            out.progress = true;
+            None
+        }
+        ("variations", Some("strong")) => Some(Action::VariationStrong),
+        ("variations", Some("subtle")) => Some(Action::VariationSubtle),
+        ("variations", Some("region")) => Some(Action::VariationRegion),
+        ("variations", _) => Some(Action::Variation),
+        ("remix", Some("strong")) => Some(Action::RemixStrong),
+        ("remix", Some("subtle")) => Some(Action::RemixSubtle),
+        ("remix", _) => Some(Action::Remix),
+        ("zoom out", _) | ("zoom", _) | ("custom zoom", _) => Some(Action::Zoom),
+        ("pan left", _) => Some(Action::PanLeft),
+        ("pan right", _) => Some(Action::PanRight),
+        ("pan up", _) => Some(Action::PanUp),
+        ("pan down", _) => Some(Action::PanDown),
+        (head, _) if head.starts_with("zoom out") => Some(Action::Zoom),
+        _ => None,
+    };
+    out
+}
+
+/// Legacy start messages: `Upscaling image #1 with **cat** - ...` and
+/// `Making variations for image #1 with prompt **cat** - ...`.
+fn parse_legacy_prefix(prefix: &str) -> Option<(Action, Option<u8>)> {
+    let prefix = prefix.trim();
+    if prefix.is_empty() {
+        return None;
+    }
+    let tile = prefix
+        .find('#')
+        .and_then(|hash| prefix[hash + 1..].split_whitespace().next())
+        .and_then(|n| n.parse::<u8>().ok());
+    if prefix.starts_with("Upscaling image") {
+        Some((Action::Upscale, tile))
+    } else if prefix.starts_with("Making variations") {
+        Some((Action::Variation, tile))
+    } else {
+        None
+    }
+}
+
+fn first_mention(content: &str) -> Option<Snowflake> {
+    let start = content.find("<@")? + 2;
+    let rest = content[start..].strip_prefix('!').unwrap_or(&content[start..]);
+    let end = rest.find('>')?;
+    Snowflake::parse(&rest[..end])
+}
+
+/// The message's own job UUID: from its buttons (`MJ::JOB::...::{uuid}`,
+/// `MJ::CancelJob::ByJobid::{uuid}`, the jobs link), else from the end of an attachment's
+/// file stem (`..._{uuid}.png`) or a progress preview (`{uuid}_grid_0.webp`).
+fn job_uuid(message: &Message, _content: &str, attachments: &[Attachment]) -> Option<String> {
+    if let Some(components) = &message.components {
+        for id in &components.0 {
+            if id.starts_with("MJ::") || id.contains("midjourney.com/") {
+                if let Some(found) = uuid_regex().find(id) {
+                    return Some(found.as_str().to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    for attachment in attachments {
+        let stem = attachment
+            .filename
+            .rsplit_once('.')
+            .map_or(attachment.filename.as_str(), |(stem, _)| stem);
+        let stem = stem.strip_suffix("_grid_0").unwrap_or(stem);
+        if stem.len() >= 36 && stem.is_char_boundary(stem.len() - 36) {
+            let tail = &stem[stem.len() - 36..];
+            if uuid_regex().is_match(tail) {
+                return Some(tail.to_ascii_lowercase());
+            }
+        }
+        if stem.len() >= 36 && stem.is_char_boundary(36) && uuid_regex().is_match(&stem[..36]) {
+            return Some(stem[..36].to_ascii_lowercase());
+        }
+    }
+    None
+}

@@ -1,0 +1,87 @@
+//! The summary a replay prints: what was read, and what the database now holds.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::replay::ReplaySummary;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub replay: ReplaySummary,
+    /// Seen messages by kind, over the whole database.
+    pub jobs_by_kind: Vec<(String, i64)>,
+    /// Links by signal (`none` for ambiguous and unresolved).
+    pub links_by_signal: Vec<(String, i64)>,
+    pub links_by_status: Vec<(String, i64)>,
+    /// Start/progress messages by outcome (failed = deleted with no final grid).
+    pub progress_outcomes: Vec<(String, i64)>,
+}
+
+impl Report {
+    pub fn gather(summary: &ReplaySummary, store: &Store) -> Result<Report, StoreError> {
+        let (links_by_signal, links_by_status) = store.count_links()?;
+        Ok(Report {
+            replay: summary.clone(),
+            jobs_by_kind: store.count_by_kind()?,
+            links_by_signal,
+            links_by_status,
+            progress_outcomes: store.count_outcomes()?,
+        })
+    }
+
+    fn status(&self, name: &str) -> i64 {
+        self.links_by_status
+            .iter()
+            .find(|(status, _)| status == name)
+            .map_or(0, |(_, count)| *count)
+    }
+
+    pub fn write_text(&self, out: &mut impl Write, database: &Path) -> std::io::Result<()> {
+        let replay = &self.replay;
+        writeln!(out, "lines read          {}", replay.lines)?;
+        writeln!(out, "events applied      {}", replay.applied)?;
+        writeln!(out, "duplicates skipped  {}", replay.duplicates)?;
+        writeln!(out, "not Midjourney      {}", replay.ignored)?;
+        let skipped: u64 = replay.skipped.values().sum();
+        let names: Vec<String> = replay
+            .skipped
+            .iter()
+            .map(|(name, count)| format!("{name} {count}"))
+            .collect();
+        if skipped > 0 {
+            writeln!(out, "other events        {skipped} ({})", names.join(", "))?;
+        } else {
+            writeln!(out, "other events        0")?;
+        }
+        writeln!(out, "malformed lines     {}", replay.malformed)?;
+        for (file, line, reason) in &replay.malformed_examples {
+            writeln!(out, "  {file}:{line}: {reason}")?;
+        }
+        writeln!(out, "database            {}", database.display())?;
+        let kinds: Vec<String> = self
+            .jobs_by_kind
+            .iter()
+            .map(|(kind, count)| format!("{kind} {count}"))
+            .collect();
+        writeln!(out, "jobs by kind        {}", kinds.join(", "))?;
+        let signals: Vec<String> = self
+            .links_by_signal
+            .iter()
+            .filter(|(signal, _)| signal != "none")
+            .map(|(signal, count)| format!("{signal} {count}"))
+            .collect();
+        writeln!(out, "links by signal     {}", signals.join(", "))?;
+        writeln!(out, "ambiguous           {}", self.status("ambiguous"))?;
+        writeln!(out, "unresolved          {}", self.status("unresolved"))?;
+        let outcomes: Vec<String> = self
+            .progress_outcomes
+            .iter()
+            .map(|(outcome, count)| format!("{outcome} {count}"))
+            .collect();
+        writeln!(out, "started jobs        {}", outcomes.join(", "))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,727 @@
+//! The SQLite store: schema and migrations, and one function per query. Domain types in and
+//! out; snowflakes cross into SQL only through [`Snowflake::to_sql`]/[`Snowflake::from_sql`].
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::link::{Candidate, Decision, Signal, Status};
+use crate::merge::Doc;
+use crate::parse::{Action, Kind};
+use crate::snowflake::Snowflake;
+use crate::wire::Attachment;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("the database {path} was written by a newer mjlink (schema version {found}, this build knows {known})")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("a stored message could not be read back ({id}): {source}")]
+    CorruptDoc {
+        id: Snowflake,
+        source: serde_json::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Numbered migrations; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE messages (
+    id          INTEGER PRIMARY KEY,
+    channel_id  INTEGER,
+    guild_id    INTEGER,
+    author_id   INTEGER,
+    -- 1 once the message itself was seen (create, history, or a reply's referenced copy);
+    -- 0 while only its updates or its deletion are known.
+    seen        INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    prompt      TEXT,
+    prompt_norm TEXT,
+    params      TEXT,
+    user_id     INTEGER,
+    mode        TEXT,
+    stealth     INTEGER NOT NULL DEFAULT 0,
+    tile        INTEGER,
+    job_uuid    TEXT,
+    detail      TEXT,
+    stage       TEXT,
+    error_title TEXT,
+    posted_at   INTEGER,
+    edited_at   INTEGER,
+    deleted_at  INTEGER,
+    -- start/progress messages: running | completed | failed | unknown
+    outcome     TEXT,
+    final_id    INTEGER,
+    doc         TEXT NOT NULL
+);
+CREATE INDEX messages_by_prompt ON messages(channel_id, user_id, prompt_norm, posted_at);
+CREATE INDEX messages_by_uuid ON messages(job_uuid) WHERE job_uuid IS NOT NULL;
+CREATE INDEX messages_by_channel ON messages(channel_id, id);
+
+CREATE TABLE attachments (
+    id           INTEGER PRIMARY KEY,
+    message_id   INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,
+    filename     TEXT NOT NULL,
+    url          TEXT NOT NULL,
+    size         INTEGER,
+    width        INTEGER,
+    height       INTEGER,
+    content_type TEXT
+);
+CREATE INDEX attachments_by_message ON attachments(message_id);
+
+-- Exactly one row per result message. parent_id is not a foreign key on purpose: a parent
+-- known only through a reply's reference (never seen, or deleted) is still the parent.
+CREATE TABLE links (
+    child_id   INTEGER PRIMARY KEY REFERENCES messages(id),
+    parent_id  INTEGER,
+    action     TEXT NOT NULL,
+    tile       INTEGER,
+    signal     TEXT,
+    status     TEXT NOT NULL,
+    candidates TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX links_by_parent ON links(parent_id, tile);
+
+-- The processed-event set: (message id, event kind, digest of the payload).
+CREATE TABLE processed (
+    message_id INTEGER NOT NULL,
+    event      INTEGER NOT NULL,
+    digest     INTEGER NOT NULL,
+    PRIMARY KEY (message_id, event, digest)
+) WITHOUT ROWID;
+"#];
+
+/// What the store knows about one message.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub doc: Doc,
+    pub seen: bool,
+    pub kind: String,
+    pub deleted_at: Option<i64>,
+}
+
+/// One row of the messages table, as the pipeline writes it.
+#[derive(Debug, Clone, Default)]
+pub struct MessageRow {
+    pub id: Snowflake,
+    pub channel_id: Option<Snowflake>,
+    pub guild_id: Option<Snowflake>,
+    pub author_id: Option<Snowflake>,
+    pub seen: bool,
+    pub kind: String,
+    pub prompt: Option<String>,
+    pub prompt_norm: Option<String>,
+    pub params: Option<String>,
+    pub user_id: Option<Snowflake>,
+    pub mode: Option<String>,
+    pub stealth: bool,
+    pub tile: Option<u8>,
+    pub job_uuid: Option<String>,
+    pub detail: Option<String>,
+    pub stage: Option<String>,
+    pub error_title: Option<String>,
+    pub posted_at: Option<i64>,
+    pub edited_at: Option<i64>,
+    pub doc: String,
+}
+
+/// A stored link with what it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRow {
+    pub child_id: Snowflake,
+    pub action: Action,
+    pub tile: Option<u8>,
+    pub decision: Decision,
+}
+
+/// A link joined with its child's facts, for export.
+#[derive(Debug, Clone)]
+pub struct LinkExport {
+    pub link: LinkRow,
+    pub prompt: Option<String>,
+    pub channel_id: Option<Snowflake>,
+    pub posted_at: Option<i64>,
+}
+
+/// A start/progress message waiting to learn its outcome.
+#[derive(Debug, Clone)]
+pub struct ProgressRow {
+    pub id: Snowflake,
+    pub channel_id: Option<Snowflake>,
+    pub user_id: Option<Snowflake>,
+    pub prompt_norm: Option<String>,
+    pub job_uuid: Option<String>,
+    pub posted_at: i64,
+    pub deleted: bool,
+}
+
+pub struct Store {
+    conn: Connection,
+    in_batch: bool,
+}
+
+fn opt_sql(id: Option<Snowflake>) -> Option<i64> {
+    id.map(Snowflake::to_sql)
+}
+
+fn opt_snowflake(value: Option<i64>) -> Option<Snowflake> {
+    value.map(Snowflake::from_sql)
+}
+
+fn candidates_json(candidates: &[Snowflake]) -> String {
+    serde_json::to_string(candidates).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// Kinds that can be a parent: grids, and single upscaled images.
+pub fn kind_shape(kind: &str) -> (bool, bool) {
+    match kind {
+        "imagine" | "blend" => (true, false),
+        other => match Action::from_str(other) {
+            Some(action) => {
+                let kind = Kind::Result(action);
+                (kind.is_grid(), kind.is_single_image())
+            }
+            None => (false, false),
+        },
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Store::setup(conn, path)
+    }
+
+    /// An in-memory database, for tests and benchmarks of the pure parts.
+    pub fn open_in_memory() -> Result<Store> {
+        Store::setup(Connection::open_in_memory()?, Path::new(":memory:"))
+    }
+
+    fn setup(conn: Connection, path: &Path) -> Result<Store> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "cache_size", -16_000)?;
+        let mut store = Store {
+            conn,
+            in_batch: false,
+        };
+        store.migrate(path)?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<()> {
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                known,
+            });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", index as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
+    }
+
+    /// Starts a batch: everything until [`Store::commit`] lands together or not at all.
+    pub fn begin(&mut self) -> Result<()> {
+        if !self.in_batch {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.in_batch = true;
+        }
+        Ok(())
+    }
+
+    pub fn commit(&mut self) -> Result<()> {
+        if self.in_batch {
+            self.conn.execute_batch("COMMIT")?;
+            self.in_batch = false;
+        }
+        Ok(())
+    }
+
+    /// Records an event in the processed set; `false` when it was there already.
+    pub fn mark_processed(&self, id: Snowflake, event: u8, digest: u64) -> Result<bool> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO processed (message_id, event, digest) VALUES (?1, ?2, ?3)",
+        )?;
+        Ok(stmt.execute(params![id.to_sql(), event, digest as i64])? == 1)
+    }
+
+    pub fn load_message(&self, id: Snowflake) -> Result<Option<StoredMessage>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT doc, seen, kind, deleted_at FROM messages WHERE id = ?1")?;
+        let row = stmt
+            .query_row([id.to_sql()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, bool>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .optional()?;
+        let Some((doc, seen, kind, deleted_at)) = row else {
+            return Ok(None);
+        };
+        let doc: Doc = serde_json::from_str(&doc).map_err(|source| StoreError::CorruptDoc { id, source })?;
+        Ok(Some(StoredMessage {
+            doc,
+            seen,
+            kind,
+            deleted_at,
+        }))
+    }
+
+    pub fn save_message(&self, row: &MessageRow) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO messages (id, channel_id, guild_id, author_id, seen, kind, prompt, prompt_norm, params,
+                 user_id, mode, stealth, tile, job_uuid, detail, stage, error_title, posted_at, edited_at, outcome, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                 CASE WHEN ?6 = 'progress' THEN 'running' END, ?20)
+             ON CONFLICT(id) DO UPDATE SET channel_id = excluded.channel_id, guild_id = excluded.guild_id,
+                 author_id = excluded.author_id, seen = excluded.seen, kind = excluded.kind,
+                 prompt = excluded.prompt, prompt_norm = excluded.prompt_norm, params = excluded.params,
+                 user_id = excluded.user_id, mode = excluded.mode, stealth = excluded.stealth, tile = excluded.tile,
+                 job_uuid = excluded.job_uuid, detail = excluded.detail, stage = excluded.stage,
+                 error_title = excluded.error_title, posted_at = excluded.posted_at, edited_at = excluded.edited_at,
+                 outcome = CASE WHEN excluded.kind = 'progress' THEN COALESCE(messages.outcome, 'running') END,
+                 final_id = CASE WHEN excluded.kind = 'progress' THEN messages.final_id END,
+                 doc = excluded.doc",
+        )?;
+        stmt.execute(params![
+            row.id.to_sql(),
+            opt_sql(row.channel_id),
+            opt_sql(row.guild_id),
+            opt_sql(row.author_id),
+            row.seen,
+            row.kind,
+            row.prompt,
+            row.prompt_norm,
+            row.params,
+            opt_sql(row.user_id),
+            row.mode,
+            row.stealth,
+            row.tile,
+            row.job_uuid,
+            row.detail,
+            row.stage,
+            row.error_title,
+            row.posted_at,
+            row.edited_at,
+            row.doc,
+        ])?;
+        Ok(())
+    }
+
+    /// Replaces the attachments of a message with `attachments` (their latest state).
+    pub fn replace_attachments(&self, message_id: Snowflake, attachments: &[Attachment]) -> Result<()> {
+        let mut delete = self
+            .conn
+            .prepare_cached("DELETE FROM attachments WHERE message_id = ?1")?;
+        delete.execute([message_id.to_sql()])?;
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO attachments (id, message_id, position, filename, url, size, width, height, content_type)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(id) DO UPDATE SET message_id = excluded.message_id, position = excluded.position,
+                 filename = excluded.filename, url = excluded.url, size = excluded.size, width = excluded.width,
+                 height = excluded.height, content_type = excluded.content_type",
+        )?;
+        for (position, attachment) in attachments.iter().enumerate() {
+            insert.execute(params![
+                attachment.id.to_sql(),
+                message_id.to_sql(),
+                position as i64,
+                attachment.filename,
+                attachment.url,
+                attachment.size.map(|size| size as i64),
+                attachment.width,
+                attachment.height,
+                attachment.content_type,
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Marks a message deleted at `at_ms`, creating a placeholder row if it was never seen.
+    pub fn mark_deleted(&self, id: Snowflake, channel_id: Option<Snowflake>, at_ms: i64) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO messages (id, channel_id, seen, kind, deleted_at, doc)
+             VALUES (?1, ?2, 0, 'pending', ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET deleted_at = COALESCE(messages.deleted_at, excluded.deleted_at)",
+        )?;
+        let placeholder = serde_json::to_string(&Doc::new(crate::wire::Message {
+            id,
+            channel_id,
+            ..Default::default()
+        }))
+        .unwrap_or_default();
+        stmt.execute(params![id.to_sql(), opt_sql(channel_id), at_ms, placeholder])?;
+        Ok(())
+    }
+
+    pub fn get_link(&self, child_id: Snowflake) -> Result<Option<LinkRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT child_id, parent_id, action, tile, signal, status, candidates FROM links WHERE child_id = ?1",
+        )?;
+        Ok(stmt.query_row([child_id.to_sql()], link_from_row).optional()?)
+    }
+
+    pub fn put_link(&self, link: &LinkRow) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO links (child_id, parent_id, action, tile, signal, status, candidates)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(child_id) DO UPDATE SET parent_id = excluded.parent_id, action = excluded.action,
+                 tile = excluded.tile, signal = excluded.signal, status = excluded.status,
+                 candidates = excluded.candidates",
+        )?;
+        stmt.execute(params![
+            link.child_id.to_sql(),
+            opt_sql(link.decision.parent),
+            link.action.as_str(),
+            link.tile,
+            link.decision.signal.map(Signal::as_str),
+            link.decision.status.as_str(),
+            candidates_json(&link.decision.candidates),
+        ])?;
+        Ok(())
+    }
+
+    pub fn delete_link(&self, child_id: Snowflake) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("DELETE FROM links WHERE child_id = ?1")?;
+        stmt.execute([child_id.to_sql()])?;
+        Ok(())
+    }
+
+    /// Possible parents: seen messages in the channel by the user with the normalized prompt,
+    /// posted in `[from_ms, to_ms]`; `tile_taken` says whether another result is already
+    /// linked to that candidate for `tile`.
+    pub fn candidates(
+        &self,
+        channel_id: Snowflake,
+        user_id: Snowflake,
+        prompt_norm: &str,
+        from_ms: i64,
+        to_ms: i64,
+        tile: Option<u8>,
+        child_id: Snowflake,
+    ) -> Result<Vec<Candidate>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.id, m.posted_at, m.kind,
+                 ?6 IS NOT NULL AND EXISTS (SELECT 1 FROM links l WHERE l.parent_id = m.id AND l.tile = ?6
+                     AND l.status = 'linked' AND l.child_id != ?7)
+             FROM messages m
+             WHERE m.channel_id = ?1 AND m.user_id = ?2 AND m.prompt_norm = ?3
+               AND m.posted_at BETWEEN ?4 AND ?5 AND m.seen = 1 AND m.id != ?7",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                channel_id.to_sql(),
+                user_id.to_sql(),
+                prompt_norm,
+                from_ms,
+                to_ms,
+                tile,
+                child_id.to_sql()
+            ],
+            |row| {
+                let kind: String = row.get(2)?;
+                let (is_grid, is_single_image) = kind_shape(&kind);
+                Ok(Candidate {
+                    id: Snowflake::from_sql(row.get(0)?),
+                    posted_ms: row.get(1)?,
+                    is_grid,
+                    is_single_image,
+                    tile_taken: row.get(3)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Results linked by the fallback (or left ambiguous or unresolved) in the channel by the
+    /// user with the prompt, posted in `[from_ms, to_ms]`: those a new parent may change.
+    pub fn fallback_children(
+        &self,
+        channel_id: Snowflake,
+        user_id: Snowflake,
+        prompt_norm: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(Snowflake, i64, Action, Option<u8>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.id, m.posted_at, l.action, l.tile FROM messages m JOIN links l ON l.child_id = m.id
+             WHERE m.channel_id = ?1 AND m.user_id = ?2 AND m.prompt_norm = ?3
+               AND m.posted_at BETWEEN ?4 AND ?5 AND (l.signal IS NULL OR l.signal = 'heuristic')",
+        )?;
+        let rows = stmt.query_map(
+            params![channel_id.to_sql(), user_id.to_sql(), prompt_norm, from_ms, to_ms],
+            |row| {
+                let action: String = row.get(2)?;
+                Ok((
+                    Snowflake::from_sql(row.get(0)?),
+                    row.get::<_, i64>(1)?,
+                    action,
+                    row.get::<_, Option<u8>>(3)?,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, posted, action, tile) = row?;
+            if let Some(action) = Action::from_str(&action) {
+                out.push((id, posted, action, tile));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Children linked by the fallback to `parent` for `tile`.
+    pub fn heuristic_children_of(&self, parent: Snowflake, tile: u8) -> Result<Vec<Snowflake>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT child_id FROM links WHERE parent_id = ?1 AND tile = ?2 AND signal = 'heuristic'",
+        )?;
+        let rows = stmt.query_map(params![parent.to_sql(), tile], |row| {
+            Ok(Snowflake::from_sql(row.get(0)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The facts the fallback needs about a stored child: posted time, channel, user, prompt.
+    pub fn child_facts(
+        &self,
+        id: Snowflake,
+    ) -> Result<Option<(i64, Option<Snowflake>, Option<Snowflake>, Option<String>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT posted_at, channel_id, user_id, prompt_norm FROM messages WHERE id = ?1",
+        )?;
+        Ok(stmt
+            .query_row([id.to_sql()], |row| {
+                Ok((
+                    row.get::<_, Option<i64>>(0)?.unwrap_or_else(|| id.timestamp_ms()),
+                    opt_snowflake(row.get(1)?),
+                    opt_snowflake(row.get(2)?),
+                    row.get(3)?,
+                ))
+            })
+            .optional()?)
+    }
+
+    pub fn progress_row(&self, id: Snowflake) -> Result<Option<ProgressRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at FROM messages
+             WHERE id = ?1 AND kind = 'progress' AND seen = 1",
+        )?;
+        Ok(stmt.query_row([id.to_sql()], progress_from_row).optional()?)
+    }
+
+    /// Start/progress messages that a new grid could be the final of: same job UUID, or
+    /// (without one) same channel, user and prompt, posted within `[from_ms, to_ms]`.
+    pub fn progress_waiting_for(
+        &self,
+        job_uuid: Option<&str>,
+        channel_id: Option<Snowflake>,
+        user_id: Option<Snowflake>,
+        prompt_norm: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<ProgressRow>> {
+        let mut out = Vec::new();
+        if let Some(uuid) = job_uuid {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at FROM messages
+                 WHERE job_uuid = ?1 AND kind = 'progress' AND seen = 1",
+            )?;
+            let rows = stmt.query_map([uuid], progress_from_row)?;
+            out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        }
+        if let (Some(channel), Some(user), Some(prompt)) = (channel_id, user_id, prompt_norm) {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at FROM messages
+                 WHERE channel_id = ?1 AND user_id = ?2 AND prompt_norm = ?3 AND posted_at BETWEEN ?4 AND ?5
+                   AND kind = 'progress' AND seen = 1 AND job_uuid IS NULL",
+            )?;
+            let rows = stmt.query_map(
+                params![channel.to_sql(), user.to_sql(), prompt, from_ms, to_ms],
+                progress_from_row,
+            )?;
+            for row in rows {
+                out.push(row?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Grids (or results) that could be the final of a progress message: by job UUID, or by
+    /// channel, user and prompt within `[from_ms, to_ms]`. Returns their ids.
+    pub fn finals_for(&self, progress: &ProgressRow, to_ms: i64) -> Result<Vec<Snowflake>> {
+        let mut ids = Vec::new();
+        if let Some(uuid) = &progress.job_uuid {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id FROM messages WHERE job_uuid = ?1 AND seen = 1 AND kind NOT IN ('progress', 'pending', 'error', 'other', 'not_midjourney')",
+            )?;
+            let rows = stmt.query_map([uuid], |row| Ok(Snowflake::from_sql(row.get(0)?)))?;
+            ids = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            return Ok(ids);
+        }
+        if let (Some(channel), Some(user), Some(prompt)) =
+            (progress.channel_id, progress.user_id, &progress.prompt_norm)
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, kind FROM messages WHERE channel_id = ?1 AND user_id = ?2 AND prompt_norm = ?3
+                   AND posted_at BETWEEN ?4 AND ?5 AND seen = 1",
+            )?;
+            let rows = stmt.query_map(
+                params![channel.to_sql(), user.to_sql(), prompt, progress.posted_at, to_ms],
+                |row| Ok((Snowflake::from_sql(row.get(0)?), row.get::<_, String>(1)?)),
+            )?;
+            for row in rows {
+                let (id, kind) = row?;
+                let (is_grid, is_single) = kind_shape(&kind);
+                if is_grid || is_single {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    pub fn set_outcome(&self, id: Snowflake, outcome: &str, final_id: Option<Snowflake>) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("UPDATE messages SET outcome = ?2, final_id = ?3 WHERE id = ?1")?;
+        stmt.execute(params![id.to_sql(), outcome, opt_sql(final_id)])?;
+        Ok(())
+    }
+
+    /// Message counts by kind (seen messages only).
+    pub fn count_by_kind(&self) -> Result<Vec<(String, i64)>> {
+        self.grouped("SELECT kind, COUNT(*) FROM messages WHERE seen = 1 GROUP BY kind ORDER BY kind")
+    }
+
+    /// Link counts by signal (`none` for ambiguous and unresolved) and by status.
+    pub fn count_links(&self) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>)> {
+        Ok((
+            self.grouped("SELECT COALESCE(signal, 'none'), COUNT(*) FROM links GROUP BY 1 ORDER BY 1")?,
+            self.grouped("SELECT status, COUNT(*) FROM links GROUP BY 1 ORDER BY 1")?,
+        ))
+    }
+
+    /// Progress outcomes: running, completed, failed, unknown.
+    pub fn count_outcomes(&self) -> Result<Vec<(String, i64)>> {
+        self.grouped("SELECT outcome, COUNT(*) FROM messages WHERE kind = 'progress' AND seen = 1 GROUP BY 1 ORDER BY 1")
+    }
+
+    fn grouped(&self, sql: &str) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Every link with its child's prompt, channel and time, in child id order.
+    pub fn for_each_link(&self, mut visit: impl FnMut(LinkExport) -> Result<()>) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT l.child_id, l.parent_id, l.action, l.tile, l.signal, l.status, l.candidates,
+                    m.prompt, m.channel_id, m.posted_at
+             FROM links l JOIN messages m ON m.id = l.child_id ORDER BY l.child_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let link = link_from_row(row)?;
+            visit(LinkExport {
+                link,
+                prompt: row.get(7)?,
+                channel_id: opt_snowflake(row.get(8)?),
+                posted_at: row.get(9)?,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A canonical text dump of every table, for comparing two databases.
+    pub fn dump(&self) -> Result<String> {
+        let mut out = String::new();
+        for (table, order) in [
+            ("messages", "id"),
+            ("attachments", "id"),
+            ("links", "child_id"),
+            ("processed", "message_id, event, digest"),
+        ] {
+            let mut stmt = self
+                .conn
+                .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
+            let columns = stmt.column_count();
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                out.push_str(table);
+                for index in 0..columns {
+                    let value: rusqlite::types::Value = row.get(index)?;
+                    out.push('\t');
+                    out.push_str(&format!("{value:?}"));
+                }
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LinkRow> {
+    let action: String = row.get(2)?;
+    let signal: Option<String> = row.get(4)?;
+    let status: String = row.get(5)?;
+    let candidates: String = row.get(6)?;
+    Ok(LinkRow {
+        child_id: Snowflake::from_sql(row.get(0)?),
+        action: Action::from_str(&action).unwrap_or(Action::Upscale),
+        tile: row.get(3)?,
+        decision: Decision {
+            parent: opt_snowflake(row.get(1)?),
+            signal: signal.as_deref().and_then(Signal::from_str),
+            status: Status::from_str(&status).unwrap_or(Status::Unresolved),
+            candidates: serde_json::from_str(&candidates).unwrap_or_default(),
+        },
+    })
+}
+
+fn progress_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProgressRow> {
+    let id = Snowflake::from_sql(row.get(0)?);
+    Ok(ProgressRow {
+        id,
+        channel_id: opt_snowflake(row.get(1)?),
+        user_id: opt_snowflake(row.get(2)?),
+        prompt_norm: row.get(3)?,
+        job_uuid: row.get(4)?,
+        posted_at: row.get::<_, Option<i64>>(5)?.unwrap_or_else(|| id.timestamp_ms()),
+        deleted: row.get::<_, Option<i64>>(6)?.is_some(),
+    })
+}
