@@ -32,6 +32,8 @@ pub enum Applied {
     Applied,
     /// Exactly this event was processed before (RESUME redelivery, a repeated line).
     Duplicate,
+    /// A new event that told nothing new (an edit already known from a reply's copy).
+    Unchanged,
     /// Nothing to keep (not from Midjourney).
     Ignored,
 }
@@ -146,7 +148,7 @@ impl Pipeline {
         };
         let seen = was_seen || source != Source::Update;
         if !changed && seen == was_seen {
-            return Ok(Applied::Duplicate);
+            return Ok(Applied::Unchanged);
         }
 
         if !seen {
@@ -411,6 +413,10 @@ fn row_for(doc: &Doc, parsed: Option<&Parsed>, seen: bool) -> MessageRow {
         row.mode = parsed.mode.map(|mode| mode.as_str().to_string());
         row.stealth = parsed.stealth;
         row.tile = parsed.tile;
+        row.action = match &parsed.kind {
+            Kind::Result(action) | Kind::Progress { action: Some(action), .. } => Some(action.as_str().to_string()),
+            _ => None,
+        };
         row.job_uuid = parsed.job_uuid.clone();
         row.detail = parsed.detail.clone();
         match &parsed.kind {

@@ -107,6 +107,8 @@ pub struct ReplaySummary {
     pub lines: u64,
     pub applied: u64,
     pub duplicates: u64,
+    /// New events that changed nothing (an edit already known from a reply's copy).
+    pub unchanged: u64,
     /// Messages not from Midjourney.
     pub ignored: u64,
     /// Other event types and opcodes, by name.
@@ -128,6 +130,7 @@ impl ReplaySummary {
         match applied {
             Applied::Applied => self.applied += 1,
             Applied::Duplicate => self.duplicates += 1,
+            Applied::Unchanged => self.unchanged += 1,
             Applied::Ignored => self.ignored += 1,
         }
     }

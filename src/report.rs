@@ -44,6 +44,7 @@ impl Report {
         writeln!(out, "lines read          {}", replay.lines)?;
         writeln!(out, "events applied      {}", replay.applied)?;
         writeln!(out, "duplicates skipped  {}", replay.duplicates)?;
+        writeln!(out, "already known       {}", replay.unchanged)?;
         writeln!(out, "not Midjourney      {}", replay.ignored)?;
         let skipped: u64 = replay.skipped.values().sum();
         let names: Vec<String> = replay

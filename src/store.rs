@@ -46,6 +46,8 @@ CREATE TABLE messages (
     mode        TEXT,
     stealth     INTEGER NOT NULL DEFAULT 0,
     tile        INTEGER,
+    -- results: the action; progress: the action under way (NULL for /imagine)
+    action      TEXT,
     job_uuid    TEXT,
     detail      TEXT,
     stage       TEXT,
@@ -122,6 +124,7 @@ pub struct MessageRow {
     pub mode: Option<String>,
     pub stealth: bool,
     pub tile: Option<u8>,
+    pub action: Option<String>,
     pub job_uuid: Option<String>,
     pub detail: Option<String>,
     pub stage: Option<String>,
@@ -153,6 +156,8 @@ pub struct LinkExport {
 #[derive(Debug, Clone)]
 pub struct ProgressRow {
     pub id: Snowflake,
+    /// The action under way (`None` for /imagine, whose final is a grid).
+    pub action: Option<String>,
     pub channel_id: Option<Snowflake>,
     pub user_id: Option<Snowflake>,
     pub prompt_norm: Option<String>,
@@ -303,9 +308,9 @@ impl Store {
     pub fn save_message(&self, row: &MessageRow) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO messages (id, channel_id, guild_id, author_id, seen, kind, prompt, prompt_norm, params,
-                 user_id, mode, stealth, tile, job_uuid, detail, stage, error_title, posted_at, edited_at, outcome, doc)
+                 user_id, mode, stealth, tile, job_uuid, detail, stage, error_title, posted_at, edited_at, outcome, doc, action)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 CASE WHEN ?6 = 'progress' THEN 'running' END, ?20)
+                 CASE WHEN ?6 = 'progress' THEN 'running' END, ?20, ?21)
              ON CONFLICT(id) DO UPDATE SET channel_id = excluded.channel_id, guild_id = excluded.guild_id,
                  author_id = excluded.author_id, seen = excluded.seen, kind = excluded.kind,
                  prompt = excluded.prompt, prompt_norm = excluded.prompt_norm, params = excluded.params,
@@ -314,7 +319,7 @@ impl Store {
                  error_title = excluded.error_title, posted_at = excluded.posted_at, edited_at = excluded.edited_at,
                  outcome = CASE WHEN excluded.kind = 'progress' THEN COALESCE(messages.outcome, 'running') END,
                  final_id = CASE WHEN excluded.kind = 'progress' THEN messages.final_id END,
-                 doc = excluded.doc",
+                 doc = excluded.doc, action = excluded.action",
         )?;
         stmt.execute(params![
             row.id.to_sql(),
@@ -337,6 +342,7 @@ impl Store {
             row.posted_at,
             row.edited_at,
             row.doc,
+            row.action,
         ])?;
         Ok(())
     }
@@ -538,7 +544,7 @@ impl Store {
 
     pub fn progress_row(&self, id: Snowflake) -> Result<Option<ProgressRow>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at FROM messages
+            "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action FROM messages
              WHERE id = ?1 AND kind = 'progress' AND seen = 1",
         )?;
         Ok(stmt.query_row([id.to_sql()], progress_from_row).optional()?)
@@ -558,7 +564,7 @@ impl Store {
         let mut out = Vec::new();
         if let Some(uuid) = job_uuid {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at FROM messages
+                "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action FROM messages
                  WHERE job_uuid = ?1 AND kind = 'progress' AND seen = 1",
             )?;
             let rows = stmt.query_map([uuid], progress_from_row)?;
@@ -566,7 +572,7 @@ impl Store {
         }
         if let (Some(channel), Some(user), Some(prompt)) = (channel_id, user_id, prompt_norm) {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at FROM messages
+                "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action FROM messages
                  WHERE channel_id = ?1 AND user_id = ?2 AND prompt_norm = ?3 AND posted_at BETWEEN ?4 AND ?5
                    AND kind = 'progress' AND seen = 1 AND job_uuid IS NULL",
             )?;
@@ -606,8 +612,11 @@ impl Store {
             )?;
             for row in rows {
                 let (id, kind) = row?;
-                let (is_grid, is_single) = kind_shape(&kind);
-                if is_grid || is_single {
+                let fits = match progress.action.as_deref() {
+                    Some(action) => kind == action,
+                    None => kind == "imagine" || kind == "blend",
+                };
+                if fits {
                     ids.push(id);
                 }
             }
@@ -723,5 +732,6 @@ fn progress_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProgressRow> {
         job_uuid: row.get(4)?,
         posted_at: row.get::<_, Option<i64>>(5)?.unwrap_or_else(|| id.timestamp_ms()),
         deleted: row.get::<_, Option<i64>>(6)?.is_some(),
+        action: row.get(7)?,
     })
 }

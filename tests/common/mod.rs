@@ -1,0 +1,111 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use mjlink::export::{Format, LinkRecord, LinkWriter};
+use mjlink::pipeline::{Pipeline, PipelineConfig};
+use mjlink::replay::{self, Clock, ReplaySummary};
+use mjlink::store::Store;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Replays `files` into the database at `db`.
+pub fn replay_files(files: &[PathBuf], db: &Path) -> (ReplaySummary, Store) {
+    let store = Store::open(db).expect("open store");
+    let mut pipeline = Pipeline::new(store, PipelineConfig::default());
+    let mut summary = ReplaySummary::default();
+    let mut clock = Clock::default();
+    for file in files {
+        let reader = BufReader::new(std::fs::File::open(file).expect("open fixture"));
+        let name = file.strip_prefix(root()).unwrap_or(file).display().to_string();
+        replay::replay_reader(&name, reader, &mut pipeline, &mut summary, &mut clock, |_| {}).expect("replay");
+    }
+    (summary, pipeline.into_store().expect("flush"))
+}
+
+/// Replays lines given in memory into `store`'s pipeline.
+pub fn replay_lines(lines: &[String], pipeline: &mut Pipeline) -> ReplaySummary {
+    let text = lines.join("\n");
+    let mut summary = ReplaySummary::default();
+    let mut clock = Clock::default();
+    replay::replay_reader("mem", text.as_bytes(), pipeline, &mut summary, &mut clock, |_| {}).expect("replay");
+    pipeline.flush().expect("flush");
+    summary
+}
+
+pub fn links_jsonl(store: &Store) -> String {
+    let mut writer = LinkWriter::new(Vec::new(), Format::Jsonl);
+    store
+        .for_each_link(|export| {
+            writer.write(&LinkRecord::from(export)).expect("write");
+            Ok(())
+        })
+        .expect("links");
+    String::from_utf8(writer.finish().expect("finish")).expect("utf8")
+}
+
+/// The parsed facts of every message, one line each, for expected files.
+pub fn messages_table(db: &Path) -> String {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, seen, kind, action, user_id, mode, stealth, tile, job_uuid, stage, error_title, outcome,
+                    final_id, deleted_at IS NOT NULL, substr(prompt_norm, 1, 80), params,
+                    (SELECT COUNT(*) FROM attachments a WHERE a.message_id = m.id)
+             FROM messages m ORDER BY id",
+        )
+        .expect("prepare");
+    let mut out = String::new();
+    let mut rows = stmt.query([]).expect("query");
+    while let Some(row) = rows.next().expect("row") {
+        let mut fields = Vec::new();
+        for index in 0..17 {
+            let value: rusqlite::types::Value = row.get(index).expect("value");
+            fields.push(match value {
+                rusqlite::types::Value::Null => "-".to_string(),
+                rusqlite::types::Value::Integer(n) => n.to_string(),
+                rusqlite::types::Value::Text(text) => text.replace('\n', "\\n"),
+                other => format!("{other:?}"),
+            });
+        }
+        out.push_str(&fields.join(" | "));
+        out.push('\n');
+    }
+    out
+}
+
+/// Compares `actual` with the expected file, or rewrites it when UPDATE_EXPECT is set.
+pub fn check(expected_path: &Path, actual: &str) {
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::create_dir_all(expected_path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(expected_path, actual).expect("write expected");
+        return;
+    }
+    let expected = std::fs::read_to_string(expected_path).unwrap_or_else(|_| {
+        panic!(
+            "missing {}; run with UPDATE_EXPECT=1 to create it, then review it",
+            expected_path.display()
+        )
+    });
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (e, a))| e != a)
+            .take(5)
+            .map(|(n, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", n + 1))
+            .collect();
+        panic!(
+            "{} differs (expected {} lines, got {}); first differences:\n{}\nRun with UPDATE_EXPECT=1 to accept.",
+            expected_path.display(),
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
