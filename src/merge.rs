@@ -62,13 +62,16 @@ macro_rules! for_each_field {
 impl Doc {
     pub fn new(message: Message) -> Doc {
         let rank = snapshot_rank(&message);
-        Doc {
+        let mut doc = Doc {
             message: Message {
                 referenced_message: None,
                 ..message
             },
             ranks: Ranks::Uniform(rank),
-        }
+        };
+        // An empty message keeps rank 0, like any absent field.
+        doc.ranks = doc.canonical_ranks(vec![rank; N_FIELDS]);
+        doc
     }
 
     fn rank_of(&self, field: usize) -> i64 {
@@ -101,9 +104,6 @@ impl Doc {
                         if self.message.$name.as_ref() != Some(new_value) {
                             changed = true;
                         }
-                        if ranks[field] != incoming_rank {
-                            changed = true;
-                        }
                         self.message.$name = Some(new_value.clone());
                         ranks[field] = incoming_rank;
                     }
@@ -113,12 +113,40 @@ impl Doc {
         }
         for_each_field!(merge_fields);
         debug_assert_eq!(field, N_FIELDS);
-        self.ranks = if ranks.iter().all(|rank| *rank == ranks[0]) {
-            Ranks::Uniform(ranks[0])
-        } else {
-            Ranks::PerField(ranks)
-        };
-        changed
+        let old_ranks = std::mem::replace(&mut self.ranks, Ranks::Uniform(0));
+        self.ranks = self.canonical_ranks(ranks);
+        changed || old_ranks != self.ranks
+    }
+
+    /// The rank of an absent field means nothing (any value beats none), so it is not kept:
+    /// `Uniform` when every present field has the same rank, else 0 for absent fields. Two
+    /// docs holding the same fields with the same ranks are then equal whatever their history.
+    fn canonical_ranks(&self, mut ranks: Vec<i64>) -> Ranks {
+        let mut present = [false; N_FIELDS];
+        let mut field = 0usize;
+        macro_rules! mark_present {
+            ($($name:ident),*) => {$(
+                present[field] = self.message.$name.is_some();
+                field += 1;
+            )*};
+        }
+        for_each_field!(mark_present);
+        debug_assert_eq!(field, N_FIELDS);
+        let mut present_ranks = ranks
+            .iter()
+            .zip(present)
+            .filter(|(_, here)| *here)
+            .map(|(rank, _)| *rank);
+        let first = present_ranks.next().unwrap_or(0);
+        if present_ranks.all(|rank| rank == first) {
+            return Ranks::Uniform(first);
+        }
+        for (rank, here) in ranks.iter_mut().zip(present) {
+            if !here {
+                *rank = 0;
+            }
+        }
+        Ranks::PerField(ranks)
     }
 }
 

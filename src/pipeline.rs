@@ -414,7 +414,10 @@ fn row_for(doc: &Doc, parsed: Option<&Parsed>, seen: bool) -> MessageRow {
         row.stealth = parsed.stealth;
         row.tile = parsed.tile;
         row.action = match &parsed.kind {
-            Kind::Result(action) | Kind::Progress { action: Some(action), .. } => Some(action.as_str().to_string()),
+            Kind::Result(action)
+            | Kind::Progress {
+                action: Some(action), ..
+            } => Some(action.as_str().to_string()),
             _ => None,
         };
         row.job_uuid = parsed.job_uuid.clone();

@@ -95,8 +95,8 @@ mod tests {
             Snowflake::from_sql(Snowflake(u64::MAX).to_sql()),
             Snowflake(u64::MAX)
         );
-        // 2023-07-12T09:36:49.* per the sample payload.
-        assert_eq!(id.timestamp_ms() / 1000, 1_689_154_609);
+        // The sample payload's timestamp is 2023-07-12T10:57:45.530000+00:00.
+        assert_eq!(id.timestamp_ms(), 1_689_159_465_530);
         assert!(Snowflake::from_timestamp_ms(id.timestamp_ms()) <= id);
     }
 

@@ -29,10 +29,21 @@ fn run_fixture(relative: &str) {
     let before = mjlink::store::Store::open(&db).unwrap().dump().unwrap();
     let (again, store) = replay_files(&[path], &db);
     assert_eq!(again.applied, 0, "{relative}: a second replay applied events");
-    assert_eq!(store.dump().unwrap(), before, "{relative}: a second replay changed the database");
+    assert_eq!(
+        store.dump().unwrap(),
+        before,
+        "{relative}: a second replay changed the database"
+    );
 
-    let name = PathBuf::from(relative).file_stem().unwrap().to_string_lossy().to_string();
-    check(&root().join("fixtures/expected").join(format!("{name}.txt")), &actual);
+    let name = PathBuf::from(relative)
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    check(
+        &root().join("fixtures/expected").join(format!("{name}.txt")),
+        &actual,
+    );
 }
 
 #[test]

@@ -22,7 +22,8 @@ pub fn replay_files(files: &[PathBuf], db: &Path) -> (ReplaySummary, Store) {
     for file in files {
         let reader = BufReader::new(std::fs::File::open(file).expect("open fixture"));
         let name = file.strip_prefix(root()).unwrap_or(file).display().to_string();
-        replay::replay_reader(&name, reader, &mut pipeline, &mut summary, &mut clock, |_| {}).expect("replay");
+        replay::replay_reader(&name, reader, &mut pipeline, &mut summary, &mut clock, |_| {})
+            .expect("replay");
     }
     (summary, pipeline.into_store().expect("flush"))
 }
@@ -32,7 +33,8 @@ pub fn replay_lines(lines: &[String], pipeline: &mut Pipeline) -> ReplaySummary 
     let text = lines.join("\n");
     let mut summary = ReplaySummary::default();
     let mut clock = Clock::default();
-    replay::replay_reader("mem", text.as_bytes(), pipeline, &mut summary, &mut clock, |_| {}).expect("replay");
+    replay::replay_reader("mem", text.as_bytes(), pipeline, &mut summary, &mut clock, |_| {})
+        .expect("replay");
     pipeline.flush().expect("flush");
     summary
 }
