@@ -36,7 +36,7 @@ enum Command {
     /// Feed recorded Discord traffic through the pipeline and print a summary.
     ///
     /// Each FILE holds gateway dispatches, one JSON object per line
-    /// ({"op":0,"t":"MESSAGE_CREATE","s":1,"d":{...}}), as `mjlink record` writes them, or a
+    /// ({"op":0,"t":"MESSAGE_CREATE","s":1,"d":{...}}), as recorded from the gateway, or a
     /// JSON array of messages as GET /channels/{id}/messages returns. '-' reads stdin.
     /// Replaying the same file again changes nothing; bad lines are counted and skipped.
     Replay {
