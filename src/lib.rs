@@ -11,6 +11,7 @@
 //!
 //! See ARCHITECTURE.md for the invariants.
 
+pub mod bench;
 pub mod config;
 pub mod export;
 pub mod link;
@@ -22,4 +23,5 @@ pub mod replay;
 pub mod report;
 pub mod snowflake;
 pub mod store;
+pub mod tracegen;
 pub mod wire;

@@ -134,6 +134,14 @@ pub struct Child {
 /// and normalized prompt; this keeps those posted before the child within `window_ms`, of
 /// the right shape, whose tile is free. One left: linked. More: ambiguous. None: unresolved.
 pub fn heuristic(child: Child, candidates: &[Candidate], window_ms: i64) -> Decision {
+    if !child.action.prompt_identifies_parent() {
+        return Decision {
+            parent: None,
+            signal: None,
+            status: Status::Unresolved,
+            candidates: Vec::new(),
+        };
+    }
     let shape = child.action.parent_shape();
     let mut fitting: Vec<Snowflake> = candidates
         .iter()
@@ -221,6 +229,15 @@ mod tests {
         assert_eq!(two.status, Status::Ambiguous);
         assert_eq!(two.parent, None);
         assert_eq!(two.candidates, vec![Snowflake(10), Snowflake(11)]);
+
+        let remix = Child {
+            action: Action::Remix,
+            ..child
+        };
+        assert_eq!(
+            heuristic(remix, &[candidate(10, 9 * HOUR)], 6 * HOUR).status,
+            Status::Unresolved
+        );
 
         let too_old = heuristic(child, &[candidate(10, 3 * HOUR)], 6 * HOUR);
         assert_eq!(too_old.status, Status::Unresolved);

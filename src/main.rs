@@ -54,6 +54,41 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Write a synthetic Midjourney trace (gateway dispatch lines) and its ground truth.
+    ///
+    /// Interleaved users and channels, identical-prompt bursts, every result kind, noise,
+    /// duplicates and out-of-order events; deterministic for a given seed.
+    GenTrace {
+        /// About this many lines.
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where the trace goes.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Where the ground truth goes: one JSON line per result with its true parent.
+        #[arg(long, value_name = "FILE")]
+        truth: Option<PathBuf>,
+    },
+    /// Measure replay throughput against serenity's own deserialization of the same lines.
+    ///
+    /// For each size, generates a trace, times deserializing every line into serenity's
+    /// GatewayEvent (the baseline), then times `replay` of the same file into a fresh SQLite
+    /// database on disk, and reports both rates, their ratio and the replay's peak RSS.
+    Bench {
+        /// Trace sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        sizes: Vec<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Scratch directory for traces and databases (default: the system temp dir).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -122,7 +157,94 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             write_links(&store, format, &mut stdout.lock())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::GenTrace {
+            events,
+            seed,
+            out,
+            truth,
+        } => {
+            let file =
+                std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+            let mut truth_writer = match &truth {
+                Some(path) => Some(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => None,
+            };
+            let mut truth_error = None;
+            let options = mjlink::tracegen::TraceOptions {
+                seed,
+                events,
+                ..Default::default()
+            };
+            let stats = mjlink::tracegen::generate(&options, &mut writer, &mut |link| {
+                if let Some(out) = truth_writer.as_mut() {
+                    let row = serde_json::json!({
+                        "child_id": link.child_id.to_string(),
+                        "parent_id": link.parent_id.to_string(),
+                        "action": link.action,
+                        "index": link.index,
+                        "has_reference": link.has_reference,
+                    });
+                    if let Err(error) = writeln!(out, "{row}") {
+                        truth_error.get_or_insert(error);
+                    }
+                }
+            })?;
+            writer.flush()?;
+            if let Some(error) = truth_error {
+                return Err(error.into());
+            }
+            if let Some(mut out) = truth_writer {
+                out.flush()?;
+            }
+            println!(
+                "wrote {} lines ({} results, {} grids, {} silently failed jobs) to {}",
+                stats.lines,
+                stats.results,
+                stats.grids,
+                stats.failed_jobs,
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            sizes,
+            seed,
+            dir,
+            json,
+        } => {
+            let scratch = match dir {
+                Some(dir) => dir,
+                None => std::env::temp_dir(),
+            };
+            let scratch = tempfile_dir(&scratch)?;
+            let mut rows = Vec::new();
+            for size in sizes {
+                eprintln!("bench: {size} events...");
+                rows.push(mjlink::bench::run_one(&scratch, size, seed)?);
+            }
+            let _ = std::fs::remove_dir_all(&scratch);
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &rows)?;
+                writeln!(out)?;
+            } else {
+                mjlink::bench::write_table(&mut out, &rows)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// A fresh scratch directory under `parent`.
+fn tempfile_dir(parent: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let dir = parent.join(format!("mjlink-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
 }
 
 fn write_links(store: &Store, format: Format, out: &mut impl Write) -> anyhow::Result<()> {

@@ -123,6 +123,12 @@ impl Action {
         )
     }
 
+    /// Whether the fallback may look for this result's parent by prompt. Remix lets the user
+    /// edit the prompt, so an equal prompt says nothing about a remix's parent.
+    pub fn prompt_identifies_parent(self) -> bool {
+        !matches!(self, Action::Remix | Action::RemixStrong | Action::RemixSubtle)
+    }
+
     /// What the parent of such a result looks like (for the fallback linker).
     pub fn parent_shape(self) -> ParentShape {
         match self {
@@ -356,12 +362,10 @@ pub fn parse(message: &Message, bots: &BotIds) -> Parsed {
         Kind::Result(action)
     } else if tail.unknown_marker {
         Kind::Other
-    } else if prompt.params.contains_key("video") || prompt.params.contains_key("motion") {
-        if is_reply {
-            Kind::Result(Action::Animate)
-        } else {
-            Kind::Grid(Origin::Imagine)
-        }
+    } else if prompt.params.contains_key("motion") || (is_reply && prompt.params.contains_key("video")) {
+        // `--motion` belongs to the video model, reached only through Animate; a bare
+        // `--video` on /imagine is the old "video of the render" option.
+        Kind::Result(Action::Animate)
     } else if is_reply {
         Kind::Result(Action::Reroll)
     } else if is_blend(message, &prompt) {

@@ -1,0 +1,2673 @@
+//! Deterministic generator of synthetic Discord gateway traffic from the Midjourney bot, for tests
+//! and benchmarks of mjlink. It writes one gateway dispatch per line (`{"op":0,"t":..,"s":..,"d":..}`)
+//! shaped like the real recorded payloads: `/imagine` start messages with progress edits and
+//! deletions, final grids, upscales, variations, zooms, pans, rerolls and animations replying to
+//! their parents, error embeds, human chatter, an impostor bot, unknown dispatch types, gateway
+//! redeliveries and out-of-order edits. For every result message it reports the ground truth
+//! (child, parent, action) through a callback. The output depends only on the options (same
+//! options, same bytes), is produced as a stream, and uses memory bounded by the number of jobs
+//! in flight plus a fixed-size window of recent messages, never by the length of the trace.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt::Write as _;
+use std::io;
+
+/// User id (= application id) of the Midjourney bot.
+pub const MIDJOURNEY_BOT_ID: u64 = 936929561302675456;
+
+/// Bot id of the impostor that copies Midjourney's texts (noise).
+const IMPOSTOR_BOT_ID: u64 = 1104482731295686716;
+/// Discord epoch (2015-01-01T00:00:00Z) in unix milliseconds.
+const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+/// Largest time offset a snowflake can hold (42 bits of milliseconds).
+const MAX_SNOWFLAKE_OFFSET_MS: i64 = (1 << 42) - 1;
+/// 2024-05-01T00:00:00Z in unix milliseconds.
+const DEFAULT_START_MS: i64 = 1_714_521_600_000;
+/// Latest accepted start time: leaves more than 60 years of snowflake range for the trace itself.
+const MAX_START_MS: i64 = DISCORD_EPOCH_MS + (1 << 41);
+/// Number of recent grids/upscales whose buttons can still be pressed.
+const LIVE_WINDOW: usize = 1024;
+/// Recent prompts remembered per user (for prompt reuse).
+const RECENT_PROMPTS: usize = 4;
+const MAX_CHANNELS: usize = 256;
+const MAX_USERS: usize = 4096;
+
+/// Options of [`generate`]. Every combination is valid: out-of-range values are saturated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceOptions {
+    /// Seed of the internal PRNG; the same options always give byte-identical output.
+    pub seed: u64,
+    /// Stop after about this many lines (the last step may overshoot by a few lines).
+    pub events: usize,
+    /// Number of channels (default 3, saturated to 1..=256).
+    pub channels: usize,
+    /// Number of users submitting jobs (default 6, saturated to 1..=4096).
+    pub users: usize,
+    /// Unix milliseconds of the first message (default 2024-05-01T00:00:00Z, saturated to
+    /// 2015-01-01..~2084 so every timestamp fits a snowflake).
+    pub start_ms: i64,
+    /// Per mille of results emitted without `message_reference`/`referenced_message`
+    /// (default 100 = 10%, saturated to 1000).
+    pub strip_reference_per_mille: u32,
+    /// Human chat, an impostor bot, `TYPING_START`/`MESSAGE_REACTION_ADD` dispatches and
+    /// describe results (default true). Malformed lines are never written; see [`MALFORMED_LINES`].
+    pub noise: bool,
+    /// About 2% of lines are written again a few lines later, unchanged except `s` (default true).
+    pub duplicates: bool,
+    /// Some progress edits/deletes are written just before the create of their message (default true).
+    pub out_of_order: bool,
+}
+
+impl Default for TraceOptions {
+    fn default() -> Self {
+        TraceOptions {
+            seed: 0,
+            events: 10_000,
+            channels: 3,
+            users: 6,
+            start_ms: DEFAULT_START_MS,
+            strip_reference_per_mille: 100,
+            noise: true,
+            duplicates: true,
+            out_of_order: true,
+        }
+    }
+}
+
+/// Ground truth for one result message: `child_id` was produced from `parent_id` by `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TruthLink {
+    /// Id of the result message.
+    pub child_id: u64,
+    /// Id of the message whose button was pressed (a grid, or an upscale).
+    pub parent_id: u64,
+    /// One of `upscale`, `upscale_2x`, `upscale_4x`, `upscale_subtle`, `upscale_creative`,
+    /// `variation`, `variation_strong`, `variation_subtle`, `variation_region`, `remix`, `reroll`,
+    /// `zoom`, `pan_left`, `pan_right`, `pan_up`, `pan_down`, `animate`.
+    pub action: &'static str,
+    /// Tile number (1..=4), only for `upscale`.
+    pub index: Option<u8>,
+    /// Whether the result carries `message_reference` and `referenced_message`.
+    pub has_reference: bool,
+}
+
+/// Counts of what [`generate`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TraceStats {
+    /// Lines written (including duplicate redeliveries).
+    pub lines: usize,
+    /// `MESSAGE_CREATE` lines (including duplicates and noise).
+    pub creates: usize,
+    /// `MESSAGE_UPDATE` lines (including duplicates).
+    pub updates: usize,
+    /// `MESSAGE_DELETE` lines (including duplicates).
+    pub deletes: usize,
+    /// Result messages written (= number of `truth` calls).
+    pub results: usize,
+    /// Final grids of `/imagine` jobs written.
+    pub grids: usize,
+    /// `/imagine` jobs whose start message was deleted without a grid (silent moderation).
+    pub failed_jobs: usize,
+}
+
+/// A few malformed gateway lines, kept apart from the generated trace (which never contains
+/// them), for parser robustness tests.
+pub const MALFORMED_LINES: &[&str] = &[
+    "",
+    "not json at all",
+    "{\"op\":0,\"t\":\"MESSAGE_CREATE\",\"s\":1,\"d\":{\"id\":\"12",
+    "{\"op\":0,\"t\":\"MESSAGE_CREATE\",\"s\":2}",
+    "{\"op\":0,\"t\":\"MESSAGE_CREATE\",\"s\":3,\"d\":null}",
+    "{\"op\":0,\"t\":\"MESSAGE_CREATE\",\"s\":4,\"d\":{\"id\":12345,\"content\":7}}",
+    "[1,2,3]",
+    "{\"op\":11}",
+];
+
+/// Snowflake with the given unix-millisecond time and sequence:
+/// `((ms - 1420070400000) << 22) | (seq & 0x3fffff)`. The time is saturated to the 42-bit range.
+pub fn snowflake_at(ms: i64, seq: u64) -> u64 {
+    let rel = ms
+        .saturating_sub(DISCORD_EPOCH_MS)
+        .clamp(0, MAX_SNOWFLAKE_OFFSET_MS) as u64;
+    (rel << 22) | (seq & 0x3f_ffff)
+}
+
+/// Writes one dispatch per line (each line ends with '\n') to `out`, calls `truth` once per result message.
+///
+/// Runs a small discrete-event simulation (jobs in flight, a window of recent messages whose
+/// buttons get pressed) until about `opts.events` lines are written. Only I/O errors of `out`
+/// are returned.
+pub fn generate(
+    opts: &TraceOptions,
+    out: &mut dyn io::Write,
+    truth: &mut dyn FnMut(TruthLink),
+) -> io::Result<TraceStats> {
+    let mut sim = Sim::new(opts, out, truth);
+    sim.run()?;
+    Ok(sim.em.stats)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Static material
+
+struct Suffix {
+    text: &'static str,
+    weight: u32,
+    /// Grid size for this aspect ratio.
+    dims: (u32, u32),
+    /// Version 5.x: its upscales carry the 2x/4x upscalers instead of subtle/creative.
+    v5: bool,
+}
+
+const SQUARE: (u32, u32) = (2048, 2048);
+
+const SUFFIXES: &[Suffix] = &[
+    Suffix {
+        text: "",
+        weight: 30,
+        dims: SQUARE,
+        v5: false,
+    },
+    Suffix {
+        text: " --ar 16:9 --v 7.0",
+        weight: 8,
+        dims: (2912, 1632),
+        v5: false,
+    },
+    Suffix {
+        text: " --niji 6",
+        weight: 6,
+        dims: SQUARE,
+        v5: false,
+    },
+    Suffix {
+        text: " --s 750 --v 5.2",
+        weight: 6,
+        dims: SQUARE,
+        v5: true,
+    },
+    Suffix {
+        text: " --no text, watermark",
+        weight: 5,
+        dims: SQUARE,
+        v5: false,
+    },
+    Suffix {
+        text: " --style raw",
+        weight: 6,
+        dims: SQUARE,
+        v5: false,
+    },
+    Suffix {
+        text: " --chaos 20 --seed 1234",
+        weight: 5,
+        dims: SQUARE,
+        v5: false,
+    },
+    Suffix {
+        text: " --tile",
+        weight: 3,
+        dims: SQUARE,
+        v5: false,
+    },
+    Suffix {
+        text: " --sref https://s.mj.run/xyz",
+        weight: 4,
+        dims: SQUARE,
+        v5: false,
+    },
+    Suffix {
+        text: " --ar 9:16 --v 6.1",
+        weight: 5,
+        dims: (1632, 2912),
+        v5: false,
+    },
+    Suffix {
+        text: " --ar 2:3 --v 5.2",
+        weight: 4,
+        dims: (1664, 2496),
+        v5: true,
+    },
+    Suffix {
+        text: " --v 6.1",
+        weight: 8,
+        dims: SQUARE,
+        v5: false,
+    },
+];
+/// Index in [`SUFFIXES`] of the settings suffix one user has on every prompt.
+const SETTINGS_SUFFIX: u8 = 3;
+
+/// Prompt bodies (parameters come from [`SUFFIXES`]).
+const BODIES: &[&str] = &[
+    "glass",
+    "梵高，向日葵",
+    "Vincent van Gogh, Sunflowers",
+    "a cat astronaut floating above the Earth, cinematic lighting 🚀🐱",
+    "a neon sign that says **OPEN** in a rainy alley, cyberpunk",
+    "portrait of an old fisherman\nmuted colors, film grain",
+    "<https://s.mj.run/abcDEF> a watercolor version of this photo",
+    "天空出现ufo",
+    "粉色的猪",
+    "東京の夜景、雨、ネオン",
+    "서울의 봄, 벚꽃",
+    "🌸🌸🌸 spring festival 🎏",
+    "cute robot 🤖 watering plants on a balcony",
+    "The little white rabbit is eating carrots.",
+    "apple, forest,big bad wolf, wood,unreal engine, cinematic lighting, UHD, super detail",
+    "isometric cozy bedroom, pastel palette, 3d render",
+    "Editorial fashion photography, a chic woman in a cobalt blue trench coat on a sunlit street",
+    "minimalist logo of a fox, flat vector",
+    "samurai standing in the rain, ukiyo-e style",
+    "a bowl of ramen, food photography, 85mm",
+    "Puppy",
+    "tiger",
+    "The sky is blue.",
+    "Coca-Cola.",
+    "a castle made of glass on a floating island, fantasy concept art",
+    "seamless pattern of lemons and leaves",
+    "product shot of a perfume bottle on black marble",
+    "a dragon made of smoke, dark background",
+    "Newton stood on the shoulders of giants and became a giant himself.",
+    "retro 80s poster of a sports car, synthwave",
+    "a lighthouse during a storm, oil painting",
+    "children's book illustration of a bear reading, soft colors",
+    "cross-section of a submarine, technical drawing",
+    "an astronaut riding a horse, photorealistic",
+    "Beauty and the Beast",
+    "low poly mountain landscape at sunset",
+    "a cup of coffee with latte art shaped like a heart ☕",
+    "Big head, big head, not worried about rain.",
+    "wolf howling at the moon, line art",
+    "[8262694398550213] The wolf is coming.",
+    "a street market in Marrakech, golden hour, \"busy\" crowd",
+];
+/// Index in [`BODIES`] of the prompt used for most bursts (as in the real channel).
+const BURST_BODY: u8 = 1;
+
+/// Text a remix inserts after the prompt body (index 0 = no remix).
+const REMIX_MODS: &[&str] = &[
+    "",
+    ", at night",
+    ", in winter",
+    ", watercolor style",
+    ", wide angle, golden hour",
+];
+const VIDEO_SUFFIX: &str = " --motion high --video 1";
+const SUBTEXT: &str =
+    "\n-# Create, explore, and organize on [midjourney.com](<https://midjourney.com/imagine?from_discord=1>)";
+const MODES: &[&str] = &["fast", "relaxed", "turbo", "fast, stealth"];
+
+struct FixedUser {
+    id: u64,
+    name: &'static str,
+}
+
+const FIXED_USERS: &[FixedUser] = &[
+    FixedUser {
+        id: 1012268717368946001,
+        name: "oliverdaniel",
+    },
+    FixedUser {
+        id: 1122599062454157002,
+        name: "camcooke",
+    },
+    FixedUser {
+        id: 839907989619212003,
+        name: "forrynie.1981",
+    },
+    FixedUser {
+        id: 1013250593877397004,
+        name: "april39",
+    },
+    FixedUser {
+        id: 1187002231450001005,
+        name: "pixel.witch_",
+    },
+    FixedUser {
+        id: 1201337420690000006,
+        name: "neo__tokyo",
+    },
+    FixedUser {
+        id: 1099887766554433007,
+        name: "m.j_fan",
+    },
+    FixedUser {
+        id: 1176543210987654008,
+        name: "sunflower.lover",
+    },
+];
+
+const GUILD_A: u64 = 1120568025381355652;
+const GUILD_B: u64 = 662267976984297473;
+const FIXED_CHANNELS: &[(u64, u64)] = &[
+    (1120568025993715764, GUILD_A),
+    (1008571020480876554, GUILD_B),
+    (1130000000000000101, GUILD_A),
+    (1143311122233344455, GUILD_B),
+    (1150000000000000777, GUILD_A),
+    (1160000000000000888, GUILD_B),
+];
+
+const HUMAN_TEXTS: &[&str] = &[
+    "lol that third one is cursed",
+    "can someone upscale #2 for me?",
+    "**wow** these came out great",
+    "how do I get --ar 16:9 to work with niji?",
+    "哇，太好看了",
+    "brb",
+    "<@936929561302675456> why is my job stuck at 0%",
+    "Image #1 is the best one imo",
+    "try adding --style raw\nit helps with faces",
+    "😂😂😂",
+    "/imagine a cat in a hat",
+    "**a cat in a hat** - <@1012268717368946001> (fast)",
+    "anyone know when the next version drops?",
+    "check this out",
+    "nice 👍",
+];
+
+const DESCRIBES: &[&str] = &[
+    "1️⃣ a watercolor painting of a fox in a misty forest, soft pastel colors --ar 3:2\n\n2️⃣ fox in the fog, dreamy storybook illustration --ar 3:2\n\n3️⃣ a red fox standing among birch trees, muted tones --ar 3:2\n\n4️⃣ ethereal woodland scene with a fox, japanese ink style --ar 3:2",
+    "1️⃣ a neon-lit street at night with rain reflections, cyberpunk --ar 16:9\n\n2️⃣ rainy tokyo alley, cinematic still --ar 16:9\n\n3️⃣ wet asphalt and neon signs, blade runner mood --ar 16:9\n\n4️⃣ night city street photography, moody lights --ar 16:9",
+];
+
+/// Public error embeds: title, description, color.
+const ERRORS: &[(&str, &str, u32)] = &[
+    (
+        "Invalid parameter",
+        "Invalid value provided for `--ar`: `16:0`",
+        16711680,
+    ),
+    (
+        "Banned prompt detected",
+        "Sorry! Our AI moderator thinks this prompt is probably against our community standards.",
+        16711680,
+    ),
+    (
+        "Queue full",
+        "You have reached the maximum allowed number of concurrent jobs. Please wait for one of them to finish.",
+        15548997,
+    ),
+    (
+        "Job queued",
+        "You have reached the maximum allowed number of concurrent jobs. Don't worry, this job will start as soon as another one finishes!",
+        15548997,
+    ),
+];
+
+// ---------------------------------------------------------------------------------------------
+// PRNG (splitmix64) and small helpers
+
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        mix(self.0)
+    }
+
+    /// Uniform in `0..n` (0 when `n == 0`).
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Uniform index into a slice of length `len` (0 when empty).
+    fn index(&mut self, len: usize) -> usize {
+        self.below(len as u64) as usize
+    }
+
+    /// Uniform in `lo..=hi` (`lo` when `hi <= lo`); meant for small constant ranges.
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        if hi <= lo {
+            return lo;
+        }
+        let span = hi.abs_diff(lo).saturating_add(1);
+        lo.saturating_add(self.below(span) as i64)
+    }
+
+    fn per_mille(&mut self, p: u32) -> bool {
+        self.below(1000) < u64::from(p)
+    }
+
+    /// Index chosen with the given weights (0 when all weights are zero).
+    fn weighted(&mut self, weights: &[u32]) -> usize {
+        let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+        let mut r = self.below(total);
+        for (i, &w) in weights.iter().enumerate() {
+            if r < u64::from(w) {
+                return i;
+            }
+            r -= u64::from(w);
+        }
+        0
+    }
+}
+
+/// splitmix64 finalizer: a stateless hash used for derived values (sizes, signatures).
+fn mix(x: u64) -> u64 {
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn body_text(i: u8) -> &'static str {
+    BODIES.get(usize::from(i)).copied().unwrap_or("")
+}
+
+fn remix_text(i: u8) -> &'static str {
+    REMIX_MODS.get(usize::from(i)).copied().unwrap_or("")
+}
+
+fn suffix(i: u8) -> &'static Suffix {
+    SUFFIXES.get(usize::from(i)).unwrap_or(&SUFFIXES[0])
+}
+
+fn mode_text(i: u8) -> &'static str {
+    MODES.get(usize::from(i)).copied().unwrap_or("fast")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model
+
+/// A prompt as echoed by Midjourney: body, optional remix text, parameters, optional video flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Prompt {
+    body: u8,
+    suffix: u8,
+    remix: u8,
+    video: bool,
+}
+
+impl Prompt {
+    fn grid_dims(self) -> (u32, u32) {
+        suffix(self.suffix).dims
+    }
+
+    fn v5(self) -> bool {
+        suffix(self.suffix).v5
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Author {
+    Mj,
+    Impostor,
+    Human,
+}
+
+/// The text between the prompt and the user mention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    Plain,
+    Image(u8),
+    Text(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Four-image grid with U1..U4, reroll and V1..V4 buttons.
+    Grid,
+    /// Single image with the SOLO buttons; `upscalers` adds the upscale-of-upscale buttons.
+    Upscale { upscalers: bool },
+    /// Animated result (`.webp`), no buttons.
+    Video,
+    /// Start/progress message: `None` = "Waiting to start", else the percentage.
+    Progress(Option<u8>),
+    /// Human chat line (index into [`HUMAN_TEXTS`]) with an optional png.
+    Human { text: u8, attachment: bool },
+    /// Describe result embed (index into [`DESCRIBES`]).
+    Describe(u8),
+    /// Public error embed (index into [`ERRORS`]).
+    Error(u8),
+    /// "Slow Down!" embed.
+    SlowDown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Interaction {
+    id: u64,
+    nonce: u64,
+    name: &'static str,
+}
+
+/// Everything needed to render one message; small and `Copy`, so snapshots are cheap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Msg {
+    id: u64,
+    mtype: u8,
+    author: Author,
+    channel: u32,
+    user: u32,
+    ts: i64,
+    edited: Option<i64>,
+    prompt: Prompt,
+    mode: u8,
+    marker: Marker,
+    form: Form,
+    uuid: u128,
+    att_id: u64,
+    w: u32,
+    h: u32,
+    subtext: bool,
+    /// Bit n-1 set = the Un button was used (rendered with style 1).
+    used_u: u8,
+    ref_id: Option<u64>,
+    interaction: Option<Interaction>,
+}
+
+/// A message whose buttons can still be pressed, with its own parent (for `referenced_message`).
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    msg: Msg,
+    parent: Option<Msg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Upscale(u8),
+    Upscale2x,
+    Upscale4x,
+    UpscaleSubtle,
+    UpscaleCreative,
+    /// V button of a grid; carries the marker Midjourney printed.
+    Variation(&'static str),
+    VariationStrong,
+    VariationSubtle,
+    VariationRegion,
+    Remix,
+    Reroll,
+    Zoom,
+    PanLeft,
+    PanRight,
+    PanUp,
+    PanDown,
+    Animate,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Upscale(_) => "upscale",
+            Action::Upscale2x => "upscale_2x",
+            Action::Upscale4x => "upscale_4x",
+            Action::UpscaleSubtle => "upscale_subtle",
+            Action::UpscaleCreative => "upscale_creative",
+            Action::Variation(_) => "variation",
+            Action::VariationStrong => "variation_strong",
+            Action::VariationSubtle => "variation_subtle",
+            Action::VariationRegion => "variation_region",
+            Action::Remix => "remix",
+            Action::Reroll => "reroll",
+            Action::Zoom => "zoom",
+            Action::PanLeft => "pan_left",
+            Action::PanRight => "pan_right",
+            Action::PanUp => "pan_up",
+            Action::PanDown => "pan_down",
+            Action::Animate => "animate",
+        }
+    }
+
+    fn marker(self) -> Marker {
+        match self {
+            Action::Upscale(n) => Marker::Image(n),
+            Action::Upscale2x => Marker::Text("Upscaled (2x) by"),
+            Action::Upscale4x => Marker::Text("Upscaled (4x) by"),
+            Action::UpscaleSubtle => Marker::Text("Upscaled (Subtle) by"),
+            Action::UpscaleCreative => Marker::Text("Upscaled (Creative) by"),
+            Action::Variation(m) => Marker::Text(m),
+            Action::VariationStrong => Marker::Text("Variations (Strong) by"),
+            Action::VariationSubtle => Marker::Text("Variations (Subtle) by"),
+            Action::VariationRegion => Marker::Text("Variations (Region) by"),
+            Action::Remix => Marker::Text("Remix by"),
+            Action::Zoom => Marker::Text("Zoom Out by"),
+            Action::PanLeft => Marker::Text("Pan Left by"),
+            Action::PanRight => Marker::Text("Pan Right by"),
+            Action::PanUp => Marker::Text("Pan Up by"),
+            Action::PanDown => Marker::Text("Pan Down by"),
+            Action::Reroll | Action::Animate => Marker::Plain,
+        }
+    }
+
+    /// Upscalers produce their result directly, without a progress message.
+    fn is_upscale(self) -> bool {
+        matches!(
+            self,
+            Action::Upscale(_)
+                | Action::Upscale2x
+                | Action::Upscale4x
+                | Action::UpscaleSubtle
+                | Action::UpscaleCreative
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Start,
+    Update(u8),
+    Final,
+    Delete,
+    GridEdit,
+    Done,
+}
+
+impl Stage {
+    /// Index of this stage's time in [`Job::t`].
+    fn time_index(self) -> usize {
+        match self {
+            Stage::Start => 0,
+            Stage::Update(k) => 1 + usize::from(k.min(2)),
+            Stage::Final => 4,
+            Stage::Delete => 5,
+            Stage::GridEdit | Stage::Done => 6,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hoist {
+    No,
+    Update,
+    Delete,
+}
+
+/// One job in flight (an `/imagine` or a button press).
+struct Job {
+    /// `None` = `/imagine`.
+    action: Option<Action>,
+    /// Snapshot of the pressed message (refreshed from the live window when the result is written).
+    parent: Option<Msg>,
+    channel: u32,
+    user: u32,
+    prompt: Prompt,
+    mode: u8,
+    uuid: u128,
+    subtext: bool,
+    strip: bool,
+    moderated: bool,
+    grid_edit: bool,
+    hoist: Hoist,
+    n_updates: u8,
+    pcts: [u8; 3],
+    /// Planned times: start, updates 1..3, final, delete, grid edit.
+    t: [i64; 7],
+    stage: Stage,
+    progress: Option<Msg>,
+}
+
+impl Job {
+    fn next_stage(&self) -> Stage {
+        let after_updates = if self.moderated {
+            Stage::Delete
+        } else {
+            Stage::Final
+        };
+        let after_final = if self.grid_edit {
+            Stage::GridEdit
+        } else {
+            Stage::Done
+        };
+        match self.stage {
+            Stage::Start if self.n_updates > 0 => Stage::Update(0),
+            Stage::Start => after_updates,
+            Stage::Update(k) if k + 1 < self.n_updates => Stage::Update(k + 1),
+            Stage::Update(_) => after_updates,
+            Stage::Final if self.progress.is_some() => Stage::Delete,
+            Stage::Final => after_final,
+            Stage::Delete if self.moderated => Stage::Done,
+            Stage::Delete => after_final,
+            Stage::GridEdit | Stage::Done => Stage::Done,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Arrival,
+    Burst {
+        user: u32,
+        channel: u32,
+        prompt: Prompt,
+        left: u8,
+    },
+    Job(usize),
+}
+
+struct User {
+    id: u64,
+    name: String,
+    home: u32,
+    mode: u8,
+    settings_suffix: Option<u8>,
+}
+
+struct World {
+    channels: Vec<(u64, u64)>,
+    users: Vec<User>,
+}
+
+impl World {
+    fn new(channels: usize, users: usize) -> World {
+        let channels: Vec<(u64, u64)> = (0..channels)
+            .map(|i| match FIXED_CHANNELS.get(i) {
+                Some(&c) => c,
+                None => (
+                    1_170_000_000_000_000_000 + (i as u64) * 1_000_003,
+                    if i % 2 == 0 { GUILD_A } else { GUILD_B },
+                ),
+            })
+            .collect();
+        let n_channels = channels.len().max(1) as u32;
+        let users = (0..users)
+            .map(|i| {
+                let (id, name) = match FIXED_USERS.get(i) {
+                    Some(u) => (u.id, u.name.to_string()),
+                    None if i % 2 == 0 => (
+                        1_190_000_000_000_000_000 + (i as u64) * 7_919,
+                        format!("artist_{i}"),
+                    ),
+                    None => (
+                        1_190_000_000_000_000_000 + (i as u64) * 7_919,
+                        format!("user.{i}"),
+                    ),
+                };
+                User {
+                    id,
+                    name,
+                    home: (i as u32) % n_channels,
+                    mode: [1, 0, 0, 2, 1, 3][i % 6],
+                    settings_suffix: if i == 0 { Some(SETTINGS_SUFFIX) } else { None },
+                }
+            })
+            .collect();
+        World { channels, users }
+    }
+
+    fn user(&self, i: u32) -> &User {
+        // `users` is never empty (the option is saturated to at least 1).
+        &self.users[(i as usize) % self.users.len()]
+    }
+
+    fn channel(&self, i: u32) -> (u64, u64) {
+        self.channels
+            .get(i as usize)
+            .copied()
+            .unwrap_or(FIXED_CHANNELS[0])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output: line framing, statistics, duplicate redelivery
+
+struct PendingDup {
+    due: usize,
+    t: &'static str,
+    d: String,
+}
+
+struct Emitter<'a> {
+    out: &'a mut dyn io::Write,
+    line: String,
+    seq: u64,
+    stats: TraceStats,
+    rng: Rng,
+    duplicates: bool,
+    pending: Vec<PendingDup>,
+}
+
+impl Emitter<'_> {
+    fn emit(&mut self, t: &'static str, d: &str) -> io::Result<()> {
+        self.write_line(t, d)?;
+        if self.duplicates && self.rng.per_mille(20) {
+            let delay = self.rng.range(2, 40) as usize;
+            self.pending.push(PendingDup {
+                due: self.stats.lines.saturating_add(delay),
+                t,
+                d: d.to_owned(),
+            });
+        }
+        while let Some(i) = self.pending.iter().position(|p| p.due <= self.stats.lines) {
+            let p = self.pending.remove(i);
+            self.write_line(p.t, &p.d)?;
+        }
+        Ok(())
+    }
+
+    fn write_line(&mut self, t: &'static str, d: &str) -> io::Result<()> {
+        self.seq = self.seq.saturating_add(1);
+        self.line.clear();
+        self.line.push_str("{\"op\":0,\"t\":\"");
+        self.line.push_str(t);
+        self.line.push_str("\",\"s\":");
+        let _ = write!(self.line, "{}", self.seq);
+        self.line.push_str(",\"d\":");
+        self.line.push_str(d);
+        self.line.push_str("}\n");
+        self.out.write_all(self.line.as_bytes())?;
+        let s = &mut self.stats;
+        s.lines = s.lines.saturating_add(1);
+        match t {
+            "MESSAGE_CREATE" => s.creates = s.creates.saturating_add(1),
+            "MESSAGE_UPDATE" => s.updates = s.updates.saturating_add(1),
+            "MESSAGE_DELETE" => s.deletes = s.deletes.saturating_add(1),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulation
+
+struct Sim<'a> {
+    world: World,
+    rng: Rng,
+    now: i64,
+    ctr: u64,
+    last_msg_id: u64,
+    tie: u64,
+    heap: BinaryHeap<Reverse<(i64, u64, Ev)>>,
+    jobs: Vec<Option<Job>>,
+    free: Vec<usize>,
+    live: VecDeque<Live>,
+    recent: Vec<VecDeque<(u32, Prompt)>>,
+    impostor_last: Option<Msg>,
+    buf: String,
+    em: Emitter<'a>,
+    truth: &'a mut dyn FnMut(TruthLink),
+    target: usize,
+    strip_per_mille: u32,
+    noise: bool,
+    out_of_order: bool,
+    peak_heap: usize,
+    peak_jobs: usize,
+}
+
+impl<'a> Sim<'a> {
+    fn new(opts: &TraceOptions, out: &'a mut dyn io::Write, truth: &'a mut dyn FnMut(TruthLink)) -> Sim<'a> {
+        let users = opts.users.clamp(1, MAX_USERS);
+        let channels = opts.channels.clamp(1, MAX_CHANNELS);
+        Sim {
+            world: World::new(channels, users),
+            rng: Rng(opts.seed),
+            now: opts.start_ms.clamp(DISCORD_EPOCH_MS, MAX_START_MS),
+            ctr: 0,
+            last_msg_id: 0,
+            tie: 0,
+            heap: BinaryHeap::new(),
+            jobs: Vec::new(),
+            free: Vec::new(),
+            live: VecDeque::with_capacity(LIVE_WINDOW),
+            recent: (0..users).map(|_| VecDeque::new()).collect(),
+            impostor_last: None,
+            buf: String::with_capacity(16 * 1024),
+            em: Emitter {
+                out,
+                line: String::with_capacity(16 * 1024),
+                seq: 0,
+                stats: TraceStats::default(),
+                rng: Rng(mix(opts.seed ^ 0x5eed_d00d_cafe_f00d)),
+                duplicates: opts.duplicates,
+                pending: Vec::new(),
+            },
+            truth,
+            target: opts.events,
+            strip_per_mille: opts.strip_reference_per_mille.min(1000),
+            noise: opts.noise,
+            out_of_order: opts.out_of_order,
+            peak_heap: 0,
+            peak_jobs: 0,
+        }
+    }
+
+    fn run(&mut self) -> io::Result<()> {
+        self.schedule(self.now, Ev::Arrival);
+        while self.em.stats.lines < self.target {
+            let Some(Reverse((t, _, ev))) = self.heap.pop() else {
+                break;
+            };
+            self.now = self.now.max(t);
+            match ev {
+                Ev::Arrival => {
+                    self.arrival()?;
+                    let mut gap = self.rng.range(1_000, 16_000);
+                    if self.rng.per_mille(30) {
+                        gap += self.rng.range(120_000, 2_400_000);
+                    }
+                    self.schedule(self.now.saturating_add(gap), Ev::Arrival);
+                }
+                Ev::Burst {
+                    user,
+                    channel,
+                    prompt,
+                    left,
+                } => {
+                    self.plan_job(None, None, user, channel, prompt, self.now);
+                    if left > 1 {
+                        let next = Ev::Burst {
+                            user,
+                            channel,
+                            prompt,
+                            left: left - 1,
+                        };
+                        let at = self.now.saturating_add(self.rng.range(12_000, 40_000));
+                        self.schedule(at, next);
+                    }
+                }
+                Ev::Job(slot) => self.step_job(slot)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn schedule(&mut self, at: i64, ev: Ev) {
+        self.tie += 1;
+        self.heap.push(Reverse((at, self.tie, ev)));
+        self.peak_heap = self.peak_heap.max(self.heap.len());
+    }
+
+    /// A new message id at `ms`: unique and strictly increasing in emission order.
+    fn msg_id(&mut self, ms: i64) -> u64 {
+        self.ctr = self.ctr.wrapping_add(1);
+        let id = snowflake_at(ms, self.ctr).max(self.last_msg_id.saturating_add(1));
+        self.last_msg_id = id;
+        id
+    }
+
+    /// An auxiliary snowflake (attachment, nonce, interaction) dated `ms`.
+    fn aux_id(&mut self, ms: i64) -> u64 {
+        self.ctr = self.ctr.wrapping_add(1);
+        snowflake_at(ms, self.ctr)
+    }
+
+    /// An attachment id: uploaded a little before the message that carries it.
+    fn att_id(&mut self, ms: i64) -> u64 {
+        let lag = self.rng.range(20, 400);
+        self.aux_id(ms.saturating_sub(lag))
+    }
+
+    fn new_uuid(&mut self) -> u128 {
+        let raw = (u128::from(self.rng.next_u64()) << 64) | u128::from(self.rng.next_u64());
+        let v4 = (raw & !(0xf_u128 << 76)) | (0x4_u128 << 76);
+        (v4 & !(0x3_u128 << 62)) | (0x2_u128 << 62)
+    }
+
+    fn pick_mode(&mut self, user: u32) -> u8 {
+        if self.rng.per_mille(800) {
+            self.world.user(user).mode
+        } else {
+            self.rng.index(MODES.len()) as u8
+        }
+    }
+
+    fn pick_channel(&mut self, user: u32) -> u32 {
+        if self.rng.per_mille(750) {
+            self.world.user(user).home
+        } else {
+            self.rng.index(self.world.channels.len()) as u32
+        }
+    }
+
+    fn fresh_prompt(&mut self, user: u32, body: Option<u8>) -> Prompt {
+        let body = body.unwrap_or_else(|| self.rng.index(BODIES.len()) as u8);
+        let suffix = match self.world.user(user).settings_suffix {
+            Some(s) => s,
+            None => {
+                let weights: Vec<u32> = SUFFIXES.iter().map(|s| s.weight).collect();
+                self.rng.weighted(&weights) as u8
+            }
+        };
+        Prompt {
+            body,
+            suffix,
+            remix: 0,
+            video: false,
+        }
+    }
+
+    fn remember(&mut self, user: u32, channel: u32, prompt: Prompt) {
+        if let Some(r) = self.recent.get_mut(user as usize) {
+            if r.len() >= RECENT_PROMPTS {
+                r.pop_front();
+            }
+            r.push_back((channel, prompt));
+        }
+    }
+
+    fn add_live(&mut self, msg: Msg, parent: Option<Msg>) {
+        if self.live.len() >= LIVE_WINDOW {
+            self.live.pop_front();
+        }
+        self.live.push_back(Live { msg, parent });
+    }
+
+    /// Position of a live message (ids in the window are increasing).
+    fn find_live(&self, id: u64) -> Option<usize> {
+        self.live.binary_search_by_key(&id, |l| l.msg.id).ok()
+    }
+
+    /// A recent live message index, biased towards the newest ones: most presses come minutes
+    /// after the image, some an hour or more later.
+    fn pick_live(&mut self) -> Option<usize> {
+        let len = self.live.len();
+        if len == 0 {
+            return None;
+        }
+        let span = match self.rng.below(100) {
+            0..=69 => 24,
+            70..=94 => 160,
+            _ => 400,
+        };
+        let back = self.rng.index(len.min(span));
+        Some(len - 1 - back.min(len - 1))
+    }
+
+    // ----- arrivals ---------------------------------------------------------------------------
+
+    fn arrival(&mut self) -> io::Result<()> {
+        let n = if self.noise { 1 } else { 0 };
+        // imagine, press, error, human, typing, reaction, impostor, describe
+        let weights = [380, 400, 15, 90 * n, 30 * n, 40 * n, 15 * n, 10 * n];
+        match self.rng.weighted(&weights) {
+            0 => {
+                self.new_imagine();
+                Ok(())
+            }
+            1 => self.press(),
+            2 => self.public_error(),
+            3 => self.human(),
+            4 => self.typing(None),
+            5 => self.reaction(),
+            6 => self.impostor(),
+            _ => self.describe(),
+        }
+    }
+
+    fn new_imagine(&mut self) {
+        let user = self.rng.index(self.world.users.len()) as u32;
+        let channel = self.pick_channel(user);
+        // About a third of the jobs reuse a recent prompt of the same user in the same channel.
+        let same: Vec<Prompt> = match self.recent.get(user as usize) {
+            Some(r) if self.rng.below(3) == 0 => {
+                r.iter().filter(|(c, _)| *c == channel).map(|&(_, p)| p).collect()
+            }
+            _ => Vec::new(),
+        };
+        let prompt = if same.is_empty() {
+            None
+        } else {
+            Some(same[self.rng.index(same.len())])
+        };
+        let prompt = match prompt {
+            Some(p) => p,
+            None => self.fresh_prompt(user, None),
+        };
+        if self.rng.per_mille(12) {
+            let prompt = if self.rng.per_mille(500) {
+                self.fresh_prompt(user, Some(BURST_BODY))
+            } else {
+                prompt
+            };
+            let at = self.now.saturating_add(self.rng.range(1_000, 5_000));
+            let ev = Ev::Burst {
+                user,
+                channel,
+                prompt,
+                left: 10,
+            };
+            self.schedule(at, ev);
+            return;
+        }
+        self.plan_job(None, None, user, channel, prompt, self.now);
+    }
+
+    fn press(&mut self) -> io::Result<()> {
+        let Some(idx) = self.pick_live() else {
+            self.new_imagine();
+            return Ok(());
+        };
+        let m = self.live[idx].msg;
+        let action = match m.form {
+            Form::Grid => {
+                let r = self.rng.below(100);
+                if r < 62 {
+                    let n = self.rng.below(4) as u8;
+                    if m.used_u & (1 << n) == 0 {
+                        Action::Upscale(n + 1)
+                    } else if self.rng.per_mille(350) {
+                        return self.slow_down(idx);
+                    } else {
+                        match (0..4u8).find(|i| m.used_u & (1 << i) == 0) {
+                            Some(i) => Action::Upscale(i + 1),
+                            None => Action::Reroll,
+                        }
+                    }
+                } else if r < 82 {
+                    let markers = [
+                        "Variations by",
+                        "Variations (Strong) by",
+                        "Variations (Subtle) by",
+                    ];
+                    Action::Variation(markers[self.rng.weighted(&[50, 40, 10])])
+                } else if r < 88 {
+                    Action::Remix
+                } else {
+                    Action::Reroll
+                }
+            }
+            Form::Upscale { upscalers } => {
+                let up = if upscalers { 7 } else { 0 };
+                let (a, b) = if m.prompt.v5() {
+                    (Action::Upscale2x, Action::Upscale4x)
+                } else {
+                    (Action::UpscaleSubtle, Action::UpscaleCreative)
+                };
+                let choices = [
+                    (Action::VariationStrong, 14),
+                    (Action::VariationSubtle, 14),
+                    (Action::VariationRegion, 6),
+                    (Action::Zoom, 12),
+                    (Action::PanLeft, 4),
+                    (Action::PanRight, 4),
+                    (Action::PanUp, 4),
+                    (Action::PanDown, 4),
+                    (a, up),
+                    (b, up),
+                    (Action::Animate, 8),
+                ];
+                let weights: Vec<u32> = choices.iter().map(|c| c.1).collect();
+                choices[self.rng.weighted(&weights)].0
+            }
+            _ => {
+                self.new_imagine();
+                return Ok(());
+            }
+        };
+        if let Action::Upscale(n) = action {
+            self.live[idx].msg.used_u |= 1 << (n - 1);
+        }
+        let parent = self.live[idx].msg;
+        let mut prompt = parent.prompt;
+        match action {
+            Action::Remix => prompt.remix = 1 + self.rng.index(REMIX_MODS.len() - 1) as u8,
+            Action::Animate => prompt.video = true,
+            _ => {}
+        }
+        // Nobody presses a button within seconds of seeing the image.
+        let reaction = self.rng.range(25_000, 60_000);
+        let base = self.now.max(parent.ts.saturating_add(reaction));
+        self.plan_job(
+            Some(action),
+            Some(parent),
+            parent.user,
+            parent.channel,
+            prompt,
+            base,
+        );
+        Ok(())
+    }
+
+    /// Plans all the steps of a job starting at `base` and schedules its first one.
+    fn plan_job(
+        &mut self,
+        action: Option<Action>,
+        parent: Option<Msg>,
+        user: u32,
+        channel: u32,
+        prompt: Prompt,
+        base: i64,
+    ) {
+        if action.is_none() {
+            self.remember(user, channel, prompt);
+        }
+        let mode = self.pick_mode(user);
+        let uuid = self.new_uuid();
+        let subtext = self.rng.below(3) == 0;
+        let strip = action.is_some() && self.rng.per_mille(self.strip_per_mille);
+        let moderated = action.is_none() && self.rng.per_mille(50);
+        let with_progress = match action {
+            None => true,
+            Some(a) if a.is_upscale() => false,
+            Some(_) => self.rng.per_mille(500),
+        };
+        let (wait, gap_lo, gap_hi) = match mode_text(mode) {
+            "relaxed" => (self.rng.range(2_000, 180_000), 8_000, 25_000),
+            "turbo" => (self.rng.range(300, 2_000), 1_500, 4_000),
+            _ => (self.rng.range(800, 6_000), 3_000, 10_000),
+        };
+        let now = base;
+        let mut t = [now; 7];
+        let mut n_updates = 0u8;
+        let mut pcts = [0u8; 3];
+        if with_progress {
+            t[0] = now.saturating_add(self.rng.range(300, 3_000));
+            n_updates = self.rng.below(4) as u8;
+            // A sorted random subset of the usual percentages (selection sampling).
+            let all = [0u8, 15, 31, 46, 62, 78, 93];
+            let mut needed = usize::from(n_updates);
+            let mut k = 0;
+            for (i, &pct) in all.iter().enumerate() {
+                if needed > 0 && self.rng.index(all.len() - i) < needed {
+                    pcts[k] = pct;
+                    k += 1;
+                    needed -= 1;
+                }
+            }
+            let mut cur = t[0].saturating_add(wait);
+            for k in 0..usize::from(n_updates) {
+                t[1 + k] = cur;
+                cur = cur.saturating_add(self.rng.range(gap_lo, gap_hi));
+            }
+            t[4] = cur.saturating_add(self.rng.range(2_000, 12_000));
+            t[5] = if moderated {
+                cur.saturating_add(self.rng.range(1_000, 20_000))
+            } else {
+                t[4].saturating_add(self.rng.range(150, 1_500))
+            };
+        } else {
+            let delay = match action {
+                Some(a) if a.is_upscale() => self.rng.range(4_000, 25_000),
+                _ => self.rng.range(20_000, 75_000),
+            };
+            t[4] = now.saturating_add(delay);
+            t[5] = t[4];
+        }
+        t[6] = t[5].max(t[4]).saturating_add(self.rng.range(300, 4_000));
+        let grid_edit = matches!(action, Some(Action::Upscale(_))) && self.rng.per_mille(500);
+        let hoist = if with_progress && self.out_of_order && self.rng.per_mille(50) {
+            if n_updates > 0 {
+                Hoist::Update
+            } else {
+                Hoist::Delete
+            }
+        } else {
+            Hoist::No
+        };
+        let stage = if with_progress { Stage::Start } else { Stage::Final };
+        let job = Job {
+            action,
+            parent,
+            channel,
+            user,
+            prompt,
+            mode,
+            uuid,
+            subtext,
+            strip,
+            moderated,
+            grid_edit,
+            hoist,
+            n_updates,
+            pcts,
+            t,
+            stage,
+            progress: None,
+        };
+        let at = job.t[stage.time_index()];
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.jobs[s] = Some(job);
+                s
+            }
+            None => {
+                self.jobs.push(Some(job));
+                self.jobs.len() - 1
+            }
+        };
+        self.peak_jobs = self.peak_jobs.max(self.jobs.len() - self.free.len());
+        self.schedule(at, Ev::Job(slot));
+    }
+
+    fn step_job(&mut self, slot: usize) -> io::Result<()> {
+        let Some(mut job) = self.jobs.get_mut(slot).and_then(Option::take) else {
+            return Ok(());
+        };
+        match job.stage {
+            Stage::Start => self.job_start(&mut job)?,
+            Stage::Update(k) => {
+                if !(k == 0 && job.hoist == Hoist::Update) {
+                    self.job_update(&mut job, k)?;
+                }
+            }
+            Stage::Final => self.job_final(&mut job)?,
+            Stage::Delete => {
+                if job.hoist != Hoist::Delete {
+                    self.job_delete(&job)?;
+                }
+                if job.moderated {
+                    self.em.stats.failed_jobs = self.em.stats.failed_jobs.saturating_add(1);
+                }
+            }
+            Stage::GridEdit => self.grid_edit(&job)?,
+            Stage::Done => {}
+        }
+        job.stage = job.next_stage();
+        if job.stage == Stage::Done {
+            self.free.push(slot);
+        } else {
+            let at = job.t[job.stage.time_index()];
+            if let Some(s) = self.jobs.get_mut(slot) {
+                *s = Some(job);
+            }
+            self.schedule(at, Ev::Job(slot));
+        }
+        Ok(())
+    }
+
+    /// The parent as it is now (from the live window), else the snapshot taken at press time.
+    fn current_parent(&self, job: &Job) -> Option<Msg> {
+        let p = job.parent?;
+        Some(match self.find_live(p.id) {
+            Some(i) => self.live[i].msg,
+            None => p,
+        })
+    }
+
+    fn job_start(&mut self, job: &mut Job) -> io::Result<()> {
+        let now = self.now;
+        let (gw, gh) = job.prompt.grid_dims();
+        let interaction = if job.action.is_none() {
+            Some(Interaction {
+                nonce: self.aux_id(now.saturating_sub(1_300)),
+                id: self.aux_id(now.saturating_sub(700)),
+                name: "imagine",
+            })
+        } else {
+            None
+        };
+        let parent = self.current_parent(job);
+        let ref_id = if job.strip { None } else { parent.map(|p| p.id) };
+        let mtype = match (job.action, ref_id) {
+            (None, _) => 20,
+            (Some(_), Some(_)) => 19,
+            (Some(_), None) => 0,
+        };
+        let msg = Msg {
+            id: self.msg_id(now),
+            mtype,
+            author: Author::Mj,
+            channel: job.channel,
+            user: job.user,
+            ts: now,
+            edited: None,
+            prompt: job.prompt,
+            mode: job.mode,
+            marker: job.action.map_or(Marker::Plain, Action::marker),
+            form: Form::Progress(None),
+            uuid: job.uuid,
+            att_id: 0,
+            w: gw / 2,
+            h: gh / 2,
+            subtext: false,
+            used_u: 0,
+            ref_id,
+            interaction,
+        };
+        job.progress = Some(msg);
+        let referenced = if ref_id.is_some() { parent } else { None };
+        match job.hoist {
+            Hoist::Update => self.job_update(job, 0)?,
+            Hoist::Delete => self.job_delete(job)?,
+            Hoist::No => {}
+        }
+        self.buf.clear();
+        render(&self.world, &mut self.buf, &msg, true, referenced.as_ref());
+        self.em.emit("MESSAGE_CREATE", &self.buf)
+    }
+
+    fn job_update(&mut self, job: &mut Job, k: u8) -> io::Result<()> {
+        let Some(mut msg) = job.progress else {
+            return Ok(());
+        };
+        let at = job.t[Stage::Update(k).time_index()];
+        msg.edited = Some(at);
+        msg.form = Form::Progress(Some(job.pcts[usize::from(k.min(2))]));
+        msg.att_id = self.att_id(at);
+        job.progress = Some(msg);
+        let referenced = if msg.ref_id.is_some() {
+            self.current_parent(job)
+        } else {
+            None
+        };
+        self.buf.clear();
+        render(&self.world, &mut self.buf, &msg, true, referenced.as_ref());
+        self.em.emit("MESSAGE_UPDATE", &self.buf)
+    }
+
+    fn job_delete(&mut self, job: &Job) -> io::Result<()> {
+        let Some(msg) = job.progress else {
+            return Ok(());
+        };
+        self.buf.clear();
+        push_delete(&self.world, &mut self.buf, msg.id, msg.channel);
+        self.em.emit("MESSAGE_DELETE", &self.buf)
+    }
+
+    fn job_final(&mut self, job: &mut Job) -> io::Result<()> {
+        let now = self.now;
+        let parent = self.current_parent(job);
+        let (gw, gh) = job.prompt.grid_dims();
+        let (form, w, h) = match job.action {
+            None | Some(Action::Reroll) => (Form::Grid, gw, gh),
+            Some(Action::Upscale(_)) => (Form::Upscale { upscalers: true }, gw / 2, gh / 2),
+            Some(a) if a.is_upscale() => {
+                let k = if a == Action::Upscale4x { 4 } else { 2 };
+                let (pw, ph) = parent.map_or((gw / 2, gh / 2), |p| (p.w, p.h));
+                (
+                    Form::Upscale { upscalers: false },
+                    pw.saturating_mul(k),
+                    ph.saturating_mul(k),
+                )
+            }
+            Some(Action::Animate) => (Form::Video, gw * 5 / 16, gh * 5 / 16),
+            Some(_) => (Form::Grid, gw, gh),
+        };
+        let ref_id = if job.strip { None } else { parent.map(|p| p.id) };
+        let mtype = match (job.action, ref_id) {
+            (None, _) | (Some(_), None) => 0,
+            (Some(_), Some(_)) => 19,
+        };
+        let att_id = self.att_id(now);
+        let msg = Msg {
+            id: self.msg_id(now),
+            mtype,
+            author: Author::Mj,
+            channel: job.channel,
+            user: job.user,
+            ts: now,
+            edited: None,
+            prompt: job.prompt,
+            mode: job.mode,
+            marker: job.action.map_or(Marker::Plain, Action::marker),
+            form,
+            uuid: job.uuid,
+            att_id,
+            w,
+            h,
+            subtext: job.subtext,
+            used_u: 0,
+            ref_id,
+            interaction: None,
+        };
+        let referenced = if ref_id.is_some() { parent } else { None };
+        self.buf.clear();
+        render(&self.world, &mut self.buf, &msg, true, referenced.as_ref());
+        self.em.emit("MESSAGE_CREATE", &self.buf)?;
+        match (job.action, parent) {
+            (Some(action), Some(p)) => {
+                let s = &mut self.em.stats;
+                s.results = s.results.saturating_add(1);
+                (self.truth)(TruthLink {
+                    child_id: msg.id,
+                    parent_id: p.id,
+                    action: action.name(),
+                    index: match action {
+                        Action::Upscale(n) => Some(n),
+                        _ => None,
+                    },
+                    has_reference: ref_id.is_some(),
+                });
+            }
+            _ => {
+                let s = &mut self.em.stats;
+                s.grids = s.grids.saturating_add(1);
+            }
+        }
+        if matches!(form, Form::Grid | Form::Upscale { .. }) {
+            let own_parent = if ref_id.is_some() { parent } else { None };
+            self.add_live(msg, own_parent);
+        }
+        Ok(())
+    }
+
+    /// The grid is edited after an upscale: its used U buttons now have style 1.
+    fn grid_edit(&mut self, job: &Job) -> io::Result<()> {
+        let Some(p) = job.parent else {
+            return Ok(());
+        };
+        let Some(i) = self.find_live(p.id) else {
+            return Ok(());
+        };
+        let live = self.live[i];
+        self.buf.clear();
+        render(&self.world, &mut self.buf, &live.msg, true, live.parent.as_ref());
+        self.em.emit("MESSAGE_UPDATE", &self.buf)
+    }
+
+    // ----- one-off messages ------------------------------------------------------------------
+
+    fn simple_msg(&mut self, author: Author, user: u32, channel: u32, form: Form) -> Msg {
+        let now = self.now;
+        let interaction = match form {
+            Form::Describe(_) | Form::Error(_) => Some(Interaction {
+                nonce: self.aux_id(now.saturating_sub(900)),
+                id: self.aux_id(now.saturating_sub(500)),
+                name: if matches!(form, Form::Describe(_)) {
+                    "describe"
+                } else {
+                    "imagine"
+                },
+            }),
+            _ => None,
+        };
+        let att_id = self.att_id(now);
+        Msg {
+            id: self.msg_id(now),
+            mtype: if interaction.is_some() { 20 } else { 0 },
+            author,
+            channel,
+            user,
+            ts: now,
+            edited: None,
+            prompt: Prompt {
+                body: 0,
+                suffix: 0,
+                remix: 0,
+                video: false,
+            },
+            mode: 0,
+            marker: Marker::Plain,
+            form,
+            uuid: 0,
+            att_id,
+            w: 1170,
+            h: 2532,
+            subtext: false,
+            used_u: 0,
+            ref_id: None,
+            interaction,
+        }
+    }
+
+    fn emit_create(&mut self, msg: &Msg, referenced: Option<&Msg>) -> io::Result<()> {
+        self.buf.clear();
+        render(&self.world, &mut self.buf, msg, true, referenced);
+        self.em.emit("MESSAGE_CREATE", &self.buf)
+    }
+
+    /// "Slow Down!": a used U button pressed again. Replies to the grid; not a result.
+    fn slow_down(&mut self, idx: usize) -> io::Result<()> {
+        let grid = self.live[idx].msg;
+        let mut msg = self.simple_msg(Author::Mj, grid.user, grid.channel, Form::SlowDown);
+        msg.mtype = 19;
+        msg.ref_id = Some(grid.id);
+        self.emit_create(&msg, Some(&grid))
+    }
+
+    fn public_error(&mut self) -> io::Result<()> {
+        let user = self.rng.index(self.world.users.len()) as u32;
+        let channel = self.pick_channel(user);
+        let e = self.rng.index(ERRORS.len()) as u8;
+        let msg = self.simple_msg(Author::Mj, user, channel, Form::Error(e));
+        self.emit_create(&msg, None)
+    }
+
+    fn describe(&mut self) -> io::Result<()> {
+        let user = self.rng.index(self.world.users.len()) as u32;
+        let channel = self.pick_channel(user);
+        let d = self.rng.index(DESCRIBES.len()) as u8;
+        let msg = self.simple_msg(Author::Mj, user, channel, Form::Describe(d));
+        self.emit_create(&msg, None)
+    }
+
+    fn human(&mut self) -> io::Result<()> {
+        let user = self.rng.index(self.world.users.len()) as u32;
+        let mut channel = self.pick_channel(user);
+        let reply_to = if self.rng.per_mille(150) {
+            self.pick_live().map(|i| self.live[i].msg)
+        } else {
+            None
+        };
+        if let Some(t) = reply_to {
+            channel = t.channel;
+        }
+        if self.rng.per_mille(300) {
+            self.typing(Some((user, channel)))?;
+        }
+        let form = Form::Human {
+            text: self.rng.index(HUMAN_TEXTS.len()) as u8,
+            attachment: self.rng.per_mille(150),
+        };
+        let mut msg = self.simple_msg(Author::Human, user, channel, form);
+        if let Some(t) = reply_to {
+            msg.mtype = 19;
+            msg.ref_id = Some(t.id);
+        }
+        self.emit_create(&msg, reply_to.as_ref())
+    }
+
+    fn typing(&mut self, who: Option<(u32, u32)>) -> io::Result<()> {
+        let (user, channel) = match who {
+            Some(w) => w,
+            None => {
+                let u = self.rng.index(self.world.users.len()) as u32;
+                (u, self.pick_channel(u))
+            }
+        };
+        let b = &mut self.buf;
+        b.clear();
+        b.push_str("{\"channel_id\":\"");
+        push_num(b, self.world.channel(channel).0);
+        b.push_str("\",\"user_id\":\"");
+        push_num(b, self.world.user(user).id);
+        b.push_str("\",\"timestamp\":");
+        push_num(b, (self.now.max(0) / 1000) as u64);
+        b.push('}');
+        self.em.emit("TYPING_START", &self.buf)
+    }
+
+    fn reaction(&mut self) -> io::Result<()> {
+        let Some(i) = self.pick_live() else {
+            return self.typing(None);
+        };
+        let target = self.live[i].msg;
+        let user = self.rng.index(self.world.users.len()) as u32;
+        let emoji = ["👍", "❤️", "🔥", "😍"][self.rng.index(4)];
+        let b = &mut self.buf;
+        b.clear();
+        b.push_str("{\"user_id\":\"");
+        push_num(b, self.world.user(user).id);
+        b.push_str("\",\"channel_id\":\"");
+        push_num(b, self.world.channel(target.channel).0);
+        b.push_str("\",\"message_id\":\"");
+        push_num(b, target.id);
+        b.push_str("\",\"emoji\":{\"id\":null,\"name\":\"");
+        b.push_str(emoji);
+        b.push_str("\"}}");
+        self.em.emit("MESSAGE_REACTION_ADD", &self.buf)
+    }
+
+    /// A different bot copying Midjourney: a grid with the same text as a real one, or an
+    /// `Image #1` replying to a real grid (or to its own copy). Never a result.
+    fn impostor(&mut self) -> io::Result<()> {
+        let Some(i) = self.pick_live() else {
+            return self.typing(None);
+        };
+        let real = self.live[i].msg;
+        if real.form != Form::Grid {
+            return self.typing(None);
+        }
+        let now = self.now;
+        let att_id = self.att_id(now);
+        let mut msg = real;
+        msg.id = self.msg_id(now);
+        msg.author = Author::Impostor;
+        msg.ts = now;
+        msg.edited = None;
+        msg.uuid = self.new_uuid();
+        msg.att_id = att_id;
+        msg.used_u = 0;
+        msg.ref_id = None;
+        if self.rng.per_mille(500) {
+            msg.mtype = 0;
+            self.impostor_last = Some(msg);
+            return self.emit_create(&msg, None);
+        }
+        let target = match self.impostor_last {
+            Some(own) if self.rng.per_mille(500) => own,
+            _ => real,
+        };
+        msg.mtype = 19;
+        msg.prompt = target.prompt;
+        msg.user = target.user;
+        msg.channel = target.channel;
+        msg.marker = Marker::Image(1);
+        msg.form = Form::Upscale { upscalers: true };
+        msg.w = target.w / 2;
+        msg.h = target.h / 2;
+        msg.ref_id = Some(target.id);
+        self.emit_create(&msg, Some(&target))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON rendering (hand-written for speed; every string goes through `push_esc`)
+
+fn push_num(b: &mut String, n: u64) {
+    let _ = write!(b, "{n}");
+}
+
+fn push_esc(b: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '"' => b.push_str("\\\""),
+            '\\' => b.push_str("\\\\"),
+            '\n' => b.push_str("\\n"),
+            '\r' => b.push_str("\\r"),
+            '\t' => b.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(b, "\\u{:04x}", u32::from(c));
+            }
+            c => b.push(c),
+        }
+    }
+}
+
+/// Unix milliseconds as `2024-05-01T00:00:03.120000+00:00`.
+fn push_ts(b: &mut String, ms: i64) {
+    let ms = ms.clamp(0, 253_402_300_799_999);
+    let secs = ms / 1000;
+    let (y, mo, d) = civil_from_days(secs / 86_400);
+    let sod = secs % 86_400;
+    let _ = write!(
+        b,
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}000+00:00",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        ms % 1000
+    );
+}
+
+/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A job UUID in its 8-4-4-4-12 form.
+struct UuidStr([u8; 36]);
+
+impl UuidStr {
+    fn new(u: u128) -> UuidStr {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut s = [b'-'; 36];
+        let mut pos = 0;
+        for i in 0..32 {
+            if matches!(i, 8 | 12 | 16 | 20) {
+                pos += 1;
+            }
+            s[pos] = HEX[((u >> (124 - 4 * i)) & 0xf) as usize];
+            pos += 1;
+        }
+        UuidStr(s)
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+/// ASCII file-name slug of a prompt (as Midjourney builds it): parameters and links dropped,
+/// words joined by `_`, only ASCII letters, digits, `.`, `-` and `_` kept, at most 40 bytes.
+fn push_slug(b: &mut String, p: Prompt) {
+    let start = b.len();
+    let mut text = String::with_capacity(128);
+    text.push_str(body_text(p.body));
+    text.push_str(remix_text(p.remix));
+    for word in text.split_whitespace() {
+        if word.starts_with("<http") || word.starts_with("http") {
+            continue;
+        }
+        let mut first = true;
+        for c in word.chars() {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                if first {
+                    if b.len() > start {
+                        b.push('_');
+                    }
+                    first = false;
+                }
+                b.push(c);
+            }
+        }
+    }
+    if b.len() > start + 40 {
+        b.truncate(start + 40);
+    }
+}
+
+fn push_prompt(b: &mut String, p: Prompt) {
+    push_esc(b, body_text(p.body));
+    push_esc(b, remix_text(p.remix));
+    push_esc(b, suffix(p.suffix).text);
+    if p.video {
+        b.push_str(VIDEO_SUFFIX);
+    }
+}
+
+fn push_user_obj(w: &World, b: &mut String, user: u32) {
+    let u = w.user(user);
+    b.push_str("{\"id\":\"");
+    push_num(b, u.id);
+    b.push_str("\",\"username\":\"");
+    push_esc(b, &u.name);
+    b.push_str("\",\"discriminator\":\"0\",\"avatar\":null,\"public_flags\":0}");
+}
+
+fn push_author(w: &World, b: &mut String, m: &Msg) {
+    match m.author {
+        Author::Mj | Author::Impostor => {
+            let id = if m.author == Author::Mj {
+                MIDJOURNEY_BOT_ID
+            } else {
+                IMPOSTOR_BOT_ID
+            };
+            b.push_str("{\"id\":\"");
+            push_num(b, id);
+            b.push_str(
+                "\",\"username\":\"Midjourney Bot\",\"discriminator\":\"9282\",\"avatar\":null,\"public_flags\":0,\"bot\":true}",
+            );
+        }
+        Author::Human => push_user_obj(w, b, m.user),
+    }
+}
+
+fn push_content(w: &World, b: &mut String, m: &Msg) {
+    b.push('"');
+    match m.form {
+        Form::Grid | Form::Upscale { .. } | Form::Video | Form::Progress(_) => {
+            b.push_str("**");
+            push_prompt(b, m.prompt);
+            b.push_str("** - ");
+            match m.marker {
+                Marker::Plain => {}
+                Marker::Image(n) => {
+                    b.push_str("Image #");
+                    push_num(b, u64::from(n));
+                    b.push(' ');
+                }
+                Marker::Text(t) => {
+                    b.push_str(t);
+                    b.push(' ');
+                }
+            }
+            b.push_str("<@");
+            push_num(b, w.user(m.user).id);
+            b.push('>');
+            match (m.form, m.marker) {
+                (Form::Progress(None), _) => b.push_str(" (Waiting to start)"),
+                (Form::Progress(Some(p)), _) => {
+                    b.push_str(" (");
+                    push_num(b, u64::from(p));
+                    b.push_str("%) (");
+                    b.push_str(mode_text(m.mode));
+                    b.push(')');
+                }
+                (_, Marker::Image(_)) => {}
+                _ => {
+                    b.push_str(" (");
+                    b.push_str(mode_text(m.mode));
+                    b.push(')');
+                    if m.subtext {
+                        push_esc(b, SUBTEXT);
+                    }
+                }
+            }
+        }
+        Form::Human { text, .. } => {
+            push_esc(b, HUMAN_TEXTS.get(usize::from(text)).copied().unwrap_or(""));
+        }
+        Form::Describe(_) | Form::Error(_) | Form::SlowDown => {}
+    }
+    b.push('"');
+}
+
+/// One attachment object with a signed CDN URL.
+fn push_attachment(b: &mut String, m: &Msg, channel_id: u64, filename: &str, content_type: &str) {
+    let issued = (m.edited.unwrap_or(m.ts).max(0) / 1000) as u64;
+    let h = mix(m.att_id);
+    let size = match m.form {
+        Form::Progress(_) => u64::from(m.w) * u64::from(m.h) / 8 + h % 40_000,
+        Form::Video => 2_000_000 + h % 3_000_000,
+        _ => u64::from(m.w) * u64::from(m.h) * (1_200 + h % 800) / 1_000,
+    };
+    let mut url = String::with_capacity(256);
+    url.push_str("/attachments/");
+    push_num(&mut url, channel_id);
+    url.push('/');
+    push_num(&mut url, m.att_id);
+    url.push('/');
+    url.push_str(filename);
+    let _ = write!(
+        url,
+        "?ex={:08x}&is={:08x}&hm={:016x}{:016x}{:016x}{:016x}&",
+        issued + 86_400,
+        issued,
+        mix(h ^ 1),
+        mix(h ^ 2),
+        mix(h ^ 3),
+        mix(h ^ 4)
+    );
+    b.push_str("[{\"id\":\"");
+    push_num(b, m.att_id);
+    b.push_str("\",\"filename\":\"");
+    push_esc(b, filename);
+    b.push_str("\",\"size\":");
+    push_num(b, size);
+    b.push_str(",\"url\":\"https://cdn.discordapp.com");
+    push_esc(b, &url);
+    b.push_str("\",\"proxy_url\":\"https://media.discordapp.net");
+    push_esc(b, &url);
+    b.push_str("\",\"width\":");
+    push_num(b, u64::from(m.w));
+    b.push_str(",\"height\":");
+    push_num(b, u64::from(m.h));
+    b.push_str(",\"content_type\":\"");
+    b.push_str(content_type);
+    b.push_str("\"}]");
+}
+
+fn push_attachments(w: &World, b: &mut String, m: &Msg) {
+    let channel_id = w.channel(m.channel).0;
+    let uuid = UuidStr::new(m.uuid);
+    match m.form {
+        Form::Grid | Form::Upscale { .. } | Form::Video => {
+            let mut name = String::with_capacity(128);
+            name.push_str(&w.user(m.user).name);
+            name.push('_');
+            push_slug(&mut name, m.prompt);
+            name.push('_');
+            name.push_str(uuid.as_str());
+            if m.form == Form::Video {
+                name.push_str(".webp");
+                push_attachment(b, m, channel_id, &name, "image/webp");
+            } else {
+                name.push_str(".png");
+                push_attachment(b, m, channel_id, &name, "image/png");
+            }
+        }
+        Form::Progress(Some(_)) => {
+            let name = format!("{}_grid_0.webp", uuid.as_str());
+            push_attachment(b, m, channel_id, &name, "image/webp");
+        }
+        Form::Human { attachment: true, .. } => push_attachment(b, m, channel_id, "image.png", "image/png"),
+        _ => b.push_str("[]"),
+    }
+}
+
+fn push_embeds(b: &mut String, m: &Msg) {
+    let (title, description, color) = match m.form {
+        Form::Describe(i) => {
+            b.push_str("[{\"type\":\"rich\",\"description\":\"");
+            push_esc(b, DESCRIBES.get(usize::from(i)).copied().unwrap_or(""));
+            b.push_str("\",\"color\":3447003}]");
+            return;
+        }
+        Form::Error(i) => ERRORS.get(usize::from(i)).copied().unwrap_or(ERRORS[0]),
+        Form::SlowDown => (
+            "Slow Down!",
+            "You've already upscaled this image. Please wait a moment and try a different button.",
+            15548997,
+        ),
+        _ => {
+            b.push_str("[]");
+            return;
+        }
+    };
+    b.push_str("[{\"type\":\"rich\",\"title\":\"");
+    push_esc(b, title);
+    b.push_str("\",\"description\":\"");
+    push_esc(b, description);
+    b.push_str("\",\"color\":");
+    push_num(b, u64::from(color));
+    b.push_str("}]");
+}
+
+/// One button: `{"type":2,"custom_id":..,"style":..[,"label":..][,"emoji":{"name":..}]}`.
+fn push_button(b: &mut String, id: &[&str], style: u8, label: &str, emoji: &str) {
+    b.push_str("{\"type\":2,\"custom_id\":\"");
+    for part in id {
+        b.push_str(part);
+    }
+    b.push_str("\",\"style\":");
+    push_num(b, u64::from(style));
+    if !label.is_empty() {
+        b.push_str(",\"label\":\"");
+        b.push_str(label);
+        b.push('"');
+    }
+    if !emoji.is_empty() {
+        b.push_str(",\"emoji\":{\"name\":\"");
+        b.push_str(emoji);
+        b.push_str("\"}");
+    }
+    b.push('}');
+}
+
+fn push_components(b: &mut String, m: &Msg) {
+    let uuid = UuidStr::new(m.uuid);
+    let u = uuid.as_str();
+    const DIGITS: [&str; 5] = ["0", "1", "2", "3", "4"];
+    const U_LABELS: [&str; 5] = ["", "U1", "U2", "U3", "U4"];
+    const V_LABELS: [&str; 5] = ["", "V1", "V2", "V3", "V4"];
+    match m.form {
+        Form::Grid => {
+            b.push_str("[{\"type\":1,\"components\":[");
+            for n in 1..=4 {
+                let style = if m.used_u & (1 << (n - 1)) != 0 { 1 } else { 2 };
+                push_button(
+                    b,
+                    &["MJ::JOB::upsample::", DIGITS[n], "::", u],
+                    style,
+                    U_LABELS[n],
+                    "",
+                );
+                b.push(',');
+            }
+            push_button(b, &["MJ::JOB::reroll::0::", u, "::SOLO"], 2, "", "🔄");
+            b.push_str("]},{\"type\":1,\"components\":[");
+            for n in 1..=4 {
+                if n > 1 {
+                    b.push(',');
+                }
+                push_button(
+                    b,
+                    &["MJ::JOB::variation::", DIGITS[n], "::", u],
+                    2,
+                    V_LABELS[n],
+                    "",
+                );
+            }
+            b.push_str("]}]");
+        }
+        Form::Upscale { upscalers } => {
+            b.push_str("[{\"type\":1,\"components\":[");
+            push_button(
+                b,
+                &["MJ::JOB::high_variation::1::", u, "::SOLO"],
+                2,
+                "Vary (Strong)",
+                "🪄",
+            );
+            b.push(',');
+            push_button(
+                b,
+                &["MJ::JOB::low_variation::1::", u, "::SOLO"],
+                2,
+                "Vary (Subtle)",
+                "🪄",
+            );
+            b.push(',');
+            push_button(b, &["MJ::Inpaint::1::", u, "::SOLO"], 2, "Vary (Region)", "🖌️");
+            b.push_str("]},");
+            if upscalers {
+                b.push_str("{\"type\":1,\"components\":[");
+                if m.prompt.v5() {
+                    push_button(
+                        b,
+                        &["MJ::JOB::upsample_v5_2x::1::", u, "::SOLO"],
+                        2,
+                        "Upscale (2x)",
+                        "",
+                    );
+                    b.push(',');
+                    push_button(
+                        b,
+                        &["MJ::JOB::upsample_v5_4x::1::", u, "::SOLO"],
+                        2,
+                        "Upscale (4x)",
+                        "",
+                    );
+                } else {
+                    push_button(
+                        b,
+                        &["MJ::JOB::upsample_v6_2x_subtle::1::", u, "::SOLO"],
+                        2,
+                        "Upscale (Subtle)",
+                        "",
+                    );
+                    b.push(',');
+                    push_button(
+                        b,
+                        &["MJ::JOB::upsample_v6_2x_creative::1::", u, "::SOLO"],
+                        2,
+                        "Upscale (Creative)",
+                        "",
+                    );
+                }
+                b.push_str("]},");
+            }
+            b.push_str("{\"type\":1,\"components\":[");
+            push_button(b, &["MJ::Outpaint::50::1::", u, "::SOLO"], 2, "Zoom Out 2x", "🔍");
+            b.push(',');
+            push_button(
+                b,
+                &["MJ::Outpaint::75::1::", u, "::SOLO"],
+                2,
+                "Zoom Out 1.5x",
+                "🔍",
+            );
+            b.push(',');
+            push_button(b, &["MJ::CustomZoom::", u], 2, "Custom Zoom", "🔍");
+            b.push_str("]},{\"type\":1,\"components\":[");
+            let pans = [("left", "⬅️"), ("right", "➡️"), ("up", "⬆️"), ("down", "⬇️")];
+            for (i, (dir, emoji)) in pans.iter().enumerate() {
+                if i > 0 {
+                    b.push(',');
+                }
+                push_button(b, &["MJ::JOB::pan_", dir, "::1::", u, "::SOLO"], 2, "", emoji);
+            }
+            b.push_str("]},{\"type\":1,\"components\":[");
+            push_button(
+                b,
+                &["MJ::JOB::animate_high::1::", u, "::SOLO"],
+                2,
+                "Animate (High motion)",
+                "🎞️",
+            );
+            b.push(',');
+            push_button(b, &["MJ::BOOKMARK::", u], 2, "", "❤️");
+            b.push_str(
+                ",{\"type\":2,\"style\":5,\"label\":\"Web\",\"url\":\"https://www.midjourney.com/jobs/",
+            );
+            b.push_str(u);
+            b.push_str("\"}]}]");
+        }
+        Form::Progress(Some(_)) => {
+            b.push_str("[{\"type\":1,\"components\":[");
+            push_button(b, &["MJ::CancelJob::ByJobid::", u], 2, "Cancel Job", "");
+            b.push_str("]}]");
+        }
+        Form::Describe(_) => {
+            b.push_str("[{\"type\":1,\"components\":[");
+            for digit in &DIGITS[1..] {
+                push_button(b, &["MJ::Job::PicReader::", digit], 2, digit, "");
+                b.push(',');
+            }
+            push_button(b, &["MJ::Picread::Retry"], 2, "", "🔄");
+            b.push_str("]}]");
+        }
+        _ => b.push_str("[]"),
+    }
+}
+
+/// A message object. `top`: a dispatch payload (adds `guild_id` and `referenced_message`);
+/// otherwise the nested `referenced_message` object (no `guild_id`, no nesting).
+fn render(w: &World, b: &mut String, m: &Msg, top: bool, referenced: Option<&Msg>) {
+    let (channel_id, guild_id) = w.channel(m.channel);
+    b.push_str("{\"id\":\"");
+    push_num(b, m.id);
+    b.push_str("\",\"type\":");
+    push_num(b, u64::from(m.mtype));
+    b.push_str(",\"content\":");
+    push_content(w, b, m);
+    b.push_str(",\"channel_id\":\"");
+    push_num(b, channel_id);
+    b.push_str("\",\"author\":");
+    push_author(w, b, m);
+    b.push_str(",\"attachments\":");
+    push_attachments(w, b, m);
+    b.push_str(",\"embeds\":");
+    push_embeds(b, m);
+    b.push_str(",\"mentions\":");
+    if m.author == Author::Human {
+        b.push_str("[]");
+    } else {
+        b.push('[');
+        push_user_obj(w, b, m.user);
+        b.push(']');
+    }
+    b.push_str(
+        ",\"mention_roles\":[],\"pinned\":false,\"mention_everyone\":false,\"tts\":false,\"timestamp\":\"",
+    );
+    push_ts(b, m.ts);
+    b.push_str("\",\"edited_timestamp\":");
+    match m.edited {
+        Some(e) => {
+            b.push('"');
+            push_ts(b, e);
+            b.push('"');
+        }
+        None => b.push_str("null"),
+    }
+    b.push_str(",\"flags\":0,\"components\":");
+    push_components(b, m);
+    if let Some(i) = m.interaction {
+        let app = if m.author == Author::Impostor {
+            IMPOSTOR_BOT_ID
+        } else {
+            MIDJOURNEY_BOT_ID
+        };
+        b.push_str(",\"nonce\":\"");
+        push_num(b, i.nonce);
+        b.push_str("\",\"webhook_id\":\"");
+        push_num(b, app);
+        b.push_str("\",\"application_id\":\"");
+        push_num(b, app);
+        b.push_str("\",\"interaction\":{\"id\":\"");
+        push_num(b, i.id);
+        b.push_str("\",\"type\":2,\"name\":\"");
+        b.push_str(i.name);
+        b.push_str("\",\"user\":");
+        push_user_obj(w, b, m.user);
+        b.push('}');
+    } else if m.author == Author::Human {
+        b.push_str(",\"nonce\":\"");
+        push_num(b, m.id.saturating_sub(211 << 22));
+        b.push('"');
+    }
+    if let Some(r) = m.ref_id {
+        b.push_str(",\"message_reference\":{\"channel_id\":\"");
+        push_num(b, channel_id);
+        b.push_str("\",\"message_id\":\"");
+        push_num(b, r);
+        b.push_str("\",\"guild_id\":\"");
+        push_num(b, guild_id);
+        b.push_str("\"}");
+        if top {
+            b.push_str(",\"referenced_message\":");
+            match referenced {
+                Some(p) => render(w, b, p, false, None),
+                None => b.push_str("null"),
+            }
+        }
+    }
+    if top {
+        b.push_str(",\"guild_id\":\"");
+        push_num(b, guild_id);
+        b.push('"');
+    }
+    b.push('}');
+}
+
+fn push_delete(w: &World, b: &mut String, id: u64, channel: u32) {
+    let (channel_id, guild_id) = w.channel(channel);
+    b.push_str("{\"id\":\"");
+    push_num(b, id);
+    b.push_str("\",\"channel_id\":\"");
+    push_num(b, channel_id);
+    b.push_str("\",\"guild_id\":\"");
+    push_num(b, guild_id);
+    b.push_str("\"}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use std::collections::{HashMap, HashSet};
+
+    fn run(opts: &TraceOptions) -> (Vec<u8>, Vec<TruthLink>, TraceStats) {
+        let mut out = Vec::new();
+        let mut truth = Vec::new();
+        let stats = generate(opts, &mut out, &mut |t| truth.push(t)).unwrap();
+        (out, truth, stats)
+    }
+
+    fn opts(seed: u64, events: usize) -> TraceOptions {
+        TraceOptions {
+            seed,
+            events,
+            ..TraceOptions::default()
+        }
+    }
+
+    fn lines(out: &[u8]) -> Vec<Value> {
+        let text = std::str::from_utf8(out).unwrap();
+        assert!(text.is_empty() || text.ends_with('\n'));
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    fn id_of(v: &Value) -> u64 {
+        v.as_str().unwrap().parse().unwrap()
+    }
+
+    fn ms_of(ts: &Value) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(ts.as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    #[test]
+    fn same_options_give_identical_bytes() {
+        let a = run(&opts(42, 3_000));
+        let b = run(&opts(42, 3_000));
+        assert_eq!(a.0, b.0);
+        assert_eq!(a.1, b.1);
+        assert_eq!(a.2, b.2);
+        let c = run(&opts(43, 3_000));
+        assert_ne!(a.0, c.0);
+    }
+
+    #[test]
+    fn every_line_is_a_dispatch() {
+        let (out, _, stats) = run(&opts(1, 20_000));
+        let all = lines(&out);
+        assert_eq!(all.len(), stats.lines);
+        assert!(stats.lines >= 20_000 && stats.lines < 20_050);
+        let mut last_s = 0;
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for l in &all {
+            assert_eq!(l["op"], 0);
+            let s = l["s"].as_u64().unwrap();
+            assert!(s > last_s);
+            last_s = s;
+            assert!(l["d"].is_object());
+            *counts.entry(l["t"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+        assert_eq!(counts["MESSAGE_CREATE"], stats.creates);
+        assert_eq!(counts["MESSAGE_UPDATE"], stats.updates);
+        assert_eq!(counts["MESSAGE_DELETE"], stats.deletes);
+        assert!(counts["TYPING_START"] > 0);
+        assert!(counts["MESSAGE_REACTION_ADD"] > 0);
+        for l in all.iter().filter(|l| l["t"] == "MESSAGE_DELETE") {
+            let d = l["d"].as_object().unwrap();
+            assert_eq!(d.len(), 3);
+            for k in ["id", "channel_id", "guild_id"] {
+                id_of(&d[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn creates_have_the_required_fields() {
+        let (out, _, _) = run(&opts(2, 20_000));
+        let mut kinds = HashSet::new();
+        for l in lines(&out).iter().filter(|l| l["t"] == "MESSAGE_CREATE") {
+            let d = &l["d"];
+            let id = id_of(&d["id"]);
+            id_of(&d["channel_id"]);
+            id_of(&d["guild_id"]);
+            let a = &d["author"];
+            id_of(&a["id"]);
+            assert!(a["username"].is_string());
+            assert!(a["avatar"].is_null());
+            assert_eq!(a["public_flags"], 0);
+            if a["bot"] == true {
+                assert_eq!(a["discriminator"], "9282");
+            } else {
+                assert!(a.get("bot").is_none());
+            }
+            assert!(d["content"].is_string());
+            let ms = ms_of(&d["timestamp"]);
+            assert_eq!((id >> 22) as i64 + DISCORD_EPOCH_MS, ms, "snowflake time");
+            assert!(d["edited_timestamp"].is_null());
+            assert_eq!(d["tts"], false);
+            assert_eq!(d["mention_everyone"], false);
+            assert_eq!(d["pinned"], false);
+            assert_eq!(d["flags"], 0);
+            assert_eq!(d["mention_roles"], Value::Array(vec![]));
+            for k in ["mentions", "attachments", "embeds", "components"] {
+                assert!(d[k].is_array(), "{k}");
+            }
+            for m in d["mentions"].as_array().unwrap() {
+                id_of(&m["id"]);
+                assert_eq!(m["discriminator"], "0");
+            }
+            for att in d["attachments"].as_array().unwrap() {
+                let url = att["url"].as_str().unwrap();
+                assert!(url.starts_with("https://cdn.discordapp.com/attachments/"));
+                assert!(url.contains(att["filename"].as_str().unwrap()));
+                assert!(url.contains("?ex=") && url.contains("&is=") && url.ends_with('&'));
+            }
+            let typ = d["type"].as_u64().unwrap();
+            if typ == 20 {
+                id_of(&d["nonce"]);
+                assert_eq!(id_of(&d["webhook_id"]), MIDJOURNEY_BOT_ID);
+                assert_eq!(id_of(&d["application_id"]), MIDJOURNEY_BOT_ID);
+                assert_eq!(d["interaction"]["type"], 2);
+                kinds.insert(d["interaction"]["name"].as_str().unwrap().to_string());
+            }
+            if let Some(r) = d.get("message_reference") {
+                assert_eq!(r["channel_id"], d["channel_id"]);
+                assert_eq!(r["guild_id"], d["guild_id"]);
+                let rm = &d["referenced_message"];
+                assert_eq!(rm["id"], r["message_id"]);
+                assert!(rm.get("referenced_message").is_none());
+                assert!(rm.get("guild_id").is_none());
+            }
+        }
+        assert!(kinds.contains("imagine") && kinds.contains("describe"));
+    }
+
+    #[test]
+    fn truth_matches_results_and_upscale_parents_are_earlier_grids() {
+        let (out, truth, stats) = run(&opts(3, 20_000));
+        assert_eq!(truth.len(), stats.results);
+        assert!(stats.results > 500 && stats.grids > 500 && stats.failed_jobs > 0);
+        let mut first: HashMap<u64, (usize, Value)> = HashMap::new();
+        for (i, l) in lines(&out).into_iter().enumerate() {
+            if l["t"] == "MESSAGE_CREATE" && l["d"]["author"]["id"] == "936929561302675456" {
+                let id = id_of(&l["d"]["id"]);
+                first.entry(id).or_insert((i, l["d"].clone()));
+            }
+        }
+        let mut actions = HashSet::new();
+        let mut stripped = 0;
+        for t in &truth {
+            actions.insert(t.action);
+            let (ci, child) = &first[&t.child_id];
+            let (pi, parent) = &first[&t.parent_id];
+            assert!(pi < ci);
+            assert_eq!(child.get("message_reference").is_some(), t.has_reference);
+            assert_eq!(child.get("referenced_message").is_some(), t.has_reference);
+            if t.has_reference {
+                assert_eq!(id_of(&child["message_reference"]["message_id"]), t.parent_id);
+                assert_eq!(child["type"], 19);
+            } else {
+                stripped += 1;
+            }
+            let content = child["content"].as_str().unwrap();
+            let user = &child["mentions"][0]["id"].as_str().unwrap();
+            let parent_custom_ids = parent["components"].to_string();
+            match t.action {
+                "upscale" => {
+                    let n = t.index.unwrap();
+                    assert!((1..=4).contains(&n));
+                    assert!(content.ends_with(&format!("** - Image #{n} <@{user}>")));
+                    assert!(parent_custom_ids.contains("MJ::JOB::upsample::1::"));
+                    assert!(!parent["content"].as_str().unwrap().contains("- Image #"));
+                    assert_eq!(
+                        child["attachments"][0]["width"].as_u64().unwrap() * 2,
+                        parent["attachments"][0]["width"].as_u64().unwrap()
+                    );
+                }
+                "animate" => {
+                    assert!(t.index.is_none());
+                    assert!(content.contains(" --motion high --video 1** - <@"));
+                    assert!(parent_custom_ids.contains("high_variation"));
+                }
+                a => {
+                    assert!(t.index.is_none());
+                    let marker = match a {
+                        "upscale_2x" => "Upscaled (2x) by",
+                        "upscale_4x" => "Upscaled (4x) by",
+                        "upscale_subtle" => "Upscaled (Subtle) by",
+                        "upscale_creative" => "Upscaled (Creative) by",
+                        "variation" => "Variations",
+                        "variation_strong" => "Variations (Strong) by",
+                        "variation_subtle" => "Variations (Subtle) by",
+                        "variation_region" => "Variations (Region) by",
+                        "remix" => "Remix by",
+                        "reroll" => "",
+                        "zoom" => "Zoom Out by",
+                        "pan_left" => "Pan Left by",
+                        "pan_right" => "Pan Right by",
+                        "pan_up" => "Pan Up by",
+                        "pan_down" => "Pan Down by",
+                        other => panic!("unknown action {other}"),
+                    };
+                    assert!(content.contains(&format!("** - {marker}")), "{content}");
+                    let from_grid = matches!(a, "variation" | "remix" | "reroll");
+                    assert_eq!(parent_custom_ids.contains("MJ::JOB::upsample::1::"), from_grid);
+                }
+            }
+        }
+        assert!(actions.len() >= 15, "{actions:?}");
+        let share = stripped * 1000 / truth.len();
+        assert!((50..150).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn upscaled_tiles_are_unique_per_grid() {
+        let (_, truth, _) = run(&opts(4, 20_000));
+        let mut seen = HashSet::new();
+        for t in truth.iter().filter(|t| t.action == "upscale") {
+            assert!(seen.insert((t.parent_id, t.index)));
+        }
+    }
+
+    #[test]
+    fn create_timestamps_never_go_back() {
+        let (out, _, _) = run(&opts(5, 20_000));
+        let mut seen = HashSet::new();
+        let mut last = i64::MIN;
+        let mut early_updates = 0;
+        let mut dups = 0;
+        for l in lines(&out) {
+            let id = l["d"]["id"].as_str().map(|s| s.parse::<u64>().unwrap());
+            match l["t"].as_str().unwrap() {
+                "MESSAGE_CREATE" => {
+                    if seen.insert(id.unwrap()) {
+                        let ms = ms_of(&l["d"]["timestamp"]);
+                        assert!(ms >= last);
+                        last = ms;
+                    } else {
+                        dups += 1;
+                    }
+                }
+                "MESSAGE_UPDATE" | "MESSAGE_DELETE" if !seen.contains(&id.unwrap()) => {
+                    early_updates += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(dups > 0 && early_updates > 0);
+    }
+
+    #[test]
+    fn switches_turn_features_off() {
+        let o = TraceOptions {
+            seed: 6,
+            events: 10_000,
+            noise: false,
+            duplicates: false,
+            out_of_order: false,
+            strip_reference_per_mille: 0,
+            ..TraceOptions::default()
+        };
+        let (out, truth, _) = run(&o);
+        assert!(truth.iter().all(|t| t.has_reference));
+        let mut seen = HashSet::new();
+        for l in lines(&out) {
+            let t = l["t"].as_str().unwrap();
+            assert!(t.starts_with("MESSAGE_"), "{t}");
+            assert_ne!(t, "MESSAGE_REACTION_ADD");
+            if t != "MESSAGE_DELETE" {
+                assert_eq!(l["d"]["author"]["id"], "936929561302675456");
+            }
+            let id = id_of(&l["d"]["id"]);
+            if t == "MESSAGE_CREATE" {
+                assert!(seen.insert(id), "duplicate");
+            } else {
+                assert!(seen.contains(&id), "out of order");
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_options_saturate() {
+        for (users, channels, start_ms, strip) in [
+            (0, 0, i64::MIN, u32::MAX),
+            (usize::MAX, usize::MAX, i64::MAX, 1000),
+            (1, 1, 0, 0),
+        ] {
+            let o = TraceOptions {
+                seed: u64::MAX,
+                events: 2_000,
+                users,
+                channels,
+                start_ms,
+                strip_reference_per_mille: strip,
+                ..TraceOptions::default()
+            };
+            let (out, truth, stats) = run(&o);
+            assert_eq!(lines(&out).len(), stats.lines);
+            if strip >= 1000 {
+                assert!(truth.iter().all(|t| !t.has_reference));
+            }
+        }
+        let (out, truth, stats) = run(&opts(0, 0));
+        assert!(out.is_empty() && truth.is_empty());
+        assert_eq!(stats, TraceStats::default());
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let o = opts(7, 200_000);
+        let mut sink = io::sink();
+        let mut results = 0usize;
+        let mut truth = |_t: TruthLink| results += 1;
+        let mut sim = Sim::new(&o, &mut sink, &mut truth);
+        sim.run().unwrap();
+        assert!(sim.em.stats.lines >= 200_000);
+        assert!(sim.peak_jobs < 200, "{}", sim.peak_jobs);
+        assert!(sim.peak_heap < 300, "{}", sim.peak_heap);
+        assert!(sim.live.len() <= LIVE_WINDOW);
+        assert!(sim.em.pending.len() < 20);
+    }
+
+    #[test]
+    fn malformed_lines_are_not_dispatches() {
+        for l in MALFORMED_LINES {
+            let ok = serde_json::from_str::<Value>(l).ok().is_some_and(|v| {
+                v["op"] == 0
+                    && v["t"].is_string()
+                    && v["s"].is_u64()
+                    && v["d"]["id"].is_string()
+                    && v["d"]["content"].is_string()
+            });
+            assert!(!ok, "{l}");
+        }
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(snowflake_at(1_420_070_400_000, 5), 5);
+        assert_eq!(snowflake_at(0, 0x40_0001), 1);
+        assert_eq!(snowflake_at(i64::MAX, 0) >> 22, MAX_SNOWFLAKE_OFFSET_MS as u64);
+        // 1128641343909007401 is a real message of 2023-07-12T10:57:45.530Z.
+        assert_eq!(
+            (1128641343909007401u64 >> 22) as i64 + DISCORD_EPOCH_MS,
+            1689159465530
+        );
+        let mut b = String::new();
+        push_ts(&mut b, DEFAULT_START_MS + 3_120);
+        assert_eq!(b, "2024-05-01T00:00:03.120000+00:00");
+        for ms in [0i64, 951_782_400_000, 1_709_164_800_999, 4_102_444_799_999] {
+            b.clear();
+            push_ts(&mut b, ms);
+            assert_eq!(
+                chrono::DateTime::parse_from_rfc3339(&b)
+                    .unwrap()
+                    .timestamp_millis(),
+                ms
+            );
+        }
+        let slug = |body: u8, remix: u8| {
+            let mut s = String::new();
+            push_slug(
+                &mut s,
+                Prompt {
+                    body,
+                    suffix: 3,
+                    remix,
+                    video: false,
+                },
+            );
+            s
+        };
+        assert_eq!(slug(1, 0), "");
+        assert_eq!(slug(7, 0), "ufo");
+        assert_eq!(slug(6, 0), "a_watercolor_version_of_this_photo");
+        assert_eq!(slug(14, 0), "apple_forestbig_bad_wolf_woodunreal_engi");
+        assert_eq!(slug(39, 0), "8262694398550213_The_wolf_is_coming.");
+        assert_eq!(slug(0, 1), "glass_at_night");
+        assert_eq!(
+            UuidStr::new(0x0123_4567_89ab_4def_8123_4567_89ab_cdef).as_str(),
+            "01234567-89ab-4def-8123-456789abcdef"
+        );
+    }
+}
