@@ -182,9 +182,10 @@ impl Pipeline {
             }
         }
 
+        let is_new = old_kind.is_none();
         self.store.save_message(&row_for(&doc, Some(&parsed), true))?;
         self.store
-            .replace_attachments(doc.message.id, &parsed.attachments)?;
+            .replace_attachments(doc.message.id, &parsed.attachments, !is_new)?;
 
         match parsed.kind {
             Kind::Result(action) => {
@@ -192,7 +193,8 @@ impl Pipeline {
                 let exact = link::exact_parent(&doc.message);
                 self.relink(doc.message.id, action, parsed.tile, posted_ms, exact)?;
             }
-            _ => self.store.delete_link(doc.message.id)?,
+            _ if !is_new => self.store.delete_link(doc.message.id)?,
+            _ => {}
         }
 
         if parsed.kind.is_grid() || parsed.kind.is_single_image() {

@@ -62,7 +62,6 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_by_prompt ON messages(channel_id, user_id, prompt_norm, posted_at);
 CREATE INDEX messages_by_uuid ON messages(job_uuid) WHERE job_uuid IS NOT NULL;
-CREATE INDEX messages_by_channel ON messages(channel_id, id);
 
 CREATE TABLE attachments (
     id           INTEGER PRIMARY KEY,
@@ -214,6 +213,8 @@ impl Store {
 
     fn setup(conn: Connection, path: &Path) -> Result<Store> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every query below is prepared once and reused; the default cache (16) is too small.
+        conn.set_prepared_statement_cache_capacity(64);
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
@@ -222,7 +223,9 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "cache_size", -16_000)?;
+        conn.pragma_update(None, "cache_size", -32_000)?;
+        // Fewer, larger checkpoints: a page rewritten many times is copied back once.
+        conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
         let mut store = Store {
             conn,
             in_batch: false,
@@ -347,12 +350,15 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the attachments of a message with `attachments` (their latest state).
-    pub fn replace_attachments(&self, message_id: Snowflake, attachments: &[Attachment]) -> Result<()> {
-        let mut delete = self
-            .conn
-            .prepare_cached("DELETE FROM attachments WHERE message_id = ?1")?;
-        delete.execute([message_id.to_sql()])?;
+    /// Replaces the attachments of a message with `attachments` (their latest state);
+    /// `had_any` is false for a message stored for the first time (nothing to remove).
+    pub fn replace_attachments(&self, message_id: Snowflake, attachments: &[Attachment], had_any: bool) -> Result<()> {
+        if had_any {
+            let mut delete = self
+                .conn
+                .prepare_cached("DELETE FROM attachments WHERE message_id = ?1")?;
+            delete.execute([message_id.to_sql()])?;
+        }
         let mut insert = self.conn.prepare_cached(
             "INSERT INTO attachments (id, message_id, position, filename, url, size, width, height, content_type)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)

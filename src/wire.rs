@@ -5,6 +5,9 @@
 //! decoder for Discord JSON. Unknown fields are skipped; every field is optional so that
 //! partial MESSAGE_UPDATE payloads decode too.
 
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
@@ -68,40 +71,95 @@ pub struct Components(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for Components {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Node {
-            Full(FullNode),
-            /// Already flattened (our own stored form).
-            Flat(String),
-        }
-        #[derive(Deserialize)]
-        struct FullNode {
-            #[serde(default)]
-            custom_id: Option<String>,
-            #[serde(default)]
-            url: Option<String>,
-            #[serde(default)]
-            components: Option<Vec<Node>>,
-        }
-        fn flatten(nodes: Vec<Node>, out: &mut Vec<String>) {
-            for node in nodes {
-                match node {
-                    Node::Flat(text) => out.push(text),
-                    Node::Full(full) => {
-                        out.extend(full.custom_id);
-                        out.extend(full.url);
-                        if let Some(children) = full.components {
-                            flatten(children, out);
-                        }
+        let mut out = Vec::new();
+        deserializer.deserialize_seq(NodesVisitor(&mut out))?;
+        Ok(Components(out))
+    }
+}
+
+/// Walks `[node, ...]` where a node is either a component object (its `custom_id` and `url`
+/// are kept, its `components` walked) or a string (the flattened form mjlink stores).
+struct NodesVisitor<'a>(&'a mut Vec<String>);
+
+impl<'de> Visitor<'de> for NodesVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of message components")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(NodeSeed(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+}
+
+struct NodeSeed<'a>(&'a mut Vec<String>);
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NodeSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a message component")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
+        self.0.push(text.to_string());
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "custom_id" | "url" => {
+                    if let Some(text) = map.next_value::<Option<String>>()? {
+                        self.0.push(text);
                     }
+                }
+                "components" => map.next_value_seed(NodesSeed(&mut *self.0))?,
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
                 }
             }
         }
-        let nodes = Vec::<Node>::deserialize(deserializer)?;
-        let mut out = Vec::new();
-        flatten(nodes, &mut out);
-        Ok(Components(out))
+        Ok(())
+    }
+}
+
+struct NodesSeed<'a>(&'a mut Vec<String>);
+
+impl<'de> DeserializeSeed<'de> for NodesSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(NullOrNodes(self.0))
+    }
+}
+
+/// `components: null` is tolerated as empty.
+struct NullOrNodes<'a>(&'a mut Vec<String>);
+
+impl<'de> Visitor<'de> for NullOrNodes<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of message components or null")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        NodesVisitor(self.0).visit_seq(seq)
     }
 }
 
