@@ -17,12 +17,17 @@ use crate::tracegen::{self, TraceOptions};
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRow {
     pub events: usize,
+    /// Measurements taken (the figures are medians).
+    pub repeats: usize,
     pub trace_bytes: u64,
     /// Lines per second deserialized into `serenity::model::event::GatewayEvent` (baseline).
     pub serenity_decode_per_s: f64,
     /// Lines per second through `mjlink replay` (decode, parse, link, SQLite on disk).
     pub replay_per_s: f64,
     pub ratio: f64,
+    /// Replay rate over the first and the last tenth of the trace (of the last repetition).
+    pub first_tenth_per_s: f64,
+    pub last_tenth_per_s: f64,
     /// Peak resident memory during the replay phase, in MiB (Linux; `None` elsewhere).
     pub replay_peak_rss_mib: Option<f64>,
     pub db_bytes: u64,
@@ -58,80 +63,127 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
     }
     let trace_bytes = std::fs::metadata(&trace_path)?.len();
 
-    // Baseline: serenity's own event type, same lines, same reader.
-    let start = Instant::now();
+    // Short runs are repeated (fresh database each time) and the median taken, so that every
+    // figure rests on at least ~200k events of work.
+    let repeats = (200_000 / events.max(1)).clamp(1, 10);
+    let mut serenity_rates = Vec::new();
+    let mut replay_rates = Vec::new();
+    let mut tenths = (0.0, 0.0);
+    let mut peak = None;
+    let mut links = 0;
+    let mut db_bytes = 0;
     let mut lines = 0usize;
-    let mut decoded = 0usize;
-    let reader = BufReader::with_capacity(256 * 1024, std::fs::File::open(&trace_path)?);
-    for line in reader.split(b'\n') {
-        let line = line?;
-        lines += 1;
-        if serde_json::from_slice::<serenity::model::event::GatewayEvent>(&line).is_ok() {
-            decoded += 1;
-        }
-    }
-    let serenity_secs = start.elapsed().as_secs_f64();
-    std::hint::black_box(decoded);
-
-    // mjlink replay into a fresh on-disk database.
     let db_path = dir.join(format!("bench-{events}.db"));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
+    for _ in 0..repeats {
+        // Baseline: serenity's own event type, same lines, same reader.
+        let start = Instant::now();
+        let mut decoded = 0usize;
+        lines = 0;
+        let reader = BufReader::with_capacity(256 * 1024, std::fs::File::open(&trace_path)?);
+        for line in reader.split(b'\n') {
+            let line = line?;
+            lines += 1;
+            if serde_json::from_slice::<serenity::model::event::GatewayEvent>(&line).is_ok() {
+                decoded += 1;
+            }
+        }
+        serenity_rates.push(lines as f64 / start.elapsed().as_secs_f64());
+        std::hint::black_box(decoded);
+
+        // mjlink replay into a fresh on-disk database.
+        remove_db(&db_path);
+        reset_peak_rss();
+        let start = Instant::now();
+        let store = Store::open(&db_path)?;
+        let mut pipeline = Pipeline::new(store, PipelineConfig::default());
+        let mut summary = ReplaySummary::default();
+        let mut clock = Clock::default();
+        let reader = BufReader::with_capacity(256 * 1024, std::fs::File::open(&trace_path)?);
+        // Rates over the first and the last tenth of the trace: a cost that grows with the
+        // history kept shows as a slower last tenth.
+        let tenth = trace_bytes / 10;
+        let mut seen_bytes = 0u64;
+        let mut first_tenth = None;
+        let mut last_tenth_start = None;
+        let mut lines_seen = 0u64;
+        replay::replay_reader("bench", reader, &mut pipeline, &mut summary, &mut clock, |bytes| {
+            seen_bytes += bytes;
+            lines_seen += 1;
+            if first_tenth.is_none() && seen_bytes >= tenth {
+                first_tenth = Some((lines_seen, start.elapsed().as_secs_f64()));
+            }
+            if last_tenth_start.is_none() && seen_bytes >= trace_bytes - tenth {
+                last_tenth_start = Some((lines_seen, start.elapsed().as_secs_f64()));
+            }
+        })?;
+        let store = pipeline.into_store()?;
+        let elapsed = start.elapsed().as_secs_f64();
+        replay_rates.push(summary.lines as f64 / elapsed);
+        if let (Some((first_lines, first_secs)), Some((last_lines, last_secs))) = (first_tenth, last_tenth_start) {
+            tenths = (
+                first_lines as f64 / first_secs,
+                (summary.lines - last_lines) as f64 / (elapsed - last_secs),
+            );
+        }
+        peak = peak_rss_mib();
+        let (_, by_status) = store.count_links()?;
+        links = by_status.iter().map(|(_, count)| count).sum();
+        drop(store);
+        db_bytes = ["", "-wal"]
+            .iter()
+            .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db_path.display())).ok())
+            .map(|meta| meta.len())
+            .sum();
     }
-    reset_peak_rss();
-    let start = Instant::now();
-    let store = Store::open(&db_path)?;
-    let mut pipeline = Pipeline::new(store, PipelineConfig::default());
-    let mut summary = ReplaySummary::default();
-    let mut clock = Clock::default();
-    let reader = BufReader::with_capacity(256 * 1024, std::fs::File::open(&trace_path)?);
-    replay::replay_reader("bench", reader, &mut pipeline, &mut summary, &mut clock, |_| {})?;
-    let store = pipeline.into_store()?;
-    let replay_secs = start.elapsed().as_secs_f64();
-    let peak = peak_rss_mib();
-    let (_, by_status) = store.count_links()?;
-    let links = by_status.iter().map(|(_, count)| count).sum();
-    drop(store);
-    let db_bytes = ["", "-wal"]
-        .iter()
-        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db_path.display())).ok())
-        .map(|meta| meta.len())
-        .sum();
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
-    }
+    remove_db(&db_path);
     let _ = std::fs::remove_file(&trace_path);
 
-    let serenity_decode_per_s = lines as f64 / serenity_secs;
-    let replay_per_s = summary.lines as f64 / replay_secs;
+    let serenity_decode_per_s = median(&mut serenity_rates);
+    let replay_per_s = median(&mut replay_rates);
     Ok(BenchRow {
         events: lines,
+        repeats,
         trace_bytes,
         serenity_decode_per_s,
         replay_per_s,
         ratio: replay_per_s / serenity_decode_per_s,
+        first_tenth_per_s: tenths.0,
+        last_tenth_per_s: tenths.1,
         replay_peak_rss_mib: peak,
         db_bytes,
         links,
     })
 }
 
+fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// Prints the table of rows.
 pub fn write_table(out: &mut impl std::io::Write, rows: &[BenchRow]) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:>9} {:>9} {:>16} {:>14} {:>6} {:>13} {:>9}",
-        "events", "trace MB", "serenity dec/s", "replay ev/s", "ratio", "peak RSS MiB", "db MB"
+        "{:>9} {:>4} {:>9} {:>15} {:>12} {:>6} {:>16} {:>13} {:>9}",
+        "events", "runs", "trace MB", "serenity dec/s", "replay ev/s", "ratio", "1st/last 10% ev/s", "peak RSS MiB", "db MB"
     )?;
     for row in rows {
         writeln!(
             out,
-            "{:>9} {:>9.1} {:>16.0} {:>14.0} {:>6.2} {:>13} {:>9.1}",
+            "{:>9} {:>4} {:>9.1} {:>15.0} {:>12.0} {:>6.2} {:>16} {:>13} {:>9.1}",
             row.events,
+            row.repeats,
             row.trace_bytes as f64 / 1e6,
             row.serenity_decode_per_s,
             row.replay_per_s,
             row.ratio,
+            format!("{:.0}/{:.0}", row.first_tenth_per_s, row.last_tenth_per_s),
             row.replay_peak_rss_mib
                 .map_or("n/a".to_string(), |mib| format!("{mib:.1}")),
             row.db_bytes as f64 / 1e6,

@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod digest;
 pub mod export;
 pub mod link;
 pub mod merge;

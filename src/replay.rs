@@ -7,6 +7,7 @@ use std::io::BufRead;
 
 use serde::Serialize;
 
+use crate::digest::digest;
 use crate::pipeline::{Applied, Event, Pipeline};
 use crate::store::StoreError;
 use crate::wire::{Delete, Dispatch, Message};
@@ -15,23 +16,6 @@ use crate::wire::{Delete, Dispatch, Message};
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 /// How many malformed lines the summary describes (all are counted).
 const MALFORMED_SHOWN: usize = 5;
-
-/// A stable 64-bit digest of an event's payload for the processed set (FNV-1a over 8-byte
-/// words; the same bytes always give the same digest, on every platform and version).
-pub fn digest(bytes: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0100_0000_01b3;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let value = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-        hash = (hash ^ value).wrapping_mul(PRIME);
-        hash ^= hash >> 29;
-    }
-    for byte in words.remainder() {
-        hash = (hash ^ u64::from(*byte)).wrapping_mul(PRIME);
-    }
-    hash ^ (hash >> 32)
-}
 
 /// What one line of a recording is.
 #[derive(Debug)]

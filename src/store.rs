@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::link::{Candidate, Decision, Signal, Status};
 use crate::merge::Doc;
@@ -41,6 +42,12 @@ CREATE TABLE messages (
     kind        TEXT NOT NULL,
     prompt      TEXT,
     prompt_norm TEXT,
+    -- 64-bit digests of prompt_norm and job_uuid: small keys for the indexes every event
+    -- probes (the text columns are still compared, so a digest collision costs nothing).
+    prompt_key  INTEGER,
+    job_key     INTEGER,
+    -- posted_at / 86400000: the leading key of the lookup indexes
+    day         INTEGER,
     params      TEXT,
     user_id     INTEGER,
     mode        TEXT,
@@ -57,11 +64,21 @@ CREATE TABLE messages (
     deleted_at  INTEGER,
     -- start/progress messages: running | completed | failed | unknown
     outcome     TEXT,
-    final_id    INTEGER,
-    doc         TEXT NOT NULL
+    final_id    INTEGER
 );
-CREATE INDEX messages_by_prompt ON messages(channel_id, user_id, prompt_norm, posted_at);
-CREATE INDEX messages_by_uuid ON messages(job_uuid) WHERE job_uuid IS NOT NULL;
+
+-- The merged state of each message (see merge.rs), apart from the row above so that the
+-- tables every event queries stay small.
+CREATE TABLE docs (
+    id  INTEGER PRIMARY KEY REFERENCES messages(id),
+    doc TEXT NOT NULL
+);
+-- Both lookup indexes lead with the day a message was posted, so that new entries land in
+-- a small, recent part of each index instead of anywhere in it: lookups are always bounded
+-- by a time window, and the cost of an event does not grow with the history kept.
+CREATE INDEX messages_by_prompt ON messages(day, channel_id, user_id, prompt_key, posted_at)
+    WHERE prompt_key IS NOT NULL;
+CREATE INDEX messages_by_job ON messages(day, job_key) WHERE job_key IS NOT NULL;
 
 CREATE TABLE attachments (
     id           INTEGER PRIMARY KEY,
@@ -178,6 +195,23 @@ fn opt_snowflake(value: Option<i64>) -> Option<Snowflake> {
     value.map(Snowflake::from_sql)
 }
 
+const DAY_MS: i64 = 86_400_000;
+
+/// `column IN (?first, ?first+1, ...)` over the days `[from_ms, to_ms]` touches, and the
+/// values to bind. A window longer than the data's span is clamped to 400 days of lookups.
+fn day_filter(column: &str, from_ms: i64, to_ms: i64, first: usize) -> (String, Vec<Value>) {
+    let first_day = from_ms.div_euclid(DAY_MS);
+    let last_day = to_ms.div_euclid(DAY_MS).clamp(first_day, first_day + 400);
+    let values: Vec<Value> = (first_day..=last_day).map(Value::from).collect();
+    let placeholders: Vec<String> = (0..values.len()).map(|index| format!("?{}", first + index)).collect();
+    (format!("{column} IN ({})", placeholders.join(", ")), values)
+}
+
+/// The index key of a text column (see the schema): a stable 64-bit digest.
+fn text_key(text: &str) -> i64 {
+    crate::digest::digest(text.as_bytes()) as i64
+}
+
 fn candidates_json(candidates: &[Snowflake]) -> String {
     serde_json::to_string(candidates).unwrap_or_else(|_| "[]".to_string())
 }
@@ -223,7 +257,7 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "cache_size", -32_000)?;
+        conn.pragma_update(None, "cache_size", -64_000)?;
         // Fewer, larger checkpoints: a page rewritten many times is copied back once.
         conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
         let mut store = Store {
@@ -285,7 +319,7 @@ impl Store {
     pub fn load_message(&self, id: Snowflake) -> Result<Option<StoredMessage>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT doc, seen, kind, deleted_at FROM messages WHERE id = ?1")?;
+            .prepare_cached("SELECT d.doc, m.seen, m.kind, m.deleted_at FROM messages m JOIN docs d ON d.id = m.id WHERE m.id = ?1")?;
         let row = stmt
             .query_row([id.to_sql()], |row| {
                 Ok((
@@ -311,9 +345,10 @@ impl Store {
     pub fn save_message(&self, row: &MessageRow) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO messages (id, channel_id, guild_id, author_id, seen, kind, prompt, prompt_norm, params,
-                 user_id, mode, stealth, tile, job_uuid, detail, stage, error_title, posted_at, edited_at, outcome, doc, action)
+                 user_id, mode, stealth, tile, job_uuid, detail, stage, error_title, posted_at, edited_at, outcome, action,
+                 prompt_key, job_key, day)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 CASE WHEN ?6 = 'progress' THEN 'running' END, ?20, ?21)
+                 CASE WHEN ?6 = 'progress' THEN 'running' END, ?20, ?21, ?22, ?18 / 86400000)
              ON CONFLICT(id) DO UPDATE SET channel_id = excluded.channel_id, guild_id = excluded.guild_id,
                  author_id = excluded.author_id, seen = excluded.seen, kind = excluded.kind,
                  prompt = excluded.prompt, prompt_norm = excluded.prompt_norm, params = excluded.params,
@@ -322,7 +357,8 @@ impl Store {
                  error_title = excluded.error_title, posted_at = excluded.posted_at, edited_at = excluded.edited_at,
                  outcome = CASE WHEN excluded.kind = 'progress' THEN COALESCE(messages.outcome, 'running') END,
                  final_id = CASE WHEN excluded.kind = 'progress' THEN messages.final_id END,
-                 doc = excluded.doc, action = excluded.action",
+                 action = excluded.action, prompt_key = excluded.prompt_key, job_key = excluded.job_key,
+                 day = excluded.day",
         )?;
         stmt.execute(params![
             row.id.to_sql(),
@@ -344,9 +380,14 @@ impl Store {
             row.error_title,
             row.posted_at,
             row.edited_at,
-            row.doc,
             row.action,
+            row.prompt_norm.as_deref().map(text_key),
+            row.job_uuid.as_deref().map(text_key),
         ])?;
+        let mut doc = self
+            .conn
+            .prepare_cached("INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc")?;
+        doc.execute(params![row.id.to_sql(), row.doc])?;
         Ok(())
     }
 
@@ -385,17 +426,21 @@ impl Store {
     /// Marks a message deleted at `at_ms`, creating a placeholder row if it was never seen.
     pub fn mark_deleted(&self, id: Snowflake, channel_id: Option<Snowflake>, at_ms: i64) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO messages (id, channel_id, seen, kind, deleted_at, doc)
-             VALUES (?1, ?2, 0, 'pending', ?3, ?4)
+            "INSERT INTO messages (id, channel_id, seen, kind, deleted_at)
+             VALUES (?1, ?2, 0, 'pending', ?3)
              ON CONFLICT(id) DO UPDATE SET deleted_at = COALESCE(messages.deleted_at, excluded.deleted_at)",
         )?;
+        stmt.execute(params![id.to_sql(), opt_sql(channel_id), at_ms])?;
         let placeholder = serde_json::to_string(&Doc::new(crate::wire::Message {
             id,
             channel_id,
             ..Default::default()
         }))
         .unwrap_or_default();
-        stmt.execute(params![id.to_sql(), opt_sql(channel_id), at_ms, placeholder])?;
+        let mut doc = self
+            .conn
+            .prepare_cached("INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING")?;
+        doc.execute(params![id.to_sql(), placeholder])?;
         Ok(())
     }
 
@@ -447,36 +492,38 @@ impl Store {
         tile: Option<u8>,
         child_id: Snowflake,
     ) -> Result<Vec<Candidate>> {
-        let mut stmt = self.conn.prepare_cached(
+        let (days, day_values) = day_filter("m.day", from_ms, to_ms, 9);
+        let sql = format!(
             "SELECT m.id, m.posted_at, m.kind,
                  ?6 IS NOT NULL AND EXISTS (SELECT 1 FROM links l WHERE l.parent_id = m.id AND l.tile = ?6
                      AND l.status = 'linked' AND l.child_id != ?7)
              FROM messages m
-             WHERE m.channel_id = ?1 AND m.user_id = ?2 AND m.prompt_norm = ?3
-               AND m.posted_at BETWEEN ?4 AND ?5 AND m.seen = 1 AND m.id != ?7",
-        )?;
-        let rows = stmt.query_map(
-            params![
-                channel_id.to_sql(),
-                user_id.to_sql(),
-                prompt_norm,
-                from_ms,
-                to_ms,
-                tile,
-                child_id.to_sql()
-            ],
-            |row| {
-                let kind: String = row.get(2)?;
-                let (is_grid, is_single_image) = kind_shape(&kind);
-                Ok(Candidate {
-                    id: Snowflake::from_sql(row.get(0)?),
-                    posted_ms: row.get(1)?,
-                    is_grid,
-                    is_single_image,
-                    tile_taken: row.get(3)?,
-                })
-            },
-        )?;
+             WHERE {days} AND m.channel_id = ?1 AND m.user_id = ?2 AND m.prompt_key = ?8 AND m.prompt_norm = ?3
+               AND m.posted_at BETWEEN ?4 AND ?5 AND m.seen = 1 AND m.id != ?7"
+        );
+        let mut values: Vec<Value> = vec![
+            channel_id.to_sql().into(),
+            user_id.to_sql().into(),
+            prompt_norm.to_string().into(),
+            from_ms.into(),
+            to_ms.into(),
+            tile.map_or(Value::Null, |tile| i64::from(tile).into()),
+            child_id.to_sql().into(),
+            text_key(prompt_norm).into(),
+        ];
+        values.extend(day_values);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(values), |row| {
+            let kind: String = row.get(2)?;
+            let (is_grid, is_single_image) = kind_shape(&kind);
+            Ok(Candidate {
+                id: Snowflake::from_sql(row.get(0)?),
+                posted_ms: row.get(1)?,
+                is_grid,
+                is_single_image,
+                tile_taken: row.get(3)?,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
@@ -490,23 +537,31 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(Snowflake, i64, Action, Option<u8>)>> {
-        let mut stmt = self.conn.prepare_cached(
+        let (days, day_values) = day_filter("m.day", from_ms, to_ms, 7);
+        let sql = format!(
             "SELECT m.id, m.posted_at, l.action, l.tile FROM messages m JOIN links l ON l.child_id = m.id
-             WHERE m.channel_id = ?1 AND m.user_id = ?2 AND m.prompt_norm = ?3
-               AND m.posted_at BETWEEN ?4 AND ?5 AND (l.signal IS NULL OR l.signal = 'heuristic')",
-        )?;
-        let rows = stmt.query_map(
-            params![channel_id.to_sql(), user_id.to_sql(), prompt_norm, from_ms, to_ms],
-            |row| {
-                let action: String = row.get(2)?;
-                Ok((
-                    Snowflake::from_sql(row.get(0)?),
-                    row.get::<_, i64>(1)?,
-                    action,
-                    row.get::<_, Option<u8>>(3)?,
-                ))
-            },
-        )?;
+             WHERE {days} AND m.channel_id = ?1 AND m.user_id = ?2 AND m.prompt_key = ?6 AND m.prompt_norm = ?3
+               AND m.posted_at BETWEEN ?4 AND ?5 AND (l.signal IS NULL OR l.signal = 'heuristic')"
+        );
+        let mut values: Vec<Value> = vec![
+            channel_id.to_sql().into(),
+            user_id.to_sql().into(),
+            prompt_norm.to_string().into(),
+            from_ms.into(),
+            to_ms.into(),
+            text_key(prompt_norm).into(),
+        ];
+        values.extend(day_values);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(values), |row| {
+            let action: String = row.get(2)?;
+            Ok((
+                Snowflake::from_sql(row.get(0)?),
+                row.get::<_, i64>(1)?,
+                action,
+                row.get::<_, Option<u8>>(3)?,
+            ))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (id, posted, action, tile) = row?;
@@ -556,8 +611,9 @@ impl Store {
         Ok(stmt.query_row([id.to_sql()], progress_from_row).optional()?)
     }
 
-    /// Start/progress messages that a new grid could be the final of: same job UUID, or
-    /// (without one) same channel, user and prompt, posted within `[from_ms, to_ms]`.
+    /// Start/progress messages that a new grid could be the final of, posted within
+    /// `[from_ms, to_ms]`: with the same job UUID, or (without one) the same channel, user and
+    /// prompt.
     pub fn progress_waiting_for(
         &self,
         job_uuid: Option<&str>,
@@ -567,25 +623,39 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<ProgressRow>> {
+        const COLUMNS: &str = "id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action";
         let mut out = Vec::new();
         if let Some(uuid) = job_uuid {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action FROM messages
-                 WHERE job_uuid = ?1 AND kind = 'progress' AND seen = 1",
-            )?;
-            let rows = stmt.query_map([uuid], progress_from_row)?;
+            let (days, day_values) = day_filter("day", from_ms, to_ms, 5);
+            let sql = format!(
+                "SELECT {COLUMNS} FROM messages WHERE {days} AND job_key = ?2 AND job_uuid = ?1
+                   AND posted_at BETWEEN ?3 AND ?4 AND kind = 'progress' AND seen = 1"
+            );
+            let mut values: Vec<Value> =
+                vec![uuid.to_string().into(), text_key(uuid).into(), from_ms.into(), to_ms.into()];
+            values.extend(day_values);
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(values), progress_from_row)?;
             out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
         }
         if let (Some(channel), Some(user), Some(prompt)) = (channel_id, user_id, prompt_norm) {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action FROM messages
-                 WHERE channel_id = ?1 AND user_id = ?2 AND prompt_norm = ?3 AND posted_at BETWEEN ?4 AND ?5
-                   AND kind = 'progress' AND seen = 1 AND job_uuid IS NULL",
-            )?;
-            let rows = stmt.query_map(
-                params![channel.to_sql(), user.to_sql(), prompt, from_ms, to_ms],
-                progress_from_row,
-            )?;
+            let (days, day_values) = day_filter("day", from_ms, to_ms, 7);
+            let sql = format!(
+                "SELECT {COLUMNS} FROM messages
+                 WHERE {days} AND channel_id = ?1 AND user_id = ?2 AND prompt_key = ?6 AND prompt_norm = ?3
+                   AND posted_at BETWEEN ?4 AND ?5 AND kind = 'progress' AND seen = 1 AND job_uuid IS NULL"
+            );
+            let mut values: Vec<Value> = vec![
+                channel.to_sql().into(),
+                user.to_sql().into(),
+                prompt.to_string().into(),
+                from_ms.into(),
+                to_ms.into(),
+                text_key(prompt).into(),
+            ];
+            values.extend(day_values);
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(values), progress_from_row)?;
             for row in rows {
                 out.push(row?);
             }
@@ -593,29 +663,49 @@ impl Store {
         Ok(out)
     }
 
-    /// Grids (or results) that could be the final of a progress message: by job UUID, or by
-    /// channel, user and prompt within `[from_ms, to_ms]`. Returns their ids.
+    /// Messages that could be the final of a progress message, posted within
+    /// `[progress.posted_at, to_ms]`: by job UUID, or by channel, user and prompt (a grid for
+    /// /imagine, the same action for a button's progress). Returns their ids.
     pub fn finals_for(&self, progress: &ProgressRow, to_ms: i64) -> Result<Vec<Snowflake>> {
+        let from_ms = progress.posted_at;
         let mut ids = Vec::new();
         if let Some(uuid) = &progress.job_uuid {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT id FROM messages WHERE job_uuid = ?1 AND seen = 1 AND kind NOT IN ('progress', 'pending', 'error', 'other', 'not_midjourney')",
-            )?;
-            let rows = stmt.query_map([uuid], |row| Ok(Snowflake::from_sql(row.get(0)?)))?;
+            let (days, day_values) = day_filter("day", from_ms, to_ms, 5);
+            let sql = format!(
+                "SELECT id FROM messages WHERE {days} AND job_key = ?2 AND job_uuid = ?1
+                   AND posted_at BETWEEN ?3 AND ?4 AND seen = 1
+                   AND kind NOT IN ('progress', 'pending', 'error', 'other', 'not_midjourney')"
+            );
+            let mut values: Vec<Value> =
+                vec![uuid.to_string().into(), text_key(uuid).into(), from_ms.into(), to_ms.into()];
+            values.extend(day_values);
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(values), |row| Ok(Snowflake::from_sql(row.get(0)?)))?;
             ids = rows.collect::<rusqlite::Result<Vec<_>>>()?;
             return Ok(ids);
         }
         if let (Some(channel), Some(user), Some(prompt)) =
             (progress.channel_id, progress.user_id, &progress.prompt_norm)
         {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT id, kind FROM messages WHERE channel_id = ?1 AND user_id = ?2 AND prompt_norm = ?3
-                   AND posted_at BETWEEN ?4 AND ?5 AND seen = 1",
-            )?;
-            let rows = stmt.query_map(
-                params![channel.to_sql(), user.to_sql(), prompt, progress.posted_at, to_ms],
-                |row| Ok((Snowflake::from_sql(row.get(0)?), row.get::<_, String>(1)?)),
-            )?;
+            let (days, day_values) = day_filter("day", from_ms, to_ms, 7);
+            let sql = format!(
+                "SELECT id, kind FROM messages
+                 WHERE {days} AND channel_id = ?1 AND user_id = ?2 AND prompt_key = ?6 AND prompt_norm = ?3
+                   AND posted_at BETWEEN ?4 AND ?5 AND seen = 1"
+            );
+            let mut values: Vec<Value> = vec![
+                channel.to_sql().into(),
+                user.to_sql().into(),
+                prompt.clone().into(),
+                from_ms.into(),
+                to_ms.into(),
+                text_key(prompt).into(),
+            ];
+            values.extend(day_values);
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(values), |row| {
+                Ok((Snowflake::from_sql(row.get(0)?), row.get::<_, String>(1)?))
+            })?;
             for row in rows {
                 let (id, kind) = row?;
                 let fits = match progress.action.as_deref() {
@@ -687,6 +777,7 @@ impl Store {
         let mut out = String::new();
         for (table, order) in [
             ("messages", "id"),
+            ("docs", "id"),
             ("attachments", "id"),
             ("links", "child_id"),
             ("processed", "message_id, event, digest"),
