@@ -106,28 +106,40 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
         let mut first_tenth = None;
         let mut last_tenth_start = None;
         let mut lines_seen = 0u64;
-        replay::replay_reader("bench", reader, &mut pipeline, &mut summary, &mut clock, |bytes| {
-            seen_bytes += bytes;
-            lines_seen += 1;
-            if first_tenth.is_none() && seen_bytes >= tenth {
-                first_tenth = Some((lines_seen, start.elapsed().as_secs_f64()));
-            }
-            if last_tenth_start.is_none() && seen_bytes >= trace_bytes - tenth {
-                last_tenth_start = Some((lines_seen, start.elapsed().as_secs_f64()));
-            }
-        })?;
+        replay::replay_reader(
+            "bench",
+            reader,
+            &mut pipeline,
+            &mut summary,
+            &mut clock,
+            |bytes| {
+                seen_bytes += bytes;
+                lines_seen += 1;
+                if first_tenth.is_none() && seen_bytes >= tenth {
+                    first_tenth = Some((lines_seen, start.elapsed().as_secs_f64()));
+                }
+                if last_tenth_start.is_none() && seen_bytes >= trace_bytes - tenth {
+                    last_tenth_start = Some((lines_seen, start.elapsed().as_secs_f64()));
+                }
+            },
+        )?;
         let store = pipeline.into_store()?;
         let elapsed = start.elapsed().as_secs_f64();
         replay_rates.push(summary.lines as f64 / elapsed);
-        if let (Some((first_lines, first_secs)), Some((last_lines, last_secs))) = (first_tenth, last_tenth_start) {
+        if let (Some((first_lines, first_secs)), Some((last_lines, last_secs))) =
+            (first_tenth, last_tenth_start)
+        {
             tenths = (
                 first_lines as f64 / first_secs,
                 (summary.lines - last_lines) as f64 / (elapsed - last_secs),
             );
         }
         peak = peak_rss_mib();
-        let (_, by_status) = store.count_links()?;
-        links = by_status.iter().map(|(_, count)| count).sum();
+        links = store
+            .count_links_by_status()?
+            .iter()
+            .map(|(_, count)| count)
+            .sum();
         drop(store);
         db_bytes = ["", "-wal"]
             .iter()
@@ -171,7 +183,15 @@ pub fn write_table(out: &mut impl std::io::Write, rows: &[BenchRow]) -> std::io:
     writeln!(
         out,
         "{:>9} {:>4} {:>9} {:>15} {:>12} {:>6} {:>16} {:>13} {:>9}",
-        "events", "runs", "trace MB", "serenity dec/s", "replay ev/s", "ratio", "1st/last 10% ev/s", "peak RSS MiB", "db MB"
+        "events",
+        "runs",
+        "trace MB",
+        "serenity dec/s",
+        "replay ev/s",
+        "ratio",
+        "1st/last 10% ev/s",
+        "peak RSS MiB",
+        "db MB"
     )?;
     for row in rows {
         writeln!(

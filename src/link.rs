@@ -29,7 +29,7 @@ impl Signal {
         }
     }
 
-    pub fn from_str(text: &str) -> Option<Signal> {
+    pub fn from_name(text: &str) -> Option<Signal> {
         match text {
             "reference" => Some(Signal::Reference),
             "interaction" => Some(Signal::Interaction),
@@ -60,7 +60,7 @@ impl Status {
         }
     }
 
-    pub fn from_str(text: &str) -> Option<Status> {
+    pub fn from_name(text: &str) -> Option<Status> {
         match text {
             "linked" => Some(Status::Linked),
             "ambiguous" => Some(Status::Ambiguous),

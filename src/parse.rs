@@ -106,7 +106,7 @@ impl Action {
         }
     }
 
-    pub fn from_str(name: &str) -> Option<Action> {
+    pub fn from_name(name: &str) -> Option<Action> {
         Action::ALL.into_iter().find(|action| action.as_str() == name)
     }
 

@@ -5,7 +5,7 @@ use crate::link::{self, Child, Decision};
 use crate::merge::Doc;
 use crate::parse::{self, BotIds, Kind, Parsed, Stage};
 use crate::snowflake::Snowflake;
-use crate::store::{LinkRow, MessageRow, Store, StoreError};
+use crate::store::{ChildFacts, LinkRow, MessageRow, PromptScope, Store, StoreError};
 use crate::wire::Message;
 
 /// Default fallback window: a parent must be posted at most this long before its child.
@@ -265,17 +265,15 @@ impl Pipeline {
         posted_ms: i64,
     ) -> Result<Decision, StoreError> {
         let facts = self.store.child_facts(child_id)?;
-        let candidates = match facts {
-            Some((_, Some(channel), Some(user), Some(prompt))) => self.store.candidates(
-                channel,
-                user,
-                &prompt,
+        let candidates = match facts.as_ref().and_then(ChildFacts::scope) {
+            Some(scope) => self.store.candidates(
+                scope,
                 posted_ms - self.config.window_ms,
                 posted_ms,
                 tile,
                 child_id,
             )?,
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         Ok(link::heuristic(
             Child {
@@ -299,7 +297,7 @@ impl Pipeline {
         let posted_ms = self
             .store
             .child_facts(child_id)?
-            .map_or_else(|| child_id.timestamp_ms(), |facts| facts.0);
+            .map_or_else(|| child_id.timestamp_ms(), |facts| facts.posted_ms);
         let decision = self.fallback(child_id, old.action, old.tile, posted_ms)?;
         if decision != old.decision {
             self.store.put_link(&LinkRow { decision, ..old })?;
@@ -312,17 +310,19 @@ impl Pipeline {
     fn on_new_parent(&mut self, message: &Message, parsed: &Parsed) -> Result<(), StoreError> {
         let posted = message.posted_ms();
         let prompt_norm = parsed.normalized_prompt();
-        if let (Some(channel), Some(user), Some(prompt)) =
-            (message.channel_id, parsed.user_id, prompt_norm.as_deref())
-        {
-            let children = self.store.fallback_children(
-                channel,
-                user,
-                prompt,
-                posted,
-                posted + self.config.window_ms,
-            )?;
-            for (child_id, _, _, _) in children {
+        let scope = match (message.channel_id, parsed.user_id, prompt_norm.as_deref()) {
+            (Some(channel_id), Some(user_id), Some(prompt_norm)) => Some(PromptScope {
+                channel_id,
+                user_id,
+                prompt_norm,
+            }),
+            _ => None,
+        };
+        if let Some(scope) = scope {
+            let children = self
+                .store
+                .fallback_children(scope, posted, posted + self.config.window_ms)?;
+            for child_id in children {
                 if child_id != message.id {
                     self.refallback(child_id)?;
                 }
@@ -330,9 +330,7 @@ impl Pipeline {
         }
         let waiting = self.store.progress_waiting_for(
             parsed.job_uuid.as_deref(),
-            message.channel_id,
-            parsed.user_id,
-            prompt_norm.as_deref(),
+            scope,
             posted - self.config.window_ms,
             posted,
         )?;
@@ -357,20 +355,47 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Decides the outcome of a start/progress message from the finals that exist: one final
-    /// completes it; a deleted one without any final failed (silent moderation); a deleted
-    /// one with several possible finals (identical prompts, no job UUID) stays unknown.
+    /// Decides the outcome of a start/progress message from the finals that exist. With a job
+    /// UUID the final is certain. Without one (a start that never showed progress), a final
+    /// found by prompt counts only when no other such start could own it. A deleted message
+    /// with no possible final failed (silent moderation); with finals that cannot be told
+    /// apart it stays `unknown`: never a guess.
     fn settle_progress(&mut self, id: Snowflake) -> Result<(), StoreError> {
         let Some(progress) = self.store.progress_row(id)? else {
             return Ok(());
         };
-        let finals = self
-            .store
-            .finals_for(&progress, progress.posted_at + self.config.window_ms)?;
+        let window = self.config.window_ms;
+        let finals = self.store.finals_for(&progress, progress.posted_at + window)?;
+        let certain = match finals.as_slice() {
+            [only] if progress.job_uuid.is_none() => {
+                let final_posted = self
+                    .store
+                    .child_facts(*only)?
+                    .map_or_else(|| only.timestamp_ms(), |facts| facts.posted_ms);
+                let scope = match (
+                    progress.channel_id,
+                    progress.user_id,
+                    progress.prompt_norm.as_deref(),
+                ) {
+                    (Some(channel_id), Some(user_id), Some(prompt_norm)) => Some(PromptScope {
+                        channel_id,
+                        user_id,
+                        prompt_norm,
+                    }),
+                    _ => None,
+                };
+                let rivals =
+                    self.store
+                        .progress_waiting_for(None, scope, final_posted - window, final_posted)?;
+                rivals
+                    .iter()
+                    .all(|rival| rival.id == id || rival.action != progress.action)
+            }
+            _ => true,
+        };
         match (finals.as_slice(), progress.deleted) {
-            ([only], _) => self.store.set_outcome(id, "completed", Some(*only)),
+            ([only], _) if certain => self.store.set_outcome(id, "completed", Some(*only)),
             ([], true) => self.store.set_outcome(id, "failed", None),
-            ([], false) => self.store.set_outcome(id, "running", None),
             (_, true) => self.store.set_outcome(id, "unknown", None),
             (_, false) => self.store.set_outcome(id, "running", None),
         }

@@ -20,7 +20,7 @@ const MALFORMED_SHOWN: usize = 5;
 /// What one line of a recording is.
 #[derive(Debug)]
 pub enum Line {
-    Event(Event),
+    Event(Box<Event>),
     /// Nothing there (white space).
     Blank,
     /// A dispatch of a type the pipeline does not use (TYPING_START, READY...), or a
@@ -62,11 +62,11 @@ pub fn decode_line(bytes: &[u8]) -> Line {
         "MESSAGE_CREATE" | "MESSAGE_UPDATE" => match serde_json::from_str::<Message>(raw) {
             Ok(message) => {
                 let digest = digest(raw.as_bytes());
-                Line::Event(if event_type == "MESSAGE_CREATE" {
+                Line::Event(Box::new(if event_type == "MESSAGE_CREATE" {
                     Event::Create { message, digest }
                 } else {
                     Event::Update { message, digest }
-                })
+                }))
             }
             Err(error) => Line::Malformed(format!("{event_type} is not a message ({error})")),
         },
@@ -80,10 +80,10 @@ pub fn decode_line(bytes: &[u8]) -> Line {
                 if ids.is_empty() {
                     Line::Malformed(format!("{event_type} names no message id"))
                 } else {
-                    Line::Event(Event::Delete {
+                    Line::Event(Box::new(Event::Delete {
                         ids,
                         channel_id: delete.channel_id,
-                    })
+                    }))
                 }
             }
             Err(error) => Line::Malformed(format!("{event_type} is not a deletion ({error})")),
@@ -318,7 +318,7 @@ mod tests {
         assert!(matches!(decode_line(b"[1,2]"), Line::Malformed(_)));
         assert!(matches!(
             decode_line(b"{\"op\":0,\"t\":\"MESSAGE_DELETE\",\"d\":{\"id\":\"5\",\"channel_id\":\"6\"}}"),
-            Line::Event(Event::Delete { .. })
+            Line::Event(event) if matches!(*event, Event::Delete { .. })
         ));
     }
 

@@ -22,12 +22,11 @@ pub struct Report {
 
 impl Report {
     pub fn gather(summary: &ReplaySummary, store: &Store) -> Result<Report, StoreError> {
-        let (links_by_signal, links_by_status) = store.count_links()?;
         Ok(Report {
             replay: summary.clone(),
             jobs_by_kind: store.count_by_kind()?,
-            links_by_signal,
-            links_by_status,
+            links_by_signal: store.count_links_by_signal()?,
+            links_by_status: store.count_links_by_status()?,
             progress_outcomes: store.count_outcomes()?,
         })
     }

@@ -168,6 +168,34 @@ pub struct LinkExport {
     pub posted_at: Option<i64>,
 }
 
+/// "Same channel, same requesting user, same normalized prompt": the group the fallback
+/// linker and the progress outcomes search in.
+#[derive(Debug, Clone, Copy)]
+pub struct PromptScope<'a> {
+    pub channel_id: Snowflake,
+    pub user_id: Snowflake,
+    pub prompt_norm: &'a str,
+}
+
+/// What the fallback needs about a stored message.
+#[derive(Debug, Clone)]
+pub struct ChildFacts {
+    pub posted_ms: i64,
+    pub channel_id: Option<Snowflake>,
+    pub user_id: Option<Snowflake>,
+    pub prompt_norm: Option<String>,
+}
+
+impl ChildFacts {
+    pub fn scope(&self) -> Option<PromptScope<'_>> {
+        Some(PromptScope {
+            channel_id: self.channel_id?,
+            user_id: self.user_id?,
+            prompt_norm: self.prompt_norm.as_deref()?,
+        })
+    }
+}
+
 /// A start/progress message waiting to learn its outcome.
 #[derive(Debug, Clone)]
 pub struct ProgressRow {
@@ -203,7 +231,9 @@ fn day_filter(column: &str, from_ms: i64, to_ms: i64, first: usize) -> (String, 
     let first_day = from_ms.div_euclid(DAY_MS);
     let last_day = to_ms.div_euclid(DAY_MS).clamp(first_day, first_day + 400);
     let values: Vec<Value> = (first_day..=last_day).map(Value::from).collect();
-    let placeholders: Vec<String> = (0..values.len()).map(|index| format!("?{}", first + index)).collect();
+    let placeholders: Vec<String> = (0..values.len())
+        .map(|index| format!("?{}", first + index))
+        .collect();
     (format!("{column} IN ({})", placeholders.join(", ")), values)
 }
 
@@ -220,7 +250,7 @@ fn candidates_json(candidates: &[Snowflake]) -> String {
 pub fn kind_shape(kind: &str) -> (bool, bool) {
     match kind {
         "imagine" | "blend" => (true, false),
-        other => match Action::from_str(other) {
+        other => match Action::from_name(other) {
             Some(action) => {
                 let kind = Kind::Result(action);
                 (kind.is_grid(), kind.is_single_image())
@@ -384,16 +414,21 @@ impl Store {
             row.prompt_norm.as_deref().map(text_key),
             row.job_uuid.as_deref().map(text_key),
         ])?;
-        let mut doc = self
-            .conn
-            .prepare_cached("INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc")?;
+        let mut doc = self.conn.prepare_cached(
+            "INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+        )?;
         doc.execute(params![row.id.to_sql(), row.doc])?;
         Ok(())
     }
 
     /// Replaces the attachments of a message with `attachments` (their latest state);
     /// `had_any` is false for a message stored for the first time (nothing to remove).
-    pub fn replace_attachments(&self, message_id: Snowflake, attachments: &[Attachment], had_any: bool) -> Result<()> {
+    pub fn replace_attachments(
+        &self,
+        message_id: Snowflake,
+        attachments: &[Attachment],
+        had_any: bool,
+    ) -> Result<()> {
         if had_any {
             let mut delete = self
                 .conn
@@ -484,14 +519,17 @@ impl Store {
     /// linked to that candidate for `tile`.
     pub fn candidates(
         &self,
-        channel_id: Snowflake,
-        user_id: Snowflake,
-        prompt_norm: &str,
+        scope: PromptScope<'_>,
         from_ms: i64,
         to_ms: i64,
         tile: Option<u8>,
         child_id: Snowflake,
     ) -> Result<Vec<Candidate>> {
+        let PromptScope {
+            channel_id,
+            user_id,
+            prompt_norm,
+        } = scope;
         let (days, day_values) = day_filter("m.day", from_ms, to_ms, 9);
         let sql = format!(
             "SELECT m.id, m.posted_at, m.kind,
@@ -531,15 +569,18 @@ impl Store {
     /// user with the prompt, posted in `[from_ms, to_ms]`: those a new parent may change.
     pub fn fallback_children(
         &self,
-        channel_id: Snowflake,
-        user_id: Snowflake,
-        prompt_norm: &str,
+        scope: PromptScope<'_>,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<(Snowflake, i64, Action, Option<u8>)>> {
+    ) -> Result<Vec<Snowflake>> {
+        let PromptScope {
+            channel_id,
+            user_id,
+            prompt_norm,
+        } = scope;
         let (days, day_values) = day_filter("m.day", from_ms, to_ms, 7);
         let sql = format!(
-            "SELECT m.id, m.posted_at, l.action, l.tile FROM messages m JOIN links l ON l.child_id = m.id
+            "SELECT m.id FROM messages m JOIN links l ON l.child_id = m.id
              WHERE {days} AND m.channel_id = ?1 AND m.user_id = ?2 AND m.prompt_key = ?6 AND m.prompt_norm = ?3
                AND m.posted_at BETWEEN ?4 AND ?5 AND (l.signal IS NULL OR l.signal = 'heuristic')"
         );
@@ -554,22 +595,9 @@ impl Store {
         values.extend(day_values);
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(values), |row| {
-            let action: String = row.get(2)?;
-            Ok((
-                Snowflake::from_sql(row.get(0)?),
-                row.get::<_, i64>(1)?,
-                action,
-                row.get::<_, Option<u8>>(3)?,
-            ))
+            Ok(Snowflake::from_sql(row.get(0)?))
         })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, posted, action, tile) = row?;
-            if let Some(action) = Action::from_str(&action) {
-                out.push((id, posted, action, tile));
-            }
-        }
-        Ok(out)
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// Children linked by the fallback to `parent` for `tile`.
@@ -583,22 +611,19 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// The facts the fallback needs about a stored child: posted time, channel, user, prompt.
-    pub fn child_facts(
-        &self,
-        id: Snowflake,
-    ) -> Result<Option<(i64, Option<Snowflake>, Option<Snowflake>, Option<String>)>> {
+    /// The facts the fallback needs about a stored message.
+    pub fn child_facts(&self, id: Snowflake) -> Result<Option<ChildFacts>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT posted_at, channel_id, user_id, prompt_norm FROM messages WHERE id = ?1",
         )?;
         Ok(stmt
             .query_row([id.to_sql()], |row| {
-                Ok((
-                    row.get::<_, Option<i64>>(0)?.unwrap_or_else(|| id.timestamp_ms()),
-                    opt_snowflake(row.get(1)?),
-                    opt_snowflake(row.get(2)?),
-                    row.get(3)?,
-                ))
+                Ok(ChildFacts {
+                    posted_ms: row.get::<_, Option<i64>>(0)?.unwrap_or_else(|| id.timestamp_ms()),
+                    channel_id: opt_snowflake(row.get(1)?),
+                    user_id: opt_snowflake(row.get(2)?),
+                    prompt_norm: row.get(3)?,
+                })
             })
             .optional()?)
     }
@@ -617,9 +642,7 @@ impl Store {
     pub fn progress_waiting_for(
         &self,
         job_uuid: Option<&str>,
-        channel_id: Option<Snowflake>,
-        user_id: Option<Snowflake>,
-        prompt_norm: Option<&str>,
+        scope: Option<PromptScope<'_>>,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<ProgressRow>> {
@@ -631,14 +654,23 @@ impl Store {
                 "SELECT {COLUMNS} FROM messages WHERE {days} AND job_key = ?2 AND job_uuid = ?1
                    AND posted_at BETWEEN ?3 AND ?4 AND kind = 'progress' AND seen = 1"
             );
-            let mut values: Vec<Value> =
-                vec![uuid.to_string().into(), text_key(uuid).into(), from_ms.into(), to_ms.into()];
+            let mut values: Vec<Value> = vec![
+                uuid.to_string().into(),
+                text_key(uuid).into(),
+                from_ms.into(),
+                to_ms.into(),
+            ];
             values.extend(day_values);
             let mut stmt = self.conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params_from_iter(values), progress_from_row)?;
             out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
         }
-        if let (Some(channel), Some(user), Some(prompt)) = (channel_id, user_id, prompt_norm) {
+        if let Some(PromptScope {
+            channel_id: channel,
+            user_id: user,
+            prompt_norm: prompt,
+        }) = scope
+        {
             let (days, day_values) = day_filter("day", from_ms, to_ms, 7);
             let sql = format!(
                 "SELECT {COLUMNS} FROM messages
@@ -676,11 +708,17 @@ impl Store {
                    AND posted_at BETWEEN ?3 AND ?4 AND seen = 1
                    AND kind NOT IN ('progress', 'pending', 'error', 'other', 'not_midjourney')"
             );
-            let mut values: Vec<Value> =
-                vec![uuid.to_string().into(), text_key(uuid).into(), from_ms.into(), to_ms.into()];
+            let mut values: Vec<Value> = vec![
+                uuid.to_string().into(),
+                text_key(uuid).into(),
+                from_ms.into(),
+                to_ms.into(),
+            ];
             values.extend(day_values);
             let mut stmt = self.conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(values), |row| Ok(Snowflake::from_sql(row.get(0)?)))?;
+            let rows = stmt.query_map(params_from_iter(values), |row| {
+                Ok(Snowflake::from_sql(row.get(0)?))
+            })?;
             ids = rows.collect::<rusqlite::Result<Vec<_>>>()?;
             return Ok(ids);
         }
@@ -733,12 +771,14 @@ impl Store {
         self.grouped("SELECT kind, COUNT(*) FROM messages WHERE seen = 1 GROUP BY kind ORDER BY kind")
     }
 
-    /// Link counts by signal (`none` for ambiguous and unresolved) and by status.
-    pub fn count_links(&self) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>)> {
-        Ok((
-            self.grouped("SELECT COALESCE(signal, 'none'), COUNT(*) FROM links GROUP BY 1 ORDER BY 1")?,
-            self.grouped("SELECT status, COUNT(*) FROM links GROUP BY 1 ORDER BY 1")?,
-        ))
+    /// Link counts by signal (`none` for ambiguous and unresolved).
+    pub fn count_links_by_signal(&self) -> Result<Vec<(String, i64)>> {
+        self.grouped("SELECT COALESCE(signal, 'none'), COUNT(*) FROM links GROUP BY 1 ORDER BY 1")
+    }
+
+    /// Link counts by status (linked, ambiguous, unresolved).
+    pub fn count_links_by_status(&self) -> Result<Vec<(String, i64)>> {
+        self.grouped("SELECT status, COUNT(*) FROM links GROUP BY 1 ORDER BY 1")
     }
 
     /// Progress outcomes: running, completed, failed, unknown.
@@ -801,6 +841,15 @@ impl Store {
     }
 }
 
+/// A value the database holds that this build does not know (a corrupt or foreign file).
+fn unknown_value(column: usize, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        format!("unknown value {value:?}").into(),
+    )
+}
+
 fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LinkRow> {
     let action: String = row.get(2)?;
     let signal: Option<String> = row.get(4)?;
@@ -808,13 +857,18 @@ fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LinkRow> {
     let candidates: String = row.get(6)?;
     Ok(LinkRow {
         child_id: Snowflake::from_sql(row.get(0)?),
-        action: Action::from_str(&action).unwrap_or(Action::Upscale),
+        action: Action::from_name(&action).ok_or_else(|| unknown_value(2, &action))?,
         tile: row.get(3)?,
         decision: Decision {
             parent: opt_snowflake(row.get(1)?),
-            signal: signal.as_deref().and_then(Signal::from_str),
-            status: Status::from_str(&status).unwrap_or(Status::Unresolved),
-            candidates: serde_json::from_str(&candidates).unwrap_or_default(),
+            signal: match signal.as_deref() {
+                None => None,
+                Some(name) => Some(Signal::from_name(name).ok_or_else(|| unknown_value(4, name))?),
+            },
+            status: Status::from_name(&status).ok_or_else(|| unknown_value(5, &status))?,
+            candidates: serde_json::from_str(&candidates).map_err(|error| {
+                rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, error.into())
+            })?,
         },
     })
 }

@@ -38,7 +38,12 @@ fn killed_replays_converge_to_the_clean_database() {
 
     let clean = dir.path().join("clean.db");
     let started = Instant::now();
-    assert!(mjlink(&clean).arg("replay").arg(&trace).status().unwrap().success());
+    assert!(mjlink(&clean)
+        .arg("replay")
+        .arg(&trace)
+        .status()
+        .unwrap()
+        .success());
     let clean_run = started.elapsed();
 
     // Kill a replay of the same trace several times, at different points of the run, each
@@ -54,10 +59,21 @@ fn killed_replays_converge_to_the_clean_database() {
         child.kill().unwrap(); // SIGKILL: no chance to flush or close anything
         child.wait().unwrap();
     }
-    assert!(killed_mid_run >= 2, "only {killed_mid_run} kills landed before the replay finished");
-    assert!(mjlink(&crashed).arg("replay").arg(&trace).status().unwrap().success());
+    assert!(
+        killed_mid_run >= 2,
+        "only {killed_mid_run} kills landed before the replay finished"
+    );
+    assert!(mjlink(&crashed)
+        .arg("replay")
+        .arg(&trace)
+        .status()
+        .unwrap()
+        .success());
 
     let expected = dump(&clean);
     assert!(expected.lines().count() > 10_000);
-    assert!(dump(&crashed) == expected, "the database after kills differs from one clean run");
+    assert!(
+        dump(&crashed) == expected,
+        "the database after kills differs from one clean run"
+    );
 }

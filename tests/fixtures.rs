@@ -12,7 +12,7 @@ fn run_fixture(relative: &str) {
     let path = root().join(relative);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("fixture.db");
-    let (summary, store) = replay_files(&[path.clone()], &db);
+    let (summary, store) = replay_files(std::slice::from_ref(&path), &db);
     let mut report = Vec::new();
     mjlink::report::Report::gather(&summary, &store)
         .unwrap()
@@ -89,6 +89,11 @@ fn scenario_every_format() {
 #[test]
 fn scenario_heuristics() {
     run_fixture("fixtures/scenarios/heuristics.jsonl");
+}
+
+#[test]
+fn generated_channel_mix_1500() {
+    run_fixture("fixtures/generated/channel_mix_1500.jsonl");
 }
 
 #[test]
