@@ -310,14 +310,7 @@ impl Pipeline {
     fn on_new_parent(&mut self, message: &Message, parsed: &Parsed) -> Result<(), StoreError> {
         let posted = message.posted_ms();
         let prompt_norm = parsed.normalized_prompt();
-        let scope = match (message.channel_id, parsed.user_id, prompt_norm.as_deref()) {
-            (Some(channel_id), Some(user_id), Some(prompt_norm)) => Some(PromptScope {
-                channel_id,
-                user_id,
-                prompt_norm,
-            }),
-            _ => None,
-        };
+        let scope = PromptScope::of(message.channel_id, parsed.user_id, prompt_norm.as_deref());
         if let Some(scope) = scope {
             let children = self
                 .store
@@ -372,21 +365,12 @@ impl Pipeline {
                     .store
                     .child_facts(*only)?
                     .map_or_else(|| only.timestamp_ms(), |facts| facts.posted_ms);
-                let scope = match (
-                    progress.channel_id,
-                    progress.user_id,
-                    progress.prompt_norm.as_deref(),
-                ) {
-                    (Some(channel_id), Some(user_id), Some(prompt_norm)) => Some(PromptScope {
-                        channel_id,
-                        user_id,
-                        prompt_norm,
-                    }),
-                    _ => None,
-                };
-                let rivals =
-                    self.store
-                        .progress_waiting_for(None, scope, final_posted - window, final_posted)?;
+                let rivals = self.store.progress_waiting_for(
+                    None,
+                    progress.scope(),
+                    final_posted - window,
+                    final_posted,
+                )?;
                 rivals
                     .iter()
                     .all(|rival| rival.id == id || rival.action != progress.action)

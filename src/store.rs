@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::link::{Candidate, Decision, Signal, Status};
 use crate::merge::Doc;
@@ -186,13 +186,24 @@ pub struct ChildFacts {
     pub prompt_norm: Option<String>,
 }
 
+impl<'a> PromptScope<'a> {
+    /// The scope of a message, when all three parts are known.
+    pub fn of(
+        channel_id: Option<Snowflake>,
+        user_id: Option<Snowflake>,
+        prompt_norm: Option<&'a str>,
+    ) -> Option<PromptScope<'a>> {
+        Some(PromptScope {
+            channel_id: channel_id?,
+            user_id: user_id?,
+            prompt_norm: prompt_norm?,
+        })
+    }
+}
+
 impl ChildFacts {
     pub fn scope(&self) -> Option<PromptScope<'_>> {
-        Some(PromptScope {
-            channel_id: self.channel_id?,
-            user_id: self.user_id?,
-            prompt_norm: self.prompt_norm.as_deref()?,
-        })
+        PromptScope::of(self.channel_id, self.user_id, self.prompt_norm.as_deref())
     }
 }
 
@@ -210,6 +221,12 @@ pub struct ProgressRow {
     pub deleted: bool,
 }
 
+impl ProgressRow {
+    pub fn scope(&self) -> Option<PromptScope<'_>> {
+        PromptScope::of(self.channel_id, self.user_id, self.prompt_norm.as_deref())
+    }
+}
+
 pub struct Store {
     conn: Connection,
     in_batch: bool,
@@ -225,16 +242,65 @@ fn opt_snowflake(value: Option<i64>) -> Option<Snowflake> {
 
 const DAY_MS: i64 = 86_400_000;
 
-/// `column IN (?first, ?first+1, ...)` over the days `[from_ms, to_ms]` touches, and the
-/// values to bind. A window longer than the data's span is clamped to 400 days of lookups.
-fn day_filter(column: &str, from_ms: i64, to_ms: i64, first: usize) -> (String, Vec<Value>) {
-    let first_day = from_ms.div_euclid(DAY_MS);
-    let last_day = to_ms.div_euclid(DAY_MS).clamp(first_day, first_day + 400);
-    let values: Vec<Value> = (first_day..=last_day).map(Value::from).collect();
-    let placeholders: Vec<String> = (0..values.len())
-        .map(|index| format!("?{}", first + index))
-        .collect();
-    (format!("{column} IN ({})", placeholders.join(", ")), values)
+/// A `WHERE` fragment over `messages` and the values it binds by name. Both kinds of
+/// filter go through a lookup index whose leading key is the day (see the schema).
+struct Filter {
+    clause: String,
+    values: Vec<(String, Value)>,
+}
+
+impl Filter {
+    /// `alias.day IN (:d0, :d1, ...)` for the days `[from_ms, to_ms]` touches (at most 400,
+    /// beyond the longest window the config allows), and the time range itself.
+    fn window(alias: &str, from_ms: i64, to_ms: i64) -> Filter {
+        let first_day = from_ms.div_euclid(DAY_MS);
+        let last_day = to_ms.div_euclid(DAY_MS).clamp(first_day, first_day + 400);
+        let mut values: Vec<(String, Value)> = (first_day..=last_day)
+            .enumerate()
+            .map(|(index, day)| (format!(":d{index}"), Value::from(day)))
+            .collect();
+        let names: Vec<&str> = values.iter().map(|(name, _)| name.as_str()).collect();
+        let clause = format!(
+            "{alias}day IN ({}) AND {alias}posted_at BETWEEN :from AND :to",
+            names.join(", ")
+        );
+        values.push((":from".to_string(), from_ms.into()));
+        values.push((":to".to_string(), to_ms.into()));
+        Filter { clause, values }
+    }
+
+    /// Messages of `scope` (same channel, user and normalized prompt) posted in the window.
+    fn scope(alias: &str, scope: PromptScope<'_>, from_ms: i64, to_ms: i64) -> Filter {
+        Filter::window(alias, from_ms, to_ms)
+            .and(&format!(
+                "{alias}channel_id = :channel AND {alias}user_id = :user AND {alias}prompt_key = :prompt_key AND {alias}prompt_norm = :prompt"
+            ))
+            .bind(":channel", scope.channel_id.to_sql())
+            .bind(":user", scope.user_id.to_sql())
+            .bind(":prompt_key", text_key(scope.prompt_norm))
+            .bind(":prompt", scope.prompt_norm.to_string())
+    }
+
+    /// Messages with the job UUID `uuid` posted in the window.
+    fn job(alias: &str, uuid: &str, from_ms: i64, to_ms: i64) -> Filter {
+        Filter::window(alias, from_ms, to_ms)
+            .and(&format!(
+                "{alias}job_key = :job_key AND {alias}job_uuid = :job_uuid"
+            ))
+            .bind(":job_key", text_key(uuid))
+            .bind(":job_uuid", uuid.to_string())
+    }
+
+    fn and(mut self, condition: &str) -> Filter {
+        self.clause.push_str(" AND ");
+        self.clause.push_str(condition);
+        self
+    }
+
+    fn bind(mut self, name: &str, value: impl Into<Value>) -> Filter {
+        self.values.push((name.to_string(), value.into()));
+        self
+    }
 }
 
 /// The index key of a text column (see the schema): a stable 64-bit digest.
@@ -525,78 +591,62 @@ impl Store {
         tile: Option<u8>,
         child_id: Snowflake,
     ) -> Result<Vec<Candidate>> {
-        let PromptScope {
-            channel_id,
-            user_id,
-            prompt_norm,
-        } = scope;
-        let (days, day_values) = day_filter("m.day", from_ms, to_ms, 9);
-        let sql = format!(
+        let filter = Filter::scope("m.", scope, from_ms, to_ms)
+            .and("m.seen = 1 AND m.id != :child")
+            .bind(":child", child_id.to_sql())
+            .bind(":tile", tile.map_or(Value::Null, |tile| i64::from(tile).into()));
+        self.select(
             "SELECT m.id, m.posted_at, m.kind,
-                 ?6 IS NOT NULL AND EXISTS (SELECT 1 FROM links l WHERE l.parent_id = m.id AND l.tile = ?6
-                     AND l.status = 'linked' AND l.child_id != ?7)
-             FROM messages m
-             WHERE {days} AND m.channel_id = ?1 AND m.user_id = ?2 AND m.prompt_key = ?8 AND m.prompt_norm = ?3
-               AND m.posted_at BETWEEN ?4 AND ?5 AND m.seen = 1 AND m.id != ?7"
-        );
-        let mut values: Vec<Value> = vec![
-            channel_id.to_sql().into(),
-            user_id.to_sql().into(),
-            prompt_norm.to_string().into(),
-            from_ms.into(),
-            to_ms.into(),
-            tile.map_or(Value::Null, |tile| i64::from(tile).into()),
-            child_id.to_sql().into(),
-            text_key(prompt_norm).into(),
-        ];
-        values.extend(day_values);
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params_from_iter(values), |row| {
-            let kind: String = row.get(2)?;
-            let (is_grid, is_single_image) = kind_shape(&kind);
-            Ok(Candidate {
-                id: Snowflake::from_sql(row.get(0)?),
-                posted_ms: row.get(1)?,
-                is_grid,
-                is_single_image,
-                tile_taken: row.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                 :tile IS NOT NULL AND EXISTS (SELECT 1 FROM links l WHERE l.parent_id = m.id AND l.tile = :tile
+                     AND l.status = 'linked' AND l.child_id != :child)
+             FROM messages m WHERE {filter}",
+            filter,
+            |row| {
+                let kind: String = row.get(2)?;
+                let (is_grid, is_single_image) = kind_shape(&kind);
+                Ok(Candidate {
+                    id: Snowflake::from_sql(row.get(0)?),
+                    posted_ms: row.get(1)?,
+                    is_grid,
+                    is_single_image,
+                    tile_taken: row.get(3)?,
+                })
+            },
+        )
     }
 
-    /// Results linked by the fallback (or left ambiguous or unresolved) in the channel by the
-    /// user with the prompt, posted in `[from_ms, to_ms]`: those a new parent may change.
+    /// Results linked by the fallback (or left ambiguous or unresolved) in `scope`, posted in
+    /// `[from_ms, to_ms]`: those a new parent may change.
     pub fn fallback_children(
         &self,
         scope: PromptScope<'_>,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Snowflake>> {
-        let PromptScope {
-            channel_id,
-            user_id,
-            prompt_norm,
-        } = scope;
-        let (days, day_values) = day_filter("m.day", from_ms, to_ms, 7);
-        let sql = format!(
+        let filter = Filter::scope("m.", scope, from_ms, to_ms);
+        self.select(
             "SELECT m.id FROM messages m JOIN links l ON l.child_id = m.id
-             WHERE {days} AND m.channel_id = ?1 AND m.user_id = ?2 AND m.prompt_key = ?6 AND m.prompt_norm = ?3
-               AND m.posted_at BETWEEN ?4 AND ?5 AND (l.signal IS NULL OR l.signal = 'heuristic')"
-        );
-        let mut values: Vec<Value> = vec![
-            channel_id.to_sql().into(),
-            user_id.to_sql().into(),
-            prompt_norm.to_string().into(),
-            from_ms.into(),
-            to_ms.into(),
-            text_key(prompt_norm).into(),
-        ];
-        values.extend(day_values);
+             WHERE {filter} AND (l.signal IS NULL OR l.signal = 'heuristic')",
+            filter,
+            |row| Ok(Snowflake::from_sql(row.get(0)?)),
+        )
+    }
+
+    /// Runs `sql`, whose `{filter}` is replaced by the filter's clause, with its values bound.
+    fn select<T>(
+        &self,
+        sql: &str,
+        filter: Filter,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let sql = sql.replace("{filter}", &filter.clause);
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params_from_iter(values), |row| {
-            Ok(Snowflake::from_sql(row.get(0)?))
-        })?;
+        let params: Vec<(&str, &dyn rusqlite::ToSql)> = filter
+            .values
+            .iter()
+            .map(|(name, value)| (name.as_str(), value as &dyn rusqlite::ToSql))
+            .collect();
+        let rows = stmt.query_map(params.as_slice(), map)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
@@ -637,8 +687,7 @@ impl Store {
     }
 
     /// Start/progress messages that a new grid could be the final of, posted within
-    /// `[from_ms, to_ms]`: with the same job UUID, or (without one) the same channel, user and
-    /// prompt.
+    /// `[from_ms, to_ms]`: with the same job UUID, or (without one) in the same scope.
     pub fn progress_waiting_for(
         &self,
         job_uuid: Option<&str>,
@@ -646,116 +695,47 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<ProgressRow>> {
-        const COLUMNS: &str = "id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action";
+        const SQL: &str =
+            "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action
+             FROM messages WHERE {filter} AND kind = 'progress' AND seen = 1";
         let mut out = Vec::new();
         if let Some(uuid) = job_uuid {
-            let (days, day_values) = day_filter("day", from_ms, to_ms, 5);
-            let sql = format!(
-                "SELECT {COLUMNS} FROM messages WHERE {days} AND job_key = ?2 AND job_uuid = ?1
-                   AND posted_at BETWEEN ?3 AND ?4 AND kind = 'progress' AND seen = 1"
-            );
-            let mut values: Vec<Value> = vec![
-                uuid.to_string().into(),
-                text_key(uuid).into(),
-                from_ms.into(),
-                to_ms.into(),
-            ];
-            values.extend(day_values);
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(values), progress_from_row)?;
-            out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            out = self.select(SQL, Filter::job("", uuid, from_ms, to_ms), progress_from_row)?;
         }
-        if let Some(PromptScope {
-            channel_id: channel,
-            user_id: user,
-            prompt_norm: prompt,
-        }) = scope
-        {
-            let (days, day_values) = day_filter("day", from_ms, to_ms, 7);
-            let sql = format!(
-                "SELECT {COLUMNS} FROM messages
-                 WHERE {days} AND channel_id = ?1 AND user_id = ?2 AND prompt_key = ?6 AND prompt_norm = ?3
-                   AND posted_at BETWEEN ?4 AND ?5 AND kind = 'progress' AND seen = 1 AND job_uuid IS NULL"
-            );
-            let mut values: Vec<Value> = vec![
-                channel.to_sql().into(),
-                user.to_sql().into(),
-                prompt.to_string().into(),
-                from_ms.into(),
-                to_ms.into(),
-                text_key(prompt).into(),
-            ];
-            values.extend(day_values);
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(values), progress_from_row)?;
-            for row in rows {
-                out.push(row?);
-            }
+        if let Some(scope) = scope {
+            let filter = Filter::scope("", scope, from_ms, to_ms).and("job_uuid IS NULL");
+            out.extend(self.select(SQL, filter, progress_from_row)?);
         }
         Ok(out)
     }
 
     /// Messages that could be the final of a progress message, posted within
-    /// `[progress.posted_at, to_ms]`: by job UUID, or by channel, user and prompt (a grid for
-    /// /imagine, the same action for a button's progress). Returns their ids.
+    /// `[progress.posted_at, to_ms]`: by job UUID, or in its scope (a grid for /imagine, the
+    /// same action for a button's progress). Returns their ids.
     pub fn finals_for(&self, progress: &ProgressRow, to_ms: i64) -> Result<Vec<Snowflake>> {
         let from_ms = progress.posted_at;
-        let mut ids = Vec::new();
         if let Some(uuid) = &progress.job_uuid {
-            let (days, day_values) = day_filter("day", from_ms, to_ms, 5);
-            let sql = format!(
-                "SELECT id FROM messages WHERE {days} AND job_key = ?2 AND job_uuid = ?1
-                   AND posted_at BETWEEN ?3 AND ?4 AND seen = 1
-                   AND kind NOT IN ('progress', 'pending', 'error', 'other', 'not_midjourney')"
-            );
-            let mut values: Vec<Value> = vec![
-                uuid.to_string().into(),
-                text_key(uuid).into(),
-                from_ms.into(),
-                to_ms.into(),
-            ];
-            values.extend(day_values);
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(values), |row| {
+            let filter = Filter::job("", uuid, from_ms, to_ms)
+                .and("seen = 1 AND kind NOT IN ('progress', 'pending', 'error', 'other', 'not_midjourney')");
+            return self.select("SELECT id FROM messages WHERE {filter}", filter, |row| {
                 Ok(Snowflake::from_sql(row.get(0)?))
-            })?;
-            ids = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            return Ok(ids);
+            });
         }
-        if let (Some(channel), Some(user), Some(prompt)) =
-            (progress.channel_id, progress.user_id, &progress.prompt_norm)
-        {
-            let (days, day_values) = day_filter("day", from_ms, to_ms, 7);
-            let sql = format!(
-                "SELECT id, kind FROM messages
-                 WHERE {days} AND channel_id = ?1 AND user_id = ?2 AND prompt_key = ?6 AND prompt_norm = ?3
-                   AND posted_at BETWEEN ?4 AND ?5 AND seen = 1"
-            );
-            let mut values: Vec<Value> = vec![
-                channel.to_sql().into(),
-                user.to_sql().into(),
-                prompt.clone().into(),
-                from_ms.into(),
-                to_ms.into(),
-                text_key(prompt).into(),
-            ];
-            values.extend(day_values);
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(values), |row| {
-                Ok((Snowflake::from_sql(row.get(0)?), row.get::<_, String>(1)?))
-            })?;
-            for row in rows {
-                let (id, kind) = row?;
-                let fits = match progress.action.as_deref() {
-                    Some(action) => kind == action,
-                    None => kind == "imagine" || kind == "blend",
-                };
-                if fits {
-                    ids.push(id);
-                }
-            }
-        }
-        Ok(ids)
+        let Some(scope) = progress.scope() else {
+            return Ok(Vec::new());
+        };
+        let filter = Filter::scope("", scope, from_ms, to_ms).and("seen = 1");
+        let rows = self.select("SELECT id, kind FROM messages WHERE {filter}", filter, |row| {
+            Ok((Snowflake::from_sql(row.get(0)?), row.get::<_, String>(1)?))
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, kind)| match progress.action.as_deref() {
+                Some(action) => kind == action,
+                None => kind == "imagine" || kind == "blend",
+            })
+            .map(|(id, _)| id)
+            .collect())
     }
 
     pub fn set_outcome(&self, id: Snowflake, outcome: &str, final_id: Option<Snowflake>) -> Result<()> {
