@@ -109,6 +109,7 @@ fn init_tracing(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -126,6 +127,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut summary = ReplaySummary::default();
             let mut clock = Clock::default();
             for file in &files {
+                tracing::info!(file = %file.display(), database = %config.database_path.display(), "replaying");
                 replay_file(file, &mut pipeline, &mut summary, &mut clock)?;
             }
             let store = pipeline.into_store()?;

@@ -243,6 +243,16 @@ impl Pipeline {
         };
         if store_it {
             self.store.put_link(&new)?;
+            tracing::debug!(
+                child_id = %child_id,
+                parent_id = ?new.decision.parent.map(|parent| parent.0),
+                action = new.action.as_str(),
+                tile = ?tile,
+                signal = ?new.decision.signal,
+                status = new.decision.status.as_str(),
+                candidates = new.decision.candidates.len(),
+                "link decided"
+            );
             if new.decision.is_exact() {
                 if let (Some(parent), Some(tile)) = (new.decision.parent, tile) {
                     // A result that the fallback had given this tile is now wrong.
@@ -379,7 +389,10 @@ impl Pipeline {
         };
         match (finals.as_slice(), progress.deleted) {
             ([only], _) if certain => self.store.set_outcome(id, "completed", Some(*only)),
-            ([], true) => self.store.set_outcome(id, "failed", None),
+            ([], true) => {
+                tracing::debug!(message_id = %id, prompt = ?progress.prompt_norm, "job failed: its progress message was deleted with no final (silent moderation)");
+                self.store.set_outcome(id, "failed", None)
+            }
             (_, true) => self.store.set_outcome(id, "unknown", None),
             (_, false) => self.store.set_outcome(id, "running", None),
         }

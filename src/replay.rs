@@ -209,7 +209,10 @@ pub fn replay_reader(
             }
             Line::Blank => {}
             Line::Skipped(name) => *summary.skipped.entry(name).or_default() += 1,
-            Line::Malformed(reason) => summary.malformed(source, line_number, reason),
+            Line::Malformed(reason) => {
+                tracing::debug!(file = source, line = line_number, reason = %reason, "malformed line skipped");
+                summary.malformed(source, line_number, reason);
+            }
         }
     }
     Ok(())
