@@ -127,7 +127,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut summary = ReplaySummary::default();
             let mut clock = Clock::default();
             for file in &files {
-                tracing::info!(file = %file.display(), database = %config.database_path.display(), "replaying");
+                tracing::debug!(file = %file.display(), database = %config.database_path.display(), "replaying");
                 replay_file(file, &mut pipeline, &mut summary, &mut clock)?;
             }
             let store = pipeline.into_store()?;
