@@ -34,6 +34,19 @@ struct FileConfig {
     linking: FileLinking,
     #[serde(default)]
     log: FileLog,
+    #[serde(default)]
+    discord: FileDiscord,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDiscord {
+    token: Option<String>,
+    api_base: Option<String>,
+    guilds: Option<Vec<String>>,
+    channels: Option<Vec<String>>,
+    direct_messages: Option<bool>,
+    backfill_on_start: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +73,78 @@ struct FileLog {
     filter: Option<String>,
 }
 
+/// A secret (the Discord token): never printed, never logged. `expose` is the one way out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Discord's real API; `api_base` points elsewhere for a proxy or a test double.
+pub const DISCORD_API_BASE: &str = "https://discord.com";
+
+/// Where and what the live bot watches.
+#[derive(Clone, Debug)]
+pub struct DiscordConfig {
+    pub token: Option<Secret>,
+    /// Scheme and host (and port) that REST and gateway traffic go to, without a path.
+    pub api_base: String,
+    /// Watch only these guilds (empty: every guild the bot is in).
+    pub guilds: BTreeSet<Snowflake>,
+    /// Watch only these channels (empty: every channel the bot can see).
+    pub channels: BTreeSet<Snowflake>,
+    pub direct_messages: bool,
+    /// Fetch what was missed while offline at start and after every non-resumed reconnect.
+    pub backfill_on_start: bool,
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        DiscordConfig {
+            token: None,
+            api_base: DISCORD_API_BASE.to_string(),
+            guilds: BTreeSet::new(),
+            channels: BTreeSet::new(),
+            direct_messages: false,
+            backfill_on_start: true,
+        }
+    }
+}
+
+impl DiscordConfig {
+    /// Whether a message in `channel` of `guild` is watched.
+    pub fn watches(&self, guild: Option<Snowflake>, channel: Snowflake) -> bool {
+        match guild {
+            None => self.direct_messages && (self.channels.is_empty() || self.channels.contains(&channel)),
+            Some(guild) => {
+                (self.guilds.is_empty() || self.guilds.contains(&guild))
+                    && (self.channels.is_empty() || self.channels.contains(&channel))
+            }
+        }
+    }
+
+    /// The token, or the one-line reason there is none.
+    pub fn require_token(&self) -> Result<&Secret, ConfigError> {
+        self.token.as_ref().ok_or_else(|| ConfigError::Invalid {
+            key: "discord.token".to_string(),
+            message: "a bot token is needed (set it in bot.toml or MJLINK_DISCORD_TOKEN)".to_string(),
+        })
+    }
+}
+
 /// The effective configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -67,6 +152,7 @@ pub struct Config {
     pub bot_ids: BotIds,
     pub window_ms: i64,
     pub log_filter: String,
+    pub discord: DiscordConfig,
 }
 
 impl fmt::Debug for Config {
@@ -76,6 +162,7 @@ impl fmt::Debug for Config {
             .field("bot_ids", &self.bot_ids)
             .field("window_ms", &self.window_ms)
             .field("log_filter", &self.log_filter)
+            .field("discord", &self.discord)
             .finish()
     }
 }
@@ -87,6 +174,7 @@ impl Default for Config {
             bot_ids: BotIds::default(),
             window_ms: DEFAULT_WINDOW_MS,
             log_filter: "info".to_string(),
+            discord: DiscordConfig::default(),
         }
     }
 }
@@ -135,6 +223,25 @@ impl Config {
         if let Some(filter) = file.log.filter {
             self.log_filter = filter;
         }
+        let discord = file.discord;
+        if let Some(token) = discord.token {
+            self.discord.token = Some(token_from("discord.token", &token)?);
+        }
+        if let Some(base) = discord.api_base {
+            self.discord.api_base = api_base("discord.api_base", &base)?;
+        }
+        if let Some(guilds) = discord.guilds {
+            self.discord.guilds = parse_ids("discord.guilds", guilds.iter().map(String::as_str))?;
+        }
+        if let Some(channels) = discord.channels {
+            self.discord.channels = parse_ids("discord.channels", channels.iter().map(String::as_str))?;
+        }
+        if let Some(direct) = discord.direct_messages {
+            self.discord.direct_messages = direct;
+        }
+        if let Some(backfill) = discord.backfill_on_start {
+            self.discord.backfill_on_start = backfill;
+        }
         Ok(())
     }
 
@@ -155,6 +262,30 @@ impl Config {
         if let Some(filter) = env("MJLINK_LOG_FILTER") {
             self.log_filter = filter;
         }
+        if let Some(token) = env("MJLINK_DISCORD_TOKEN") {
+            self.discord.token = Some(token_from("MJLINK_DISCORD_TOKEN", &token)?);
+        }
+        if let Some(base) = env("MJLINK_DISCORD_API_BASE") {
+            self.discord.api_base = api_base("MJLINK_DISCORD_API_BASE", &base)?;
+        }
+        if let Some(guilds) = env("MJLINK_DISCORD_GUILDS") {
+            self.discord.guilds = parse_ids(
+                "MJLINK_DISCORD_GUILDS",
+                guilds.split(',').filter(|s| !s.trim().is_empty()),
+            )?;
+        }
+        if let Some(channels) = env("MJLINK_DISCORD_CHANNELS") {
+            self.discord.channels = parse_ids(
+                "MJLINK_DISCORD_CHANNELS",
+                channels.split(',').filter(|s| !s.trim().is_empty()),
+            )?;
+        }
+        if let Some(direct) = env("MJLINK_DISCORD_DIRECT_MESSAGES") {
+            self.discord.direct_messages = parse_bool("MJLINK_DISCORD_DIRECT_MESSAGES", &direct)?;
+        }
+        if let Some(backfill) = env("MJLINK_DISCORD_BACKFILL_ON_START") {
+            self.discord.backfill_on_start = parse_bool("MJLINK_DISCORD_BACKFILL_ON_START", &backfill)?;
+        }
         Ok(())
     }
 
@@ -167,7 +298,7 @@ impl Config {
     }
 }
 
-fn parse_bot_ids<'a>(key: &str, ids: impl Iterator<Item = &'a str>) -> Result<BotIds, ConfigError> {
+fn parse_ids<'a>(key: &str, ids: impl Iterator<Item = &'a str>) -> Result<BTreeSet<Snowflake>, ConfigError> {
     let mut set = BTreeSet::new();
     for id in ids {
         let id = id.trim();
@@ -177,6 +308,11 @@ fn parse_bot_ids<'a>(key: &str, ids: impl Iterator<Item = &'a str>) -> Result<Bo
         })?;
         set.insert(parsed);
     }
+    Ok(set)
+}
+
+fn parse_bot_ids<'a>(key: &str, ids: impl Iterator<Item = &'a str>) -> Result<BotIds, ConfigError> {
+    let set = parse_ids(key, ids)?;
     if set.is_empty() {
         return Err(ConfigError::Invalid {
             key: key.to_string(),
@@ -184,6 +320,50 @@ fn parse_bot_ids<'a>(key: &str, ids: impl Iterator<Item = &'a str>) -> Result<Bo
         });
     }
     Ok(BotIds(set))
+}
+
+fn parse_bool(key: &str, text: &str) -> Result<bool, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(ConfigError::Invalid {
+            key: key.to_string(),
+            message: format!("expected true or false, got {other:?}"),
+        }),
+    }
+}
+
+/// A token as pasted: surrounding white space and a leading "Bot " are tolerated; anything
+/// else that cannot be a token is refused without echoing it.
+fn token_from(key: &str, text: &str) -> Result<Secret, ConfigError> {
+    let token = text.trim();
+    let token = token.strip_prefix("Bot ").unwrap_or(token).trim();
+    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::Invalid {
+            key: key.to_string(),
+            message: "the token is empty or contains spaces (it is not shown here)".to_string(),
+        });
+    }
+    Ok(Secret::new(token))
+}
+
+/// `https://discord.com`, `http://127.0.0.1:8080`: scheme and authority, no path.
+fn api_base(key: &str, text: &str) -> Result<String, ConfigError> {
+    let base = text.trim().trim_end_matches('/');
+    let rest = base
+        .strip_prefix("https://")
+        .or_else(|| base.strip_prefix("http://"))
+        .ok_or_else(|| ConfigError::Invalid {
+            key: key.to_string(),
+            message: format!("expected an http:// or https:// URL, got {base:?}"),
+        })?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
+        return Err(ConfigError::Invalid {
+            key: key.to_string(),
+            message: format!("expected scheme and host only, like https://discord.com, got {base:?}"),
+        });
+    }
+    Ok(base.to_string())
 }
 
 fn window_ms(key: &str, hours: f64) -> Result<i64, ConfigError> {
@@ -223,6 +403,41 @@ mod tests {
         })
         .unwrap();
         assert_eq!(config.database_path, PathBuf::from("y.db"));
+    }
+
+    #[test]
+    fn discord_section_and_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bot.toml");
+        std::fs::write(
+            &path,
+            "[discord]\ntoken = \"abc.def\"\napi_base = \"http://127.0.0.1:9/\"\nchannels = [\"7\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path), no_env).unwrap();
+        assert_eq!(config.discord.api_base, "http://127.0.0.1:9");
+        assert_eq!(config.discord.token.as_ref().unwrap().expose(), "abc.def");
+        assert!(config.discord.watches(Some(Snowflake(1)), Snowflake(7)));
+        assert!(!config.discord.watches(Some(Snowflake(1)), Snowflake(8)));
+        assert!(!config.discord.watches(None, Snowflake(7)));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("abc.def"), "{shown}");
+
+        let from_env = Config::load(Some(&path), |key| {
+            (key == "MJLINK_DISCORD_TOKEN").then(|| "Bot zzz".to_string())
+        })
+        .unwrap();
+        assert_eq!(from_env.discord.token.unwrap().expose(), "zzz");
+
+        std::fs::write(&path, "[discord]\napi_base = \"discord.com\"\n").unwrap();
+        let error = Config::load(Some(&path), no_env).unwrap_err().to_string();
+        assert!(error.contains("discord.api_base"), "{error}");
+        std::fs::write(&path, "[discord]\ntoken = \"has space secret\"\n").unwrap();
+        let error = Config::load(Some(&path), no_env).unwrap_err().to_string();
+        assert!(
+            error.contains("discord.token") && !error.contains("secret"),
+            "{error}"
+        );
     }
 
     #[test]

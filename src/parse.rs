@@ -377,16 +377,17 @@ pub fn parse(message: &Message, bots: &BotIds) -> Parsed {
     parsed
 }
 
+/// Midjourney attaches only images and videos. An attachment counts unless its type says
+/// otherwise (some clients record attachments by id only, without name or type).
 fn is_image(attachment: &Attachment) -> bool {
-    if let Some(content_type) = &attachment.content_type {
-        if content_type.starts_with("image/") || content_type.starts_with("video/") {
-            return true;
+    match attachment.content_type.as_deref() {
+        Some(content_type) => content_type.starts_with("image/") || content_type.starts_with("video/"),
+        None => {
+            let lower = attachment.filename.to_ascii_lowercase();
+            let extension = lower.rsplit_once('.').map(|(_, ext)| ext);
+            extension.is_none_or(|ext| matches!(ext, "png" | "webp" | "jpg" | "jpeg" | "gif" | "mp4"))
         }
     }
-    let lower = attachment.filename.to_ascii_lowercase();
-    [".png", ".webp", ".jpg", ".jpeg", ".gif", ".mp4"]
-        .iter()
-        .any(|ext| lower.ends_with(ext))
 }
 
 fn is_blend(message: &Message, prompt: &Prompt) -> bool {

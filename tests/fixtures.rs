@@ -72,6 +72,11 @@ fn real_codercurious_upscale_of_variation() {
 }
 
 #[test]
+fn real_sahirmpatel_start_then_grid() {
+    run_fixture("fixtures/real/sahirmpatel_start_then_grid.jsonl");
+}
+
+#[test]
 fn real_mjwrapper_10_grids() {
     run_fixture("fixtures/real/mjwrapper_10_grids.jsonl");
 }
