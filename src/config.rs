@@ -173,7 +173,7 @@ impl Default for Config {
             database_path: PathBuf::from("mjlink.db"),
             bot_ids: BotIds::default(),
             window_ms: DEFAULT_WINDOW_MS,
-            log_filter: "info".to_string(),
+            log_filter: "warn,mjlink=info".to_string(),
             discord: DiscordConfig::default(),
         }
     }

@@ -11,7 +11,9 @@
 //!
 //! See ARCHITECTURE.md for the invariants.
 
+pub mod backfill;
 pub mod bench;
+pub mod bot;
 pub mod config;
 pub mod digest;
 pub mod export;
@@ -22,7 +24,9 @@ pub mod pipeline;
 pub mod prompt;
 pub mod replay;
 pub mod report;
+pub mod rest;
 pub mod snowflake;
 pub mod store;
 pub mod tracegen;
 pub mod wire;
+pub mod writer;

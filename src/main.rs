@@ -49,6 +49,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the bot on the Discord gateway: watch the configured channels, link every result
+    /// as it arrives, and catch up on what was missed while offline.
+    ///
+    /// Needs discord.token (or MJLINK_DISCORD_TOKEN) and the Message Content intent. Stops
+    /// cleanly on Ctrl-C or SIGTERM: everything received is stored first.
+    Run,
+    /// Import a channel's existing history through the same pipeline.
+    ///
+    /// Pages forward through GET /channels/{id}/messages from --since (or the channel's
+    /// beginning with --all), oldest first, honouring Discord's rate limits. Safe to repeat:
+    /// what is already stored is skipped.
+    Backfill {
+        /// The channel id.
+        #[arg(long, value_name = "ID")]
+        channel: String,
+        /// Start at this date (YYYY-MM-DD, UTC) or RFC 3339 time.
+        #[arg(
+            long,
+            value_name = "DATE",
+            conflicts_with = "all",
+            required_unless_present = "all"
+        )]
+        since: Option<String>,
+        /// Import the whole history.
+        #[arg(long)]
+        all: bool,
+    },
     /// Export the links (one row per result: its parent, action, tile, signal and status).
     Links {
         #[arg(long, value_enum, default_value = "table")]
@@ -147,6 +174,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(mjlink::bot::run(&config, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backfill { channel, since, all } => {
+            let channel = mjlink::snowflake::Snowflake::parse(channel.trim())
+                .with_context(|| format!("--channel {channel:?} is not a Discord channel id"))?;
+            let after = match (since, all) {
+                (_, true) => mjlink::snowflake::Snowflake::default(),
+                (Some(since), false) => mjlink::snowflake::Snowflake::from_timestamp_ms(parse_since(&since)?),
+                (None, false) => anyhow::bail!("give --since DATE or --all"),
+            };
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(backfill_channel(&config, channel, after))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Links { format } => {
             if !config.database_path.exists() {
                 anyhow::bail!(
@@ -240,6 +284,89 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `2024-05-01` (UTC midnight) or an RFC 3339 time, to Unix milliseconds.
+fn parse_since(text: &str) -> anyhow::Result<i64> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
+        return Ok(time.timestamp_millis());
+    }
+    let date = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .with_context(|| format!("--since {text:?} is not a date like 2024-05-01"))?;
+    Ok(date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis())
+}
+
+async fn backfill_channel(
+    config: &Config,
+    channel: mjlink::snowflake::Snowflake,
+    after: mjlink::snowflake::Snowflake,
+) -> anyhow::Result<()> {
+    let token = config.discord.require_token()?.clone();
+    let rest = mjlink::rest::Rest::new(
+        &config.discord.api_base,
+        token,
+        mjlink::rest::RetryPolicy::default(),
+    )?;
+    let store = Store::open(&config.database_path)?;
+    let writer = mjlink::writer::Writer::spawn(Pipeline::new(store, config.pipeline()), None);
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let handle = writer.handle();
+    let result = mjlink::backfill::channel_after(&rest, &handle, channel, after, |done| {
+        let reached = done
+            .last
+            .and_then(|id| mjlink::export::format_time(id.timestamp_ms()))
+            .unwrap_or_default();
+        bar.set_message(format!(
+            "channel {channel}: {} messages, {} pages, up to {reached}",
+            done.messages, done.pages
+        ));
+    })
+    .await;
+    bar.finish_and_clear();
+    drop(handle);
+    let stats = writer.close().await?;
+    let done = result?;
+    println!(
+        "channel {channel}: {} messages in {} pages; {} applied, {} already stored, {} not from Midjourney",
+        done.messages,
+        done.pages,
+        stats.applied,
+        stats.duplicates + stats.unchanged,
+        stats.ignored
+    );
+    Ok(())
 }
 
 /// A fresh scratch directory under `parent`.

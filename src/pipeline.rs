@@ -65,6 +65,8 @@ pub struct Pipeline {
     store: Store,
     config: PipelineConfig,
     in_batch: usize,
+    /// Channel cursors moved in the open batch, written when it commits.
+    cursors: std::collections::HashMap<Snowflake, Snowflake>,
 }
 
 /// How a snapshot of a message reached us; only updates leave a message unseen.
@@ -81,6 +83,7 @@ impl Pipeline {
             store,
             config,
             in_batch: 0,
+            cursors: std::collections::HashMap::new(),
         }
     }
 
@@ -88,8 +91,14 @@ impl Pipeline {
         &self.store
     }
 
-    /// Commits the open batch.
+    /// Commits the open batch (with the channel cursors it moved).
     pub fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.cursors.is_empty() {
+            self.store.begin()?;
+            for (channel_id, message_id) in self.cursors.drain() {
+                self.store.advance_cursor(channel_id, message_id)?;
+            }
+        }
         self.in_batch = 0;
         self.store.commit()
     }
@@ -105,6 +114,10 @@ impl Pipeline {
         self.store.begin()?;
         let result = match event {
             Event::Create { message, digest } => {
+                if let Some(channel_id) = message.channel_id {
+                    let cursor = self.cursors.entry(channel_id).or_default();
+                    *cursor = (*cursor).max(message.id);
+                }
                 if self.store.mark_processed(message.id, EVENT_CREATE, *digest)? {
                     self.upsert(message, Source::Create)
                 } else {
@@ -208,6 +221,18 @@ impl Pipeline {
             }
         }
         Ok(Applied::Applied)
+    }
+
+    /// The parent of `child` when the child is linked to it by an exact signal but the
+    /// parent itself was never seen (not in a create, a history page or a reply's copy).
+    pub fn unknown_parent(&self, child: Snowflake) -> Result<Option<Snowflake>, StoreError> {
+        let Some(link) = self.store.get_link(child)? else {
+            return Ok(None);
+        };
+        match link.decision.parent {
+            Some(parent) if link.decision.is_exact() && !self.store.has_seen(parent)? => Ok(Some(parent)),
+            _ => Ok(None),
+        }
     }
 
     /// Decides (or re-decides) the link of a result and stores it if it supersedes the old one.

@@ -20,6 +20,8 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("the database writer stopped")]
+    WriterGone,
     #[error("a stored message could not be read back ({id}): {source}")]
     CorruptDoc {
         id: Snowflake,
@@ -30,7 +32,8 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE messages (
     id          INTEGER PRIMARY KEY,
     channel_id  INTEGER,
@@ -113,7 +116,15 @@ CREATE TABLE processed (
     digest     INTEGER NOT NULL,
     PRIMARY KEY (message_id, event, digest)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- Each channel's newest message id seen: where catching up after a disconnection starts.
+CREATE TABLE channels (
+    id              INTEGER PRIMARY KEY,
+    last_message_id INTEGER NOT NULL
+);
+"#,
+];
 
 /// What the store knows about one message.
 #[derive(Debug, Clone)]
@@ -402,6 +413,38 @@ impl Store {
             self.in_batch = false;
         }
         Ok(())
+    }
+
+    /// Moves the channel's cursor forward to `message_id` (never back).
+    pub fn advance_cursor(&self, channel_id: Snowflake, message_id: Snowflake) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO channels (id, last_message_id) VALUES (?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET last_message_id = MAX(last_message_id, excluded.last_message_id)",
+        )?;
+        stmt.execute(params![channel_id.to_sql(), message_id.to_sql()])?;
+        Ok(())
+    }
+
+    /// Every channel's cursor.
+    pub fn channel_cursors(&self) -> Result<std::collections::BTreeMap<Snowflake, Snowflake>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, last_message_id FROM channels")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((Snowflake::from_sql(row.get(0)?), Snowflake::from_sql(row.get(1)?)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether the message itself (not only its updates or deletion) is stored.
+    pub fn has_seen(&self, id: Snowflake) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seen FROM messages WHERE id = ?1")?;
+        Ok(stmt
+            .query_row([id.to_sql()], |row| row.get::<_, bool>(0))
+            .optional()?
+            .unwrap_or(false))
     }
 
     /// Records an event in the processed set; `false` when it was there already.
@@ -801,6 +844,7 @@ impl Store {
             ("attachments", "id"),
             ("links", "child_id"),
             ("processed", "message_id, event, digest"),
+            ("channels", "id"),
         ] {
             let mut stmt = self
                 .conn

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod fake_discord;
+
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,357 @@
+//! The live bot: serenity's gateway client feeding the one pipeline (through the writer),
+//! with catch-up over REST after every start and every reconnect that was not a RESUME.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serenity::all::{
+    ChannelId, Context, EventHandler, GatewayIntents, GuildId, HttpBuilder, MessageId, MessageUpdateEvent,
+    Ready, ResumedEvent,
+};
+use serenity::async_trait;
+use serenity::gateway::{ConnectionStage, ShardStageUpdateEvent};
+use tokio::sync::mpsc;
+
+use crate::backfill;
+use crate::config::{Config, DiscordConfig, DISCORD_API_BASE};
+use crate::digest::digest;
+use crate::parse::BotIds;
+use crate::pipeline::{Event, Pipeline};
+use crate::rest::{Rest, RestError, RetryPolicy};
+use crate::snowflake::Snowflake;
+use crate::store::{Store, StoreError};
+use crate::wire::Message;
+use crate::writer::{MissingParent, Writer, WriterHandle};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error("Discord rejected the token (gateway close 4004): check discord.token / MJLINK_DISCORD_TOKEN")]
+    InvalidToken,
+    #[error("Discord refused the intents (gateway close 4014): enable the privileged Message Content intent for this bot in the Developer Portal (Bot -> Privileged Gateway Intents)")]
+    DisallowedIntents,
+    #[error("Discord refused the intents (gateway close 4013)")]
+    InvalidIntents,
+    #[error("the gateway connection failed: {0}")]
+    Gateway(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Rest(#[from] RestError),
+}
+
+/// How far before a channel's cursor a catch-up starts.
+pub const CATCH_UP_OVERLAP_MS: i64 = 15 * 60 * 1000;
+
+/// The intents mjlink asks for.
+pub fn intents(discord: &DiscordConfig) -> GatewayIntents {
+    let mut intents =
+        GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
+    if discord.direct_messages {
+        intents |= GatewayIntents::DIRECT_MESSAGES;
+    }
+    intents
+}
+
+/// Where a catch-up starts for each channel: the cursors as they were when the connection was
+/// last lost (or at start), so that messages of the new session cannot hide the gap.
+#[derive(Default)]
+struct Gap {
+    cursors: Option<BTreeMap<Snowflake, Snowflake>>,
+}
+
+struct Handler {
+    writer: WriterHandle,
+    discord: DiscordConfig,
+    bots: BotIds,
+    rest: Arc<Rest>,
+    gap: Arc<Mutex<Gap>>,
+    warned_empty: AtomicBool,
+    catching_up: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Handler {
+    async fn feed(&self, event: Event) {
+        if let Err(error) = self.writer.send(event).await {
+            tracing::error!(%error, "an event could not be stored");
+        }
+    }
+
+    /// Midjourney's messages arrive with empty content, embeds, attachments and components
+    /// when the bot lacks the MESSAGE_CONTENT intent: say so once.
+    fn check_content(&self, message: &Message) {
+        let from_midjourney = message
+            .author
+            .as_ref()
+            .is_some_and(|author| self.bots.0.contains(&author.id));
+        let empty = message.content.as_deref().is_none_or(str::is_empty)
+            && message.attachments.as_ref().is_none_or(Vec::is_empty)
+            && message.embeds.as_ref().is_none_or(Vec::is_empty)
+            && message.components.as_ref().is_none_or(|c| c.0.is_empty());
+        if from_midjourney && empty && !self.warned_empty.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "Midjourney's messages arrive empty: the bot does not have the Message Content intent. \
+                 Enable it in the Discord Developer Portal (your application -> Bot -> Privileged Gateway Intents -> \
+                 Message Content Intent) and restart mjlink."
+            );
+        }
+    }
+
+    async fn catch_up(&self) {
+        if !self.discord.backfill_on_start {
+            return;
+        }
+        // One catch-up at a time; a second READY waits for the first to finish.
+        let _running = self.catching_up.lock().await;
+        let from = {
+            let mut gap = self.gap.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            gap.cursors.take()
+        };
+        let from = match from {
+            Some(cursors) => cursors,
+            None => match self.writer.cursors().await {
+                Ok(cursors) => cursors,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the channel cursors; no catch-up");
+                    return;
+                }
+            },
+        };
+        let mut channels = from.clone();
+        for channel in &self.discord.channels {
+            channels.entry(*channel).or_default();
+        }
+        for (channel, after) in channels {
+            if !self.discord.channels.is_empty() && !self.discord.channels.contains(&channel) {
+                continue;
+            }
+            if after == Snowflake::default() {
+                // Nothing stored yet: a new channel's history is imported with `mjlink backfill`.
+                continue;
+            }
+            // Start a little before the cursor: an event that was in flight when the last run
+            // stopped may be older than the newest one stored. Overlap is skipped as duplicates.
+            let after = Snowflake::from_timestamp_ms(after.timestamp_ms() - CATCH_UP_OVERLAP_MS).min(after);
+            match backfill::channel_after(&self.rest, &self.writer, channel, after, |_| {}).await {
+                Ok(done) if done.messages > 0 => {
+                    tracing::info!(channel_id = %channel, messages = done.messages, pages = done.pages, "caught up");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(channel_id = %channel, %error, "catch-up failed"),
+            }
+        }
+    }
+}
+
+fn to_event_message(value: Result<serde_json::Value, serde_json::Error>) -> Option<(Message, u64)> {
+    let value = value.ok()?;
+    let text = serde_json::to_string(&value).ok()?;
+    let message = serde_json::from_value::<Message>(value).ok()?;
+    Some((message, digest(text.as_bytes())))
+}
+
+#[async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        tracing::info!(
+            bot = %ready.user.name,
+            guilds = ready.guilds.len(),
+            "connected to the Discord gateway"
+        );
+        self.catch_up().await;
+    }
+
+    async fn resume(&self, _ctx: Context, _event: ResumedEvent) {
+        tracing::info!("gateway session resumed (no catch-up needed)");
+        // A resumed session replays what was missed; the snapshot is not needed.
+        self.gap
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .cursors = None;
+    }
+
+    async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
+        if matches!(
+            event.new,
+            ConnectionStage::Disconnected | ConnectionStage::Connecting
+        ) && matches!(event.old, ConnectionStage::Connected)
+        {
+            tracing::warn!("gateway connection lost; reconnecting");
+            match self.writer.cursors().await {
+                Ok(cursors) => {
+                    self.gap
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .cursors = Some(cursors);
+                }
+                Err(error) => tracing::error!(%error, "cannot read the channel cursors"),
+            }
+        }
+    }
+
+    async fn message(&self, _ctx: Context, new_message: serenity::model::channel::Message) {
+        if !self.discord.watches(
+            new_message.guild_id.map(|id| Snowflake(id.get())),
+            Snowflake(new_message.channel_id.get()),
+        ) {
+            return;
+        }
+        let Some((message, digest)) = to_event_message(serde_json::to_value(&new_message)) else {
+            tracing::warn!(message_id = %new_message.id, "a message could not be converted; skipped");
+            return;
+        };
+        self.check_content(&message);
+        self.feed(Event::Create { message, digest }).await;
+    }
+
+    async fn message_update(
+        &self,
+        _ctx: Context,
+        _old: Option<serenity::model::channel::Message>,
+        _new: Option<serenity::model::channel::Message>,
+        event: MessageUpdateEvent,
+    ) {
+        if !self.discord.watches(
+            event.guild_id.map(|id| Snowflake(id.get())),
+            Snowflake(event.channel_id.get()),
+        ) {
+            return;
+        }
+        let Some((message, digest)) = to_event_message(serde_json::to_value(&event)) else {
+            tracing::warn!(message_id = %event.id, "an update could not be converted; skipped");
+            return;
+        };
+        self.feed(Event::Update { message, digest }).await;
+    }
+
+    async fn message_delete(
+        &self,
+        _ctx: Context,
+        channel_id: ChannelId,
+        deleted_message_id: MessageId,
+        guild_id: Option<GuildId>,
+    ) {
+        if !self.discord.watches(
+            guild_id.map(|id| Snowflake(id.get())),
+            Snowflake(channel_id.get()),
+        ) {
+            return;
+        }
+        self.feed(Event::Delete {
+            ids: vec![Snowflake(deleted_message_id.get())],
+            channel_id: Some(Snowflake(channel_id.get())),
+        })
+        .await;
+    }
+
+    async fn message_delete_bulk(
+        &self,
+        _ctx: Context,
+        channel_id: ChannelId,
+        multiple_deleted_messages_ids: Vec<MessageId>,
+        guild_id: Option<GuildId>,
+    ) {
+        if !self.discord.watches(
+            guild_id.map(|id| Snowflake(id.get())),
+            Snowflake(channel_id.get()),
+        ) {
+            return;
+        }
+        self.feed(Event::Delete {
+            ids: multiple_deleted_messages_ids
+                .iter()
+                .map(|id| Snowflake(id.get()))
+                .collect(),
+            channel_id: Some(Snowflake(channel_id.get())),
+        })
+        .await;
+    }
+}
+
+/// Runs the bot until `shutdown` completes or the gateway fails for good. Everything received
+/// before the shutdown is stored and the database is closed cleanly before this returns.
+pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), BotError> {
+    let token = config.discord.require_token()?.clone();
+    let store = Store::open(&config.database_path)?;
+    let (missing_tx, mut missing_rx) = mpsc::unbounded_channel::<MissingParent>();
+    let writer = Writer::spawn(Pipeline::new(store, config.pipeline()), Some(missing_tx));
+    let rest = Arc::new(Rest::new(
+        &config.discord.api_base,
+        token.clone(),
+        RetryPolicy::default(),
+    )?);
+
+    // Parents referenced without a copy are fetched one by one, beside the gateway.
+    let fetcher = {
+        let rest = Arc::clone(&rest);
+        let writer = writer.handle();
+        tokio::spawn(async move {
+            while let Some(missing) = missing_rx.recv().await {
+                if let Err(error) = backfill::fetch_parent(&rest, &writer, missing).await {
+                    tracing::warn!(message_id = %missing.message_id, %error, "could not fetch a referenced parent");
+                }
+            }
+        })
+    };
+
+    let handler = Handler {
+        writer: writer.handle(),
+        discord: config.discord.clone(),
+        bots: config.bot_ids.clone(),
+        rest: Arc::clone(&rest),
+        gap: Arc::new(Mutex::new(Gap::default())),
+        warned_empty: AtomicBool::new(false),
+        catching_up: Arc::new(tokio::sync::Mutex::new(())),
+    };
+    // serenity's rate limiter ignores the proxy setting, so it is off when traffic goes
+    // elsewhere than discord.com (a proxy that limits for us, or a test double).
+    let http = if config.discord.api_base == DISCORD_API_BASE {
+        HttpBuilder::new(token.expose()).build()
+    } else {
+        HttpBuilder::new(token.expose())
+            .proxy(config.discord.api_base.clone())
+            .ratelimiter_disabled(true)
+            .build()
+    };
+    let mut client = serenity::all::ClientBuilder::new_with_http(http, intents(&config.discord))
+        .event_handler(handler)
+        .await
+        .map_err(|error| BotError::Gateway(error.to_string()))?;
+    let shard_manager = Arc::clone(&client.shard_manager);
+
+    let outcome = tokio::select! {
+        result = client.start() => result.map_err(map_gateway_error),
+        () = shutdown => {
+            tracing::info!("shutting down: storing what was received");
+            shard_manager.shutdown_all().await;
+            Ok(())
+        }
+    };
+    drop(client);
+    fetcher.abort();
+    // Handler tasks that serenity spawned before the shutdown get a moment to hand over their
+    // event; anything later is fetched again by the next start's catch-up (it overlaps).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let stats = writer.close().await?;
+    tracing::info!(
+        applied = stats.applied,
+        duplicates = stats.duplicates,
+        unchanged = stats.unchanged,
+        ignored = stats.ignored,
+        "database closed"
+    );
+    outcome
+}
+
+fn map_gateway_error(error: serenity::Error) -> BotError {
+    use serenity::gateway::GatewayError;
+    match error {
+        serenity::Error::Gateway(GatewayError::InvalidAuthentication) => BotError::InvalidToken,
+        serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents) => BotError::DisallowedIntents,
+        serenity::Error::Gateway(GatewayError::InvalidGatewayIntents) => BotError::InvalidIntents,
+        other => BotError::Gateway(other.to_string()),
+    }
+}

@@ -1,0 +1,335 @@
+//! Discord's REST API, as far as mjlink needs it: channel history and single messages.
+//! Discord's rate limits are honoured (a 429's `retry_after`, and `X-RateLimit-Remaining` /
+//! `X-RateLimit-Reset-After` before the next request), server errors and dropped connections
+//! are retried with backoff. The token is sent, never logged.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::config::Secret;
+use crate::digest::digest;
+use crate::snowflake::Snowflake;
+use crate::wire::Message;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestError {
+    #[error("Discord refused the token (401 Unauthorized): check discord.token")]
+    Unauthorized,
+    #[error("the bot has no access to {what} (403 Forbidden): check its permissions (View Channel, Read Message History)")]
+    Forbidden { what: String },
+    #[error("{what} was not found (404)")]
+    NotFound { what: String },
+    #[error("Discord answered {status} for {what} (after {attempts} attempts)")]
+    Status {
+        what: String,
+        status: u16,
+        attempts: u32,
+    },
+    #[error("cannot reach Discord at {base} for {what}: {reason}")]
+    Transport {
+        base: String,
+        what: String,
+        reason: String,
+    },
+    #[error("Discord's answer for {what} could not be read: {reason}")]
+    Decode { what: String, reason: String },
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+}
+
+/// A message fetched over REST, with the digest of its JSON (for the processed set).
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub message: Message,
+    pub digest: u64,
+}
+
+/// How persistent the client is.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts for one request that meets server errors or transport failures.
+    pub attempts: u32,
+    /// First backoff; doubled each time, capped at `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// 429 answers honoured in a row before giving up.
+    pub max_rate_limited: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            max_rate_limited: 20,
+        }
+    }
+}
+
+pub struct Rest {
+    client: reqwest::Client,
+    base: String,
+    api: String,
+    token: Secret,
+    policy: RetryPolicy,
+    /// Set when Discord said the bucket is empty: no request before this instant.
+    not_before: Mutex<Option<Instant>>,
+}
+
+#[derive(Deserialize)]
+struct RateLimited {
+    retry_after: f64,
+}
+
+impl Rest {
+    pub fn new(api_base: &str, token: Secret, policy: RetryPolicy) -> Result<Rest, RestError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!(
+                "DiscordBot (https://github.com/mjlink, ",
+                env!("CARGO_PKG_VERSION"),
+                ")"
+            ))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .no_proxy()
+            .build()
+            .map_err(|error| RestError::Client(error.to_string()))?;
+        Ok(Rest {
+            client,
+            base: api_base.to_string(),
+            api: format!("{api_base}/api/v10"),
+            token,
+            policy,
+            not_before: Mutex::new(None),
+        })
+    }
+
+    /// Up to `limit` (1..=100) messages of `channel` after `after`, in snowflake order.
+    pub async fn history_after(
+        &self,
+        channel: Snowflake,
+        after: Snowflake,
+        limit: u8,
+    ) -> Result<Vec<Fetched>, RestError> {
+        let limit = limit.clamp(1, 100);
+        let what = format!("the history of channel {channel}");
+        let body = self
+            .get(
+                &format!("/channels/{channel}/messages?after={after}&limit={limit}"),
+                &what,
+            )
+            .await?;
+        let elements: Vec<&serde_json::value::RawValue> =
+            serde_json::from_slice(&body).map_err(|error| RestError::Decode {
+                what: what.clone(),
+                reason: error.to_string(),
+            })?;
+        let mut messages = Vec::with_capacity(elements.len());
+        for element in elements {
+            // A message that does not decode is skipped, not fatal: the rest still counts.
+            match serde_json::from_str::<Message>(element.get()) {
+                Ok(message) => messages.push(Fetched {
+                    message,
+                    digest: digest(element.get().as_bytes()),
+                }),
+                Err(error) => {
+                    tracing::warn!(channel_id = %channel, %error, "skipped a message that does not decode")
+                }
+            }
+        }
+        messages.sort_by_key(|fetched| fetched.message.id);
+        Ok(messages)
+    }
+
+    /// One message; `None` when it no longer exists.
+    pub async fn message(&self, channel: Snowflake, id: Snowflake) -> Result<Option<Fetched>, RestError> {
+        let what = format!("message {id} in channel {channel}");
+        let body = match self
+            .get(&format!("/channels/{channel}/messages/{id}"), &what)
+            .await
+        {
+            Ok(body) => body,
+            Err(RestError::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let message = serde_json::from_slice::<Message>(&body).map_err(|error| RestError::Decode {
+            what,
+            reason: error.to_string(),
+        })?;
+        Ok(Some(Fetched {
+            message,
+            digest: digest(&body),
+        }))
+    }
+
+    /// Checks that the API base answers (for `mjlink doctor`): `GET /gateway`.
+    pub async fn gateway_url(&self) -> Result<String, RestError> {
+        #[derive(Deserialize)]
+        struct Gateway {
+            url: String,
+        }
+        let what = "the gateway address".to_string();
+        let body = self.get("/gateway", &what).await?;
+        serde_json::from_slice::<Gateway>(&body)
+            .map(|gateway| gateway.url)
+            .map_err(|error| RestError::Decode {
+                what,
+                reason: error.to_string(),
+            })
+    }
+
+    async fn wait_for_bucket(&self) {
+        let until = *self
+            .not_before
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    fn note_bucket(&self, headers: &reqwest::header::HeaderMap) {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse::<f64>().ok())
+        };
+        let mut not_before = self
+            .not_before
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *not_before = match (header("x-ratelimit-remaining"), header("x-ratelimit-reset-after")) {
+            (Some(remaining), Some(reset_after)) if remaining < 1.0 => {
+                Some(Instant::now() + seconds(reset_after))
+            }
+            _ => None,
+        };
+    }
+
+    async fn get(&self, path: &str, what: &str) -> Result<Vec<u8>, RestError> {
+        let url = format!("{}{path}", self.api);
+        let mut failures = 0u32;
+        let mut rate_limited = 0u32;
+        let mut backoff = self.policy.backoff;
+        loop {
+            self.wait_for_bucket().await;
+            let sent = self
+                .client
+                .get(&url)
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Bot {}", self.token.expose()),
+                )
+                .send()
+                .await;
+            let retry_reason = match sent {
+                Err(error) => format!("transport: {}", without_url(&error)),
+                Ok(response) => {
+                    let status = response.status();
+                    self.note_bucket(response.headers());
+                    match status.as_u16() {
+                        200..=299 => match response.bytes().await {
+                            Ok(body) => return Ok(body.to_vec()),
+                            Err(error) => format!("body: {}", without_url(&error)),
+                        },
+                        429 => {
+                            rate_limited += 1;
+                            if rate_limited > self.policy.max_rate_limited {
+                                return Err(RestError::Status {
+                                    what: what.to_string(),
+                                    status: 429,
+                                    attempts: rate_limited,
+                                });
+                            }
+                            let header_wait = response
+                                .headers()
+                                .get(reqwest::header::RETRY_AFTER)
+                                .and_then(|value| value.to_str().ok())
+                                .and_then(|value| value.parse::<f64>().ok());
+                            let body_wait = response
+                                .bytes()
+                                .await
+                                .ok()
+                                .and_then(|body| serde_json::from_slice::<RateLimited>(&body).ok())
+                                .map(|limited| limited.retry_after);
+                            let wait = seconds(body_wait.or(header_wait).unwrap_or(1.0));
+                            tracing::warn!(
+                                what,
+                                wait_ms = wait.as_millis() as u64,
+                                "rate limited by Discord; waiting"
+                            );
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                        401 => return Err(RestError::Unauthorized),
+                        403 => {
+                            return Err(RestError::Forbidden {
+                                what: what.to_string(),
+                            })
+                        }
+                        404 => {
+                            return Err(RestError::NotFound {
+                                what: what.to_string(),
+                            })
+                        }
+                        500..=599 => format!("status {status}"),
+                        other => {
+                            return Err(RestError::Status {
+                                what: what.to_string(),
+                                status: other,
+                                attempts: failures + 1,
+                            })
+                        }
+                    }
+                }
+            };
+            failures += 1;
+            if failures >= self.policy.attempts {
+                return Err(match retry_reason.strip_prefix("status ") {
+                    Some(status) => RestError::Status {
+                        what: what.to_string(),
+                        status: status
+                            .split_whitespace()
+                            .next()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(500),
+                        attempts: failures,
+                    },
+                    None => RestError::Transport {
+                        base: self.base.clone(),
+                        what: what.to_string(),
+                        reason: retry_reason,
+                    },
+                });
+            }
+            tracing::warn!(what, attempt = failures, reason = %retry_reason, backoff_ms = backoff.as_millis() as u64, "retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.policy.max_backoff);
+        }
+    }
+}
+
+/// A non-negative, finite number of seconds (Discord's fields are floats), capped at an hour.
+fn seconds(value: f64) -> Duration {
+    if value.is_finite() && value > 0.0 {
+        Duration::from_secs_f64(value.min(3600.0))
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// reqwest's error text without the URL (which carries nothing secret, but is long).
+fn without_url(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text
+            .replace(&format!(" ({url})"), "")
+            .replace(url.as_str(), "<url>");
+    }
+    text
+}

@@ -1,0 +1,165 @@
+//! The single writer for live sources: one thread owns the [`Pipeline`] and applies events in
+//! the order they reach it. serenity handles every gateway event in its own task, and catch-up
+//! runs beside the gateway; both only send here, so nothing else ever writes the database.
+
+use std::collections::BTreeMap;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::pipeline::{Applied, Event, Pipeline};
+use crate::snowflake::Snowflake;
+use crate::store::StoreError;
+
+enum Input {
+    Event {
+        event: Box<Event>,
+        received_ms: i64,
+    },
+    /// Commit what is applied and answer with each channel's newest stored message id.
+    Cursors(oneshot::Sender<BTreeMap<Snowflake, Snowflake>>),
+    /// Commit, then answer.
+    Flush(oneshot::Sender<()>),
+    /// Apply everything queued before this, commit, and stop. Later sends fail.
+    Close,
+}
+
+/// What the writer did, for the log at shutdown.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriterStats {
+    pub applied: u64,
+    pub duplicates: u64,
+    pub unchanged: u64,
+    pub ignored: u64,
+}
+
+/// A parent the pipeline has a link to but no copy of: to be fetched over REST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingParent {
+    pub channel_id: Snowflake,
+    pub message_id: Snowflake,
+}
+
+/// The sending side; cheap to clone.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Input>,
+}
+
+pub struct Writer {
+    handle: WriterHandle,
+    thread: std::thread::JoinHandle<Result<WriterStats, StoreError>>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Writer {
+    /// Starts the writer thread. Parents that are referenced but unknown are reported on
+    /// `missing` (if given) after the event that revealed them is committed.
+    pub fn spawn(mut pipeline: Pipeline, missing: Option<mpsc::UnboundedSender<MissingParent>>) -> Writer {
+        let (tx, mut rx) = mpsc::channel::<Input>(4096);
+        let thread = std::thread::Builder::new()
+            .name("mjlink-writer".to_string())
+            .spawn(move || {
+                let mut stats = WriterStats::default();
+                while let Some(input) = rx.blocking_recv() {
+                    match input {
+                        Input::Event { event, received_ms } => {
+                            let applied = pipeline.apply(&event, received_ms)?;
+                            match applied {
+                                Applied::Applied => stats.applied += 1,
+                                Applied::Duplicate => stats.duplicates += 1,
+                                Applied::Unchanged => stats.unchanged += 1,
+                                Applied::Ignored => stats.ignored += 1,
+                            }
+                            if let (Some(missing), Applied::Applied, Event::Create { message, .. }) =
+                                (&missing, applied, event.as_ref())
+                            {
+                                if let Some(parent) = pipeline.unknown_parent(message.id)? {
+                                    let _ = missing.send(MissingParent {
+                                        channel_id: message.channel_id.unwrap_or_default(),
+                                        message_id: parent,
+                                    });
+                                }
+                            }
+                            // Commit as soon as the queue is drained: batches form under load,
+                            // and nothing waits in an open transaction when things are quiet.
+                            if rx.is_empty() {
+                                pipeline.flush()?;
+                            }
+                        }
+                        Input::Cursors(reply) => {
+                            pipeline.flush()?;
+                            let _ = reply.send(pipeline.store().channel_cursors()?);
+                        }
+                        Input::Flush(reply) => {
+                            pipeline.flush()?;
+                            let _ = reply.send(());
+                        }
+                        Input::Close => break,
+                    }
+                }
+                pipeline.flush()?;
+                Ok(stats)
+            })
+            .expect("the writer thread starts");
+        Writer {
+            handle: WriterHandle { tx },
+            thread,
+        }
+    }
+
+    pub fn handle(&self) -> WriterHandle {
+        self.handle.clone()
+    }
+
+    /// Applies everything sent before this call, commits, closes the database and returns.
+    /// Handles still held elsewhere (a task serenity has not finished) fail from then on.
+    pub async fn close(self) -> Result<WriterStats, StoreError> {
+        let _ = self.handle.tx.send(Input::Close).await;
+        drop(self.handle);
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|_| StoreError::WriterGone)?
+            .map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+impl WriterHandle {
+    /// Queues an event received now. Fails only when the writer has stopped.
+    pub async fn send(&self, event: Event) -> Result<(), StoreError> {
+        self.send_at(event, now_ms()).await
+    }
+
+    pub async fn send_at(&self, event: Event, received_ms: i64) -> Result<(), StoreError> {
+        self.tx
+            .send(Input::Event {
+                event: Box::new(event),
+                received_ms,
+            })
+            .await
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Each channel's newest stored message id, after committing what was sent before.
+    pub async fn cursors(&self) -> Result<BTreeMap<Snowflake, Snowflake>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Input::Cursors(reply))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Waits until everything sent before is applied and committed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Input::Flush(reply))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)
+    }
+}
