@@ -35,6 +35,11 @@ pub enum BotError {
     InvalidIntents,
     #[error("the gateway connection failed: {0}")]
     Gateway(String),
+    #[error("cannot open the recording {path}: {reason}")]
+    Record {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
@@ -48,8 +53,7 @@ pub const CATCH_UP_OVERLAP_MS: i64 = 15 * 60 * 1000;
 
 /// The intents mjlink asks for.
 pub fn intents(discord: &DiscordConfig) -> GatewayIntents {
-    let mut intents =
-        GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
+    let mut intents = GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
     if discord.direct_messages {
         intents |= GatewayIntents::DIRECT_MESSAGES;
     }
@@ -271,9 +275,52 @@ impl EventHandler for Handler {
     }
 }
 
+/// Appends every dispatch the gateway delivers to a file, one JSON line each, in the format
+/// `mjlink replay` reads. serenity hands over its decoded event, which is written back as
+/// Discord's JSON: fields serenity does not model are not kept. Tokens never appear in
+/// dispatches, so none reaches the file.
+struct Recorder {
+    file: std::sync::Mutex<std::fs::File>,
+    seq: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait]
+impl serenity::all::RawEventHandler for Recorder {
+    async fn raw_event(&self, _ctx: Context, event: serenity::all::Event) {
+        let Ok(serde_json::Value::Object(mut map)) = serde_json::to_value(&event) else {
+            return;
+        };
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        map.insert("op".to_string(), 0.into());
+        map.insert("s".to_string(), seq.into());
+        let mut line = serde_json::Value::Object(map).to_string();
+        line.push('\n');
+        let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // One write per line: a crash leaves at most one truncated last line, which replay skips.
+        if let Err(error) = std::io::Write::write_all(&mut *file, line.as_bytes()) {
+            tracing::error!(%error, "cannot append to the recording");
+        }
+    }
+}
+
+/// Options of a run beyond the config.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Also append every dispatch to this file (`mjlink record`).
+    pub record: Option<std::path::PathBuf>,
+}
+
 /// Runs the bot until `shutdown` completes or the gateway fails for good. Everything received
 /// before the shutdown is stored and the database is closed cleanly before this returns.
 pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), BotError> {
+    run_with(config, &RunOptions::default(), shutdown).await
+}
+
+pub async fn run_with(
+    config: &Config,
+    options: &RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BotError> {
     let token = config.discord.require_token()?.clone();
     let store = Store::open(&config.database_path)?;
     let (missing_tx, mut missing_rx) = mpsc::unbounded_channel::<MissingParent>();
@@ -316,8 +363,23 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
             .ratelimiter_disabled(true)
             .build()
     };
-    let mut client = serenity::all::ClientBuilder::new_with_http(http, intents(&config.discord))
-        .event_handler(handler)
+    let mut builder =
+        serenity::all::ClientBuilder::new_with_http(http, intents(&config.discord)).event_handler(handler);
+    if let Some(path) = &options.record {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|error| BotError::Record {
+                path: path.clone(),
+                reason: error.to_string(),
+            })?;
+        builder = builder.raw_event_handler(Recorder {
+            file: std::sync::Mutex::new(file),
+            seq: std::sync::atomic::AtomicU64::new(0),
+        });
+    }
+    let mut client = builder
         .await
         .map_err(|error| BotError::Gateway(error.to_string()))?;
     let shard_manager = Arc::clone(&client.shard_manager);

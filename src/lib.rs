@@ -16,6 +16,7 @@ pub mod bench;
 pub mod bot;
 pub mod config;
 pub mod digest;
+pub mod doctor;
 pub mod export;
 pub mod link;
 pub mod merge;

@@ -55,6 +55,15 @@ enum Command {
     /// Needs discord.token (or MJLINK_DISCORD_TOKEN) and the Message Content intent. Stops
     /// cleanly on Ctrl-C or SIGTERM: everything received is stored first.
     Run,
+    /// Run like `run`, and also append every gateway dispatch received to FILE, one JSON
+    /// object per line, as `mjlink replay` reads it: real sessions become fixtures.
+    Record {
+        #[arg(long, value_name = "FILE.jsonl")]
+        out: PathBuf,
+    },
+    /// Check the configuration, the database and that the API base answers; print what is
+    /// wrong and how to fix it. Exits non-zero when a check fails.
+    Doctor,
     /// Import a channel's existing history through the same pipeline.
     ///
     /// Pages forward through GET /channels/{id}/messages from --since (or the channel's
@@ -178,6 +187,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(mjlink::bot::run(&config, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Record { out } => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let options = mjlink::bot::RunOptions { record: Some(out) };
+            runtime.block_on(mjlink::bot::run_with(&config, &options, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let checks = runtime.block_on(mjlink::doctor::check(&config, cli.config.as_deref()));
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let mut failed = false;
+            for check in &checks {
+                writeln!(
+                    out,
+                    "{} {:<10} {}",
+                    if check.ok { "ok  " } else { "FAIL" },
+                    check.name,
+                    check.detail
+                )?;
+                failed |= !check.ok;
+            }
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Backfill { channel, since, all } => {
             let channel = mjlink::snowflake::Snowflake::parse(channel.trim())

@@ -166,6 +166,22 @@ impl Rest {
         }))
     }
 
+    /// The bot's name (`GET /users/@me`): proves the token works.
+    pub async fn current_user(&self) -> Result<String, RestError> {
+        #[derive(Deserialize)]
+        struct User {
+            username: String,
+        }
+        let what = "the bot user".to_string();
+        let body = self.get("/users/@me", &what).await?;
+        serde_json::from_slice::<User>(&body)
+            .map(|user| user.username)
+            .map_err(|error| RestError::Decode {
+                what,
+                reason: error.to_string(),
+            })
+    }
+
     /// Checks that the API base answers (for `mjlink doctor`): `GET /gateway`.
     pub async fn gateway_url(&self) -> Result<String, RestError> {
         #[derive(Deserialize)]

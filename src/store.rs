@@ -394,6 +394,11 @@ impl Store {
         Ok(())
     }
 
+    /// SQLite's `PRAGMA quick_check`: "ok", or the first problem found.
+    pub fn quick_check(&self) -> Result<String> {
+        Ok(self.conn.query_row("PRAGMA quick_check", [], |row| row.get(0))?)
+    }
+
     pub fn schema_version(&self) -> Result<i64> {
         Ok(self.conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
     }

@@ -312,3 +312,335 @@ async fn disallowed_intents_exit_with_how_to_fix_it() {
     );
     assert!(!stderr.contains(TOKEN));
 }
+
+fn processed_creates(db: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM processed WHERE event = 0", [], |row| {
+        row.get(0)
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_redelivery_creates_no_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await;
+    fake.allow_resume(true);
+    let db = dir.path().join("live.db");
+    let (stop, task) = start_bot(config(&fake, &db));
+    fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
+        .await;
+    let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    for n in 0..4 {
+        let (grid, upscale) = grid_and_upscale(888, n, base);
+        fake.post(&grid);
+        fake.post(&upscale);
+    }
+    wait_until("8 messages", || count_seen(&db) == 8).await;
+    let links_before = links(&db);
+    let processed_before = processed_creates(&db);
+
+    // The connection drops; serenity resumes; the fake redelivers events the bot already has.
+    fake.drop_connection();
+    fake.wait_for("RESUMED", WAIT, |fake| fake.resumes() == 1 && fake.connected())
+        .await;
+    let (grid, upscale) = grid_and_upscale(888, 9, base);
+    fake.post(&grid);
+    fake.post(&upscale);
+    wait_until("10 messages", || count_seen(&db) == 10).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    assert_eq!(fake.readies(), 1, "a resumed session is not a new one");
+    assert_eq!(links(&db).lines().count(), 5);
+    assert!(links(&db).starts_with(links_before.trim_end()));
+    // One processed entry per message create: the redelivered ones were recognized.
+    assert_eq!(processed_creates(&db), processed_before + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_known_only_by_reference_is_fetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await;
+    let db = dir.path().join("live.db");
+    let (stop, task) = start_bot(config(&fake, &db));
+    fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
+        .await;
+    let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    let (grid, mut upscale) = grid_and_upscale(999, 1, base);
+    fake.store(&grid); // in history, never dispatched
+    upscale.as_object_mut().unwrap().remove("referenced_message");
+    fake.post(&upscale);
+    wait_until("the parent to be fetched", || count_seen(&db) == 2).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    let grid_path = format!("/api/v10/channels/999/messages/{}", grid["id"].as_str().unwrap());
+    assert!(fake.requests().iter().any(|r| r.path == grid_path));
+    let rows: Vec<Value> = links(&db)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(rows[0]["parent_id"], grid["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_burst_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await;
+    let db: PathBuf = dir.path().join("burst.db");
+    let mut child = tokio::process::Command::from(mjlink_bin(&fake, &db, TOKEN))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
+        .await;
+    let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    // A first message so the channel has a cursor to catch up from.
+    let (first, _) = grid_and_upscale(4242, 0, base);
+    fake.post(&first);
+    wait_until("the first message", || count_seen(&db) == 1).await;
+    for n in 1..150 {
+        let (grid, upscale) = grid_and_upscale(4242, n, base);
+        fake.post(&grid);
+        fake.post(&upscale);
+        if n == 75 {
+            let pid = child.id().unwrap() as i32;
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap();
+        }
+    }
+    let status = tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "SIGTERM is a clean stop");
+    let stored_at_stop = count_seen(&db);
+    assert!(stored_at_stop > 1);
+
+    // Start again: the catch-up brings the rest, each message exactly once.
+    let mut again = tokio::process::Command::from(mjlink_bin(&fake, &db, TOKEN))
+        .spawn()
+        .unwrap();
+    wait_until("every message of the burst", || count_seen(&db) == 299).await;
+    let pid = again.id().unwrap() as i32;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(tokio::time::timeout(WAIT, again.wait())
+        .await
+        .unwrap()
+        .unwrap()
+        .success());
+    assert_eq!(count_seen(&db), 299);
+    assert_eq!(links(&db).lines().count(), 149);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reports_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await;
+    let db: PathBuf = dir.path().join("doctor.db");
+    let run = |token: &str, base: String| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
+        command
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env("MJLINK_DISCORD_TOKEN", token)
+            .env("MJLINK_DISCORD_API_BASE", base)
+            .arg("--db")
+            .arg(&db)
+            .arg("doctor");
+        command
+    };
+    let good = {
+        let mut command = run(TOKEN, fake.api_base());
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    };
+    let text = String::from_utf8(good.stdout).unwrap();
+    assert!(good.status.success(), "{text}");
+    assert!(
+        text.contains("ok   login      the token belongs to mjlink-test"),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN));
+
+    let bad = {
+        let mut command = run("wrong-token", fake.api_base());
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    };
+    let text = String::from_utf8(bad.stdout).unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        text.contains("FAIL login      Discord rejects the token"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-token"));
+
+    let unreachable = {
+        let mut command = run(TOKEN, "http://127.0.0.1:9".to_string());
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    };
+    let text = String::from_utf8(unreachable.stdout).unwrap();
+    assert!(!unreachable.status.success());
+    assert!(
+        text.contains("FAIL api        cannot reach Discord at http://127.0.0.1:9"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_session_replays_to_the_same_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await;
+    let live = dir.path().join("live.db");
+    let recording = dir.path().join("session.jsonl");
+    let config = config(&fake, &live);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let options = mjlink::bot::RunOptions {
+        record: Some(recording.clone()),
+    };
+    let task = tokio::spawn(async move {
+        mjlink::bot::run_with(&config, &options, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
+        .await;
+    let fixture = "fixtures/scenarios/heuristics.jsonl";
+    for line in fixture_lines(fixture) {
+        let kind = line["t"].as_str().unwrap().to_string();
+        if kind == "MESSAGE_CREATE" {
+            fake.post(&line["d"]);
+        } else {
+            fake.dispatch(&kind, line["d"].clone());
+        }
+    }
+    let expected_count = fixture_lines(fixture).len() + 1; // and READY
+    wait_until("the recording", || {
+        std::fs::read_to_string(&recording).map_or(0, |text| text.lines().count()) >= expected_count
+    })
+    .await;
+    wait_until("the live database", || count_seen(&live) == 27).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    let text = std::fs::read_to_string(&recording).unwrap();
+    assert!(!text.contains(TOKEN));
+    let replayed = dir.path().join("replayed.db");
+    let (summary, store) = common::replay_files(&[recording], &replayed);
+    assert_eq!(summary.malformed, 0);
+    assert_eq!(summary.skipped.get("READY"), Some(&1));
+    let live_exact: Vec<String> = links(&live)
+        .lines()
+        .filter(|l| l.contains("\"signal\":\"reference\""))
+        .map(str::to_string)
+        .collect();
+    let replay_exact: Vec<String> = common::links_jsonl(&store)
+        .lines()
+        .filter(|l| l.contains("\"signal\":\"reference\""))
+        .map(str::to_string)
+        .collect();
+    assert!(live_exact.len() >= 5);
+    assert_eq!(live_exact, replay_exact);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_message_content_is_reported_once_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await;
+    let db: PathBuf = dir.path().join("x.db");
+    let child = tokio::process::Command::from(mjlink_bin(&fake, &db, TOKEN))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
+        .await;
+    let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    for n in 0..3 {
+        let (mut grid, _) = grid_and_upscale(31, n, base);
+        // What a bot without the MESSAGE_CONTENT intent receives.
+        grid["content"] = "".into();
+        grid["attachments"] = serde_json::json!([]);
+        fake.post(&grid);
+    }
+    wait_until("the three messages", || count_seen(&db) == 3).await;
+    let pid = child.id().unwrap() as i32;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.matches("Message Content intent").count(), 1, "{stderr}");
+    assert!(stderr.contains("Privileged Gateway Intents"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_imports_a_channel_history_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await;
+    let base = chrono::Utc::now().timestamp_millis() - 30 * 3_600_000;
+    for n in 0..130 {
+        let (grid, upscale) = grid_and_upscale(6060, n, base);
+        fake.store(&grid);
+        fake.store(&upscale);
+    }
+    fake.inject(Fault::RateLimit(0.2));
+    let db: PathBuf = dir.path().join("backfill.db");
+    let run = |extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
+        command
+            .env_remove("RUST_LOG")
+            .env("MJLINK_DISCORD_TOKEN", TOKEN)
+            .env("MJLINK_DISCORD_API_BASE", fake.api_base())
+            .arg("--db")
+            .arg(&db)
+            .args(["backfill", "--channel", "6060"])
+            .args(extra);
+        command
+    };
+    let first = {
+        let mut command = run(&["--all"]);
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    };
+    let text = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        first.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(text.contains("260 messages in 3 pages; 260 applied"), "{text}");
+    assert_eq!(count_seen(&db), 260);
+    assert_eq!(links(&db).lines().count(), 130);
+
+    let again = {
+        let mut command = run(&["--since", "2020-01-01"]);
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    };
+    let text = String::from_utf8(again.stdout).unwrap();
+    assert!(text.contains("0 applied"), "{text}");
+    assert_eq!(count_seen(&db), 260);
+
+    let bad = {
+        let mut command = run(&["--since", "yesterday"]);
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    };
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a date like 2024-05-01"));
+}

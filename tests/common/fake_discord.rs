@@ -277,6 +277,9 @@ impl FakeDiscord {
                 json!({"message": "401: Unauthorized", "code": 0}).to_string(),
             );
         }
+        if path == "/api/v10/users/@me" {
+            return (200, vec![], json!({"id": "1000", "username": "mjlink-test", "discriminator": "0", "avatar": null, "bot": true}).to_string());
+        }
         let segments: Vec<&str> = path.trim_start_matches("/api/v10/").split('/').collect();
         match (method, segments.as_slice()) {
             ("GET", ["channels", channel, "messages"]) => {

@@ -1,0 +1,119 @@
+//! `mjlink doctor`: checks what a first start needs and says what is wrong, one line each.
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::rest::{Rest, RestError, RetryPolicy};
+use crate::store::Store;
+
+/// One check's verdict.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+fn verdict(name: &'static str, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// Runs every check; never fails itself.
+pub async fn check(config: &Config, config_file: Option<&Path>) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let source = match config_file {
+        Some(path) => format!("loaded from {}", path.display()),
+        None if Path::new(crate::config::DEFAULT_CONFIG_FILE).is_file() => {
+            "loaded from ./bot.toml".to_string()
+        }
+        None => "defaults and MJLINK_* environment (no bot.toml)".to_string(),
+    };
+    checks.push(verdict("config", true, source));
+
+    let database = &config.database_path;
+    if database.exists() {
+        match Store::open(database).and_then(|store| Ok((store.schema_version()?, store.quick_check()?))) {
+            Ok((version, integrity)) if integrity == "ok" => checks.push(verdict(
+                "database",
+                true,
+                format!("{} (schema version {version}, integrity ok)", database.display()),
+            )),
+            Ok((_, integrity)) => checks.push(verdict(
+                "database",
+                false,
+                format!("{} fails its integrity check: {integrity}", database.display()),
+            )),
+            Err(error) => checks.push(verdict("database", false, error.to_string())),
+        }
+    } else {
+        let parent = database
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let writable = parent.is_dir()
+            && std::fs::metadata(parent)
+                .map(|meta| !meta.permissions().readonly())
+                .unwrap_or(false);
+        checks.push(verdict(
+            "database",
+            writable,
+            if writable {
+                format!("{} will be created on first use", database.display())
+            } else {
+                format!(
+                    "{} cannot be created: {} is not a writable folder",
+                    database.display(),
+                    parent.display()
+                )
+            },
+        ));
+    }
+
+    let token = match config.discord.require_token() {
+        Ok(token) => {
+            checks.push(verdict("token", true, "set (not shown)"));
+            Some(token.clone())
+        }
+        Err(error) => {
+            checks.push(verdict("token", false, error.to_string()));
+            None
+        }
+    };
+
+    let base = &config.discord.api_base;
+    let rest = Rest::new(
+        base,
+        token
+            .clone()
+            .unwrap_or_else(|| crate::config::Secret::new("none")),
+        RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        },
+    );
+    match rest {
+        Err(error) => checks.push(verdict("api", false, error.to_string())),
+        Ok(rest) => {
+            match rest.gateway_url().await {
+                Ok(url) => checks.push(verdict("api", true, format!("{base} answers; gateway at {url}"))),
+                Err(error) => checks.push(verdict("api", false, error.to_string())),
+            }
+            if token.is_some() {
+                match rest.current_user().await {
+                    Ok(name) => checks.push(verdict("login", true, format!("the token belongs to {name}"))),
+                    Err(RestError::Unauthorized) => checks.push(verdict(
+                        "login",
+                        false,
+                        "Discord rejects the token: copy it again from the Developer Portal (Bot -> Reset Token)",
+                    )),
+                    Err(error) => checks.push(verdict("login", false, error.to_string())),
+                }
+            }
+        }
+    }
+    checks
+}
