@@ -78,6 +78,11 @@ struct Handler {
 }
 
 impl Handler {
+    fn watched(&self, guild: Option<GuildId>, channel: ChannelId) -> bool {
+        self.discord
+            .watches(guild.map(|id| Snowflake(id.get())), Snowflake(channel.get()))
+    }
+
     async fn feed(&self, event: Event) {
         if let Err(error) = self.writer.send(event).await {
             tracing::error!(%error, "an event could not be stored");
@@ -197,10 +202,7 @@ impl EventHandler for Handler {
     }
 
     async fn message(&self, _ctx: Context, new_message: serenity::model::channel::Message) {
-        if !self.discord.watches(
-            new_message.guild_id.map(|id| Snowflake(id.get())),
-            Snowflake(new_message.channel_id.get()),
-        ) {
+        if !self.watched(new_message.guild_id, new_message.channel_id) {
             return;
         }
         let Some((message, digest)) = to_event_message(serde_json::to_value(&new_message)) else {
@@ -218,10 +220,7 @@ impl EventHandler for Handler {
         _new: Option<serenity::model::channel::Message>,
         event: MessageUpdateEvent,
     ) {
-        if !self.discord.watches(
-            event.guild_id.map(|id| Snowflake(id.get())),
-            Snowflake(event.channel_id.get()),
-        ) {
+        if !self.watched(event.guild_id, event.channel_id) {
             return;
         }
         let Some((message, digest)) = to_event_message(serde_json::to_value(&event)) else {
@@ -238,10 +237,7 @@ impl EventHandler for Handler {
         deleted_message_id: MessageId,
         guild_id: Option<GuildId>,
     ) {
-        if !self.discord.watches(
-            guild_id.map(|id| Snowflake(id.get())),
-            Snowflake(channel_id.get()),
-        ) {
+        if !self.watched(guild_id, channel_id) {
             return;
         }
         self.feed(Event::Delete {
@@ -258,10 +254,7 @@ impl EventHandler for Handler {
         multiple_deleted_messages_ids: Vec<MessageId>,
         guild_id: Option<GuildId>,
     ) {
-        if !self.discord.watches(
-            guild_id.map(|id| Snowflake(id.get())),
-            Snowflake(channel_id.get()),
-        ) {
+        if !self.watched(guild_id, channel_id) {
             return;
         }
         self.feed(Event::Delete {
@@ -275,38 +268,10 @@ impl EventHandler for Handler {
     }
 }
 
-/// Appends every dispatch the gateway delivers to a file, one JSON line each, in the format
-/// `mjlink replay` reads. serenity hands over its decoded event, which is written back as
-/// Discord's JSON: fields serenity does not model are not kept. Tokens never appear in
-/// dispatches, so none reaches the file.
-struct Recorder {
-    file: std::sync::Mutex<std::fs::File>,
-    seq: std::sync::atomic::AtomicU64,
-}
-
-#[async_trait]
-impl serenity::all::RawEventHandler for Recorder {
-    async fn raw_event(&self, _ctx: Context, event: serenity::all::Event) {
-        let Ok(serde_json::Value::Object(mut map)) = serde_json::to_value(&event) else {
-            return;
-        };
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        map.insert("op".to_string(), 0.into());
-        map.insert("s".to_string(), seq.into());
-        let mut line = serde_json::Value::Object(map).to_string();
-        line.push('\n');
-        let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // One write per line: a crash leaves at most one truncated last line, which replay skips.
-        if let Err(error) = std::io::Write::write_all(&mut *file, line.as_bytes()) {
-            tracing::error!(%error, "cannot append to the recording");
-        }
-    }
-}
-
 /// Options of a run beyond the config.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Also append every dispatch to this file (`mjlink record`).
+    /// Also append every dispatch, exactly as received, to this file (`mjlink record`).
     pub record: Option<std::path::PathBuf>,
 }
 
@@ -363,25 +328,25 @@ pub async fn run_with(
             .ratelimiter_disabled(true)
             .build()
     };
-    let mut builder =
-        serenity::all::ClientBuilder::new_with_http(http, intents(&config.discord)).event_handler(handler);
-    if let Some(path) = &options.record {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|error| BotError::Record {
-                path: path.clone(),
-                reason: error.to_string(),
-            })?;
-        builder = builder.raw_event_handler(Recorder {
-            file: std::sync::Mutex::new(file),
-            seq: std::sync::atomic::AtomicU64::new(0),
-        });
-    }
-    let mut client = builder
+    let mut client = serenity::all::ClientBuilder::new_with_http(http, intents(&config.discord))
+        .event_handler(handler)
         .await
         .map_err(|error| BotError::Gateway(error.to_string()))?;
+    // Recording: serenity talks to a relay that writes every dispatch down before passing it on.
+    let _relay = match &options.record {
+        Some(path) => {
+            let upstream = client.ws_url.lock().await.clone();
+            let relay = crate::record::start(&upstream, path)
+                .await
+                .map_err(|error| BotError::Record {
+                    path: path.clone(),
+                    reason: error.to_string(),
+                })?;
+            *client.ws_url.lock().await = relay.url.clone();
+            Some(relay)
+        }
+        None => None,
+    };
     let shard_manager = Arc::clone(&client.shard_manager);
 
     let outcome = tokio::select! {

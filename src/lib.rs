@@ -23,6 +23,7 @@ pub mod merge;
 pub mod parse;
 pub mod pipeline;
 pub mod prompt;
+pub mod record;
 pub mod replay;
 pub mod report;
 pub mod rest;

@@ -533,6 +533,10 @@ async fn a_recorded_session_replays_to_the_same_links() {
 
     let text = std::fs::read_to_string(&recording).unwrap();
     assert!(!text.contains(TOKEN));
+    // Byte for byte what the gateway sent: READY first, then every dispatch.
+    let recorded: Vec<&str> = text.lines().collect();
+    assert!(recorded[0].contains("\"t\":\"READY\""));
+    assert_eq!(recorded[1..].to_vec(), fake.sent_payloads());
     let replayed = dir.path().join("replayed.db");
     let (summary, store) = common::replay_files(&[recording], &replayed);
     assert_eq!(summary.malformed, 0);

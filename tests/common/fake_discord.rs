@@ -142,6 +142,15 @@ impl FakeDiscord {
         self.lock().identify_tokens.clone()
     }
 
+    /// The dispatches sent in the current session, exactly as sent.
+    pub fn sent_payloads(&self) -> Vec<String> {
+        self.lock()
+            .sent
+            .iter()
+            .map(|(_, payload)| payload.clone())
+            .collect()
+    }
+
     pub fn connected(&self) -> bool {
         self.lock().connection.is_some()
     }
