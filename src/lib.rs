@@ -11,6 +11,7 @@
 //!
 //! See ARCHITECTURE.md for the invariants.
 
+pub mod archive;
 pub mod backfill;
 pub mod bench;
 pub mod bot;

@@ -1,0 +1,317 @@
+//! Downloading one image: streamed to a temporary file while hashing (SHA-256), refused when
+//! it is too large, not an image, or from a host outside the allowlist (redirects included),
+//! retried with exponential backoff and jitter on server errors, timeouts, resets and
+//! truncated bodies, with a 429's `Retry-After` honoured; fsynced before it is handed over.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use super::layout::{sniff, ImageKind, SIGNATURE_BYTES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// 403/404: a signed link that expired (or a deleted attachment). Needs a fresh URL.
+    #[error("the link answered {status}: expired or gone")]
+    Expired { status: u16 },
+    #[error("{host} is not an allowed image host")]
+    HostNotAllowed { host: String },
+    #[error("larger than the {limit}-byte limit")]
+    TooLarge { limit: u64 },
+    #[error("not an image (content type {content_type}, no PNG/WebP/JPEG/GIF signature)")]
+    NotAnImage { content_type: String },
+    #[error("answered {status} after {attempts} attempts")]
+    Status { status: u16, attempts: u32 },
+    #[error("failed after {attempts} attempts: {reason}")]
+    Transport { attempts: u32, reason: String },
+    #[error("cannot write {path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+    #[error("not a valid URL: {0}")]
+    BadUrl(String),
+}
+
+impl FetchError {
+    /// Whether trying again later (with the same URL) can help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, FetchError::Status { .. } | FetchError::Transport { .. })
+    }
+}
+
+/// A downloaded file, fsynced, not yet in its place.
+#[derive(Debug)]
+pub struct Downloaded {
+    pub temp_path: PathBuf,
+    pub sha256: String,
+    pub bytes: u64,
+    pub kind: ImageKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchPolicy {
+    pub allowed_hosts: Vec<String>,
+    pub max_bytes: u64,
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// A body that delivers nothing for this long is a stalled connection.
+    pub read_timeout: Duration,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        FetchPolicy {
+            allowed_hosts: vec![
+                "cdn.discordapp.com".to_string(),
+                "media.discordapp.net".to_string(),
+            ],
+            max_bytes: 64 * 1024 * 1024,
+            attempts: 5,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct Fetcher {
+    client: reqwest::Client,
+    policy: FetchPolicy,
+}
+
+fn host_allowed(allowed: &[String], url: &reqwest::Url) -> bool {
+    url.host_str()
+        .is_some_and(|host| allowed.iter().any(|allowed| allowed.eq_ignore_ascii_case(host)))
+        && matches!(url.scheme(), "https" | "http")
+}
+
+/// Why one attempt failed, and whether another may succeed.
+enum Attempt {
+    Final(FetchError),
+    Retry(String, Option<Duration>),
+}
+
+impl Fetcher {
+    pub fn new(policy: FetchPolicy) -> Result<Fetcher, FetchError> {
+        let allowed = policy.allowed_hosts.clone();
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 {
+                attempt.error("too many redirects")
+            } else if host_allowed(&allowed, attempt.url()) {
+                attempt.follow()
+            } else {
+                let host = attempt.url().host_str().unwrap_or_default().to_string();
+                attempt.error(format!("redirect to {host}, which is not an allowed image host"))
+            }
+        });
+        let client = reqwest::Client::builder()
+            .redirect(redirect)
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(policy.read_timeout)
+            .no_proxy()
+            .build()
+            .map_err(|error| FetchError::Transport {
+                attempts: 0,
+                reason: error.to_string(),
+            })?;
+        Ok(Fetcher { client, policy })
+    }
+
+    /// Downloads `url` into a temporary file in `dir` (same file system as its destination).
+    pub async fn fetch(&self, url: &str, dir: &Path) -> Result<Downloaded, FetchError> {
+        let parsed =
+            reqwest::Url::parse(url).map_err(|_| FetchError::BadUrl(url.chars().take(200).collect()))?;
+        if !host_allowed(&self.policy.allowed_hosts, &parsed) {
+            return Err(FetchError::HostNotAllowed {
+                host: parsed.host_str().unwrap_or_default().to_string(),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(|error| FetchError::Io {
+            path: dir.to_path_buf(),
+            reason: error.to_string(),
+        })?;
+        let mut backoff = self.policy.backoff;
+        for attempt in 1..=self.policy.attempts {
+            match self.attempt(parsed.clone(), dir).await {
+                Ok(downloaded) => return Ok(downloaded),
+                Err(Attempt::Final(error)) => return Err(error),
+                Err(Attempt::Retry(reason, wait)) => {
+                    let last_status = reason.strip_prefix("status ").and_then(|s| s.parse::<u16>().ok());
+                    if attempt == self.policy.attempts {
+                        return Err(match last_status {
+                            Some(status) => FetchError::Status {
+                                status,
+                                attempts: attempt,
+                            },
+                            None => FetchError::Transport {
+                                attempts: attempt,
+                                reason,
+                            },
+                        });
+                    }
+                    let wait = wait.unwrap_or_else(|| jitter(backoff));
+                    tracing::debug!(
+                        attempt,
+                        reason,
+                        wait_ms = wait.as_millis() as u64,
+                        "download retry"
+                    );
+                    tokio::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(self.policy.max_backoff);
+                }
+            }
+        }
+        Err(FetchError::Transport {
+            attempts: self.policy.attempts,
+            reason: "no attempt made".to_string(),
+        })
+    }
+
+    async fn attempt(&self, url: reqwest::Url, dir: &Path) -> Result<Downloaded, Attempt> {
+        let response = match self.client.get(url).send().await {
+            Ok(response) => response,
+            Err(error) if error.is_redirect() => {
+                return Err(Attempt::Final(FetchError::HostNotAllowed {
+                    host: error
+                        .url()
+                        .and_then(|url| url.host_str())
+                        .unwrap_or("a redirect target")
+                        .to_string(),
+                }))
+            }
+            Err(error) => return Err(Attempt::Retry(format!("transport: {error}"), None)),
+        };
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => {}
+            403 | 404 | 410 => return Err(Attempt::Final(FetchError::Expired { status })),
+            429 => {
+                let wait = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.trim().parse::<f64>().ok())
+                    .filter(|secs| secs.is_finite() && *secs >= 0.0)
+                    .map(|secs| Duration::from_secs_f64(secs.min(3600.0)));
+                return Err(Attempt::Retry(
+                    "status 429".to_string(),
+                    wait.or(Some(self.policy.backoff)),
+                ));
+            }
+            500..=599 | 408 => return Err(Attempt::Retry(format!("status {status}"), None)),
+            other => {
+                return Err(Attempt::Final(FetchError::Status {
+                    status: other,
+                    attempts: 1,
+                }))
+            }
+        }
+        let limit = self.policy.max_bytes;
+        let expected = response.content_length();
+        if expected.is_some_and(|length| length > limit) {
+            return Err(Attempt::Final(FetchError::TooLarge { limit }));
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("none")
+            .to_string();
+
+        let mut temp = tempfile::Builder::new()
+            .prefix(".download-")
+            .tempfile_in(dir)
+            .map_err(|error| {
+                Attempt::Final(FetchError::Io {
+                    path: dir.to_path_buf(),
+                    reason: error.to_string(),
+                })
+            })?;
+        let io_error = |error: std::io::Error| {
+            Attempt::Final(FetchError::Io {
+                path: dir.to_path_buf(),
+                reason: error.to_string(),
+            })
+        };
+        let mut hasher = Sha256::new();
+        let mut head: Vec<u8> = Vec::with_capacity(SIGNATURE_BYTES);
+        let mut kind = None;
+        let mut bytes = 0u64;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| Attempt::Retry(format!("body: {error}"), None))?;
+            bytes += chunk.len() as u64;
+            if bytes > limit {
+                return Err(Attempt::Final(FetchError::TooLarge { limit }));
+            }
+            if kind.is_none() {
+                let need = SIGNATURE_BYTES.saturating_sub(head.len());
+                head.extend_from_slice(&chunk[..need.min(chunk.len())]);
+                if head.len() >= SIGNATURE_BYTES {
+                    kind = Some(sniff(&head).ok_or_else(|| {
+                        Attempt::Final(FetchError::NotAnImage {
+                            content_type: content_type.clone(),
+                        })
+                    })?);
+                }
+            }
+            hasher.update(&chunk);
+            temp.write_all(&chunk).map_err(io_error)?;
+        }
+        if expected.is_some_and(|length| length != bytes) {
+            return Err(Attempt::Retry(
+                format!("truncated body ({bytes} of {} bytes)", expected.unwrap_or(0)),
+                None,
+            ));
+        }
+        let kind = match kind {
+            Some(kind) => kind,
+            None => sniff(&head).ok_or(Attempt::Final(FetchError::NotAnImage { content_type }))?,
+        };
+        temp.as_file().sync_all().map_err(io_error)?;
+        let (_, temp_path) = temp.keep().map_err(|error| io_error(error.error))?;
+        Ok(Downloaded {
+            temp_path,
+            sha256: hex(&hasher.finalize()),
+            bytes,
+            kind,
+        })
+    }
+}
+
+/// Moves a downloaded file to `destination` (creating its folder) and makes the rename durable
+/// by syncing the folder. Identical bytes already there are kept and the download dropped.
+pub fn put_in_place(downloaded: &Downloaded, destination: &Path) -> std::io::Result<()> {
+    if let Some(parent) = destination.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::rename(&downloaded.temp_path, destination)?;
+    if let Some(parent) = destination.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// SHA-256 of a file on disk, as lowercase hex.
+pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let bytes = std::io::copy(&mut file, &mut hasher)?;
+    Ok((hex(&hasher.finalize()), bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Full jitter: a random wait between half and all of `base`.
+fn jitter(base: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
+    base.mul_f64(fraction)
+}

@@ -1,0 +1,308 @@
+//! The image downloader against a local HTTP server with faults.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mjlink::archive::download::{hash_file, put_in_place, FetchError, FetchPolicy, Fetcher};
+use mjlink::archive::layout::ImageKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// What the server does for one request.
+#[derive(Clone)]
+enum Reply {
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Announces `announced` bytes, sends `body`, closes.
+    Truncated { announced: usize, body: Vec<u8> },
+    /// Sends the headers and the first bytes, then nothing for `stall`.
+    Stall { body: Vec<u8>, stall: Duration },
+}
+
+#[derive(Clone, Default)]
+struct Cdn {
+    scripts: Arc<Mutex<HashMap<String, Vec<Reply>>>>,
+    hits: Arc<Mutex<Vec<(String, Instant)>>>,
+}
+
+fn png(size: usize) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.extend((0..size).map(|i| (i * 31 % 251) as u8));
+    bytes
+}
+
+fn ok(body: Vec<u8>, content_type: &str) -> Reply {
+    Reply::Full {
+        status: 200,
+        headers: vec![("Content-Type".into(), content_type.into())],
+        body,
+    }
+}
+
+fn status(status: u16, headers: Vec<(&str, &str)>) -> Reply {
+    Reply::Full {
+        status,
+        headers: headers
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body: b"{}".to_vec(),
+    }
+}
+
+impl Cdn {
+    async fn start(self) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let cdn = self.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 8192];
+                    let mut read = 0;
+                    while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buffer[read..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => read += n,
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&buffer[..read]).to_string();
+                    let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    cdn.hits.lock().unwrap().push((path.clone(), Instant::now()));
+                    let reply = {
+                        let mut scripts = cdn.scripts.lock().unwrap();
+                        let script = scripts.entry(path).or_default();
+                        match script.len() {
+                            0 => status(404, vec![]),
+                            1 => script[0].clone(),
+                            _ => script.remove(0),
+                        }
+                    };
+                    let head = |status: u16, headers: &[(String, String)], length: usize| {
+                        let mut head = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Length: {length}\r\nConnection: close\r\n"
+                        );
+                        for (name, value) in headers {
+                            head.push_str(&format!("{name}: {value}\r\n"));
+                        }
+                        head.push_str("\r\n");
+                        head
+                    };
+                    match reply {
+                        Reply::Full {
+                            status,
+                            headers,
+                            body,
+                        } => {
+                            let _ = stream
+                                .write_all(head(status, &headers, body.len()).as_bytes())
+                                .await;
+                            let _ = stream.write_all(&body).await;
+                        }
+                        Reply::Truncated { announced, body } => {
+                            let headers = vec![("Content-Type".to_string(), "image/png".to_string())];
+                            let _ = stream.write_all(head(200, &headers, announced).as_bytes()).await;
+                            let _ = stream.write_all(&body).await;
+                        }
+                        Reply::Stall { body, stall } => {
+                            let headers = vec![("Content-Type".to_string(), "image/png".to_string())];
+                            let _ = stream
+                                .write_all(head(200, &headers, body.len() * 2).as_bytes())
+                                .await;
+                            let _ = stream.write_all(&body).await;
+                            tokio::time::sleep(stall).await;
+                        }
+                    }
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn script(&self, path: &str, replies: Vec<Reply>) {
+        self.scripts.lock().unwrap().insert(path.to_string(), replies);
+    }
+
+    fn hits(&self, path: &str) -> Vec<Instant> {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, at)| *at)
+            .collect()
+    }
+}
+
+fn policy() -> FetchPolicy {
+    FetchPolicy {
+        allowed_hosts: vec!["127.0.0.1".to_string()],
+        max_bytes: 1024 * 1024,
+        attempts: 4,
+        backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        read_timeout: Duration::from_millis(300),
+    }
+}
+
+#[tokio::test]
+async fn downloads_with_faults() {
+    let cdn = Cdn::default();
+    let image = png(200_000);
+    cdn.script("/ok.png", vec![ok(image.clone(), "image/png")]);
+    cdn.script(
+        "/flaky.png",
+        vec![
+            status(500, vec![]),
+            status(503, vec![]),
+            ok(image.clone(), "image/png"),
+        ],
+    );
+    cdn.script(
+        "/stall.png",
+        vec![
+            Reply::Stall {
+                body: image[..1000].to_vec(),
+                stall: Duration::from_secs(3),
+            },
+            ok(image.clone(), "image/png"),
+        ],
+    );
+    cdn.script(
+        "/truncated.png",
+        vec![
+            Reply::Truncated {
+                announced: image.len(),
+                body: image[..image.len() / 2].to_vec(),
+            },
+            ok(image.clone(), "image/png"),
+        ],
+    );
+    cdn.script(
+        "/page.html",
+        vec![ok(b"<html><body>login</body></html>".to_vec(), "text/html")],
+    );
+    cdn.script("/wrongtype.png", vec![ok(b"GIF89a......".to_vec(), "text/plain")]);
+    cdn.script("/huge.png", vec![ok(png(2 * 1024 * 1024), "image/png")]);
+    cdn.script("/expired.png", vec![status(403, vec![])]);
+    cdn.script(
+        "/limited.png",
+        vec![
+            status(429, vec![("Retry-After", "1")]),
+            ok(image.clone(), "image/png"),
+        ],
+    );
+    cdn.script("/always500.png", vec![status(500, vec![])]);
+    cdn.script(
+        "/out",
+        vec![status(
+            302,
+            vec![("Location", "http://images.example.invalid/x.png")],
+        )],
+    );
+    let addr = cdn.clone().start().await;
+    cdn.script(
+        "/in",
+        vec![status(302, vec![("Location", &format!("http://{addr}/ok.png"))])],
+    );
+    let base = format!("http://{addr}");
+    let fetcher = Fetcher::new(policy()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let good = fetcher
+        .fetch(&format!("{base}/ok.png"), dir.path())
+        .await
+        .unwrap();
+    assert_eq!(good.bytes, image.len() as u64);
+    assert_eq!(good.kind, ImageKind::Png);
+    assert_eq!(
+        hash_file(&good.temp_path).unwrap(),
+        (good.sha256.clone(), good.bytes)
+    );
+
+    for path in ["/flaky.png", "/stall.png", "/truncated.png", "/in"] {
+        let downloaded = fetcher
+            .fetch(&format!("{base}{path}"), dir.path())
+            .await
+            .unwrap_or_else(|error| panic!("{path}: {error}"));
+        assert_eq!(downloaded.sha256, good.sha256, "{path}");
+    }
+    assert_eq!(cdn.hits("/flaky.png").len(), 3);
+
+    let limited_start = Instant::now();
+    fetcher
+        .fetch(&format!("{base}/limited.png"), dir.path())
+        .await
+        .unwrap();
+    assert!(
+        limited_start.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+
+    let error = fetcher
+        .fetch(&format!("{base}/page.html"), dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FetchError::NotAnImage { .. }), "{error}");
+    let error = fetcher.fetch(&format!("{base}/wrongtype.png"), dir.path()).await;
+    assert!(
+        error.is_ok(),
+        "the signature decides, not the content type: {error:?}"
+    );
+    let error = fetcher
+        .fetch(&format!("{base}/huge.png"), dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FetchError::TooLarge { .. }), "{error}");
+    let error = fetcher
+        .fetch(&format!("{base}/expired.png"), dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FetchError::Expired { status: 403 }), "{error}");
+    let error = fetcher
+        .fetch(&format!("{base}/always500.png"), dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            FetchError::Status {
+                status: 500,
+                attempts: 4
+            }
+        ),
+        "{error}"
+    );
+    let error = fetcher
+        .fetch(&format!("{base}/out"), dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FetchError::HostNotAllowed { .. }), "{error}");
+    let error = fetcher
+        .fetch(&format!("http://localhost:{}/ok.png", addr.port()), dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FetchError::HostNotAllowed { .. }), "{error}");
+
+    // Refused and failed downloads leave nothing behind; good ones are put in place durably.
+    let final_path = dir.path().join("2023/07/family/grid.png");
+    put_in_place(&good, &final_path).unwrap();
+    assert_eq!(hash_file(&final_path).unwrap().0, good.sha256);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(".download-"))
+        .collect();
+    // The successful downloads other than `good` are still temp files owned by the caller.
+    assert_eq!(
+        leftovers.len(),
+        6,
+        "only successful downloads remain as temporary files"
+    );
+}
