@@ -36,6 +36,17 @@ struct FileConfig {
     log: FileLog,
     #[serde(default)]
     discord: FileDiscord,
+    #[serde(default)]
+    archive: FileArchive,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileArchive {
+    dir: Option<PathBuf>,
+    concurrency: Option<usize>,
+    max_mib: Option<u64>,
+    hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +156,30 @@ impl DiscordConfig {
     }
 }
 
+/// Where images are archived and how they are fetched.
+#[derive(Clone, Debug)]
+pub struct ArchiveConfig {
+    pub dir: PathBuf,
+    pub concurrency: usize,
+    pub max_bytes: u64,
+    /// Hosts images may be downloaded from (redirects included).
+    pub hosts: Vec<String>,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            dir: PathBuf::from("archive"),
+            concurrency: 4,
+            max_bytes: 64 * 1024 * 1024,
+            hosts: vec![
+                "cdn.discordapp.com".to_string(),
+                "media.discordapp.net".to_string(),
+            ],
+        }
+    }
+}
+
 /// The effective configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -153,6 +188,7 @@ pub struct Config {
     pub window_ms: i64,
     pub log_filter: String,
     pub discord: DiscordConfig,
+    pub archive: ArchiveConfig,
 }
 
 impl fmt::Debug for Config {
@@ -163,6 +199,7 @@ impl fmt::Debug for Config {
             .field("window_ms", &self.window_ms)
             .field("log_filter", &self.log_filter)
             .field("discord", &self.discord)
+            .field("archive", &self.archive)
             .finish()
     }
 }
@@ -175,6 +212,7 @@ impl Default for Config {
             window_ms: DEFAULT_WINDOW_MS,
             log_filter: "warn,mjlink=info".to_string(),
             discord: DiscordConfig::default(),
+            archive: ArchiveConfig::default(),
         }
     }
 }
@@ -242,6 +280,19 @@ impl Config {
         if let Some(backfill) = discord.backfill_on_start {
             self.discord.backfill_on_start = backfill;
         }
+        let archive = file.archive;
+        if let Some(dir) = archive.dir {
+            self.archive.dir = dir;
+        }
+        if let Some(concurrency) = archive.concurrency {
+            self.archive.concurrency = concurrency_in("archive.concurrency", concurrency)?;
+        }
+        if let Some(mib) = archive.max_mib {
+            self.archive.max_bytes = max_bytes("archive.max_mib", mib)?;
+        }
+        if let Some(hosts) = archive.hosts {
+            self.archive.hosts = hosts_in("archive.hosts", hosts)?;
+        }
         Ok(())
     }
 
@@ -286,6 +337,21 @@ impl Config {
         if let Some(backfill) = env("MJLINK_DISCORD_BACKFILL_ON_START") {
             self.discord.backfill_on_start = parse_bool("MJLINK_DISCORD_BACKFILL_ON_START", &backfill)?;
         }
+        if let Some(dir) = env("MJLINK_ARCHIVE_DIR") {
+            self.archive.dir = PathBuf::from(dir);
+        }
+        if let Some(concurrency) = env("MJLINK_ARCHIVE_CONCURRENCY") {
+            let value = concurrency.trim().parse::<usize>().unwrap_or(0);
+            self.archive.concurrency = concurrency_in("MJLINK_ARCHIVE_CONCURRENCY", value)?;
+        }
+        if let Some(mib) = env("MJLINK_ARCHIVE_MAX_MIB") {
+            let value = mib.trim().parse::<u64>().unwrap_or(0);
+            self.archive.max_bytes = max_bytes("MJLINK_ARCHIVE_MAX_MIB", value)?;
+        }
+        if let Some(hosts) = env("MJLINK_ARCHIVE_HOSTS") {
+            let hosts = hosts.split(',').map(str::to_string).collect();
+            self.archive.hosts = hosts_in("MJLINK_ARCHIVE_HOSTS", hosts)?;
+        }
         Ok(())
     }
 
@@ -320,6 +386,43 @@ fn parse_bot_ids<'a>(key: &str, ids: impl Iterator<Item = &'a str>) -> Result<Bo
         });
     }
     Ok(BotIds(set))
+}
+
+fn concurrency_in(key: &str, value: usize) -> Result<usize, ConfigError> {
+    if (1..=64).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            key: key.to_string(),
+            message: "expected a number of parallel downloads from 1 to 64".to_string(),
+        })
+    }
+}
+
+fn max_bytes(key: &str, mib: u64) -> Result<u64, ConfigError> {
+    if (1..=4096).contains(&mib) {
+        Ok(mib * 1024 * 1024)
+    } else {
+        Err(ConfigError::Invalid {
+            key: key.to_string(),
+            message: "expected a size in MiB from 1 to 4096".to_string(),
+        })
+    }
+}
+
+fn hosts_in(key: &str, hosts: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    let hosts: Vec<String> = hosts
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if hosts.is_empty() || hosts.iter().any(|h| h.contains(['/', ':', ' '])) {
+        return Err(ConfigError::Invalid {
+            key: key.to_string(),
+            message: "expected host names like cdn.discordapp.com".to_string(),
+        });
+    }
+    Ok(hosts)
 }
 
 fn parse_bool(key: &str, text: &str) -> Result<bool, ConfigError> {

@@ -85,6 +85,23 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Download every pending grid and result image into the archive (archive.dir).
+    ///
+    /// Each file is streamed to a temporary file, hashed, checked to be an image, fsynced and
+    /// renamed into place before it is marked archived. Failed downloads stay queued and are
+    /// retried by the next run (up to 5 attempts). Refreshing expired links is not built yet.
+    Archive,
+    /// List every grid and result image with its archive state.
+    Images {
+        #[arg(long, value_enum, default_value = "table")]
+        format: ImagesFormat,
+    },
+    /// Rehash every archived file and report missing or corrupt ones (non-zero exit if any).
+    Verify {
+        /// Put missing and corrupt files back in the queue and download them again.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Export the links (one row per result: its parent, action, tile, signal and status).
     Links {
         #[arg(long, value_enum, default_value = "table")]
@@ -125,6 +142,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ImagesFormat {
+    Table,
+    Jsonl,
 }
 
 fn main() -> ExitCode {
@@ -228,6 +251,91 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(backfill_channel(&config, channel, after))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Archive => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let summary = runtime.block_on(archive_now(&config))?;
+            println!(
+                "archived {}, deduplicated {}, failed {}, to retry later {}, identical tiles {}",
+                summary.archived,
+                summary.deduplicated,
+                summary.failed,
+                summary.retry_later,
+                summary.same_bytes_tiles
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Images { format } => {
+            let store = Store::open(&config.database_path)?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let images = store.images()?;
+            match format {
+                ImagesFormat::Jsonl => {
+                    for image in &images {
+                        serde_json::to_writer(&mut out, image)?;
+                        writeln!(out)?;
+                    }
+                }
+                ImagesFormat::Table => {
+                    writeln!(
+                        out,
+                        "{:<20} {:<20} {:<16} {:<9} {:>10} {:<12} path",
+                        "message", "attachment", "kind", "state", "bytes", "sha256"
+                    )?;
+                    for image in &images {
+                        writeln!(
+                            out,
+                            "{:<20} {:<20} {:<16} {:<9} {:>10} {:<12} {}",
+                            image.message_id.to_string(),
+                            image.attachment_id.to_string(),
+                            image.kind,
+                            image.state,
+                            image.bytes.map_or("-".to_string(), |b| b.to_string()),
+                            image
+                                .sha256
+                                .as_deref()
+                                .map_or("-".to_string(), |h| h.chars().take(12).collect()),
+                            image.path.as_deref().unwrap_or("-")
+                        )?;
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { repair } => {
+            let store = Store::open(&config.database_path)?;
+            let report = mjlink::archive::worker::verify(&store, &config.archive.dir, repair)?;
+            drop(store);
+            for (attachment, path, problem) in &report.problems {
+                println!("{problem}: {path} (attachment {attachment})");
+            }
+            println!(
+                "checked {}, ok {}, missing or corrupt {}",
+                report.checked,
+                report.ok,
+                report.problems.len()
+            );
+            if repair && !report.problems.is_empty() {
+                let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+                let summary = runtime.block_on(archive_now(&config))?;
+                println!(
+                    "repaired {} (downloaded again)",
+                    summary.archived + summary.deduplicated
+                );
+                let store = Store::open(&config.database_path)?;
+                let again = mjlink::archive::worker::verify(&store, &config.archive.dir, false)?;
+                return Ok(if again.problems.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
+            Ok(if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Links { format } => {
             if !config.database_path.exists() {
                 anyhow::bail!(
@@ -321,6 +429,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn archive_now(config: &Config) -> anyhow::Result<mjlink::archive::worker::ArchiveSummary> {
+    let store = Store::open(&config.database_path)?;
+    let fetcher = mjlink::archive::download::Fetcher::new(mjlink::archive::download::FetchPolicy {
+        allowed_hosts: config.archive.hosts.clone(),
+        max_bytes: config.archive.max_bytes,
+        ..Default::default()
+    })?;
+    let options = mjlink::archive::worker::WorkerOptions {
+        root: config.archive.dir.clone(),
+        concurrency: config.archive.concurrency,
+        ..Default::default()
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("archiving [{bar:30}] {pos}/{len} [{elapsed}]")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let summary = mjlink::archive::worker::archive_pending(&store, &fetcher, &options, |done, seen| {
+        bar.set_length(seen);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    Ok(summary)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -124,6 +124,20 @@ CREATE TABLE channels (
     last_message_id INTEGER NOT NULL
 );
 "#,
+    r#"
+-- The archive state of each attachment (see src/archive): a file is `archived` only once it
+-- is on disk, fsynced, and its SHA-256 verified.
+ALTER TABLE attachments ADD COLUMN state TEXT NOT NULL DEFAULT 'pending';
+ALTER TABLE attachments ADD COLUMN path TEXT;
+ALTER TABLE attachments ADD COLUMN sha256 TEXT;
+ALTER TABLE attachments ADD COLUMN bytes INTEGER;
+ALTER TABLE attachments ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attachments ADD COLUMN last_error TEXT;
+-- Set when the bytes are identical to another tile's upscale of the same grid.
+ALTER TABLE attachments ADD COLUMN same_bytes_as INTEGER;
+CREATE INDEX attachments_by_state ON attachments(state) WHERE state = 'pending';
+CREATE INDEX attachments_by_sha256 ON attachments(sha256) WHERE sha256 IS NOT NULL;
+"#,
 ];
 
 /// What the store knows about one message.
@@ -178,6 +192,54 @@ pub struct LinkExport {
     pub channel_id: Option<Snowflake>,
     pub posted_at: Option<i64>,
 }
+
+/// An attachment waiting to be archived, with what its place in the archive depends on.
+#[derive(Debug, Clone)]
+pub struct PendingImage {
+    pub attachment_id: Snowflake,
+    pub message_id: Snowflake,
+    pub url: String,
+    pub attempts: i64,
+    pub kind: String,
+    pub tile: Option<u8>,
+    pub job_uuid: Option<String>,
+    pub posted_ms: i64,
+    /// The message it was made from (its link), when known.
+    pub parent_id: Option<Snowflake>,
+    pub parent_uuid: Option<String>,
+    pub parent_posted_ms: Option<i64>,
+    /// Where it was archived before (a file `verify --repair` found missing or corrupt).
+    pub previous_path: Option<String>,
+}
+
+/// An archived file that new bytes may duplicate, with its message's tile and parent.
+#[derive(Debug, Clone)]
+pub struct ArchivedCopy {
+    pub attachment_id: Snowflake,
+    pub path: String,
+    pub tile: Option<u8>,
+    pub parent_id: Option<Snowflake>,
+}
+
+/// One attachment as `mjlink images` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageRow {
+    pub message_id: Snowflake,
+    pub attachment_id: Snowflake,
+    pub kind: String,
+    pub state: String,
+    pub path: Option<String>,
+    pub sha256: Option<String>,
+    pub bytes: Option<i64>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub same_bytes_as: Option<Snowflake>,
+}
+
+/// Kinds whose images are archived: grids and every result (not progress previews).
+const ARCHIVED_KINDS: &str = "('imagine', 'blend', 'upscale', 'upscale_2x', 'upscale_4x', 'upscale_subtle', \
+     'upscale_creative', 'variation', 'variation_strong', 'variation_subtle', 'variation_region', 'remix', \
+     'remix_strong', 'remix_subtle', 'reroll', 'zoom', 'pan_left', 'pan_right', 'pan_up', 'pan_down', 'animate')";
 
 /// "Same channel, same requesting user, same normalized prompt": the group the fallback
 /// linker and the progress outcomes search in.
@@ -544,10 +606,13 @@ impl Store {
         had_any: bool,
     ) -> Result<()> {
         if had_any {
-            let mut delete = self
-                .conn
-                .prepare_cached("DELETE FROM attachments WHERE message_id = ?1")?;
-            delete.execute([message_id.to_sql()])?;
+            // Attachments the message no longer has go; the others keep their archive state.
+            let keep = serde_json::to_string(&attachments.iter().map(|a| a.id.to_sql()).collect::<Vec<_>>())
+                .unwrap_or_else(|_| "[]".to_string());
+            let mut delete = self.conn.prepare_cached(
+                "DELETE FROM attachments WHERE message_id = ?1 AND id NOT IN (SELECT value FROM json_each(?2))",
+            )?;
+            delete.execute(params![message_id.to_sql(), keep])?;
         }
         let mut insert = self.conn.prepare_cached(
             "INSERT INTO attachments (id, message_id, position, filename, url, size, width, height, content_type)
@@ -792,6 +857,130 @@ impl Store {
             .prepare_cached("UPDATE messages SET outcome = ?2, final_id = ?3 WHERE id = ?1")?;
         stmt.execute(params![id.to_sql(), outcome, opt_sql(final_id)])?;
         Ok(())
+    }
+
+    /// Attachments waiting to be archived with an id above `after`, in id order.
+    pub fn pending_images(
+        &self,
+        after: Snowflake,
+        limit: usize,
+        max_attempts: i64,
+    ) -> Result<Vec<PendingImage>> {
+        let sql = format!(
+            "SELECT a.id, a.message_id, a.url, a.attempts, m.kind, m.tile, m.job_uuid, m.posted_at,
+                    l.parent_id, p.job_uuid, p.posted_at, a.path
+             FROM attachments a JOIN messages m ON m.id = a.message_id
+             LEFT JOIN links l ON l.child_id = m.id LEFT JOIN messages p ON p.id = l.parent_id
+             WHERE a.state = 'pending' AND a.id > ?1 AND a.attempts < ?2 AND m.seen = 1 AND m.kind IN {ARCHIVED_KINDS}
+             ORDER BY a.id LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![after.to_sql(), max_attempts, limit as i64], |row| {
+            let message_id = Snowflake::from_sql(row.get(1)?);
+            Ok(PendingImage {
+                attachment_id: Snowflake::from_sql(row.get(0)?),
+                message_id,
+                url: row.get(2)?,
+                attempts: row.get(3)?,
+                kind: row.get(4)?,
+                tile: row.get(5)?,
+                job_uuid: row.get(6)?,
+                posted_ms: row
+                    .get::<_, Option<i64>>(7)?
+                    .unwrap_or_else(|| message_id.timestamp_ms()),
+                parent_id: opt_snowflake(row.get(8)?),
+                parent_uuid: row.get(9)?,
+                parent_posted_ms: row.get(10)?,
+                previous_path: row.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// An archived attachment with these bytes.
+    pub fn archived_with_hash(&self, sha256: &str) -> Result<Option<ArchivedCopy>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.id, a.path, m.tile, l.parent_id FROM attachments a JOIN messages m ON m.id = a.message_id
+             LEFT JOIN links l ON l.child_id = m.id
+             WHERE a.sha256 = ?1 AND a.state = 'archived' ORDER BY a.id LIMIT 1",
+        )?;
+        Ok(stmt
+            .query_row([sha256], |row| {
+                Ok(ArchivedCopy {
+                    attachment_id: Snowflake::from_sql(row.get(0)?),
+                    path: row.get(1)?,
+                    tile: row.get(2)?,
+                    parent_id: opt_snowflake(row.get(3)?),
+                })
+            })
+            .optional()?)
+    }
+
+    pub fn mark_archived(
+        &self,
+        attachment: Snowflake,
+        path: &str,
+        sha256: &str,
+        bytes: u64,
+        same_bytes_as: Option<Snowflake>,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE attachments SET state = 'archived', path = ?2, sha256 = ?3, bytes = ?4, same_bytes_as = ?5,
+                 attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+        )?;
+        stmt.execute(params![
+            attachment.to_sql(),
+            path,
+            sha256,
+            bytes as i64,
+            opt_sql(same_bytes_as)
+        ])?;
+        Ok(())
+    }
+
+    /// Records a failed attempt; the attachment stays pending unless `give_up`.
+    pub fn mark_attempt_failed(&self, attachment: Snowflake, error: &str, give_up: bool) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE attachments SET attempts = attempts + 1, last_error = ?2,
+                 state = CASE WHEN ?3 THEN 'failed' ELSE state END WHERE id = ?1",
+        )?;
+        stmt.execute(params![attachment.to_sql(), error, give_up])?;
+        Ok(())
+    }
+
+    /// Puts an archived attachment back in the queue (its file is missing or corrupt).
+    pub fn requeue(&self, attachment: Snowflake, reason: &str) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE attachments SET state = 'pending', attempts = 0, last_error = ?2 WHERE id = ?1",
+        )?;
+        stmt.execute(params![attachment.to_sql(), reason])?;
+        Ok(())
+    }
+
+    /// Every attachment of an archived kind, in message order.
+    pub fn images(&self) -> Result<Vec<ImageRow>> {
+        let sql = format!(
+            "SELECT a.message_id, a.id, m.kind, a.state, a.path, a.sha256, a.bytes, a.attempts, a.last_error,
+                    a.same_bytes_as
+             FROM attachments a JOIN messages m ON m.id = a.message_id
+             WHERE m.seen = 1 AND m.kind IN {ARCHIVED_KINDS} ORDER BY a.message_id, a.position"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |row| {
+            Ok(ImageRow {
+                message_id: Snowflake::from_sql(row.get(0)?),
+                attachment_id: Snowflake::from_sql(row.get(1)?),
+                kind: row.get(2)?,
+                state: row.get(3)?,
+                path: row.get(4)?,
+                sha256: row.get(5)?,
+                bytes: row.get(6)?,
+                attempts: row.get(7)?,
+                last_error: row.get(8)?,
+                same_bytes_as: opt_snowflake(row.get(9)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// Message counts by kind (seen messages only).

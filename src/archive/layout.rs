@@ -100,6 +100,40 @@ pub fn place(family: &str, grid_posted_ms: i64, role: &Role, kind: ImageKind) ->
         .join(format!("{stem}.{}", kind.extension()))
 }
 
+/// Where a pending image belongs: its family (the parent grid's job UUID, else its own), the
+/// family's month, and its role in the family.
+pub fn family_of(image: &crate::store::PendingImage) -> (String, i64, Role) {
+    let own_id = image
+        .job_uuid
+        .clone()
+        .unwrap_or_else(|| image.message_id.to_string());
+    if matches!(image.kind.as_str(), "imagine" | "blend") || image.parent_id.is_none() {
+        let role = if matches!(image.kind.as_str(), "imagine" | "blend") {
+            Role::Grid
+        } else {
+            Role::Other {
+                action: image.kind.clone(),
+                id: own_id.clone(),
+            }
+        };
+        return (own_id, image.posted_ms, role);
+    }
+    let family = image
+        .parent_uuid
+        .clone()
+        .or_else(|| image.parent_id.map(|id| id.to_string()))
+        .unwrap_or_else(|| own_id.clone());
+    let posted = image.parent_posted_ms.unwrap_or(image.posted_ms);
+    let role = match (image.kind.as_str(), image.tile) {
+        ("upscale", Some(tile)) if (1..=4).contains(&tile) => Role::Upscale(tile),
+        _ => Role::Other {
+            action: image.kind.clone(),
+            id: own_id,
+        },
+    };
+    (family, posted, role)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,8 @@
-//! The image archive (issue 4, in progress): where images go (`layout`, pure) and how one is
-//! downloaded and verified (`download`). Not yet wired into `run`, `backfill` or `replay`.
+//! The image archive (issue 4, in progress): where images go (`layout`, pure), how one is
+//! downloaded and verified (`download`), and the queue in the database worked through by
+//! `mjlink archive` and checked by `mjlink verify` (`worker`). Not yet: refreshing expired
+//! links, metadata.json/prompt.txt, and downloads during `run`, `backfill` and `replay`.
 
 pub mod download;
 pub mod layout;
+pub mod worker;

@@ -1,0 +1,231 @@
+//! Working through the download queue that lives in the database: every pending image of a
+//! grid or result is downloaded (a few at a time), verified, put in its place, and only then
+//! marked archived. A crash at any moment leaves at worst a temporary file and a pending row,
+//! which the next run redoes.
+
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+
+use super::download::{hash_file, put_in_place, Downloaded, FetchError, Fetcher};
+use super::layout::{family_of, place, Role};
+use crate::snowflake::Snowflake;
+use crate::store::{PendingImage, Store, StoreError};
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct ArchiveSummary {
+    pub archived: u64,
+    /// Archived without a second copy: the same bytes were already in the archive.
+    pub deduplicated: u64,
+    pub failed: u64,
+    /// Still pending (retryable failures, expired links).
+    pub retry_later: u64,
+    /// Upscales of different tiles of one grid with identical bytes (the N-copies bug).
+    pub same_bytes_tiles: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub root: PathBuf,
+    pub concurrency: usize,
+    /// Attempts (over all runs) before an image is marked failed.
+    pub max_attempts: i64,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            root: PathBuf::from("archive"),
+            concurrency: 4,
+            max_attempts: 5,
+        }
+    }
+}
+
+/// One pass over the queue. `on_progress(done, seen)` is called after each image.
+pub async fn archive_pending(
+    store: &Store,
+    fetcher: &Fetcher,
+    options: &WorkerOptions,
+    mut on_progress: impl FnMut(u64, u64),
+) -> Result<ArchiveSummary, StoreError> {
+    let mut summary = ArchiveSummary::default();
+    let mut after = Snowflake::default();
+    let staging = options.root.join(".staging");
+    // Temporary files left by a run that was killed are never trusted: start clean.
+    if let Ok(entries) = std::fs::read_dir(&staging) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let mut done = 0u64;
+    let mut seen = 0u64;
+    loop {
+        let batch = store.pending_images(after, 256, options.max_attempts)?;
+        let Some(last) = batch.last() else { break };
+        after = last.attachment_id;
+        seen += batch.len() as u64;
+        let mut downloads = futures_util::stream::iter(batch.into_iter().map(|image| {
+            let staging = staging.clone();
+            async move {
+                let result = fetcher.fetch(&image.url, &staging).await;
+                (image, result)
+            }
+        }))
+        // Results are recorded in queue order (downloads still overlap), so which copy of
+        // identical bytes is kept does not depend on timing.
+        .buffered(options.concurrency.max(1));
+        while let Some((image, result)) = downloads.next().await {
+            record(store, options, &image, result, &mut summary)?;
+            done += 1;
+            on_progress(done, seen);
+        }
+    }
+    Ok(summary)
+}
+
+fn record(
+    store: &Store,
+    options: &WorkerOptions,
+    image: &PendingImage,
+    result: Result<Downloaded, FetchError>,
+    summary: &mut ArchiveSummary,
+) -> Result<(), StoreError> {
+    let downloaded = match result {
+        Ok(downloaded) => downloaded,
+        Err(error) => {
+            let give_up = !error.is_retryable() && !matches!(error, FetchError::Expired { .. })
+                || image.attempts + 1 >= options.max_attempts;
+            tracing::warn!(attachment_id = %image.attachment_id, %error, give_up, "download failed");
+            store.mark_attempt_failed(image.attachment_id, &error.to_string(), give_up)?;
+            if give_up {
+                summary.failed += 1;
+            } else {
+                summary.retry_later += 1;
+            }
+            return Ok(());
+        }
+    };
+    let (family, family_posted, role) = family_of(image);
+    // The same bytes already archived: keep one copy.
+    if let Some(copy) = store.archived_with_hash(&downloaded.sha256)? {
+        let (other, path, other_tile, other_parent) =
+            (copy.attachment_id, copy.path, copy.tile, copy.parent_id);
+        let _ = std::fs::remove_file(&downloaded.temp_path);
+        let same_tile_bug = matches!(role, Role::Upscale(tile) if other_tile.is_some_and(|t| t != tile))
+            && other_parent.is_some()
+            && other_parent == image.parent_id;
+        if same_tile_bug {
+            summary.same_bytes_tiles += 1;
+            tracing::warn!(
+                attachment_id = %image.attachment_id,
+                same_as = %other,
+                parent_id = ?image.parent_id.map(|id| id.0),
+                "two tiles of one grid were upscaled to identical bytes"
+            );
+        }
+        store.mark_archived(
+            image.attachment_id,
+            &path,
+            &downloaded.sha256,
+            downloaded.bytes,
+            same_tile_bug.then_some(other),
+        )?;
+        summary.deduplicated += 1;
+        return Ok(());
+    }
+    let mut relative = match &image.previous_path {
+        // A repair puts the file back where it was.
+        Some(previous) => PathBuf::from(previous),
+        None => place(&family, family_posted, &role, downloaded.kind),
+    };
+    if image.previous_path.is_none() && options.root.join(&relative).exists() {
+        // Another image already has this name (a tile upscaled twice): never overwrite it.
+        let stem = relative
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        relative.set_file_name(format!(
+            "{stem}_{}.{}",
+            image.attachment_id,
+            downloaded.kind.extension()
+        ));
+    }
+    let destination = options.root.join(&relative);
+    let verified = put_in_place(&downloaded, &destination)
+        .and_then(|()| hash_file(&destination))
+        .map(|(sha256, bytes)| sha256 == downloaded.sha256 && bytes == downloaded.bytes);
+    match verified {
+        Ok(true) => {
+            store.mark_archived(
+                image.attachment_id,
+                &relative.to_string_lossy(),
+                &downloaded.sha256,
+                downloaded.bytes,
+                None,
+            )?;
+            summary.archived += 1;
+        }
+        Ok(false) => {
+            store.mark_attempt_failed(
+                image.attachment_id,
+                "the file on disk does not match its download",
+                false,
+            )?;
+            summary.retry_later += 1;
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&downloaded.temp_path);
+            store.mark_attempt_failed(
+                image.attachment_id,
+                &format!("cannot write {}: {error}", destination.display()),
+                false,
+            )?;
+            summary.retry_later += 1;
+        }
+    }
+    Ok(())
+}
+
+/// What `verify` found.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct VerifyReport {
+    pub checked: u64,
+    pub ok: u64,
+    /// (attachment id, path, problem)
+    pub problems: Vec<(Snowflake, String, String)>,
+}
+
+/// Rehashes every archived file; with `repair`, puts the missing and corrupt ones back in the
+/// queue (the caller then runs [`archive_pending`]).
+pub fn verify(store: &Store, root: &Path, repair: bool) -> Result<VerifyReport, StoreError> {
+    let mut report = VerifyReport::default();
+    for image in store.images()? {
+        if image.state != "archived" {
+            continue;
+        }
+        let (Some(path), Some(expected)) = (image.path.as_deref(), image.sha256.as_deref()) else {
+            continue;
+        };
+        report.checked += 1;
+        let problem = match hash_file(&root.join(path)) {
+            Ok((actual, _)) if actual == expected => None,
+            Ok(_) => Some("corrupt (hash differs)".to_string()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Some("missing".to_string()),
+            Err(error) => Some(format!("unreadable: {error}")),
+        };
+        match problem {
+            None => report.ok += 1,
+            Some(problem) => {
+                if repair {
+                    store.requeue(image.attachment_id, &problem)?;
+                }
+                report
+                    .problems
+                    .push((image.attachment_id, path.to_string(), problem));
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,352 @@
+//! The archive end to end: replay messages whose attachments point at a local CDN, then
+//! `mjlink archive`, `images`, `verify [--repair]`, and a crash in the middle of a batch.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A CDN serving `path -> bytes`, each answer after `delay`.
+#[derive(Clone)]
+struct Cdn {
+    files: Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+    delay: Duration,
+}
+
+impl Cdn {
+    async fn start(self) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let cdn = self.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 8192];
+                    let mut read = 0;
+                    while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buffer[read..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => read += n,
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&buffer[..read]).to_string();
+                    let path = text
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or("/")
+                        .split('?')
+                        .next()
+                        .unwrap_or("/")
+                        .to_string();
+                    tokio::time::sleep(cdn.delay).await;
+                    let body = cdn.files.lock().unwrap().get(&path).cloned();
+                    let response = match body {
+                        Some(body) => {
+                            let mut response = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                body.len()
+                            )
+                            .into_bytes();
+                            response.extend(body);
+                            response
+                        }
+                        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec(),
+                    };
+                    let _ = stream.write_all(&response).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+}
+
+fn png(seed: u8, size: usize) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.extend((0..size).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
+    bytes
+}
+
+const MJ: &str = "936929561302675456";
+
+fn message(id: u64, content: &str, url: &str, filename: &str, reply_to: Option<&Value>) -> Value {
+    let ms = ((id >> 22) as i64) + 1_420_070_400_000;
+    let timestamp = chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339();
+    let mut message = json!({
+        "id": id.to_string(), "channel_id": "10", "guild_id": "20",
+        "author": {"id": MJ, "username": "Midjourney Bot", "bot": true},
+        "content": content, "timestamp": timestamp, "type": if reply_to.is_some() { 19 } else { 0 },
+        "attachments": [{"id": (id + 1).to_string(), "filename": filename, "url": url, "size": 1, "content_type": "image/png"}],
+    });
+    if let Some(parent) = reply_to {
+        message["message_reference"] = json!({"channel_id": "10", "message_id": parent["id"]});
+    }
+    message
+}
+
+fn dispatch(message: &Value) -> String {
+    json!({"op": 0, "t": "MESSAGE_CREATE", "s": 1, "d": message}).to_string()
+}
+
+fn mjlink(dir: &Path, base: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mjlink"));
+    command
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("MJLINK_ARCHIVE_DIR", dir.join("archive"))
+        .env("MJLINK_ARCHIVE_HOSTS", "127.0.0.1")
+        .env("MJLINK_DATABASE_PATH", dir.join("a.db"));
+    let _ = base;
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().unwrap()
+}
+
+fn images(dir: &Path, base: &str) -> Vec<Value> {
+    let output = run(mjlink(dir, base).args(["images", "--format", "jsonl"]));
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const UUID: &str = "5eed0000-0000-4000-8000-000000000001";
+
+/// A grid, U1, U2, U3 with U2's exact bytes (the N-copies bug), a variation, a hostile file
+/// name, and a progress preview that is not archived.
+fn family(base: &str, cdn: &Cdn) -> Vec<String> {
+    let start = (1_714_521_600_000i64 - 1_420_070_400_000) as u64;
+    let id = |n: u64| ((start + n * 1000) << 22) + n;
+    let mut files = cdn.files.lock().unwrap();
+    let mut lines = Vec::new();
+    let grid_url = format!("{base}/g.png");
+    files.insert("/g.png".into(), png(1, 50_000));
+    let grid = message(
+        id(1),
+        "**a cat** - <@5> (fast)",
+        &grid_url,
+        &format!("u_a_cat_{UUID}.png"),
+        None,
+    );
+    lines.push(dispatch(&grid));
+    for (n, tile, body) in [
+        (2u64, 1u8, png(2, 20_000)),
+        (3, 2, png(3, 20_000)),
+        (4, 3, png(3, 20_000)),
+    ] {
+        let path = format!("/u{tile}.png");
+        files.insert(path.clone(), body);
+        let upscale = message(
+            id(n),
+            &format!("**a cat** - Image #{tile} <@5>"),
+            &format!("{base}{path}"),
+            "../../../etc/passwd",
+            Some(&grid),
+        );
+        lines.push(dispatch(&upscale));
+    }
+    files.insert("/v.png".into(), png(9, 40_000));
+    let variation = message(
+        id(6),
+        "**a cat** - Variations (Strong) by <@5> (fast)",
+        &format!("{base}/v.png"),
+        "v.png",
+        Some(&grid),
+    );
+    lines.push(dispatch(&variation));
+    files.insert("/p.webp".into(), png(7, 100));
+    let progress = message(
+        id(7),
+        "**a dog** - <@5> (31%) (fast)",
+        &format!("{base}/p.webp"),
+        "x_grid_0.webp",
+        None,
+    );
+    lines.push(dispatch(&progress));
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_images_verify_and_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn {
+        files: Default::default(),
+        delay: Duration::ZERO,
+    };
+    let base = cdn.clone().start().await;
+    let lines = family(&base, &cdn);
+    let trace = dir.path().join("t.jsonl");
+    std::fs::write(&trace, lines.join("\n")).unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let base_clone = base.clone();
+    let (archived, listed) = tokio::task::spawn_blocking(move || {
+        assert!(run(mjlink(&dir_path, &base_clone).arg("replay").arg(&trace))
+            .status
+            .success());
+        let output = run(mjlink(&dir_path, &base_clone).arg("archive"));
+        (
+            String::from_utf8(output.stdout).unwrap(),
+            images(&dir_path, &base_clone),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        archived.contains("archived 4, deduplicated 1, failed 0, to retry later 0, identical tiles 1"),
+        "{archived}"
+    );
+    assert_eq!(
+        listed.len(),
+        5,
+        "the progress preview is not archived: {listed:?}"
+    );
+    assert!(listed.iter().all(|image| image["state"] == "archived"));
+    let root = dir.path().join("archive");
+    let family = root.join("2024/05").join(UUID);
+    for name in ["grid.png", "u1.png", "u2.png"] {
+        assert!(family.join(name).is_file(), "{name}");
+    }
+    assert!(!family.join("u3.png").exists(), "identical bytes are stored once");
+    let u3 = listed.iter().find(|image| {
+        image["path"].as_str() == Some(&format!("2024/05/{UUID}/u2.png")) && !image["same_bytes_as"].is_null()
+    });
+    assert!(u3.is_some(), "U3 points at U2's file and is flagged: {listed:?}");
+    let variation: Vec<_> = std::fs::read_dir(&family)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("variation_strong_"))
+        .collect();
+    assert_eq!(variation.len(), 1);
+    assert!(!root.join("etc").exists() && !dir.path().join("etc").exists());
+
+    // Corrupt one file, delete another: verify says so; verify --repair fetches them again.
+    std::fs::write(family.join("u1.png"), b"garbage").unwrap();
+    std::fs::remove_file(family.join("grid.png")).unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let (verify, repair, after) = tokio::task::spawn_blocking(move || {
+        (
+            run(mjlink(&dir_path, &base).arg("verify")),
+            run(mjlink(&dir_path, &base).args(["verify", "--repair"])),
+            run(mjlink(&dir_path, &base).arg("verify")),
+        )
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8(verify.stdout).unwrap();
+    assert!(!verify.status.success());
+    assert!(text.contains("missing or corrupt 2"), "{text}");
+    assert!(
+        repair.status.success(),
+        "{}",
+        String::from_utf8_lossy(&repair.stdout)
+    );
+    assert!(
+        after.status.success(),
+        "{}",
+        String::from_utf8_lossy(&after.stdout)
+    );
+    assert!(
+        std::fs::read(family.join("u1.png")).unwrap() == png(2, 20_000),
+        "u1.png restored in place"
+    );
+    assert!(family.join("grid.png").is_file(), "grid.png restored in place");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_archive_run_resumes_and_archives_each_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn {
+        files: Default::default(),
+        delay: Duration::from_millis(150),
+    };
+    let base = cdn.clone().start().await;
+    let start = (1_714_521_600_000i64 - 1_420_070_400_000) as u64;
+    let mut lines = Vec::new();
+    for n in 0..24u64 {
+        let id = ((start + n * 1000) << 22) + n;
+        let path = format!("/g{n}.png");
+        cdn.files
+            .lock()
+            .unwrap()
+            .insert(path.clone(), png(n as u8, 30_000));
+        let uuid = format!("5eed0000-0000-4000-8000-{n:012}");
+        lines.push(dispatch(&message(
+            id,
+            &format!("**prompt {n}** - <@5> (fast)"),
+            &format!("{base}{path}"),
+            &format!("u_p_{uuid}.png"),
+            None,
+        )));
+    }
+    let trace = dir.path().join("t.jsonl");
+    std::fs::write(&trace, lines.join("\n")).unwrap();
+    let dir_path: PathBuf = dir.path().to_path_buf();
+    let report = tokio::task::spawn_blocking(move || {
+        assert!(run(mjlink(&dir_path, &base).arg("replay").arg(&trace))
+            .status
+            .success());
+        // 24 images, 4 at a time, 150 ms each: about 0.9 s. Kill it twice along the way.
+        for wait in [300u64, 250] {
+            let mut child = mjlink(&dir_path, &base)
+                .arg("archive")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(wait));
+            let _ = child.kill();
+            child.wait().unwrap();
+        }
+        let after_kills = images(&dir_path, &base)
+            .iter()
+            .filter(|image| image["state"] == "archived")
+            .count();
+        assert!(after_kills < 24, "the kills landed in the middle of the batch");
+        assert!(run(mjlink(&dir_path, &base).arg("archive")).status.success());
+        let verify = run(mjlink(&dir_path, &base).arg("verify"));
+        (
+            String::from_utf8(verify.stdout).unwrap(),
+            images(&dir_path, &base),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        report.0.contains("checked 24, ok 24, missing or corrupt 0"),
+        "{}",
+        report.0
+    );
+    assert!(report.1.iter().all(|image| image["state"] == "archived"));
+    let mut files = Vec::new();
+    for entry in walk(&dir.path().join("archive")) {
+        if !entry.starts_with(dir.path().join("archive/.staging")) {
+            files.push(entry);
+        }
+    }
+    assert_eq!(files.len(), 24, "each file exactly once: {files:?}");
+}
+
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
