@@ -432,7 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn archive_now(config: &Config) -> anyhow::Result<mjlink::archive::worker::ArchiveSummary> {
-    let store = Store::open(&config.database_path)?;
+    let mut store = Store::open(&config.database_path)?;
     let fetcher = mjlink::archive::download::Fetcher::new(mjlink::archive::download::FetchPolicy {
         allowed_hosts: config.archive.hosts.clone(),
         max_bytes: config.archive.max_bytes,
@@ -453,7 +453,7 @@ async fn archive_now(config: &Config) -> anyhow::Result<mjlink::archive::worker:
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let summary = mjlink::archive::worker::archive_pending(&store, &fetcher, &options, |done, seen| {
+    let summary = mjlink::archive::worker::archive_pending(&mut store, &fetcher, &options, |done, seen| {
         bar.set_length(seen);
         bar.set_position(done);
     })

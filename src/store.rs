@@ -221,6 +221,41 @@ pub struct ArchivedCopy {
     pub parent_id: Option<Snowflake>,
 }
 
+/// One archived file of a family.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FamilyFile {
+    pub path: Option<String>,
+    pub bytes: Option<i64>,
+    pub sha256: Option<String>,
+    pub discord_filename: String,
+}
+
+/// A message of a family, as metadata.json describes it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FamilyMessage {
+    pub message_id: Snowflake,
+    pub kind: String,
+    pub prompt: Option<String>,
+    pub params: Option<serde_json::Value>,
+    pub user_id: Option<Snowflake>,
+    pub channel_id: Option<Snowflake>,
+    pub guild_id: Option<Snowflake>,
+    pub job_uuid: Option<String>,
+    pub mode: Option<String>,
+    pub tile: Option<u8>,
+    pub posted_at: Option<String>,
+    /// How it is linked to the grid (results only).
+    pub signal: Option<String>,
+    pub files: Vec<FamilyFile>,
+}
+
+/// A grid and its results.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FamilyRecord {
+    pub grid: FamilyMessage,
+    pub results: Vec<FamilyMessage>,
+}
+
 /// One attachment as `mjlink images` lists it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ImageRow {
@@ -955,6 +990,71 @@ impl Store {
         )?;
         stmt.execute(params![attachment.to_sql(), reason])?;
         Ok(())
+    }
+
+    /// A family for its metadata.json: the grid and the results linked to it, with their
+    /// archived files.
+    pub fn family_record(&self, grid_id: Snowflake) -> Result<Option<FamilyRecord>> {
+        let mut message = self.conn.prepare_cached(
+            "SELECT id, kind, prompt, params, user_id, channel_id, guild_id, job_uuid, mode, tile, posted_at
+             FROM messages WHERE id = ?1 AND seen = 1",
+        )?;
+        let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<FamilyMessage> {
+            let params: Option<String> = row.get(3)?;
+            Ok(FamilyMessage {
+                message_id: Snowflake::from_sql(row.get(0)?),
+                kind: row.get(1)?,
+                prompt: row.get(2)?,
+                params: params.and_then(|text| serde_json::from_str(&text).ok()),
+                user_id: opt_snowflake(row.get(4)?),
+                channel_id: opt_snowflake(row.get(5)?),
+                guild_id: opt_snowflake(row.get(6)?),
+                job_uuid: row.get(7)?,
+                mode: row.get(8)?,
+                tile: row.get(9)?,
+                posted_at: row
+                    .get::<_, Option<i64>>(10)?
+                    .and_then(crate::export::format_time),
+                signal: None,
+                files: Vec::new(),
+            })
+        };
+        let Some(mut grid) = message.query_row([grid_id.to_sql()], read).optional()? else {
+            return Ok(None);
+        };
+        let mut children_ids = self.conn.prepare_cached(
+            "SELECT child_id, signal FROM links WHERE parent_id = ?1 AND status = 'linked' ORDER BY child_id",
+        )?;
+        let children: Vec<(Snowflake, Option<String>)> = children_ids
+            .query_map([grid_id.to_sql()], |row| {
+                Ok((Snowflake::from_sql(row.get(0)?), row.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut files = self.conn.prepare_cached(
+            "SELECT path, bytes, sha256, filename FROM attachments WHERE message_id = ?1 AND state = 'archived' ORDER BY position",
+        )?;
+        let mut files_of = |id: Snowflake| -> rusqlite::Result<Vec<FamilyFile>> {
+            files
+                .query_map([id.to_sql()], |row| {
+                    Ok(FamilyFile {
+                        path: row.get(0)?,
+                        bytes: row.get(1)?,
+                        sha256: row.get(2)?,
+                        discord_filename: row.get(3)?,
+                    })
+                })?
+                .collect()
+        };
+        grid.files = files_of(grid.message_id)?;
+        let mut results = Vec::new();
+        for (child, signal) in children {
+            if let Some(mut record) = message.query_row([child.to_sql()], read).optional()? {
+                record.signal = signal;
+                record.files = files_of(child)?;
+                results.push(record);
+            }
+        }
+        Ok(Some(FamilyRecord { grid, results }))
     }
 
     /// Every attachment of an archived kind, in message order.

@@ -229,6 +229,24 @@ async fn archive_images_verify_and_repair() {
         .collect();
     assert_eq!(variation.len(), 1);
     assert!(!root.join("etc").exists() && !dir.path().join("etc").exists());
+    assert_eq!(
+        std::fs::read_to_string(family.join("prompt.txt")).unwrap(),
+        "a cat\n"
+    );
+    let metadata: Value =
+        serde_json::from_str(&std::fs::read_to_string(family.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(metadata["grid"]["job_uuid"], UUID);
+    assert_eq!(
+        metadata["grid"]["files"][0]["path"],
+        format!("2024/05/{UUID}/grid.png")
+    );
+    let results = metadata["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "U1, U2, U3 and the variation");
+    assert!(results.iter().all(|result| result["signal"] == "reference"));
+    let u1 = results.iter().find(|result| result["tile"] == 1).unwrap();
+    assert_eq!(u1["files"][0]["path"], format!("2024/05/{UUID}/u1.png"));
+    assert_eq!(u1["files"][0]["bytes"], png(2, 20_000).len());
+    assert_eq!(u1["files"][0]["sha256"].as_str().unwrap().len(), 64);
 
     // Corrupt one file, delete another: verify says so; verify --repair fetches them again.
     std::fs::write(family.join("u1.png"), b"garbage").unwrap();
@@ -327,13 +345,20 @@ async fn a_killed_archive_run_resumes_and_archives_each_file_once() {
         report.0
     );
     assert!(report.1.iter().all(|image| image["state"] == "archived"));
-    let mut files = Vec::new();
+    let mut images = Vec::new();
+    let mut metadata = 0;
     for entry in walk(&dir.path().join("archive")) {
-        if !entry.starts_with(dir.path().join("archive/.staging")) {
-            files.push(entry);
+        let name = entry.file_name().unwrap().to_string_lossy().to_string();
+        if entry.starts_with(dir.path().join("archive/.staging")) {
+            continue;
+        } else if name == "metadata.json" {
+            metadata += 1;
+        } else if name != "prompt.txt" {
+            images.push(entry);
         }
     }
-    assert_eq!(files.len(), 24, "each file exactly once: {files:?}");
+    assert_eq!(images.len(), 24, "each image exactly once: {images:?}");
+    assert_eq!(metadata, 24, "every family has its metadata.json");
 }
 
 fn walk(root: &Path) -> Vec<PathBuf> {

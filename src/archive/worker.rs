@@ -45,7 +45,7 @@ impl Default for WorkerOptions {
 
 /// One pass over the queue. `on_progress(done, seen)` is called after each image.
 pub async fn archive_pending(
-    store: &Store,
+    store: &mut Store,
     fetcher: &Fetcher,
     options: &WorkerOptions,
     mut on_progress: impl FnMut(u64, u64),
@@ -85,8 +85,32 @@ pub async fn archive_pending(
     Ok(summary)
 }
 
+/// Writes `metadata.json` (the grid and every linked result with its files, sizes and hashes)
+/// and `prompt.txt` in a family folder, each through a temporary file and a rename.
+fn write_family_files(store: &Store, dir: &Path, grid_id: Snowflake) -> std::io::Result<()> {
+    let record = match store.family_record(grid_id) {
+        Ok(Some(record)) => record,
+        Ok(None) => return Ok(()),
+        Err(error) => return Err(std::io::Error::other(error.to_string())),
+    };
+    let write = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
+        let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut temp, bytes)?;
+        temp.as_file().sync_all()?;
+        temp.persist(dir.join(name)).map_err(|error| error.error)?;
+        Ok(())
+    };
+    let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+    write("metadata.json", &json)?;
+    if let Some(prompt) = &record.grid.prompt {
+        write("prompt.txt", format!("{prompt}\n").as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Stores the outcome of one download (and, for a new file, its family's metadata).
 fn record(
-    store: &Store,
+    store: &mut Store,
     options: &WorkerOptions,
     image: &PendingImage,
     result: Result<Downloaded, FetchError>,
@@ -140,7 +164,9 @@ fn record(
         Some(previous) => PathBuf::from(previous),
         None => place(&family, family_posted, &role, downloaded.kind),
     };
-    if image.previous_path.is_none() && options.root.join(&relative).exists() {
+    let already_there = image.previous_path.is_none()
+        && hash_file(&options.root.join(&relative)).is_ok_and(|(sha256, _)| sha256 == downloaded.sha256);
+    if image.previous_path.is_none() && !already_there && options.root.join(&relative).exists() {
         // Another image already has this name (a tile upscaled twice): never overwrite it.
         let stem = relative
             .file_stem()
@@ -153,11 +179,25 @@ fn record(
         ));
     }
     let destination = options.root.join(&relative);
-    let verified = put_in_place(&downloaded, &destination)
-        .and_then(|()| hash_file(&destination))
-        .map(|(sha256, bytes)| sha256 == downloaded.sha256 && bytes == downloaded.bytes);
+    let verified = if already_there {
+        // This very file, put in place by a run that stopped before recording it.
+        let _ = std::fs::remove_file(&downloaded.temp_path);
+        Ok(true)
+    } else {
+        put_in_place(&downloaded, &destination)
+            .and_then(|()| hash_file(&destination))
+            .map(|(sha256, bytes)| sha256 == downloaded.sha256 && bytes == downloaded.bytes)
+    };
+    let family_dir = relative.parent().map(Path::to_path_buf);
+    let grid_id = match role {
+        Role::Grid => Some(image.message_id),
+        _ => image.parent_id.or(Some(image.message_id)),
+    };
     match verified {
         Ok(true) => {
+            // The row and the family's metadata change together: a stop in between leaves
+            // the row pending, and the next run finds the file already in place.
+            store.begin()?;
             store.mark_archived(
                 image.attachment_id,
                 &relative.to_string_lossy(),
@@ -165,6 +205,12 @@ fn record(
                 downloaded.bytes,
                 None,
             )?;
+            if let (Some(dir), Some(grid_id)) = (&family_dir, grid_id) {
+                if let Err(error) = write_family_files(store, &options.root.join(dir), grid_id) {
+                    tracing::warn!(folder = %dir.display(), %error, "cannot write metadata.json/prompt.txt");
+                }
+            }
+            store.commit()?;
             summary.archived += 1;
         }
         Ok(false) => {
