@@ -5,68 +5,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::fake_cdn::Cdn;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// A CDN serving `path -> bytes`, each answer after `delay`.
-#[derive(Clone)]
-struct Cdn {
-    files: Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>,
-    delay: Duration,
-}
-
-impl Cdn {
-    async fn start(self) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let cdn = self.clone();
-                tokio::spawn(async move {
-                    let mut buffer = vec![0u8; 8192];
-                    let mut read = 0;
-                    while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buffer[read..]).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => read += n,
-                        }
-                    }
-                    let text = String::from_utf8_lossy(&buffer[..read]).to_string();
-                    let path = text
-                        .split_whitespace()
-                        .nth(1)
-                        .unwrap_or("/")
-                        .split('?')
-                        .next()
-                        .unwrap_or("/")
-                        .to_string();
-                    tokio::time::sleep(cdn.delay).await;
-                    let body = cdn.files.lock().unwrap().get(&path).cloned();
-                    let response = match body {
-                        Some(body) => {
-                            let mut response = format!(
-                                "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                                body.len()
-                            )
-                            .into_bytes();
-                            response.extend(body);
-                            response
-                        }
-                        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .to_vec(),
-                    };
-                    let _ = stream.write_all(&response).await;
-                    let _ = stream.shutdown().await;
-                });
-            }
-        });
-        format!("http://{addr}")
-    }
-}
 
 fn png(seed: u8, size: usize) -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
@@ -127,10 +69,9 @@ const UUID: &str = "5eed0000-0000-4000-8000-000000000001";
 fn family(base: &str, cdn: &Cdn) -> Vec<String> {
     let start = (1_714_521_600_000i64 - 1_420_070_400_000) as u64;
     let id = |n: u64| ((start + n * 1000) << 22) + n;
-    let mut files = cdn.files.lock().unwrap();
     let mut lines = Vec::new();
     let grid_url = format!("{base}/g.png");
-    files.insert("/g.png".into(), png(1, 50_000));
+    cdn.serve("/g.png", png(1, 50_000));
     let grid = message(
         id(1),
         "**a cat** - <@5> (fast)",
@@ -145,7 +86,7 @@ fn family(base: &str, cdn: &Cdn) -> Vec<String> {
         (4, 3, png(3, 20_000)),
     ] {
         let path = format!("/u{tile}.png");
-        files.insert(path.clone(), body);
+        cdn.serve(&path, body);
         let upscale = message(
             id(n),
             &format!("**a cat** - Image #{tile} <@5>"),
@@ -155,7 +96,7 @@ fn family(base: &str, cdn: &Cdn) -> Vec<String> {
         );
         lines.push(dispatch(&upscale));
     }
-    files.insert("/v.png".into(), png(9, 40_000));
+    cdn.serve("/v.png", png(9, 40_000));
     let variation = message(
         id(6),
         "**a cat** - Variations (Strong) by <@5> (fast)",
@@ -164,7 +105,7 @@ fn family(base: &str, cdn: &Cdn) -> Vec<String> {
         Some(&grid),
     );
     lines.push(dispatch(&variation));
-    files.insert("/p.webp".into(), png(7, 100));
+    cdn.serve("/p.webp", png(7, 100));
     let progress = message(
         id(7),
         "**a dog** - <@5> (31%) (fast)",
@@ -179,11 +120,8 @@ fn family(base: &str, cdn: &Cdn) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archive_images_verify_and_repair() {
     let dir = tempfile::tempdir().unwrap();
-    let cdn = Cdn {
-        files: Default::default(),
-        delay: Duration::ZERO,
-    };
-    let base = cdn.clone().start().await;
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
     let lines = family(&base, &cdn);
     let trace = dir.path().join("t.jsonl");
     std::fs::write(&trace, lines.join("\n")).unwrap();
@@ -284,20 +222,14 @@ async fn archive_images_verify_and_repair() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_archive_run_resumes_and_archives_each_file_once() {
     let dir = tempfile::tempdir().unwrap();
-    let cdn = Cdn {
-        files: Default::default(),
-        delay: Duration::from_millis(150),
-    };
-    let base = cdn.clone().start().await;
+    let cdn = Cdn::with_delay(Duration::from_millis(150));
+    let base = format!("http://{}", cdn.clone().start().await);
     let start = (1_714_521_600_000i64 - 1_420_070_400_000) as u64;
     let mut lines = Vec::new();
     for n in 0..24u64 {
         let id = ((start + n * 1000) << 22) + n;
         let path = format!("/g{n}.png");
-        cdn.files
-            .lock()
-            .unwrap()
-            .insert(path.clone(), png(n as u8, 30_000));
+        cdn.serve(&path, png(n as u8, 30_000));
         let uuid = format!("5eed0000-0000-4000-8000-{n:012}");
         lines.push(dispatch(&message(
             id,

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod fake_cdn;
 pub mod fake_discord;
 
 use std::io::BufReader;
