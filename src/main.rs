@@ -89,7 +89,8 @@ enum Command {
     ///
     /// Each file is streamed to a temporary file, hashed, checked to be an image, fsynced and
     /// renamed into place before it is marked archived. Failed downloads stay queued and are
-    /// retried by the next run (up to 5 attempts). Refreshing expired links is not built yet.
+    /// retried by the next run (up to 5 attempts). With a bot token configured, expired links
+    /// are refreshed through Discord and tried again.
     Archive,
     /// List every grid and result image with its archive state.
     Images {
@@ -453,10 +454,25 @@ async fn archive_now(config: &Config) -> anyhow::Result<mjlink::archive::worker:
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let summary = mjlink::archive::worker::archive_pending(&mut store, &fetcher, &options, |done, seen| {
-        bar.set_length(seen);
-        bar.set_position(done);
-    })
+    // With a token, expired links are refreshed through Discord; without one they stay queued.
+    let rest = match &config.discord.token {
+        Some(token) => Some(mjlink::rest::Rest::new(
+            &config.discord.api_base,
+            token.clone(),
+            mjlink::rest::RetryPolicy::default(),
+        )?),
+        None => None,
+    };
+    let summary = mjlink::archive::worker::archive_pending(
+        &mut store,
+        &fetcher,
+        rest.as_ref(),
+        &options,
+        |done, seen| {
+            bar.set_length(seen);
+            bar.set_position(done);
+        },
+    )
     .await?;
     bar.finish_and_clear();
     Ok(summary)

@@ -227,16 +227,62 @@ impl Rest {
         };
     }
 
+    /// Fresh links for expired attachment URLs (`POST /attachments/refresh-urls`, at most 50
+    /// at a time): original URL -> refreshed URL, for those Discord refreshed.
+    pub async fn refresh_urls(
+        &self,
+        urls: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, RestError> {
+        #[derive(Deserialize)]
+        struct Refreshed {
+            original: String,
+            refreshed: String,
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            refreshed_urls: Vec<Refreshed>,
+        }
+        let mut out = std::collections::HashMap::new();
+        for batch in urls.chunks(50) {
+            let what = format!("fresh links for {} attachments", batch.len());
+            let body = serde_json::json!({ "attachment_urls": batch });
+            let answer = self.send("/attachments/refresh-urls", Some(&body), &what).await?;
+            let answer: Answer = serde_json::from_slice(&answer).map_err(|error| RestError::Decode {
+                what: what.clone(),
+                reason: error.to_string(),
+            })?;
+            out.extend(
+                answer
+                    .refreshed_urls
+                    .into_iter()
+                    .map(|r| (r.original, r.refreshed)),
+            );
+        }
+        Ok(out)
+    }
+
     async fn get(&self, path: &str, what: &str) -> Result<Vec<u8>, RestError> {
+        self.send(path, None, what).await
+    }
+
+    /// GET, or POST with a JSON body, with the rate limits and retries described above.
+    async fn send(
+        &self,
+        path: &str,
+        json: Option<&serde_json::Value>,
+        what: &str,
+    ) -> Result<Vec<u8>, RestError> {
         let url = format!("{}{path}", self.api);
         let mut failures = 0u32;
         let mut rate_limited = 0u32;
         let mut backoff = self.policy.backoff;
         loop {
             self.wait_for_bucket().await;
-            let sent = self
-                .client
-                .get(&url)
+            let request = match json {
+                Some(body) => self.client.post(&url).json(body),
+                None => self.client.get(&url),
+            };
+            let sent = request
                 .header(
                     reqwest::header::AUTHORIZATION,
                     format!("Bot {}", self.token.expose()),

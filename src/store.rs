@@ -198,6 +198,7 @@ pub struct LinkExport {
 pub struct PendingImage {
     pub attachment_id: Snowflake,
     pub message_id: Snowflake,
+    pub channel_id: Option<Snowflake>,
     pub url: String,
     pub attempts: i64,
     pub kind: String,
@@ -903,7 +904,7 @@ impl Store {
     ) -> Result<Vec<PendingImage>> {
         let sql = format!(
             "SELECT a.id, a.message_id, a.url, a.attempts, m.kind, m.tile, m.job_uuid, m.posted_at,
-                    l.parent_id, p.job_uuid, p.posted_at, a.path
+                    l.parent_id, p.job_uuid, p.posted_at, a.path, m.channel_id
              FROM attachments a JOIN messages m ON m.id = a.message_id
              LEFT JOIN links l ON l.child_id = m.id LEFT JOIN messages p ON p.id = l.parent_id
              WHERE a.state = 'pending' AND a.id > ?1 AND a.attempts < ?2 AND m.seen = 1 AND m.kind IN {ARCHIVED_KINDS}
@@ -927,6 +928,7 @@ impl Store {
                 parent_uuid: row.get(9)?,
                 parent_posted_ms: row.get(10)?,
                 previous_path: row.get(11)?,
+                channel_id: opt_snowflake(row.get(12)?),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -980,6 +982,15 @@ impl Store {
                  state = CASE WHEN ?3 THEN 'failed' ELSE state END WHERE id = ?1",
         )?;
         stmt.execute(params![attachment.to_sql(), error, give_up])?;
+        Ok(())
+    }
+
+    /// A fresh (signed) URL for an attachment whose link expired.
+    pub fn update_attachment_url(&self, attachment: Snowflake, url: &str) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("UPDATE attachments SET url = ?2 WHERE id = ?1")?;
+        stmt.execute(params![attachment.to_sql(), url])?;
         Ok(())
     }
 

@@ -307,3 +307,82 @@ fn walk(root: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_links_are_refreshed_then_downloaded() {
+    use common::fake_discord::FakeDiscord;
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
+    let discord = FakeDiscord::start("archive-token").await;
+    let start = (1_714_521_600_000i64 - 1_420_070_400_000) as u64;
+    let id = |n: u64| ((start + n * 1000) << 22) + n;
+    // e1 answers 403 (expired on the CDN); e2's signature says it expired (no request is
+    // wasted on it); e3 is not refreshed by refresh-urls and comes from its message instead.
+    cdn.script("/old/e1.png", vec![common::fake_cdn::status(403, vec![])]);
+    cdn.serve("/fresh/e1.png", png(11, 10_000));
+    cdn.serve("/fresh/e2.png", png(12, 10_000));
+    cdn.serve("/fresh/e3.png", png(13, 10_000));
+    let urls = [
+        format!("{base}/old/e1.png?ex=7fffffff&is=0&hm=00&"),
+        format!("{base}/old/e2.png?ex=1&is=0&hm=00&"),
+        format!("{base}/old/norefresh/e3.png?ex=1&is=0&hm=00&"),
+    ];
+    let mut lines = Vec::new();
+    for (n, url) in urls.iter().enumerate() {
+        let n = n as u64 + 1;
+        let uuid = format!("5eed0000-0000-4000-8000-{n:012}");
+        let grid = message(
+            id(n),
+            &format!("**old {n}** - <@5> (fast)"),
+            url,
+            &format!("u_{uuid}.png"),
+            None,
+        );
+        lines.push(dispatch(&grid));
+        if n == 3 {
+            // What Discord answers for the message now: the same attachment, a fresh link.
+            let mut current = grid.clone();
+            current["attachments"][0]["url"] = format!("{base}/fresh/e3.png").into();
+            discord.store(&current);
+        }
+    }
+    let trace = dir.path().join("t.jsonl");
+    std::fs::write(&trace, lines.join("\n")).unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let api = discord.api_base();
+    let output = tokio::task::spawn_blocking(move || {
+        assert!(run(mjlink(&dir_path, "").arg("replay").arg(&trace))
+            .status
+            .success());
+        run(mjlink(&dir_path, "")
+            .env("MJLINK_DISCORD_TOKEN", "archive-token")
+            .env("MJLINK_DISCORD_API_BASE", api)
+            .arg("archive"))
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("archived 3, deduplicated 0, failed 0"),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        cdn.hits("/old/e2.png").is_empty(),
+        "an expired signature is refreshed before any download"
+    );
+    assert_eq!(cdn.hits("/old/e1.png").len(), 1);
+    let requests = discord.requests();
+    assert!(requests
+        .iter()
+        .any(|r| r.method == "POST" && r.path == "/api/v10/attachments/refresh-urls"));
+    assert!(requests
+        .iter()
+        .any(|r| r.path == format!("/api/v10/channels/10/messages/{}", id(3))));
+    let listed = images(dir.path(), "");
+    assert!(
+        listed.iter().all(|image| image["state"] == "archived"),
+        "{listed:?}"
+    );
+}

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 
 use super::download::{hash_file, put_in_place, Downloaded, FetchError, Fetcher};
 use super::layout::{family_of, place, Role};
+use crate::rest::Rest;
 use crate::snowflake::Snowflake;
 use crate::store::{PendingImage, Store, StoreError};
 
@@ -43,10 +44,73 @@ impl Default for WorkerOptions {
     }
 }
 
-/// One pass over the queue. `on_progress(done, seen)` is called after each image.
+/// Whether a signed Discord link says it has expired (`ex` = expiry as hex Unix seconds).
+pub fn link_expired(url: &str, now_ms: i64) -> bool {
+    let Some(query) = url.split_once('?').map(|(_, query)| query) else {
+        return false;
+    };
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("ex="))
+        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
+        .is_some_and(|expiry_s| expiry_s.saturating_mul(1000) <= now_ms)
+}
+
+/// Gets fresh links for `images` (refresh-urls, else the message fetched again) and stores
+/// them; returns the images that now have a fresh link.
+async fn refresh(
+    store: &Store,
+    rest: &Rest,
+    images: Vec<PendingImage>,
+) -> Result<Vec<PendingImage>, StoreError> {
+    let urls: Vec<String> = images.iter().map(|image| image.url.clone()).collect();
+    let refreshed = match rest.refresh_urls(&urls).await {
+        Ok(refreshed) => refreshed,
+        Err(error) => {
+            tracing::warn!(%error, "refresh-urls failed; fetching the messages again");
+            Default::default()
+        }
+    };
+    let mut fresh = Vec::new();
+    for mut image in images {
+        let mut url = refreshed.get(&image.url).cloned();
+        if url.is_none() {
+            if let Some(channel) = image.channel_id {
+                if let Ok(Some(fetched)) = rest.message(channel, image.message_id).await {
+                    url = fetched
+                        .message
+                        .attachments
+                        .unwrap_or_default()
+                        .into_iter()
+                        .find(|attachment| attachment.id == image.attachment_id)
+                        .map(|attachment| attachment.url);
+                }
+            }
+        }
+        match url {
+            Some(url) if url != image.url => {
+                store.update_attachment_url(image.attachment_id, &url)?;
+                image.url = url;
+                fresh.push(image);
+            }
+            _ => {
+                store.mark_attempt_failed(
+                    image.attachment_id,
+                    "the link expired and no fresh one was given",
+                    false,
+                )?;
+            }
+        }
+    }
+    Ok(fresh)
+}
+
+/// One pass over the queue. `on_progress(done, seen)` is called after each image. With
+/// `rest` (a bot token), expired links are refreshed and tried again in the same pass.
 pub async fn archive_pending(
     store: &mut Store,
     fetcher: &Fetcher,
+    rest: Option<&Rest>,
     options: &WorkerOptions,
     mut on_progress: impl FnMut(u64, u64),
 ) -> Result<ArchiveSummary, StoreError> {
@@ -62,10 +126,21 @@ pub async fn archive_pending(
     let mut done = 0u64;
     let mut seen = 0u64;
     loop {
-        let batch = store.pending_images(after, 256, options.max_attempts)?;
+        let mut batch = store.pending_images(after, 256, options.max_attempts)?;
         let Some(last) = batch.last() else { break };
         after = last.attachment_id;
         seen += batch.len() as u64;
+        // Links whose signature says they expired get fresh ones before any request.
+        if let Some(rest) = rest {
+            let now = chrono::Utc::now().timestamp_millis();
+            let (expired, live): (Vec<_>, Vec<_>) =
+                batch.into_iter().partition(|image| link_expired(&image.url, now));
+            batch = live;
+            if !expired.is_empty() {
+                batch.extend(refresh(store, rest, expired).await?);
+            }
+        }
+        let mut answered_expired = Vec::new();
         let mut downloads = futures_util::stream::iter(batch.into_iter().map(|image| {
             let staging = staging.clone();
             async move {
@@ -77,9 +152,23 @@ pub async fn archive_pending(
         // identical bytes is kept does not depend on timing.
         .buffered(options.concurrency.max(1));
         while let Some((image, result)) = downloads.next().await {
+            if rest.is_some() && matches!(result, Err(FetchError::Expired { .. })) {
+                answered_expired.push(image);
+                continue;
+            }
             record(store, options, &image, result, &mut summary)?;
             done += 1;
             on_progress(done, seen);
+        }
+        drop(downloads);
+        // Links that answered 403/404: refresh once, then try again.
+        if let (Some(rest), false) = (rest, answered_expired.is_empty()) {
+            for image in refresh(store, rest, answered_expired).await? {
+                let result = fetcher.fetch(&image.url, &staging).await;
+                record(store, options, &image, result, &mut summary)?;
+                done += 1;
+                on_progress(done, seen);
+            }
         }
     }
     Ok(summary)

@@ -224,7 +224,28 @@ impl FakeDiscord {
                 break;
             }
         }
-        let text = String::from_utf8_lossy(&buffer).to_string();
+        // The body, when there is one (Content-Length).
+        let header_end = buffer.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+        let head_text = String::from_utf8_lossy(&buffer[..header_end]).to_string();
+        let length: usize = head_text
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buffer.len() < header_end + length {
+            let Ok(read) = stream.read(&mut chunk).await else {
+                return;
+            };
+            if read == 0 {
+                break;
+            }
+            buffer.extend_from_slice(&chunk[..read]);
+        }
+        let body = buffer.get(header_end..).unwrap_or_default().to_vec();
+        let text = head_text;
         let mut lines = text.lines();
         let request_line = lines.next().unwrap_or_default().to_string();
         let mut parts = request_line.split_whitespace();
@@ -239,7 +260,7 @@ impl FakeDiscord {
             })
             .unwrap_or_default();
         let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
-        let (status, headers, body) = self.route(&method, path, query, &authorization);
+        let (status, headers, body) = self.route(&method, path, query, &authorization, &body);
         self.lock().requests.push(Request {
             method,
             path: target.clone(),
@@ -273,6 +294,7 @@ impl FakeDiscord {
         path: &str,
         query: &str,
         authorization: &str,
+        body: &[u8],
     ) -> (u16, Vec<(String, String)>, String) {
         let mut state = self.lock();
         if path == "/api/v10/gateway" || path == "/api/v10/gateway/bot" {
@@ -285,6 +307,23 @@ impl FakeDiscord {
                 vec![],
                 json!({"message": "401: Unauthorized", "code": 0}).to_string(),
             );
+        }
+        if method == "POST" && path == "/api/v10/attachments/refresh-urls" {
+            // Fresh links: "/old/" becomes "/fresh/"; URLs containing "norefresh" are left out.
+            let request: Value = serde_json::from_slice(body).unwrap_or_default();
+            let refreshed: Vec<Value> = request["attachment_urls"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|url| url.as_str().map(str::to_string))
+                .filter(|url| !url.contains("norefresh"))
+                .map(|url| {
+                    let fresh = url.split('?').next().unwrap_or("").replace("/old/", "/fresh/");
+                    json!({"original": url, "refreshed": fresh})
+                })
+                .collect();
+            return (200, vec![], json!({"refreshed_urls": refreshed}).to_string());
         }
         if path == "/api/v10/users/@me" {
             return (200, vec![], json!({"id": "1000", "username": "mjlink-test", "discriminator": "0", "avatar": null, "bot": true}).to_string());
