@@ -22,6 +22,53 @@ fn verdict(name: &'static str, ok: bool, detail: impl Into<String>) -> Check {
     }
 }
 
+/// The archive folder exists and takes files, or can be created.
+fn archive_check(dir: &Path) -> Check {
+    if dir.is_dir() {
+        let probe = dir.join(".mjlink-doctor");
+        return match std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)) {
+            Ok(()) => verdict("archive", true, format!("{} is writable", dir.display())),
+            Err(error) => verdict(
+                "archive",
+                false,
+                format!("{} is not writable: {error}", dir.display()),
+            ),
+        };
+    }
+    if dir.exists() {
+        return verdict(
+            "archive",
+            false,
+            format!("{} exists but is not a folder", dir.display()),
+        );
+    }
+    let mut parent = dir.parent();
+    while let Some(folder) = parent {
+        if folder.as_os_str().is_empty() {
+            parent = Some(Path::new("."));
+            continue;
+        }
+        if folder.is_dir() {
+            let writable = std::fs::metadata(folder).is_ok_and(|meta| !meta.permissions().readonly());
+            return verdict(
+                "archive",
+                writable,
+                if writable {
+                    format!("{} will be created on first use", dir.display())
+                } else {
+                    format!(
+                        "{} cannot be created: {} is read-only",
+                        dir.display(),
+                        folder.display()
+                    )
+                },
+            );
+        }
+        parent = folder.parent();
+    }
+    verdict("archive", false, format!("{} cannot be created", dir.display()))
+}
+
 /// Runs every check; never fails itself.
 pub async fn check(config: &Config, config_file: Option<&Path>) -> Vec<Check> {
     let mut checks = Vec::new();
@@ -72,6 +119,8 @@ pub async fn check(config: &Config, config_file: Option<&Path>) -> Vec<Check> {
             },
         ));
     }
+
+    checks.push(archive_check(&config.archive.dir));
 
     let token = match config.discord.require_token() {
         Ok(token) => {

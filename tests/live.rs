@@ -464,6 +464,7 @@ async fn doctor_reports_what_is_wrong() {
         text.contains("ok   login      the token belongs to mjlink-test"),
         "{text}"
     );
+    assert!(text.contains("ok   archive    "), "{text}");
     assert!(!text.contains(TOKEN));
 
     let bad = {
@@ -479,6 +480,22 @@ async fn doctor_reports_what_is_wrong() {
         "{text}"
     );
     assert!(!text.contains("wrong-token"));
+
+    let blocked = {
+        // The archive folder's place is taken by a file.
+        std::fs::write(dir.path().join("not-a-folder"), b"x").unwrap();
+        let mut command = run(TOKEN, fake.api_base());
+        command.env("MJLINK_ARCHIVE_DIR", dir.path().join("not-a-folder"));
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    };
+    let text = String::from_utf8(blocked.stdout).unwrap();
+    assert!(!blocked.status.success());
+    assert!(
+        text.contains("FAIL archive") && text.contains("is not a folder"),
+        "{text}"
+    );
 
     let unreachable = {
         let mut command = run(TOKEN, "http://127.0.0.1:9".to_string());
