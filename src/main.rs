@@ -48,6 +48,11 @@ enum Command {
         /// Print the summary as JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Then download the images into the archive (as `mjlink archive`). Recorded
+        /// fixtures usually carry links that expired long ago: with a bot token configured
+        /// they are refreshed, otherwise they stay queued.
+        #[arg(long)]
+        download: bool,
     },
     /// Run the bot on the Discord gateway: watch the configured channels, link every result
     /// as it arrives, and catch up on what was missed while offline.
@@ -181,7 +186,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_tracing(&config.log_filter);
 
     match cli.command {
-        Command::Replay { files, links, json } => {
+        Command::Replay {
+            files,
+            links,
+            json,
+            download,
+        } => {
             let store = Store::open(&config.database_path)?;
             let mut pipeline = Pipeline::new(store, config.pipeline());
             let mut summary = ReplaySummary::default();
@@ -204,6 +214,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(format) = links {
                 writeln!(out)?;
                 write_links(&store, format, &mut out)?;
+            }
+            if download {
+                drop(store);
+                let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+                let archived = runtime.block_on(archive_now(&config))?;
+                writeln!(out)?;
+                writeln!(out, "{}", archive_line(&archived))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -255,14 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Archive => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             let summary = runtime.block_on(archive_now(&config))?;
-            println!(
-                "archived {}, deduplicated {}, failed {}, to retry later {}, identical tiles {}",
-                summary.archived,
-                summary.deduplicated,
-                summary.failed,
-                summary.retry_later,
-                summary.same_bytes_tiles
-            );
+            println!("{}", archive_line(&summary));
             Ok(ExitCode::SUCCESS)
         }
         Command::Images { format } => {
@@ -432,6 +442,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn archive_line(summary: &mjlink::archive::worker::ArchiveSummary) -> String {
+    format!(
+        "archived {}, deduplicated {}, failed {}, to retry later {}, identical tiles {}",
+        summary.archived, summary.deduplicated, summary.failed, summary.retry_later, summary.same_bytes_tiles
+    )
+}
+
 async fn archive_now(config: &Config) -> anyhow::Result<mjlink::archive::worker::ArchiveSummary> {
     let mut store = Store::open(&config.database_path)?;
     let fetcher = mjlink::archive::download::Fetcher::new(mjlink::archive::download::FetchPolicy {
@@ -558,6 +575,8 @@ async fn backfill_channel(
         stats.duplicates + stats.unchanged,
         stats.ignored
     );
+    // The links of a history page are fresh for about a day: archive them now.
+    println!("{}", archive_line(&archive_now(config).await?));
     Ok(())
 }
 

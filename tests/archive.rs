@@ -128,10 +128,11 @@ async fn archive_images_verify_and_repair() {
     let dir_path = dir.path().to_path_buf();
     let base_clone = base.clone();
     let (archived, listed) = tokio::task::spawn_blocking(move || {
-        assert!(run(mjlink(&dir_path, &base_clone).arg("replay").arg(&trace))
-            .status
-            .success());
-        let output = run(mjlink(&dir_path, &base_clone).arg("archive"));
+        // `replay --download` archives right after replaying.
+        let output = run(mjlink(&dir_path, &base_clone)
+            .args(["replay", "--download"])
+            .arg(&trace));
+        assert!(output.status.success());
         (
             String::from_utf8(output.stdout).unwrap(),
             images(&dir_path, &base_clone),

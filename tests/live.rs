@@ -624,6 +624,9 @@ async fn backfill_imports_a_channel_history_once() {
             .env_remove("RUST_LOG")
             .env("MJLINK_DISCORD_TOKEN", TOKEN)
             .env("MJLINK_DISCORD_API_BASE", fake.api_base())
+            // The fake messages point at cdn.discordapp.com: tests never reach it.
+            .env("MJLINK_ARCHIVE_HOSTS", "127.0.0.1")
+            .env("MJLINK_ARCHIVE_DIR", dir.path().join("archive"))
             .arg("--db")
             .arg(&db)
             .args(["backfill", "--channel", "6060"])
@@ -643,6 +646,8 @@ async fn backfill_imports_a_channel_history_once() {
         String::from_utf8_lossy(&first.stderr)
     );
     assert!(text.contains("260 messages in 3 pages; 260 applied"), "{text}");
+    // Then the images are archived at once; here every host is refused, so nothing is fetched.
+    assert!(text.contains("archived 0, deduplicated 0, failed 260"), "{text}");
     assert_eq!(count_seen(&db), 260);
     assert_eq!(links(&db).lines().count(), 130);
 
