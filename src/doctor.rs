@@ -42,23 +42,30 @@ fn archive_check(dir: &Path) -> Check {
             format!("{} exists but is not a folder", dir.display()),
         );
     }
-    let mut parent = dir.parent();
+    creatable("archive", dir)
+}
+
+/// A file or folder that does not exist yet can be created: its nearest existing folder is
+/// writable.
+fn creatable(name: &'static str, path: &Path) -> Check {
+    let mut parent = path.parent();
     while let Some(folder) = parent {
-        if folder.as_os_str().is_empty() {
-            parent = Some(Path::new("."));
-            continue;
-        }
+        let folder = if folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            folder
+        };
         if folder.is_dir() {
             let writable = std::fs::metadata(folder).is_ok_and(|meta| !meta.permissions().readonly());
             return verdict(
-                "archive",
+                name,
                 writable,
                 if writable {
-                    format!("{} will be created on first use", dir.display())
+                    format!("{} will be created on first use", path.display())
                 } else {
                     format!(
                         "{} cannot be created: {} is read-only",
-                        dir.display(),
+                        path.display(),
                         folder.display()
                     )
                 },
@@ -66,7 +73,7 @@ fn archive_check(dir: &Path) -> Check {
         }
         parent = folder.parent();
     }
-    verdict("archive", false, format!("{} cannot be created", dir.display()))
+    verdict(name, false, format!("{} cannot be created", path.display()))
 }
 
 /// Runs every check; never fails itself.
@@ -97,27 +104,7 @@ pub async fn check(config: &Config, config_file: Option<&Path>) -> Vec<Check> {
             Err(error) => checks.push(verdict("database", false, error.to_string())),
         }
     } else {
-        let parent = database
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let writable = parent.is_dir()
-            && std::fs::metadata(parent)
-                .map(|meta| !meta.permissions().readonly())
-                .unwrap_or(false);
-        checks.push(verdict(
-            "database",
-            writable,
-            if writable {
-                format!("{} will be created on first use", database.display())
-            } else {
-                format!(
-                    "{} cannot be created: {} is not a writable folder",
-                    database.display(),
-                    parent.display()
-                )
-            },
-        ));
+        checks.push(creatable("database", database));
     }
 
     checks.push(archive_check(&config.archive.dir));

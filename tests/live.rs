@@ -256,6 +256,13 @@ async fn rate_limits_and_server_errors_are_honoured() {
     assert!(!error.to_string().contains("wrong"), "the token is never shown");
 }
 
+/// Runs a command to completion off the async threads.
+async fn output_of(mut command: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
 fn mjlink_bin(fake: &FakeDiscord, db: &Path, token: &str) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
     command
@@ -452,12 +459,7 @@ async fn doctor_reports_what_is_wrong() {
             .arg("doctor");
         command
     };
-    let good = {
-        let mut command = run(TOKEN, fake.api_base());
-        tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap()
-    };
+    let good = output_of(run(TOKEN, fake.api_base())).await;
     let text = String::from_utf8(good.stdout).unwrap();
     assert!(good.status.success(), "{text}");
     assert!(
@@ -467,12 +469,7 @@ async fn doctor_reports_what_is_wrong() {
     assert!(text.contains("ok   archive    "), "{text}");
     assert!(!text.contains(TOKEN));
 
-    let bad = {
-        let mut command = run("wrong-token", fake.api_base());
-        tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap()
-    };
+    let bad = output_of(run("wrong-token", fake.api_base())).await;
     let text = String::from_utf8(bad.stdout).unwrap();
     assert!(!bad.status.success());
     assert!(
@@ -486,9 +483,7 @@ async fn doctor_reports_what_is_wrong() {
         std::fs::write(dir.path().join("not-a-folder"), b"x").unwrap();
         let mut command = run(TOKEN, fake.api_base());
         command.env("MJLINK_ARCHIVE_DIR", dir.path().join("not-a-folder"));
-        tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap()
+        output_of(command).await
     };
     let text = String::from_utf8(blocked.stdout).unwrap();
     assert!(!blocked.status.success());
@@ -497,12 +492,7 @@ async fn doctor_reports_what_is_wrong() {
         "{text}"
     );
 
-    let unreachable = {
-        let mut command = run(TOKEN, "http://127.0.0.1:9".to_string());
-        tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap()
-    };
+    let unreachable = output_of(run(TOKEN, "http://127.0.0.1:9".to_string())).await;
     let text = String::from_utf8(unreachable.stdout).unwrap();
     assert!(!unreachable.status.success());
     assert!(
@@ -633,12 +623,7 @@ async fn backfill_imports_a_channel_history_once() {
             .args(extra);
         command
     };
-    let first = {
-        let mut command = run(&["--all"]);
-        tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap()
-    };
+    let first = output_of(run(&["--all"])).await;
     let text = String::from_utf8(first.stdout).unwrap();
     assert!(
         first.status.success(),
@@ -651,22 +636,12 @@ async fn backfill_imports_a_channel_history_once() {
     assert_eq!(count_seen(&db), 260);
     assert_eq!(links(&db).lines().count(), 130);
 
-    let again = {
-        let mut command = run(&["--since", "2020-01-01"]);
-        tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap()
-    };
+    let again = output_of(run(&["--since", "2020-01-01"])).await;
     let text = String::from_utf8(again.stdout).unwrap();
     assert!(text.contains("0 applied"), "{text}");
     assert_eq!(count_seen(&db), 260);
 
-    let bad = {
-        let mut command = run(&["--since", "yesterday"]);
-        tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap()
-    };
+    let bad = output_of(run(&["--since", "yesterday"])).await;
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a date like 2024-05-01"));
 }
