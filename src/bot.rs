@@ -12,8 +12,10 @@ use serenity::all::{
 };
 use serenity::async_trait;
 use serenity::gateway::{ConnectionStage, ShardStageUpdateEvent};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
+use crate::archive::download::{FetchPolicy, Fetcher};
+use crate::archive::worker::{keep_archiving, WorkerOptions};
 use crate::backfill;
 use crate::config::{Config, DiscordConfig, DISCORD_API_BASE};
 use crate::digest::digest;
@@ -23,7 +25,7 @@ use crate::rest::{Rest, RestError, RetryPolicy};
 use crate::snowflake::Snowflake;
 use crate::store::{Store, StoreError};
 use crate::wire::Message;
-use crate::writer::{MissingParent, Writer, WriterHandle};
+use crate::writer::{MissingParent, Writer, WriterHandle, WriterHooks};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
@@ -40,6 +42,8 @@ pub enum BotError {
         path: std::path::PathBuf,
         reason: String,
     },
+    #[error("cannot start the archiver: {0}")]
+    Archive(String),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
@@ -289,12 +293,35 @@ pub async fn run_with(
     let token = config.discord.require_token()?.clone();
     let store = Store::open(&config.database_path)?;
     let (missing_tx, mut missing_rx) = mpsc::unbounded_channel::<MissingParent>();
-    let writer = Writer::spawn(Pipeline::new(store, config.pipeline()), Some(missing_tx));
+    let committed = Arc::new(Notify::new());
+    let writer = Writer::spawn(
+        Pipeline::new(store, config.pipeline()),
+        WriterHooks {
+            missing: Some(missing_tx),
+            committed: Some(Arc::clone(&committed)),
+        },
+    );
     let rest = Arc::new(Rest::new(
         &config.discord.api_base,
         token.clone(),
         RetryPolicy::default(),
     )?);
+
+    // Images are archived beside the gateway, woken by each commit that stored something.
+    let archiver = if config.archive.enabled {
+        let fetcher = Fetcher::new(FetchPolicy::from_config(&config.archive))
+            .map_err(|error| BotError::Archive(error.to_string()))?;
+        let store = Store::open(&config.database_path)?;
+        Some(tokio::spawn(keep_archiving(
+            store,
+            fetcher,
+            Some(Arc::clone(&rest)),
+            WorkerOptions::from_config(&config.archive),
+            committed,
+        )))
+    } else {
+        None
+    };
 
     // Parents referenced without a copy are fetched one by one, beside the gateway.
     let fetcher = {
@@ -359,6 +386,9 @@ pub async fn run_with(
     };
     drop(client);
     fetcher.abort();
+    if let Some(archiver) = archiver {
+        archiver.abort();
+    }
     // Handler tasks that serenity spawned before the shutdown get a moment to hand over their
     // event; anything later is fetched again by the next start's catch-up (it overlaps).
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -43,6 +43,7 @@ struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileArchive {
+    enabled: Option<bool>,
     dir: Option<PathBuf>,
     concurrency: Option<usize>,
     max_mib: Option<u64>,
@@ -159,6 +160,8 @@ impl DiscordConfig {
 /// Where images are archived and how they are fetched.
 #[derive(Clone, Debug)]
 pub struct ArchiveConfig {
+    /// Download images while `run` is running and right after `backfill`.
+    pub enabled: bool,
     pub dir: PathBuf,
     pub concurrency: usize,
     pub max_bytes: u64,
@@ -169,6 +172,7 @@ pub struct ArchiveConfig {
 impl Default for ArchiveConfig {
     fn default() -> Self {
         ArchiveConfig {
+            enabled: true,
             dir: PathBuf::from("archive"),
             concurrency: 4,
             max_bytes: 64 * 1024 * 1024,
@@ -281,6 +285,9 @@ impl Config {
             self.discord.backfill_on_start = backfill;
         }
         let archive = file.archive;
+        if let Some(enabled) = archive.enabled {
+            self.archive.enabled = enabled;
+        }
         if let Some(dir) = archive.dir {
             self.archive.dir = dir;
         }
@@ -336,6 +343,9 @@ impl Config {
         }
         if let Some(backfill) = env("MJLINK_DISCORD_BACKFILL_ON_START") {
             self.discord.backfill_on_start = parse_bool("MJLINK_DISCORD_BACKFILL_ON_START", &backfill)?;
+        }
+        if let Some(enabled) = env("MJLINK_ARCHIVE_ENABLED") {
+            self.archive.enabled = parse_bool("MJLINK_ARCHIVE_ENABLED", &enabled)?;
         }
         if let Some(dir) = env("MJLINK_ARCHIVE_DIR") {
             self.archive.dir = PathBuf::from(dir);
@@ -506,6 +516,14 @@ mod tests {
         })
         .unwrap();
         assert_eq!(config.database_path, PathBuf::from("y.db"));
+
+        std::fs::write(&path, "[archive]\nenabled = false\n").unwrap();
+        assert!(!Config::load(Some(&path), no_env).unwrap().archive.enabled);
+        let config = Config::load(Some(&path), |key| {
+            (key == "MJLINK_ARCHIVE_ENABLED").then(|| "true".to_string())
+        })
+        .unwrap();
+        assert!(config.archive.enabled);
     }
 
     #[test]

@@ -130,17 +130,35 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         truth: Option<PathBuf>,
     },
-    /// Measure replay throughput against serenity's own deserialization of the same lines.
+    /// Measure replay throughput against serenity's own deserialization of the same lines;
+    /// or, with --archive, the archiver against plain parallel GETs.
     ///
-    /// For each size, generates a trace, times deserializing every line into serenity's
-    /// GatewayEvent (the baseline), then times `replay` of the same file into a fresh SQLite
-    /// database on disk, and reports both rates, their ratio and the replay's peak RSS.
+    /// Replay: for each size, generates a trace, times deserializing every line into
+    /// serenity's GatewayEvent (the baseline), then times `replay` of the same file into a
+    /// fresh SQLite database on disk, and reports both rates, their ratio and the replay's
+    /// peak RSS.
+    ///
+    /// Archive: serves --images images of 1-8 MiB from 127.0.0.1, times plain parallel GETs
+    /// that write each to a file (the baseline), then `archive` of the same images queued in
+    /// a fresh database, both at --concurrency, and reports both rates and their ratio.
     Bench {
         /// Trace sizes, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
         sizes: Vec<usize>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Benchmark the archive instead of replay.
+        #[arg(long)]
+        archive: bool,
+        /// Images served (with --archive).
+        #[arg(long, default_value_t = 300)]
+        images: usize,
+        /// Downloads in flight, on both sides (with --archive).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Rounds; the figures are medians (with --archive).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Scratch directory for traces and databases (default: the system temp dir).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
@@ -415,6 +433,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             sizes,
             seed,
+            archive,
+            images,
+            concurrency,
+            rounds,
             dir,
             json,
         } => {
@@ -423,23 +445,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => std::env::temp_dir(),
             };
             let scratch = tempfile_dir(&scratch)?;
+            if archive {
+                let options = mjlink::bench::archive::ArchiveBenchOptions {
+                    images,
+                    concurrency: concurrency.max(1),
+                    repeats: rounds.max(1),
+                    seed,
+                    ..Default::default()
+                };
+                eprintln!("bench: archiving {images} images, {} rounds...", options.repeats);
+                let runtime = tokio::runtime::Runtime::new()?;
+                let row = runtime.block_on(mjlink::bench::archive::run(&scratch, &options));
+                let _ = std::fs::remove_dir_all(&scratch);
+                let row = row?;
+                print_json_or_table(json, &row, |out| mjlink::bench::archive::write_table(out, &row))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut rows = Vec::new();
             for size in sizes {
                 eprintln!("bench: {size} events...");
-                rows.push(mjlink::bench::run_one(&scratch, size, seed)?);
+                rows.push(mjlink::bench::replay::run_one(&scratch, size, seed)?);
             }
             let _ = std::fs::remove_dir_all(&scratch);
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            if json {
-                serde_json::to_writer_pretty(&mut out, &rows)?;
-                writeln!(out)?;
-            } else {
-                mjlink::bench::write_table(&mut out, &rows)?;
-            }
+            print_json_or_table(json, &rows, |out| mjlink::bench::replay::write_table(out, &rows))?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Benchmark figures on stdout: pretty JSON for scripts, else the table.
+fn print_json_or_table(
+    json: bool,
+    value: &impl serde::Serialize,
+    table: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, value)?;
+        writeln!(out)?;
+    } else {
+        table(&mut out)?;
+    }
+    Ok(())
 }
 
 fn archive_line(summary: &mjlink::archive::worker::ArchiveSummary) -> String {
@@ -451,16 +498,10 @@ fn archive_line(summary: &mjlink::archive::worker::ArchiveSummary) -> String {
 
 async fn archive_now(config: &Config) -> anyhow::Result<mjlink::archive::worker::ArchiveSummary> {
     let mut store = Store::open(&config.database_path)?;
-    let fetcher = mjlink::archive::download::Fetcher::new(mjlink::archive::download::FetchPolicy {
-        allowed_hosts: config.archive.hosts.clone(),
-        max_bytes: config.archive.max_bytes,
-        ..Default::default()
-    })?;
-    let options = mjlink::archive::worker::WorkerOptions {
-        root: config.archive.dir.clone(),
-        concurrency: config.archive.concurrency,
-        ..Default::default()
-    };
+    let fetcher = mjlink::archive::download::Fetcher::new(
+        mjlink::archive::download::FetchPolicy::from_config(&config.archive),
+    )?;
+    let options = mjlink::archive::worker::WorkerOptions::from_config(&config.archive);
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -539,7 +580,7 @@ async fn backfill_channel(
         mjlink::rest::RetryPolicy::default(),
     )?;
     let store = Store::open(&config.database_path)?;
-    let writer = mjlink::writer::Writer::spawn(Pipeline::new(store, config.pipeline()), None);
+    let writer = mjlink::writer::Writer::spawn(Pipeline::new(store, config.pipeline()), Default::default());
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -576,7 +617,9 @@ async fn backfill_channel(
         stats.ignored
     );
     // The links of a history page are fresh for about a day: archive them now.
-    println!("{}", archive_line(&archive_now(config).await?));
+    if config.archive.enabled {
+        println!("{}", archive_line(&archive_now(config).await?));
+    }
     Ok(())
 }
 

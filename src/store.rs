@@ -510,6 +510,15 @@ impl Store {
         Ok(())
     }
 
+    /// Undoes the open transaction, if any.
+    pub fn rollback(&mut self) -> Result<()> {
+        if self.in_batch {
+            self.conn.execute_batch("ROLLBACK")?;
+            self.in_batch = false;
+        }
+        Ok(())
+    }
+
     pub fn commit(&mut self) -> Result<()> {
         if self.in_batch {
             self.conn.execute_batch("COMMIT")?;

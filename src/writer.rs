@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::pipeline::{Applied, Event, Pipeline};
 use crate::snowflake::Snowflake;
@@ -39,6 +41,16 @@ pub struct MissingParent {
     pub message_id: Snowflake,
 }
 
+/// Who hears from the writer besides the senders.
+#[derive(Default)]
+pub struct WriterHooks {
+    /// Parents that are referenced but unknown, reported after the event that revealed them
+    /// is committed (to be fetched over REST).
+    pub missing: Option<mpsc::UnboundedSender<MissingParent>>,
+    /// Notified after a commit that stored something new (the archiver wakes up on it).
+    pub committed: Option<Arc<Notify>>,
+}
+
 /// The sending side; cheap to clone.
 #[derive(Clone)]
 pub struct WriterHandle {
@@ -55,18 +67,29 @@ fn now_ms() -> i64 {
 }
 
 impl Writer {
-    /// Starts the writer thread. Parents that are referenced but unknown are reported on
-    /// `missing` (if given) after the event that revealed them is committed.
-    pub fn spawn(mut pipeline: Pipeline, missing: Option<mpsc::UnboundedSender<MissingParent>>) -> Writer {
+    /// Starts the writer thread.
+    pub fn spawn(mut pipeline: Pipeline, hooks: WriterHooks) -> Writer {
         let (tx, mut rx) = mpsc::channel::<Input>(4096);
+        let WriterHooks { missing, committed } = hooks;
         let thread = std::thread::Builder::new()
             .name("mjlink-writer".to_string())
             .spawn(move || {
                 let mut stats = WriterStats::default();
+                let mut applied_since_commit = false;
+                let commit = |pipeline: &mut Pipeline, applied_since_commit: &mut bool| {
+                    pipeline.flush()?;
+                    if std::mem::take(applied_since_commit) {
+                        if let Some(committed) = &committed {
+                            committed.notify_one();
+                        }
+                    }
+                    Ok::<(), StoreError>(())
+                };
                 while let Some(input) = rx.blocking_recv() {
                     match input {
                         Input::Event { event, received_ms } => {
                             let applied = pipeline.apply(&event, received_ms)?;
+                            applied_since_commit |= applied == Applied::Applied;
                             match applied {
                                 Applied::Applied => stats.applied += 1,
                                 Applied::Duplicate => stats.duplicates += 1,
@@ -86,21 +109,21 @@ impl Writer {
                             // Commit as soon as the queue is drained: batches form under load,
                             // and nothing waits in an open transaction when things are quiet.
                             if rx.is_empty() {
-                                pipeline.flush()?;
+                                commit(&mut pipeline, &mut applied_since_commit)?;
                             }
                         }
                         Input::Cursors(reply) => {
-                            pipeline.flush()?;
+                            commit(&mut pipeline, &mut applied_since_commit)?;
                             let _ = reply.send(pipeline.store().channel_cursors()?);
                         }
                         Input::Flush(reply) => {
-                            pipeline.flush()?;
+                            commit(&mut pipeline, &mut applied_since_commit)?;
                             let _ = reply.send(());
                         }
                         Input::Close => break,
                     }
                 }
-                pipeline.flush()?;
+                commit(&mut pipeline, &mut applied_since_commit)?;
                 Ok(stats)
             })
             .expect("the writer thread starts");

@@ -280,7 +280,7 @@ async fn a_killed_archive_run_resumes_and_archives_each_file_once() {
     assert!(report.1.iter().all(|image| image["state"] == "archived"));
     let mut images = Vec::new();
     let mut metadata = 0;
-    for entry in walk(&dir.path().join("archive")) {
+    for entry in common::files_under(&dir.path().join("archive")) {
         let name = entry.file_name().unwrap().to_string_lossy().to_string();
         if entry.starts_with(dir.path().join("archive/.staging")) {
             continue;
@@ -292,21 +292,6 @@ async fn a_killed_archive_run_resumes_and_archives_each_file_once() {
     }
     assert_eq!(images.len(), 24, "each image exactly once: {images:?}");
     assert_eq!(metadata, 24, "every family has its metadata.json");
-}
-
-fn walk(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(root) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.extend(walk(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

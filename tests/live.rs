@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::fake_cdn::{self, Cdn};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -27,11 +29,15 @@ fn config(fake: &FakeDiscord, db: &Path) -> Config {
         ..Default::default()
     };
     discord.token = Some(Secret::new(TOKEN));
-    Config {
+    let mut config = Config {
         database_path: db.to_path_buf(),
         discord,
         ..Config::default()
-    }
+    };
+    // The fake messages point at cdn.discordapp.com: tests never reach it. The archiver's own
+    // test turns it back on with a local CDN.
+    config.archive.enabled = false;
+    config
 }
 
 /// Runs the bot in this process until the returned sender fires (or is dropped).
@@ -270,6 +276,7 @@ fn mjlink_bin(fake: &FakeDiscord, db: &Path, token: &str) -> std::process::Comma
         .env_remove("RUST_LOG")
         .env("MJLINK_DISCORD_TOKEN", token)
         .env("MJLINK_DISCORD_API_BASE", fake.api_base())
+        .env("MJLINK_ARCHIVE_ENABLED", "false")
         .arg("--db")
         .arg(db)
         .arg("run");
@@ -644,4 +651,91 @@ async fn backfill_imports_a_channel_history_once() {
     let bad = output_of(run(&["--since", "yesterday"])).await;
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a date like 2024-05-01"));
+}
+
+fn count_archived(db: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(
+        "SELECT COUNT(*) FROM attachments WHERE state = 'archived'",
+        [],
+        |row| row.get(0),
+    )
+    .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_archived_while_the_bot_runs() {
+    trace();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await;
+    let cdn = Cdn::default();
+    let cdn_addr = cdn.clone().start().await;
+    let db = dir.path().join("live.db");
+    let mut config = config(&fake, &db);
+    config.archive.enabled = true;
+    config.archive.dir = dir.path().join("archive");
+    config.archive.hosts = vec!["127.0.0.1".to_string()];
+    config.archive.concurrency = 3;
+    let (stop, task) = start_bot(config.clone());
+    fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
+        .await;
+
+    // A link that has not expired (`ex` in 2100), served by the local CDN with its own bytes.
+    let expiry = format!("{:x}", 4_102_444_800i64);
+    let post = |message: &mut Value, n: usize| {
+        let path = format!("/attachments/{}.png", message["id"].as_str().unwrap());
+        let mut body = fake_cdn::png(20_000 + n * 7);
+        body.push(n as u8);
+        cdn.serve(&path, body);
+        message["attachments"][0]["url"] =
+            Value::from(format!("http://{cdn_addr}{path}?ex={expiry}&is=0&hm=00"));
+        fake.post(message);
+    };
+    let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    // A burst: the writer commits while the archiver reads and writes beside it.
+    for n in 0..20 {
+        let (mut grid, mut upscale) = grid_and_upscale(7070, n, base);
+        let uuid = format!("5eed0000-0000-4000-8000-{n:012}");
+        grid["attachments"][0]["filename"] = Value::from(format!("u_x_{uuid}.png"));
+        post(&mut grid, 2 * n as usize);
+        upscale["referenced_message"] = grid.clone();
+        post(&mut upscale, 2 * n as usize + 1);
+    }
+    wait_until("40 images archived", || count_archived(&db) == 40).await;
+    // Later messages wake the archiver again (it does not wait for its next periodic pass).
+    let (mut grid, mut upscale) = grid_and_upscale(7070, 30, base);
+    grid["attachments"][0]["filename"] = Value::from("u_x_5eed0000-0000-4000-8000-000000000030.png");
+    post(&mut grid, 60);
+    upscale["referenced_message"] = grid.clone();
+    post(&mut upscale, 61);
+    let woken = Instant::now();
+    wait_until("the late pair archived", || count_archived(&db) == 42).await;
+    assert!(woken.elapsed() < mjlink::archive::worker::RETRY_EVERY / 2);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    let store = Store::open(&db).unwrap();
+    let report = mjlink::archive::worker::verify(&store, &config.archive.dir, false).unwrap();
+    assert_eq!((report.checked, report.ok), (42, 42), "{:?}", report.problems);
+    // Each family folder holds its grid, its upscale and the metadata.
+    let family = common::files_under(&config.archive.dir)
+        .into_iter()
+        .filter(|path| {
+            path.to_string_lossy()
+                .contains("5eed0000-0000-4000-8000-000000000007")
+        })
+        .map(|path| path.file_name().unwrap().to_string_lossy().to_string())
+        .collect::<std::collections::BTreeSet<_>>();
+    assert!(
+        ["grid.png", "u2.png", "metadata.json", "prompt.txt"]
+            .iter()
+            .all(|name| family.contains(*name)),
+        "{family:?}"
+    );
+    // Each image was fetched once.
+    for n in 0..20u64 {
+        let (grid, _) = grid_and_upscale(7070, n, base);
+        let path = format!("/attachments/{}.png", grid["id"].as_str().unwrap());
+        assert_eq!(cdn.hits(&path).len(), 1, "{path}");
+    }
 }

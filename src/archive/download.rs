@@ -60,6 +60,16 @@ pub struct FetchPolicy {
     pub read_timeout: Duration,
 }
 
+impl FetchPolicy {
+    pub fn from_config(archive: &crate::config::ArchiveConfig) -> FetchPolicy {
+        FetchPolicy {
+            allowed_hosts: archive.hosts.clone(),
+            max_bytes: archive.max_bytes,
+            ..FetchPolicy::default()
+        }
+    }
+}
+
 impl Default for FetchPolicy {
     fn default() -> Self {
         FetchPolicy {
@@ -76,6 +86,8 @@ impl Default for FetchPolicy {
     }
 }
 
+/// Cheap to clone (the connection pool is shared).
+#[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
     policy: FetchPolicy,
@@ -270,24 +282,55 @@ impl Fetcher {
             Some(kind) => kind,
             None => sniff(&head).ok_or(Attempt::Final(FetchError::NotAnImage { content_type }))?,
         };
-        temp.as_file().sync_all().map_err(io_error)?;
-        let (_, temp_path) = temp.keep().map_err(|error| io_error(error.error))?;
+        let sha256 = hex(&hasher.finalize());
+        // The hash is of exactly the bytes written (one pass: hashing while streaming). Made
+        // durable off the async threads, so other downloads keep streaming meanwhile; then the
+        // size on disk is checked. (Reading the file back would hash the page cache again, not
+        // the disk: `mjlink verify` rehashes from disk whenever asked.)
+        let dir = dir.to_path_buf();
+        let temp_path = tokio::task::spawn_blocking(move || -> Result<PathBuf, Attempt> {
+            let io_error = |error: std::io::Error| {
+                Attempt::Final(FetchError::Io {
+                    path: dir.clone(),
+                    reason: error.to_string(),
+                })
+            };
+            temp.as_file().sync_all().map_err(io_error)?;
+            let on_disk = temp.as_file().metadata().map_err(io_error)?.len();
+            if on_disk != bytes {
+                return Err(Attempt::Retry(
+                    format!("the file on disk has {on_disk} bytes, {bytes} were received"),
+                    None,
+                ));
+            }
+            let (_, temp_path) = temp.keep().map_err(|error| io_error(error.error))?;
+            Ok(temp_path)
+        })
+        .await
+        .map_err(|error| Attempt::Retry(format!("the write was interrupted: {error}"), None))??;
         Ok(Downloaded {
             temp_path,
-            sha256: hex(&hasher.finalize()),
+            sha256,
             bytes,
             kind,
         })
     }
 }
 
-/// Moves a downloaded file to `destination` (creating its folder) and makes the rename durable
-/// by syncing the folder. Identical bytes already there are kept and the download dropped.
-pub fn put_in_place(downloaded: &Downloaded, destination: &Path) -> std::io::Result<()> {
+/// Moves a downloaded file to `destination` (creating its folder). The rename is durable once
+/// the folder is synced: [`put_in_place`] does both; the worker syncs each folder once for a
+/// group of files.
+pub fn move_into_place(downloaded: &Downloaded, destination: &Path) -> std::io::Result<()> {
     if let Some(parent) = destination.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::rename(&downloaded.temp_path, destination)?;
+    std::fs::rename(&downloaded.temp_path, destination)
+}
+
+/// Moves a downloaded file to `destination` (creating its folder) and makes the rename durable
+/// by syncing the folder.
+pub fn put_in_place(downloaded: &Downloaded, destination: &Path) -> std::io::Result<()> {
+    move_into_place(downloaded, destination)?;
     if let Some(parent) = destination.parent() {
         std::fs::File::open(parent)?.sync_all()?;
     }

@@ -5,16 +5,19 @@
 
 use std::path::{Path, PathBuf};
 
-use futures_util::StreamExt;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::download::{hash_file, put_in_place, Downloaded, FetchError, Fetcher};
+use futures_util::{FutureExt, StreamExt};
+
+use super::download::{hash_file, move_into_place, Downloaded, FetchError, Fetcher};
 use super::layout::{family_of, place, Role};
+use crate::config::ArchiveConfig;
 use crate::rest::Rest;
 use crate::snowflake::Snowflake;
 use crate::store::{PendingImage, Store, StoreError};
 
 /// What one pass did.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ArchiveSummary {
     pub archived: u64,
     /// Archived without a second copy: the same bytes were already in the archive.
@@ -32,6 +35,16 @@ pub struct WorkerOptions {
     pub concurrency: usize,
     /// Attempts (over all runs) before an image is marked failed.
     pub max_attempts: i64,
+}
+
+impl WorkerOptions {
+    pub fn from_config(archive: &ArchiveConfig) -> WorkerOptions {
+        WorkerOptions {
+            root: archive.dir.clone(),
+            concurrency: archive.concurrency,
+            ..WorkerOptions::default()
+        }
+    }
 }
 
 impl Default for WorkerOptions {
@@ -59,7 +72,8 @@ pub fn link_expired(url: &str, now_ms: i64) -> bool {
 /// Gets fresh links for `images` (refresh-urls, else the message fetched again) and stores
 /// them; returns the images that now have a fresh link.
 async fn refresh(
-    store: &Store,
+    // `&mut` (not `&`): a `Store` is not `Sync`, and this future must be `Send`.
+    store: &mut Store,
     rest: &Rest,
     images: Vec<PendingImage>,
 ) -> Result<Vec<PendingImage>, StoreError> {
@@ -123,6 +137,7 @@ pub async fn archive_pending(
             let _ = std::fs::remove_file(entry.path());
         }
     }
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     let mut done = 0u64;
     let mut seen = 0u64;
     loop {
@@ -141,23 +156,52 @@ pub async fn archive_pending(
             }
         }
         let mut answered_expired = Vec::new();
+        // Each download is a task of its own: streaming, hashing and fsync of several images
+        // run on every core while results are recorded here. `concurrency` of them fetch at
+        // a time; a few more may wait, finished, for their turn to be recorded, so recording
+        // never holds up the downloads.
         let mut downloads = futures_util::stream::iter(batch.into_iter().map(|image| {
             let staging = staging.clone();
+            let fetcher = fetcher.clone();
+            let url = image.url.clone();
+            let permits = std::sync::Arc::clone(&permits);
+            let task = tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                fetcher.fetch(&url, &staging).await
+            });
             async move {
-                let result = fetcher.fetch(&image.url, &staging).await;
+                let result = task.await.unwrap_or_else(|error| {
+                    Err(FetchError::Transport {
+                        attempts: 1,
+                        reason: format!("the download task stopped: {error}"),
+                    })
+                });
                 (image, result)
             }
         }))
         // Results are recorded in queue order (downloads still overlap), so which copy of
         // identical bytes is kept does not depend on timing.
-        .buffered(options.concurrency.max(1));
-        while let Some((image, result)) = downloads.next().await {
-            if rest.is_some() && matches!(result, Err(FetchError::Expired { .. })) {
-                answered_expired.push(image);
-                continue;
+        .buffered(options.concurrency.max(1) * 4);
+        while let Some(first) = downloads.next().await {
+            // Whatever else has finished joins this group: one commit, and the file work of
+            // the group (renames, folder syncs, metadata) runs in parallel.
+            let mut ready = vec![first];
+            while ready.len() < GROUP_MAX {
+                match downloads.next().now_or_never() {
+                    Some(Some(item)) => ready.push(item),
+                    _ => break,
+                }
             }
-            record(store, options, &image, result, &mut summary)?;
-            done += 1;
+            let mut group = Vec::with_capacity(ready.len());
+            for (image, result) in ready {
+                if rest.is_some() && matches!(result, Err(FetchError::Expired { .. })) {
+                    answered_expired.push(image);
+                } else {
+                    group.push((image, result));
+                }
+            }
+            done += group.len() as u64;
+            record_group(store, options, group, &mut summary)?;
             on_progress(done, seen);
         }
         drop(downloads);
@@ -165,7 +209,7 @@ pub async fn archive_pending(
         if let (Some(rest), false) = (rest, answered_expired.is_empty()) {
             for image in refresh(store, rest, answered_expired).await? {
                 let result = fetcher.fetch(&image.url, &staging).await;
-                record(store, options, &image, result, &mut summary)?;
+                record_group(store, options, vec![(image, result)], &mut summary)?;
                 done += 1;
                 on_progress(done, seen);
             }
@@ -174,153 +218,364 @@ pub async fn archive_pending(
     Ok(summary)
 }
 
-/// Writes `metadata.json` (the grid and every linked result with its files, sizes and hashes)
-/// and `prompt.txt` in a family folder, each through a temporary file and a rename.
-fn write_family_files(store: &Store, dir: &Path, grid_id: Snowflake) -> std::io::Result<()> {
-    let record = match store.family_record(grid_id) {
-        Ok(Some(record)) => record,
-        Ok(None) => return Ok(()),
-        Err(error) => return Err(std::io::Error::other(error.to_string())),
+/// How often the run-time archiver looks again at images that are still pending (failed
+/// downloads to retry, links to refresh) when no new image has arrived.
+pub const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The archiver beside the live bot: a pass over the queue each time `wake` is notified (the
+/// writer committed new messages) and every [`RETRY_EVERY`]. It has its own connection to
+/// the database (WAL lets it read while the writer writes; its own writes are short). It runs
+/// until its task is dropped: a pass cut short leaves pending rows and at worst a temporary
+/// file, which the next pass redoes, as after a crash.
+pub async fn keep_archiving(
+    mut store: Store,
+    fetcher: Fetcher,
+    rest: Option<std::sync::Arc<Rest>>,
+    options: WorkerOptions,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+) {
+    loop {
+        match archive_pending(&mut store, &fetcher, rest.as_deref(), &options, |_, _| {}).await {
+            Ok(summary) if summary != ArchiveSummary::default() => tracing::info!(
+                archived = summary.archived,
+                deduplicated = summary.deduplicated,
+                failed = summary.failed,
+                retry_later = summary.retry_later,
+                same_bytes_tiles = summary.same_bytes_tiles,
+                "archive pass"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "the archive pass stopped; trying again later"),
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(RETRY_EVERY) => {}
+        }
+    }
+}
+
+/// Most downloads recorded in one group (one transaction).
+const GROUP_MAX: usize = 16;
+
+/// A family's `metadata.json` and `prompt.txt`, as bytes, read from the database.
+struct FamilyFiles {
+    dir: PathBuf,
+    metadata: Vec<u8>,
+    prompt: Option<String>,
+}
+
+fn family_files(store: &Store, dir: PathBuf, grid_id: Snowflake) -> Result<Option<FamilyFiles>, StoreError> {
+    let Some(record) = store.family_record(grid_id)? else {
+        return Ok(None);
     };
+    let metadata = serde_json::to_vec_pretty(&record).unwrap_or_default();
+    Ok(Some(FamilyFiles {
+        dir,
+        metadata,
+        prompt: record.grid.prompt.clone(),
+    }))
+}
+
+/// Writes `metadata.json` and `prompt.txt` in a family folder when their content changed, each
+/// through a temporary file, fsync and rename.
+fn write_family_files(files: &FamilyFiles) -> std::io::Result<()> {
     let write = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
-        let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+        let path = files.dir.join(name);
+        if std::fs::read(&path).is_ok_and(|existing| existing == bytes) {
+            return Ok(());
+        }
+        let mut temp = tempfile::NamedTempFile::new_in(&files.dir)?;
         std::io::Write::write_all(&mut temp, bytes)?;
         temp.as_file().sync_all()?;
-        temp.persist(dir.join(name)).map_err(|error| error.error)?;
+        temp.persist(path).map_err(|error| error.error)?;
         Ok(())
     };
-    let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
-    write("metadata.json", &json)?;
-    if let Some(prompt) = &record.grid.prompt {
+    write("metadata.json", &files.metadata)?;
+    if let Some(prompt) = &files.prompt {
         write("prompt.txt", format!("{prompt}\n").as_bytes())?;
     }
     Ok(())
 }
 
-/// Stores the outcome of one download (and, for a new file, its family's metadata).
-fn record(
+/// Runs `work` on every item on threads of its own (the items are file-system work that
+/// waits on the disk), and returns the results in order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.iter().map(&work).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items.iter().map(|item| scope.spawn(|| work(item))).collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// What to do with one finished download.
+enum Plan {
+    /// The same bytes are already archived (or are being archived in this group).
+    Copy {
+        of: CopyOf,
+        downloaded: Downloaded,
+        same_tile_bug: bool,
+    },
+    /// A new file: rename it into `relative` (unless it is already there).
+    Place {
+        downloaded: Downloaded,
+        relative: PathBuf,
+        already_there: bool,
+    },
+}
+
+enum CopyOf {
+    Archived {
+        attachment_id: Snowflake,
+        path: String,
+    },
+    /// An earlier download of this group (index into the group).
+    InGroup(usize),
+}
+
+/// Records a group of finished downloads: failures first, then the new files are put in
+/// place (in parallel: rename and folder sync), and the rows and the families' metadata change
+/// together in one transaction. A stop in between leaves the rows pending, and the next run
+/// finds the files already in place.
+fn record_group(
     store: &mut Store,
     options: &WorkerOptions,
-    image: &PendingImage,
-    result: Result<Downloaded, FetchError>,
+    group: Vec<(PendingImage, Result<Downloaded, FetchError>)>,
     summary: &mut ArchiveSummary,
 ) -> Result<(), StoreError> {
-    let downloaded = match result {
-        Ok(downloaded) => downloaded,
-        Err(error) => {
-            let give_up = !error.is_retryable() && !matches!(error, FetchError::Expired { .. })
-                || image.attempts + 1 >= options.max_attempts;
-            tracing::warn!(attachment_id = %image.attachment_id, %error, give_up, "download failed");
-            store.mark_attempt_failed(image.attachment_id, &error.to_string(), give_up)?;
-            if give_up {
-                summary.failed += 1;
-            } else {
-                summary.retry_later += 1;
+    // 1. Decide each download's fate (database reads only).
+    let mut plans: Vec<(PendingImage, Plan)> = Vec::with_capacity(group.len());
+    let mut in_group: HashMap<String, usize> = HashMap::new();
+    let mut claimed: HashSet<PathBuf> = HashSet::new();
+    for (image, result) in group {
+        let downloaded = match result {
+            Ok(downloaded) => downloaded,
+            Err(error) => {
+                let give_up = !error.is_retryable() && !matches!(error, FetchError::Expired { .. })
+                    || image.attempts + 1 >= options.max_attempts;
+                tracing::warn!(attachment_id = %image.attachment_id, %error, give_up, "download failed");
+                store.mark_attempt_failed(image.attachment_id, &error.to_string(), give_up)?;
+                if give_up {
+                    summary.failed += 1;
+                } else {
+                    summary.retry_later += 1;
+                }
+                continue;
             }
-            return Ok(());
+        };
+        let (family, family_posted, role) = family_of(&image);
+        let same_tile = |other_tile: Option<u8>, other_parent: Option<Snowflake>| {
+            matches!(role, Role::Upscale(tile) if other_tile.is_some_and(|t| t != tile))
+                && other_parent.is_some()
+                && other_parent == image.parent_id
+        };
+        // The same bytes already archived, or about to be: keep one copy.
+        if let Some(&index) = in_group.get(&downloaded.sha256) {
+            let (other, _) = &plans[index];
+            let same_tile_bug = same_tile(other.tile, other.parent_id);
+            plans.push((
+                image,
+                Plan::Copy {
+                    of: CopyOf::InGroup(index),
+                    downloaded,
+                    same_tile_bug,
+                },
+            ));
+            continue;
         }
-    };
-    let (family, family_posted, role) = family_of(image);
-    // The same bytes already archived: keep one copy.
-    if let Some(copy) = store.archived_with_hash(&downloaded.sha256)? {
-        let (other, path, other_tile, other_parent) =
-            (copy.attachment_id, copy.path, copy.tile, copy.parent_id);
-        let _ = std::fs::remove_file(&downloaded.temp_path);
-        let same_tile_bug = matches!(role, Role::Upscale(tile) if other_tile.is_some_and(|t| t != tile))
-            && other_parent.is_some()
-            && other_parent == image.parent_id;
-        if same_tile_bug {
-            summary.same_bytes_tiles += 1;
-            tracing::warn!(
-                attachment_id = %image.attachment_id,
-                same_as = %other,
-                parent_id = ?image.parent_id.map(|id| id.0),
-                "two tiles of one grid were upscaled to identical bytes"
-            );
+        if let Some(copy) = store.archived_with_hash(&downloaded.sha256)? {
+            let same_tile_bug = same_tile(copy.tile, copy.parent_id);
+            plans.push((
+                image,
+                Plan::Copy {
+                    of: CopyOf::Archived {
+                        attachment_id: copy.attachment_id,
+                        path: copy.path,
+                    },
+                    downloaded,
+                    same_tile_bug,
+                },
+            ));
+            continue;
         }
-        store.mark_archived(
-            image.attachment_id,
-            &path,
-            &downloaded.sha256,
-            downloaded.bytes,
-            same_tile_bug.then_some(other),
-        )?;
-        summary.deduplicated += 1;
-        return Ok(());
-    }
-    let mut relative = match &image.previous_path {
-        // A repair puts the file back where it was.
-        Some(previous) => PathBuf::from(previous),
-        None => place(&family, family_posted, &role, downloaded.kind),
-    };
-    let already_there = image.previous_path.is_none()
-        && hash_file(&options.root.join(&relative)).is_ok_and(|(sha256, _)| sha256 == downloaded.sha256);
-    if image.previous_path.is_none() && !already_there && options.root.join(&relative).exists() {
-        // Another image already has this name (a tile upscaled twice): never overwrite it.
-        let stem = relative
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
-        relative.set_file_name(format!(
-            "{stem}_{}.{}",
-            image.attachment_id,
-            downloaded.kind.extension()
+        let mut relative = match &image.previous_path {
+            // A repair puts the file back where it was.
+            Some(previous) => PathBuf::from(previous),
+            None => place(&family, family_posted, &role, downloaded.kind),
+        };
+        let already_there = image.previous_path.is_none()
+            && !claimed.contains(&relative)
+            && hash_file(&options.root.join(&relative)).is_ok_and(|(sha256, _)| sha256 == downloaded.sha256);
+        let taken = claimed.contains(&relative) || options.root.join(&relative).exists();
+        if image.previous_path.is_none() && !already_there && taken {
+            // Another image already has this name (a tile upscaled twice): never overwrite it.
+            let stem = relative
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            relative.set_file_name(format!(
+                "{stem}_{}.{}",
+                image.attachment_id,
+                downloaded.kind.extension()
+            ));
+        }
+        claimed.insert(relative.clone());
+        in_group.insert(downloaded.sha256.clone(), plans.len());
+        plans.push((
+            image,
+            Plan::Place {
+                downloaded,
+                relative,
+                already_there,
+            },
         ));
     }
-    let destination = options.root.join(&relative);
-    let verified = if already_there {
-        // This very file, put in place by a run that stopped before recording it.
-        let _ = std::fs::remove_file(&downloaded.temp_path);
-        Ok(true)
-    } else {
-        put_in_place(&downloaded, &destination)
-            .and_then(|()| hash_file(&destination))
-            .map(|(sha256, bytes)| sha256 == downloaded.sha256 && bytes == downloaded.bytes)
-    };
-    let family_dir = relative.parent().map(Path::to_path_buf);
-    let grid_id = match role {
-        Role::Grid => Some(image.message_id),
-        _ => image.parent_id.or(Some(image.message_id)),
-    };
-    match verified {
-        Ok(true) => {
-            // The row and the family's metadata change together: a stop in between leaves
-            // the row pending, and the next run finds the file already in place.
-            store.begin()?;
-            store.mark_archived(
-                image.attachment_id,
-                &relative.to_string_lossy(),
-                &downloaded.sha256,
-                downloaded.bytes,
-                None,
-            )?;
-            if let (Some(dir), Some(grid_id)) = (&family_dir, grid_id) {
-                if let Err(error) = write_family_files(store, &options.root.join(dir), grid_id) {
-                    tracing::warn!(folder = %dir.display(), %error, "cannot write metadata.json/prompt.txt");
-                }
-            }
-            store.commit()?;
-            summary.archived += 1;
-        }
-        Ok(false) => {
-            store.mark_attempt_failed(
-                image.attachment_id,
-                "the file on disk does not match its download",
-                false,
-            )?;
-            summary.retry_later += 1;
-        }
-        Err(error) => {
+    if plans.is_empty() {
+        return Ok(());
+    }
+
+    // 2. New files into place, in parallel. The temporary file was fsynced and its size
+    // checked on disk; the rename moves it whole. The folders are synced in step 3, once
+    // each, after their metadata is written: then the renames are durable.
+    let placed: Vec<Result<bool, String>> = in_parallel(&plans, |(_, plan)| match plan {
+        Plan::Place {
+            downloaded,
+            already_there: true,
+            ..
+        } => {
+            // This very file, put in place by a run that stopped before recording it.
             let _ = std::fs::remove_file(&downloaded.temp_path);
-            store.mark_attempt_failed(
-                image.attachment_id,
-                &format!("cannot write {}: {error}", destination.display()),
-                false,
-            )?;
-            summary.retry_later += 1;
+            Ok(true)
+        }
+        Plan::Place {
+            downloaded, relative, ..
+        } => {
+            let destination = options.root.join(relative);
+            move_into_place(downloaded, &destination)
+                .and_then(|()| std::fs::metadata(&destination))
+                .map(|metadata| metadata.len() == downloaded.bytes)
+                .map_err(|error| {
+                    let _ = std::fs::remove_file(&downloaded.temp_path);
+                    format!("cannot write {}: {error}", destination.display())
+                })
+        }
+        Plan::Copy { downloaded, .. } => {
+            let _ = std::fs::remove_file(&downloaded.temp_path);
+            Ok(true)
+        }
+    });
+
+    // 3. Rows and metadata together.
+    store.begin()?;
+    let mut families: BTreeMap<PathBuf, Snowflake> = BTreeMap::new();
+    for ((image, plan), outcome) in plans.iter().zip(&placed) {
+        match plan {
+            Plan::Copy {
+                of,
+                downloaded,
+                same_tile_bug,
+            } => {
+                let (other, path) = match of {
+                    CopyOf::Archived {
+                        attachment_id, path, ..
+                    } => (*attachment_id, path.clone()),
+                    CopyOf::InGroup(original) => match (&plans[*original], &placed[*original]) {
+                        ((other, Plan::Place { relative, .. }), Ok(true)) => {
+                            (other.attachment_id, relative.to_string_lossy().to_string())
+                        }
+                        _ => {
+                            store.mark_attempt_failed(
+                                image.attachment_id,
+                                "the copy with the same bytes could not be stored",
+                                false,
+                            )?;
+                            summary.retry_later += 1;
+                            continue;
+                        }
+                    },
+                };
+                if *same_tile_bug {
+                    summary.same_bytes_tiles += 1;
+                    tracing::warn!(
+                        attachment_id = %image.attachment_id,
+                        same_as = %other,
+                        parent_id = ?image.parent_id.map(|id| id.0),
+                        "two tiles of one grid were upscaled to identical bytes"
+                    );
+                }
+                store.mark_archived(
+                    image.attachment_id,
+                    &path,
+                    &downloaded.sha256,
+                    downloaded.bytes,
+                    same_tile_bug.then_some(other),
+                )?;
+                summary.deduplicated += 1;
+            }
+            Plan::Place {
+                downloaded, relative, ..
+            } => match outcome {
+                Ok(true) => {
+                    store.mark_archived(
+                        image.attachment_id,
+                        &relative.to_string_lossy(),
+                        &downloaded.sha256,
+                        downloaded.bytes,
+                        None,
+                    )?;
+                    summary.archived += 1;
+                    let (_, _, role) = family_of(image);
+                    let grid_id = match role {
+                        Role::Grid => image.message_id,
+                        _ => image.parent_id.unwrap_or(image.message_id),
+                    };
+                    if let Some(dir) = relative.parent() {
+                        families.insert(options.root.join(dir), grid_id);
+                    }
+                }
+                Ok(false) => {
+                    store.mark_attempt_failed(
+                        image.attachment_id,
+                        "the file on disk does not match its download",
+                        false,
+                    )?;
+                    summary.retry_later += 1;
+                }
+                Err(error) => {
+                    store.mark_attempt_failed(image.attachment_id, error, false)?;
+                    summary.retry_later += 1;
+                }
+            },
         }
     }
-    Ok(())
+    let mut files = Vec::with_capacity(families.len());
+    for (dir, grid_id) in families {
+        let metadata = family_files(store, dir.clone(), grid_id)?;
+        files.push((dir, metadata));
+    }
+    let synced = in_parallel(&files, |(dir, metadata)| {
+        if let Some(family) = metadata {
+            if let Err(error) = write_family_files(family) {
+                tracing::warn!(folder = %dir.display(), %error, "cannot write metadata.json/prompt.txt");
+            }
+        }
+        std::fs::File::open(dir).and_then(|folder| folder.sync_all())
+    });
+    if let Some(((dir, _), Err(error))) = files.iter().zip(&synced).find(|(_, result)| result.is_err()) {
+        // The renames may not survive a crash: nothing of this group is marked archived.
+        tracing::warn!(folder = %dir.display(), %error, "cannot sync the folder; the group is retried");
+        store.rollback()?;
+        return Ok(());
+    }
+    store.commit()
 }
 
 /// What `verify` found.
@@ -363,4 +618,128 @@ pub fn verify(store: &Store, root: &Path, repair: bool) -> Result<VerifyReport, 
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::layout::ImageKind;
+    use crate::pipeline::{Event, Pipeline, PipelineConfig};
+
+    const UUID: &str = "5eed0000-0000-4000-8000-00000000abcd";
+
+    fn create(pipeline: &mut Pipeline, id: u64, content: &str, filename: &str, reply_to: Option<u64>) {
+        let ms = crate::snowflake::Snowflake(id).timestamp_ms();
+        let mut value = serde_json::json!({
+            "id": id.to_string(), "channel_id": "10", "guild_id": "20",
+            "author": {"id": "936929561302675456", "username": "Midjourney Bot", "bot": true},
+            "content": content,
+            "timestamp": chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339(),
+            "type": if reply_to.is_some() { 19 } else { 0 },
+            "attachments": [{"id": (id + 1).to_string(), "filename": filename, "url": format!("http://127.0.0.1:9/{id}.png"), "size": 1}],
+        });
+        if let Some(parent) = reply_to {
+            value["message_reference"] =
+                serde_json::json!({"channel_id": "10", "message_id": parent.to_string()});
+        }
+        let digest = crate::digest::digest(value.to_string().as_bytes());
+        let message = serde_json::from_value(value).unwrap();
+        pipeline.apply(&Event::Create { message, digest }, ms).unwrap();
+    }
+
+    fn downloaded(staging: &Path, bytes: &[u8]) -> Downloaded {
+        std::fs::create_dir_all(staging).unwrap();
+        let file = tempfile::NamedTempFile::new_in(staging).unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        let (_, temp_path) = file.keep().unwrap();
+        let (sha256, size) = hash_file(&temp_path).unwrap();
+        Downloaded {
+            temp_path,
+            sha256,
+            bytes: size,
+            kind: ImageKind::Png,
+        }
+    }
+
+    /// A grid, and U1 and U2 with identical bytes, finished together: one group. The second
+    /// copy is not written again, and the two tiles are flagged (the N-copies bug).
+    #[test]
+    fn identical_bytes_in_one_group_are_stored_once_and_flagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a.db")).unwrap();
+        let mut pipeline = Pipeline::new(store, PipelineConfig::default());
+        let grid = (1_000_000u64 << 22) + 1;
+        create(
+            &mut pipeline,
+            grid,
+            "**a cat** - <@5> (fast)",
+            &format!("u_a_cat_{UUID}.png"),
+            None,
+        );
+        create(
+            &mut pipeline,
+            grid + (1000 << 22),
+            "**a cat** - Image #1 <@5>",
+            "u1.png",
+            Some(grid),
+        );
+        create(
+            &mut pipeline,
+            grid + (2000 << 22),
+            "**a cat** - Image #2 <@5>",
+            "u2.png",
+            Some(grid),
+        );
+        let mut store = pipeline.into_store().unwrap();
+        let pending = store.pending_images(Snowflake::default(), 10, 5).unwrap();
+        assert_eq!(pending.len(), 3);
+
+        let options = WorkerOptions {
+            root: dir.path().join("archive"),
+            ..WorkerOptions::default()
+        };
+        let staging = options.root.join(".staging");
+        let mut grid_png = b"\x89PNG\r\n\x1a\n-grid".to_vec();
+        grid_png.extend([7u8; 100]);
+        let tile_png = b"\x89PNG\r\n\x1a\n-same bytes for two tiles".to_vec();
+        let bodies = [grid_png, tile_png.clone(), tile_png];
+        let group = pending
+            .into_iter()
+            .zip(bodies.iter())
+            .map(|(image, body)| (image, Ok(downloaded(&staging, body))))
+            .collect();
+        let mut summary = ArchiveSummary::default();
+        record_group(&mut store, &options, group, &mut summary).unwrap();
+        assert_eq!(
+            (summary.archived, summary.deduplicated, summary.same_bytes_tiles),
+            (2, 1, 1),
+            "{summary:?}"
+        );
+
+        let rows = store.images().unwrap();
+        assert!(rows.iter().all(|row| row.state == "archived"), "{rows:?}");
+        let u1 = &rows[1];
+        let u2 = &rows[2];
+        assert_eq!(u1.path, u2.path, "one copy for identical bytes");
+        assert_eq!(u2.same_bytes_as, Some(u1.attachment_id));
+        let family = options
+            .root
+            .join(u1.path.as_deref().unwrap())
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let mut names: Vec<String> = std::fs::read_dir(&family)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["grid.png", "metadata.json", "prompt.txt", "u1.png"]);
+        let metadata = std::fs::read_to_string(family.join("metadata.json")).unwrap();
+        assert!(
+            metadata.contains("u1.png") && metadata.contains(UUID),
+            "{metadata}"
+        );
+        // The staging folder is left empty.
+        assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
+    }
 }

@@ -114,3 +114,19 @@ pub fn check(expected_path: &Path, actual: &str) {
         );
     }
 }
+
+/// Every file under `root`, recursively (none when it does not exist).
+pub fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(files_under(&path));
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}

@@ -13,6 +13,8 @@ use crate::replay::{self, Clock, ReplaySummary};
 use crate::store::Store;
 use crate::tracegen::{self, TraceOptions};
 
+use super::{median, peak_rss_mib, reset_peak_rss};
+
 /// Figures for one trace size.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRow {
@@ -32,19 +34,6 @@ pub struct BenchRow {
     pub replay_peak_rss_mib: Option<f64>,
     pub db_bytes: u64,
     pub links: i64,
-}
-
-/// Resets the kernel's peak-RSS counter for this process (Linux `clear_refs` 5).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Peak resident set size since the last reset, in MiB.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 /// Runs one size in `dir` (the trace and database are written there and removed after).
@@ -173,11 +162,6 @@ fn remove_db(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Prints the table of rows.
