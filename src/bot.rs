@@ -21,6 +21,8 @@ use crate::config::{Config, DiscordConfig, DISCORD_API_BASE};
 use crate::digest::digest;
 use crate::parse::BotIds;
 use crate::pipeline::{Event, Pipeline};
+use crate::queue::runner::{Runner, TickReport};
+use crate::queue::submit::DiscordSubmitter;
 use crate::rest::{Rest, RestError, RetryPolicy};
 use crate::snowflake::Snowflake;
 use crate::store::{Store, StoreError};
@@ -44,6 +46,8 @@ pub enum BotError {
     },
     #[error("cannot start the archiver: {0}")]
     Archive(String),
+    #[error("the prompt queue stopped: {0}")]
+    Queue(#[from] crate::queue::runner::QueueError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
@@ -72,6 +76,8 @@ struct Gap {
 }
 
 struct Handler {
+    /// Notified once the catch-up after READY is done.
+    caught_up: Arc<Notify>,
     writer: WriterHandle,
     discord: DiscordConfig,
     bots: BotIds,
@@ -175,6 +181,7 @@ impl EventHandler for Handler {
             "connected to the Discord gateway"
         );
         self.catch_up().await;
+        self.caught_up.notify_one();
     }
 
     async fn resume(&self, _ctx: Context, _event: ResumedEvent) {
@@ -272,11 +279,20 @@ impl EventHandler for Handler {
     }
 }
 
+/// Sees the report of every queue tick.
+pub type QueueDisplay = Arc<dyn Fn(&TickReport) + Send + Sync>;
+
 /// Options of a run beyond the config.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Also append every dispatch, exactly as received, to this file (`mjlink record`).
     pub record: Option<std::path::PathBuf>,
+    /// Drive the prompt queue even when `queue.enabled` is off (`mjlink queue run`).
+    pub drive_queue: bool,
+    /// Stop once no queue item is left unfinished.
+    pub stop_when_queue_done: bool,
+    /// Sees the report of every queue tick (a progress display).
+    pub on_queue_tick: Option<QueueDisplay>,
 }
 
 /// Runs the bot until `shutdown` completes or the gateway fails for good. Everything received
@@ -294,11 +310,12 @@ pub async fn run_with(
     let store = Store::open(&config.database_path)?;
     let (missing_tx, mut missing_rx) = mpsc::unbounded_channel::<MissingParent>();
     let committed = Arc::new(Notify::new());
+    let queue_wake = Arc::new(Notify::new());
     let writer = Writer::spawn(
         Pipeline::new(store, config.pipeline()),
         WriterHooks {
             missing: Some(missing_tx),
-            committed: Some(Arc::clone(&committed)),
+            committed: vec![Arc::clone(&committed), Arc::clone(&queue_wake)],
         },
     );
     let rest = Arc::new(Rest::new(
@@ -336,7 +353,45 @@ pub async fn run_with(
         })
     };
 
+    // The prompt queue, after the first catch-up (what happened while offline is in the
+    // database before any timeout can send a job again).
+    let caught_up = Arc::new(Notify::new());
+    let queue_done = Arc::new(Notify::new());
+    let (stop_queue, queue_stopped) = tokio::sync::watch::channel(false);
+    let mut queue = if config.queue.enabled || options.drive_queue {
+        let submitter = DiscordSubmitter::new(config.queue.target(&config.discord.api_base)?)
+            .map_err(|error| BotError::Queue(error.into()))?;
+        let runner = Runner::new(
+            Store::open(&config.database_path)?,
+            submitter,
+            config.queue.runner_options(),
+        );
+        let ready = Arc::clone(&caught_up);
+        let done = Arc::clone(&queue_done);
+        let on_tick = options.on_queue_tick.clone();
+        let mut stopped = queue_stopped.clone();
+        Some(tokio::spawn(runner.run(
+            async move { ready.notified().await },
+            Arc::clone(&queue_wake),
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+            || chrono::Utc::now().timestamp_millis(),
+            move |report| {
+                if let Some(on_tick) = &on_tick {
+                    on_tick(report);
+                }
+                if report.active == 0 {
+                    done.notify_one();
+                }
+            },
+        )))
+    } else {
+        None
+    };
+
     let handler = Handler {
+        caught_up: Arc::clone(&caught_up),
         writer: writer.handle(),
         discord: config.discord.clone(),
         bots: config.bot_ids.clone(),
@@ -376,14 +431,46 @@ pub async fn run_with(
     };
     let shard_manager = Arc::clone(&client.shard_manager);
 
+    let queue_finished = async {
+        match queue.as_mut() {
+            Some(task) => match task.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(BotError::Queue(error)),
+                Err(error) => Err(BotError::Gateway(format!("the queue task stopped: {error}"))),
+            },
+            None => std::future::pending().await,
+        }
+    };
+    let queue_emptied = async {
+        if options.stop_when_queue_done {
+            queue_done.notified().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
     let outcome = tokio::select! {
         result = client.start() => result.map_err(map_gateway_error),
+        result = queue_finished => {
+            shard_manager.shutdown_all().await;
+            result
+        }
+        () = queue_emptied => {
+            tracing::info!("every queue item is finished");
+            shard_manager.shutdown_all().await;
+            Ok(())
+        }
         () = shutdown => {
             tracing::info!("shutting down: storing what was received");
             shard_manager.shutdown_all().await;
             Ok(())
         }
     };
+    let _ = stop_queue.send(true);
+    if let Some(task) = queue.take() {
+        if !task.is_finished() {
+            let _ = task.await;
+        }
+    }
     drop(client);
     fetcher.abort();
     if let Some(archiver) = archiver {

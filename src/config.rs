@@ -38,6 +38,30 @@ struct FileConfig {
     discord: FileDiscord,
     #[serde(default)]
     archive: FileArchive,
+    #[serde(default)]
+    queue: FileQueue,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileQueue {
+    enabled: Option<bool>,
+    user_token: Option<String>,
+    user_id: Option<String>,
+    guild_id: Option<String>,
+    channel_id: Option<String>,
+    application_id: Option<String>,
+    command_id: Option<String>,
+    command_version: Option<String>,
+    session_id: Option<String>,
+    max_in_flight: Option<usize>,
+    max_waiting: Option<usize>,
+    daily_cap: Option<u32>,
+    spacing_seconds: Option<f64>,
+    wait_timeout_minutes: Option<f64>,
+    render_timeout_minutes: Option<f64>,
+    upscale_timeout_minutes: Option<f64>,
+    max_attempts: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +208,187 @@ impl Default for ArchiveConfig {
     }
 }
 
+/// The prompt queue: where and as whom jobs are submitted, and how fast.
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    /// `mjlink run` drives the queue too. Submitting needs a user token: automating a user
+    /// account breaks Discord's terms of service and risks a Midjourney ban.
+    pub enabled: bool,
+    pub user_token: Option<Secret>,
+    /// The user account's id (Midjourney mentions it in every result).
+    pub user_id: Option<Snowflake>,
+    pub guild_id: Option<Snowflake>,
+    pub channel_id: Option<Snowflake>,
+    pub application_id: Snowflake,
+    pub command_id: Snowflake,
+    pub command_version: Snowflake,
+    pub session_id: String,
+    pub max_in_flight: usize,
+    pub max_waiting: usize,
+    pub daily_cap: Option<u32>,
+    pub spacing_ms: i64,
+    pub wait_timeout_ms: i64,
+    pub render_timeout_ms: i64,
+    pub upscale_timeout_ms: i64,
+    pub max_attempts: i64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            enabled: false,
+            user_token: None,
+            user_id: None,
+            guild_id: None,
+            channel_id: None,
+            application_id: Snowflake(936_929_561_302_675_456),
+            // Midjourney's `/imagine` command as Discord lists it (proxies use the same).
+            command_id: Snowflake(938_956_540_159_881_230),
+            command_version: Snowflake(1_237_876_415_471_554_623),
+            session_id: "0b0d5a1e6f3c4d2b9a8e7f6a5b4c3d2e".to_string(),
+            max_in_flight: 3,
+            max_waiting: 10,
+            daily_cap: None,
+            spacing_ms: 3_000,
+            wait_timeout_ms: 15 * 60_000,
+            render_timeout_ms: 10 * 60_000,
+            upscale_timeout_ms: 10 * 60_000,
+            max_attempts: 3,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// What submitting needs, or the one-line reason it cannot start.
+    pub fn target(&self, api_base: &str) -> Result<crate::queue::submit::DiscordTarget, ConfigError> {
+        let missing = |key: &str, env: &str| ConfigError::Invalid {
+            key: format!("queue.{key}"),
+            message: format!("needed to submit prompts (set it in bot.toml or {env})"),
+        };
+        Ok(crate::queue::submit::DiscordTarget {
+            api_base: api_base.to_string(),
+            user_token: self
+                .user_token
+                .clone()
+                .ok_or_else(|| missing("user_token", "MJLINK_QUEUE_USER_TOKEN"))?,
+            application_id: self.application_id,
+            guild_id: self
+                .guild_id
+                .ok_or_else(|| missing("guild_id", "MJLINK_QUEUE_GUILD_ID"))?,
+            channel_id: self
+                .channel_id
+                .ok_or_else(|| missing("channel_id", "MJLINK_QUEUE_CHANNEL_ID"))?,
+            command_id: self.command_id,
+            command_version: self.command_version,
+            session_id: self.session_id.clone(),
+        })
+    }
+
+    pub fn runner_options(&self) -> crate::queue::runner::RunnerOptions {
+        crate::queue::runner::RunnerOptions {
+            policy: crate::queue::machine::Policy {
+                wait_timeout_ms: self.wait_timeout_ms,
+                render_timeout_ms: self.render_timeout_ms,
+                upscale_timeout_ms: self.upscale_timeout_ms,
+                max_attempts: self.max_attempts,
+                ..Default::default()
+            },
+            limits: crate::queue::machine::Limits {
+                max_in_flight: self.max_in_flight,
+                max_waiting: self.max_waiting,
+                daily_cap: self.daily_cap,
+            },
+            spacing_ms: self.spacing_ms,
+            jitter_ms: self.spacing_ms / 2,
+            channel_id: self.channel_id,
+            user_id: self.user_id,
+        }
+    }
+
+    /// Sets `field` (a key of `[queue]`) from text; errors name `key` (as the user wrote it).
+    fn set(&mut self, field: &str, key: &str, value: &str) -> Result<(), ConfigError> {
+        let invalid = |message: &str| ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        let id =
+            || Snowflake::parse(value.trim()).ok_or_else(|| invalid("expected a Discord id (digits only)"));
+        let minutes = || {
+            value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|m| m.is_finite() && *m > 0.0 && *m <= 24.0 * 60.0)
+                .map(|m| (m * 60_000.0) as i64)
+                .ok_or_else(|| invalid("expected minutes, more than 0 and at most a day"))
+        };
+        let count = |low: usize, high: usize| {
+            value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (low..=high).contains(n))
+                .ok_or_else(|| invalid(&format!("expected a whole number from {low} to {high}")))
+        };
+        match field {
+            "enabled" => self.enabled = parse_bool(key, value)?,
+            "user_token" => self.user_token = Some(token_from(key, value)?),
+            "user_id" => self.user_id = Some(id()?),
+            "guild_id" => self.guild_id = Some(id()?),
+            "channel_id" => self.channel_id = Some(id()?),
+            "application_id" => self.application_id = id()?,
+            "command_id" => self.command_id = id()?,
+            "command_version" => self.command_version = id()?,
+            "session_id" => {
+                let session = value.trim();
+                if session.is_empty() || !session.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    return Err(invalid("expected letters and digits"));
+                }
+                self.session_id = session.to_string();
+            }
+            "max_in_flight" => self.max_in_flight = count(1, 12)?,
+            "max_waiting" => self.max_waiting = count(0, 100)?,
+            "daily_cap" => self.daily_cap = Some(count(0, 100_000)? as u32).filter(|cap| *cap > 0),
+            "spacing_seconds" => {
+                self.spacing_ms = value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && (0.0..=3600.0).contains(s))
+                    .map(|s| (s * 1000.0) as i64)
+                    .ok_or_else(|| invalid("expected seconds from 0 to 3600"))?
+            }
+            "wait_timeout_minutes" => self.wait_timeout_ms = minutes()?,
+            "render_timeout_minutes" => self.render_timeout_ms = minutes()?,
+            "upscale_timeout_minutes" => self.upscale_timeout_ms = minutes()?,
+            "max_attempts" => self.max_attempts = count(1, 20)? as i64,
+            _ => return Err(invalid("unknown key")),
+        }
+        Ok(())
+    }
+}
+
+/// The `[queue]` keys, as (key, environment variable).
+const QUEUE_KEYS: &[(&str, &str)] = &[
+    ("enabled", "MJLINK_QUEUE_ENABLED"),
+    ("user_token", "MJLINK_QUEUE_USER_TOKEN"),
+    ("user_id", "MJLINK_QUEUE_USER_ID"),
+    ("guild_id", "MJLINK_QUEUE_GUILD_ID"),
+    ("channel_id", "MJLINK_QUEUE_CHANNEL_ID"),
+    ("application_id", "MJLINK_QUEUE_APPLICATION_ID"),
+    ("command_id", "MJLINK_QUEUE_COMMAND_ID"),
+    ("command_version", "MJLINK_QUEUE_COMMAND_VERSION"),
+    ("session_id", "MJLINK_QUEUE_SESSION_ID"),
+    ("max_in_flight", "MJLINK_QUEUE_MAX_IN_FLIGHT"),
+    ("max_waiting", "MJLINK_QUEUE_MAX_WAITING"),
+    ("daily_cap", "MJLINK_QUEUE_DAILY_CAP"),
+    ("spacing_seconds", "MJLINK_QUEUE_SPACING_SECONDS"),
+    ("wait_timeout_minutes", "MJLINK_QUEUE_WAIT_TIMEOUT_MINUTES"),
+    ("render_timeout_minutes", "MJLINK_QUEUE_RENDER_TIMEOUT_MINUTES"),
+    ("upscale_timeout_minutes", "MJLINK_QUEUE_UPSCALE_TIMEOUT_MINUTES"),
+    ("max_attempts", "MJLINK_QUEUE_MAX_ATTEMPTS"),
+];
+
 /// The effective configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -193,6 +398,7 @@ pub struct Config {
     pub log_filter: String,
     pub discord: DiscordConfig,
     pub archive: ArchiveConfig,
+    pub queue: QueueConfig,
 }
 
 impl fmt::Debug for Config {
@@ -204,6 +410,7 @@ impl fmt::Debug for Config {
             .field("log_filter", &self.log_filter)
             .field("discord", &self.discord)
             .field("archive", &self.archive)
+            .field("queue", &self.queue)
             .finish()
     }
 }
@@ -217,6 +424,7 @@ impl Default for Config {
             log_filter: "warn,mjlink=info".to_string(),
             discord: DiscordConfig::default(),
             archive: ArchiveConfig::default(),
+            queue: QueueConfig::default(),
         }
     }
 }
@@ -300,6 +508,32 @@ impl Config {
         if let Some(hosts) = archive.hosts {
             self.archive.hosts = hosts_in("archive.hosts", hosts)?;
         }
+        let queue = file.queue;
+        let number = |n: Option<f64>| n.map(|n| n.to_string());
+        let values = [
+            queue.enabled.map(|b| b.to_string()),
+            queue.user_token,
+            queue.user_id,
+            queue.guild_id,
+            queue.channel_id,
+            queue.application_id,
+            queue.command_id,
+            queue.command_version,
+            queue.session_id,
+            queue.max_in_flight.map(|n| n.to_string()),
+            queue.max_waiting.map(|n| n.to_string()),
+            queue.daily_cap.map(|n| n.to_string()),
+            number(queue.spacing_seconds),
+            number(queue.wait_timeout_minutes),
+            number(queue.render_timeout_minutes),
+            number(queue.upscale_timeout_minutes),
+            queue.max_attempts.map(|n| n.to_string()),
+        ];
+        for ((field, _), value) in QUEUE_KEYS.iter().zip(values) {
+            if let Some(value) = value {
+                self.queue.set(field, &format!("queue.{field}"), &value)?;
+            }
+        }
         Ok(())
     }
 
@@ -361,6 +595,11 @@ impl Config {
         if let Some(hosts) = env("MJLINK_ARCHIVE_HOSTS") {
             let hosts = hosts.split(',').map(str::to_string).collect();
             self.archive.hosts = hosts_in("MJLINK_ARCHIVE_HOSTS", hosts)?;
+        }
+        for (field, variable) in QUEUE_KEYS {
+            if let Some(value) = env(variable) {
+                self.queue.set(field, variable, &value)?;
+            }
         }
         Ok(())
     }
@@ -559,6 +798,45 @@ mod tests {
             error.contains("discord.token") && !error.contains("secret"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn queue_section_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bot.toml");
+        std::fs::write(
+            &path,
+            "[queue]\nenabled = true\nuser_token = \"user.secret\"\nguild_id = \"5\"\nchannel_id = \"6\"\nmax_in_flight = 2\nspacing_seconds = 1.5\nrender_timeout_minutes = 4\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path), no_env).unwrap();
+        assert!(config.queue.enabled);
+        assert_eq!(config.queue.max_in_flight, 2);
+        assert_eq!(config.queue.spacing_ms, 1500);
+        assert_eq!(config.queue.render_timeout_ms, 240_000);
+        let target = config.queue.target("http://127.0.0.1:9").unwrap();
+        assert_eq!((target.guild_id, target.channel_id), (Snowflake(5), Snowflake(6)));
+        assert!(!format!("{config:?}").contains("user.secret"));
+
+        let config = Config::load(Some(&path), |key| {
+            (key == "MJLINK_QUEUE_MAX_ATTEMPTS").then(|| "5".to_string())
+        })
+        .unwrap();
+        assert_eq!(config.queue.max_attempts, 5);
+        let error = Config::load(Some(&path), |key| {
+            (key == "MJLINK_QUEUE_MAX_IN_FLIGHT").then(|| "lots".to_string())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("MJLINK_QUEUE_MAX_IN_FLIGHT"), "{error}");
+        std::fs::write(&path, "[queue]\nenabled = true\n").unwrap();
+        let error = Config::load(Some(&path), no_env)
+            .unwrap()
+            .queue
+            .target("http://x")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("queue.user_token"), "{error}");
     }
 
     #[test]

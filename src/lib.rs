@@ -24,6 +24,7 @@ pub mod merge;
 pub mod parse;
 pub mod pipeline;
 pub mod prompt;
+pub mod queue;
 pub mod record;
 pub mod replay;
 pub mod report;

@@ -108,6 +108,15 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// The prompt queue: add prompts, see where each stands, cancel, and drive it.
+    ///
+    /// Submitting acts as a Discord *user* account (Midjourney ignores bots): it needs
+    /// queue.user_token, queue.guild_id and queue.channel_id. Automating a user account
+    /// breaks Discord's terms of service and risks a Midjourney ban; do it knowingly.
+    Queue {
+        #[command(subcommand)]
+        action: QueueCommand,
+    },
     /// Export the links (one row per result: its parent, action, tile, signal and status).
     Links {
         #[arg(long, value_enum, default_value = "table")]
@@ -166,6 +175,49 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum QueueCommand {
+    /// Add one prompt, or every line of a file (blank lines and # comments skipped). The
+    /// prompt is sent exactly as written, parameters included.
+    Add {
+        /// The prompt, e.g. "a glass whale --ar 16:9 --v 7".
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        prompt: Option<String>,
+        /// One prompt per line.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Upscales to ask for once the grid is in: all, none, or tiles like 1,3.
+        #[arg(long, default_value = "all")]
+        upscale: String,
+        /// Higher goes first.
+        #[arg(long, default_value_t = 0)]
+        priority: i64,
+    },
+    /// List the items (all, or those with --status), in queue order.
+    List {
+        /// queued, submitted, rendering, grid_done, upscaling, done, partial, failed or cancelled
+        /// (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        status: Vec<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ImagesFormat,
+    },
+    /// One item: the request as asked, its grid and upscales, the last error, every
+    /// transition with its time. ID may be a unique prefix.
+    Show {
+        id: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel an unfinished item (a job already at Midjourney still finishes there, but is
+    /// no longer collected).
+    Cancel { id: String },
+    /// Drive the queue until every item is finished (or Ctrl-C): the live bot runs too, to
+    /// see Midjourney's answers. Progress on a terminal.
+    Run,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -247,9 +299,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(mjlink::bot::run(&config, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Queue { action } => queue_command(&config, action),
         Command::Record { out } => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            let options = mjlink::bot::RunOptions { record: Some(out) };
+            let options = mjlink::bot::RunOptions {
+                record: Some(out),
+                ..Default::default()
+            };
             runtime.block_on(mjlink::bot::run_with(&config, &options, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -471,6 +527,134 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn queue_command(config: &Config, action: QueueCommand) -> anyhow::Result<ExitCode> {
+    use mjlink::queue::{runner, view, Status, Upscales};
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut store = Store::open(&config.database_path)?;
+    match action {
+        QueueCommand::Add {
+            prompt,
+            file,
+            upscale,
+            priority,
+        } => {
+            let upscales = Upscales::parse(&upscale)
+                .map_err(|reason| anyhow::anyhow!("--upscale {upscale}: {reason}"))?;
+            let prompts = match (prompt, file) {
+                (Some(prompt), _) => vec![prompt],
+                (None, Some(file)) => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    mjlink::queue::prompts_from_text(&text)
+                }
+                (None, None) => Vec::new(),
+            };
+            if prompts.iter().any(|prompt| prompt.trim().is_empty()) || prompts.is_empty() {
+                anyhow::bail!("no prompt to add");
+            }
+            let added = runner::add(&mut store, &prompts, &upscales, priority, now)?;
+            for item in &added {
+                println!("{}  {}", item.id, item.prompt);
+            }
+            println!("added {} item(s), upscales: {upscales}", added.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        QueueCommand::List { status, format } => {
+            let mut statuses = Vec::new();
+            for name in &status {
+                statuses.push(
+                    Status::from_name(name.trim())
+                        .ok_or_else(|| anyhow::anyhow!("--status {name}: not a status (queued, submitted, rendering, grid_done, upscaling, done, partial, failed, cancelled)"))?,
+                );
+            }
+            let items = store.queue_items(&statuses)?;
+            match format {
+                ImagesFormat::Table => print!("{}", view::list_table(&items)),
+                ImagesFormat::Jsonl => {
+                    let mut out = std::io::stdout().lock();
+                    for item in &items {
+                        serde_json::to_writer(&mut out, item)?;
+                        writeln!(out)?;
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        QueueCommand::Show { id, json } => {
+            let Some(item) = store.queue_item(&id)? else {
+                anyhow::bail!("no queue item has the id {id:?} (or the prefix is not unique)");
+            };
+            let history = store.queue_history(&item.id)?;
+            if json {
+                let value = serde_json::json!({"item": item, "history": history});
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print!("{}", view::show_text(&item, &history));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        QueueCommand::Cancel { id } => match runner::cancel(&mut store, &id, now)? {
+            None => anyhow::bail!("no queue item has the id {id:?} (or the prefix is not unique)"),
+            Some(item) if item.status == Status::Cancelled => {
+                println!("{} cancelled", item.id);
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(item) => {
+                println!("{} had already finished: {}", item.id, item.status);
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        QueueCommand::Run => {
+            drop(store);
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(drive_queue(config, shutdown_signal()))?;
+            let store = Store::open(&config.database_path)?;
+            print!("{}", view::list_table(&store.queue_items(&[])?));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs the bot with the queue driven until every item is finished, with a progress line on
+/// a terminal.
+async fn drive_queue(config: &Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let display = bar.clone();
+    let finished = std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new());
+    let options = mjlink::bot::RunOptions {
+        drive_queue: true,
+        stop_when_queue_done: true,
+        on_queue_tick: Some(std::sync::Arc::new(
+            move |report: &mjlink::queue::runner::TickReport| {
+                let mut finished = finished.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                for (id, from, to, note) in &report.transitions {
+                    display.println(format!("{}  {from} -> {to}  {note}", &id[..id.len().min(8)]));
+                    if to.is_final() {
+                        *finished.entry(to.to_string()).or_default() += 1;
+                    }
+                }
+                let parts: Vec<String> = report
+                    .active_by_status
+                    .iter()
+                    .map(|(status, n)| format!("{n} {status}"))
+                    .chain(finished.iter().map(|(status, n)| format!("{n} {status}")))
+                    .collect();
+                display.set_message(format!("queue: {}", parts.join(", ")));
+            },
+        )),
+        ..Default::default()
+    };
+    let result = mjlink::bot::run_with(config, &options, shutdown).await;
+    bar.finish_and_clear();
+    Ok(result?)
 }
 
 /// Benchmark figures on stdout: pretty JSON for scripts, else the table.

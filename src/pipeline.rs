@@ -445,6 +445,7 @@ fn row_for(doc: &Doc, parsed: Option<&Parsed>, seen: bool) -> MessageRow {
         kind: "pending".to_string(),
         posted_at: message.timestamp.as_ref().map(|_| message.posted_ms()),
         edited_at: message.edited_ms(),
+        nonce: message.nonce.clone(),
         doc: serde_json::to_string(doc).unwrap_or_default(),
         ..Default::default()
     };

@@ -47,8 +47,9 @@ pub struct WriterHooks {
     /// Parents that are referenced but unknown, reported after the event that revealed them
     /// is committed (to be fetched over REST).
     pub missing: Option<mpsc::UnboundedSender<MissingParent>>,
-    /// Notified after a commit that stored something new (the archiver wakes up on it).
-    pub committed: Option<Arc<Notify>>,
+    /// Notified after a commit that stored something new (the archiver and the queue wake
+    /// up on it).
+    pub committed: Vec<Arc<Notify>>,
 }
 
 /// The sending side; cheap to clone.
@@ -79,8 +80,8 @@ impl Writer {
                 let commit = |pipeline: &mut Pipeline, applied_since_commit: &mut bool| {
                     pipeline.flush()?;
                     if std::mem::take(applied_since_commit) {
-                        if let Some(committed) = &committed {
-                            committed.notify_one();
+                        for listener in &committed {
+                            listener.notify_one();
                         }
                     }
                     Ok::<(), StoreError>(())

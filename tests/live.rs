@@ -518,6 +518,7 @@ async fn a_recorded_session_replays_to_the_same_links() {
     let (stop, stopped) = oneshot::channel::<()>();
     let options = mjlink::bot::RunOptions {
         record: Some(recording.clone()),
+        ..Default::default()
     };
     let task = tokio::spawn(async move {
         mjlink::bot::run_with(&config, &options, async {

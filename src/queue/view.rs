@@ -1,0 +1,169 @@
+//! What `mjlink queue list` and `mjlink queue show` print: pure functions of the items.
+
+use std::fmt::Write as _;
+
+use super::{Item, Status, Transition};
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|time| time.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn shorten(text: &str, chars: usize) -> String {
+    let one_line = text.replace(['\n', '\r', '\t'], " ");
+    if one_line.chars().count() <= chars {
+        one_line
+    } else {
+        let kept: String = one_line.chars().take(chars.saturating_sub(1)).collect();
+        format!("{kept}…")
+    }
+}
+
+/// One row per item, then the count of each status.
+pub fn list_table(items: &[Item]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<8}  {:<10}  {:>3}  {:<9}  prompt",
+        "id", "status", "try", "upscales"
+    );
+    for item in items {
+        let wanted = item.upscales.tiles().len();
+        let upscales = if wanted == 0 {
+            "none".to_string()
+        } else {
+            format!("{}/{}", item.results.len(), wanted)
+        };
+        let _ = writeln!(
+            out,
+            "{:<8}  {:<10}  {:>3}  {:<9}  {}",
+            item.id.chars().take(8).collect::<String>(),
+            item.status.as_str(),
+            item.attempts,
+            upscales,
+            shorten(&item.prompt, 70)
+        );
+    }
+    let counts: Vec<String> = Status::ALL
+        .iter()
+        .filter_map(|status| {
+            let n = items.iter().filter(|item| item.status == *status).count();
+            (n > 0).then(|| format!("{n} {status}"))
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "{} items{}{}",
+        items.len(),
+        if counts.is_empty() { "" } else { ": " },
+        counts.join(", ")
+    );
+    out
+}
+
+/// Everything about one item: the request exactly as asked (with its parameters), where it
+/// stands, its grid and results, and every transition.
+pub fn show_text(item: &Item, history: &[Transition]) -> String {
+    let mut out = String::new();
+    let prompt = crate::prompt::split(&item.prompt);
+    let _ = writeln!(out, "id:        {}", item.id);
+    let _ = writeln!(out, "prompt:    {}", item.prompt);
+    if !prompt.params.is_empty() {
+        let params: Vec<String> = prompt
+            .params
+            .iter()
+            .map(|(name, value)| {
+                if value.is_empty() {
+                    format!("--{name}")
+                } else {
+                    format!("--{name} {value}")
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "params:    {}", params.join(" "));
+    }
+    let _ = writeln!(out, "upscales:  {}", item.upscales);
+    let _ = writeln!(out, "priority:  {}", item.priority);
+    let _ = writeln!(out, "status:    {}", item.status);
+    let _ = writeln!(out, "attempts:  {}", item.attempts);
+    if let Some(uuid) = &item.job_uuid {
+        let _ = writeln!(out, "job uuid:  {uuid}");
+    }
+    if let Some(grid) = item.grid_message_id {
+        let _ = writeln!(out, "grid:      message {grid}");
+    }
+    for (tile, id) in &item.results {
+        let _ = writeln!(out, "U{tile}:        message {id}");
+    }
+    let missing: Vec<String> = item
+        .upscales
+        .tiles()
+        .iter()
+        .filter(|tile| !item.results.contains_key(tile))
+        .map(|tile| format!("U{tile}"))
+        .collect();
+    if item.status.is_final() && !missing.is_empty() && item.grid_message_id.is_some() {
+        let _ = writeln!(out, "missing:   {}", missing.join(", "));
+    }
+    if let Some(error) = &item.last_error {
+        let _ = writeln!(out, "last error: {error}");
+    }
+    let _ = writeln!(out, "history:");
+    for transition in history {
+        let from = transition.from.map(Status::as_str).unwrap_or("-");
+        let _ = writeln!(
+            out,
+            "  {}  {:<10} -> {:<10} {}",
+            time(transition.at_ms),
+            from,
+            transition.to.as_str(),
+            transition.note
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::Upscales;
+    use crate::snowflake::Snowflake;
+
+    #[test]
+    fn show_gives_the_request_back_exactly() {
+        let mut item = Item::new(
+            "0f6e1c2a-0000-4000-8000-000000000001".into(),
+            "a cat in the rain --ar 16:9 --v 7 --chaos 20".into(),
+            Upscales::parse("1,3").unwrap(),
+            2,
+            1_700_000_000_000,
+        );
+        item.status = Status::Partial;
+        item.grid_message_id = Some(Snowflake(10));
+        item.results.insert(1, Snowflake(11));
+        item.last_error = Some("missing upscales: U3".into());
+        let history = vec![Transition {
+            at_ms: 1_700_000_000_000,
+            from: None,
+            to: Status::Queued,
+            note: "added".into(),
+        }];
+        let text = show_text(&item, &history);
+        assert!(
+            text.contains("prompt:    a cat in the rain --ar 16:9 --v 7 --chaos 20\n"),
+            "{text}"
+        );
+        assert!(text.contains("--ar 16:9"), "{text}");
+        assert!(text.contains("--v 7"), "{text}");
+        assert!(text.contains("upscales:  1,3"), "{text}");
+        assert!(text.contains("U1:        message 11"), "{text}");
+        assert!(text.contains("missing:   U3"), "{text}");
+        assert!(text.contains("-          -> queued     added"), "{text}");
+
+        let table = list_table(&[item]);
+        assert!(table.contains("0f6e1c2a  partial"), "{table}");
+        assert!(table.contains("1/2"), "{table}");
+        assert!(table.ends_with("1 items: 1 partial\n"), "{table}");
+    }
+}

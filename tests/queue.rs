@@ -1,0 +1,491 @@
+//! The queue runner against a real SQLite file, with a recording `Submitter` and Midjourney's
+//! answers fed through the real pipeline. Time is passed in: a 15-minute timeout takes no
+//! time at all.
+
+use std::sync::Mutex;
+
+use mjlink::pipeline::{Event, Pipeline, PipelineConfig};
+use mjlink::queue::runner::{self, Runner, RunnerOptions};
+use mjlink::queue::submit::{Button, SubmitError, Submitter};
+use mjlink::queue::{Status, Upscales};
+use mjlink::snowflake::Snowflake;
+use mjlink::store::Store;
+use serde_json::{json, Value};
+
+const T0: i64 = 1_767_225_600_000; // 2026-01-01
+const USER: u64 = 4242;
+const CHANNEL: u64 = 77;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Call {
+    Imagine { prompt: String, nonce: String },
+    Press { grid: Snowflake, custom_id: String },
+}
+
+#[derive(Default)]
+struct Recorder {
+    calls: Mutex<Vec<Call>>,
+    refuse_token: bool,
+}
+
+impl Submitter for &Recorder {
+    async fn imagine(&self, prompt: &str, nonce: &str) -> Result<(), SubmitError> {
+        if self.refuse_token {
+            return Err(SubmitError::Unauthorized { status: 401 });
+        }
+        self.calls.lock().unwrap().push(Call::Imagine {
+            prompt: prompt.to_string(),
+            nonce: nonce.to_string(),
+        });
+        Ok(())
+    }
+
+    async fn press(&self, button: &Button, _nonce: &str) -> Result<(), SubmitError> {
+        self.calls.lock().unwrap().push(Call::Press {
+            grid: button.grid_message_id,
+            custom_id: button.custom_id.clone(),
+        });
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn imagines(&self) -> Vec<(String, String)> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|call| match call {
+                Call::Imagine { prompt, nonce } => Some((prompt.clone(), nonce.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn presses(&self) -> Vec<(Snowflake, String)> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|call| match call {
+                Call::Press { grid, custom_id } => Some((*grid, custom_id.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Midjourney's side: messages through the real pipeline into the same database.
+struct Midjourney {
+    pipeline: Pipeline,
+    counter: u64,
+}
+
+impl Midjourney {
+    fn new(db: &std::path::Path) -> Midjourney {
+        Midjourney {
+            pipeline: Pipeline::new(Store::open(db).unwrap(), PipelineConfig::default()),
+            counter: 0,
+        }
+    }
+
+    fn id(&mut self, at_ms: i64) -> u64 {
+        self.counter += 1;
+        Snowflake::from_timestamp_ms(at_ms).0 + self.counter
+    }
+
+    fn message(&mut self, at_ms: i64, content: &str, extra: Value) -> Value {
+        let id = self.id(at_ms);
+        let mut message = json!({
+            "id": id.to_string(), "channel_id": CHANNEL.to_string(), "guild_id": "900",
+            "author": {"id": "936929561302675456", "username": "Midjourney Bot", "bot": true},
+            "content": content,
+            "timestamp": chrono::DateTime::from_timestamp_millis(at_ms).unwrap().to_rfc3339(),
+            "type": 0, "attachments": [], "embeds": [],
+        });
+        for (key, value) in extra.as_object().unwrap() {
+            message[key] = value.clone();
+        }
+        message
+    }
+
+    fn create(&mut self, message: &Value, at_ms: i64) {
+        let digest = mjlink::digest::digest(message.to_string().as_bytes());
+        let message = serde_json::from_value(message.clone()).unwrap();
+        self.pipeline
+            .apply(&Event::Create { message, digest }, at_ms)
+            .unwrap();
+        self.pipeline.flush().unwrap();
+    }
+
+    fn start(&mut self, at_ms: i64, prompt: &str, nonce: &str) -> Value {
+        let message = self.message(
+            at_ms,
+            &format!("**{prompt}** - <@{USER}> (Waiting to start)"),
+            json!({"type": 20, "nonce": nonce, "interaction": {"id": "1", "type": 2, "name": "imagine", "user": {"id": USER.to_string(), "username": "demo"}}}),
+        );
+        self.create(&message, at_ms);
+        message
+    }
+
+    fn progress(&mut self, start: &Value, at_ms: i64, prompt: &str, uuid: &str) {
+        let mut update = start.clone();
+        update["content"] = Value::from(format!("**{prompt}** - <@{USER}> (62%) (fast)"));
+        update["edited_timestamp"] = Value::from(
+            chrono::DateTime::from_timestamp_millis(at_ms)
+                .unwrap()
+                .to_rfc3339(),
+        );
+        update["attachments"] = json!([{"id": "5", "filename": format!("{uuid}_grid_0.webp"), "url": "https://cdn.discordapp.com/x.webp", "size": 1}]);
+        let digest = mjlink::digest::digest(update.to_string().as_bytes());
+        let message = serde_json::from_value(update).unwrap();
+        self.pipeline
+            .apply(&Event::Update { message, digest }, at_ms)
+            .unwrap();
+        self.pipeline.flush().unwrap();
+    }
+
+    fn delete(&mut self, message: &Value, at_ms: i64) {
+        let id = Snowflake::parse(message["id"].as_str().unwrap()).unwrap();
+        self.pipeline
+            .apply(
+                &Event::Delete {
+                    ids: vec![id],
+                    channel_id: Some(Snowflake(CHANNEL)),
+                },
+                at_ms,
+            )
+            .unwrap();
+        self.pipeline.flush().unwrap();
+    }
+
+    fn grid(&mut self, at_ms: i64, prompt: &str, uuid: &str) -> Value {
+        let id = self.id(at_ms);
+        let message = self.message(
+            at_ms,
+            &format!("**{prompt}** - <@{USER}> (fast)"),
+            json!({"id": id.to_string(), "attachments": [{"id": (id + 1).to_string(), "filename": format!("demo_x_{uuid}.png"), "url": "https://cdn.discordapp.com/g.png", "size": 1}]}),
+        );
+        self.create(&message, at_ms);
+        message
+    }
+
+    fn upscale(&mut self, at_ms: i64, grid: &Value, prompt: &str, tile: u8) -> Value {
+        let id = self.id(at_ms);
+        let message = self.message(
+            at_ms,
+            &format!("**{prompt}** - Image #{tile} <@{USER}>"),
+            json!({"id": id.to_string(), "type": 19,
+                   "attachments": [{"id": (id + 1).to_string(), "filename": format!("demo_x_{:08x}-0000-4000-8000-000000000000.png", id % 0xffff_ffff), "url": "https://cdn.discordapp.com/u.png", "size": 1}],
+                   "message_reference": {"channel_id": CHANNEL.to_string(), "message_id": grid["id"], "guild_id": "900"},
+                   "referenced_message": grid}),
+        );
+        self.create(&message, at_ms);
+        message
+    }
+
+    fn error(&mut self, at_ms: i64, nonce: &str, title: &str) {
+        let message = self.message(
+            at_ms,
+            "",
+            json!({"type": 20, "nonce": nonce, "embeds": [{"title": title, "description": "…", "color": 16711680}],
+                   "interaction": {"id": "1", "type": 2, "name": "imagine", "user": {"id": USER.to_string(), "username": "demo"}}}),
+        );
+        self.create(&message, at_ms);
+    }
+}
+
+fn options() -> RunnerOptions {
+    RunnerOptions {
+        spacing_ms: 0,
+        jitter_ms: 0,
+        channel_id: Some(Snowflake(CHANNEL)),
+        user_id: Some(Snowflake(USER)),
+        ..RunnerOptions::default()
+    }
+}
+
+fn setup(prompts: &[&str], upscales: &str) -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let mut store = Store::open(&db).unwrap();
+    let prompts: Vec<String> = prompts.iter().map(|p| p.to_string()).collect();
+    let items = runner::add(&mut store, &prompts, &Upscales::parse(upscales).unwrap(), 0, T0).unwrap();
+    (dir, db, items.into_iter().map(|item| item.id).collect())
+}
+
+fn item(db: &std::path::Path, id: &str) -> mjlink::queue::Item {
+    Store::open(db).unwrap().queue_item(id).unwrap().unwrap()
+}
+
+const UUID: &str = "aaaa0000-0000-4000-8000-000000000001";
+
+#[tokio::test]
+async fn the_happy_path_presses_four_upscales_and_collects_them() {
+    let prompt = "a glass whale --ar 16:9 --v 7";
+    let (_dir, db, ids) = setup(&[prompt], "all");
+    let recorder = Recorder::default();
+    let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, options());
+    let mut mj = Midjourney::new(&db);
+
+    let report = runner.tick(T0 + 1000).await.unwrap();
+    assert_eq!(report.submitted, 1);
+    let (sent, nonce) = recorder.imagines().remove(0);
+    assert_eq!(sent, prompt, "sent exactly as asked");
+    assert_eq!(item(&db, &ids[0]).status, Status::Submitted);
+
+    let start = mj.start(T0 + 2000, prompt, &nonce);
+    runner.tick(T0 + 2500).await.unwrap();
+    assert_eq!(item(&db, &ids[0]).status, Status::Rendering);
+    mj.progress(&start, T0 + 30_000, prompt, UUID);
+    let grid = mj.grid(T0 + 60_000, prompt, UUID);
+    mj.delete(&start, T0 + 60_500);
+    runner.tick(T0 + 61_000).await.unwrap();
+    let now = item(&db, &ids[0]);
+    assert_eq!(now.status, Status::Upscaling);
+    let presses = recorder.presses();
+    assert_eq!(presses.len(), 4);
+    assert_eq!(presses[0].1, format!("MJ::JOB::upsample::1::{UUID}"));
+    assert!(presses
+        .iter()
+        .all(|(g, _)| g.to_string() == grid["id"].as_str().unwrap()));
+
+    for tile in [2, 4, 1, 3] {
+        mj.upscale(T0 + 90_000 + i64::from(tile) * 1000, &grid, prompt, tile);
+    }
+    runner.tick(T0 + 100_000).await.unwrap();
+    let done = item(&db, &ids[0]);
+    assert_eq!(done.status, Status::Done);
+    assert_eq!(done.results.len(), 4);
+    assert_eq!(recorder.imagines().len(), 1, "submitted once");
+    let history: Vec<Status> = Store::open(&db)
+        .unwrap()
+        .queue_history(&ids[0])
+        .unwrap()
+        .into_iter()
+        .map(|t| t.to)
+        .collect();
+    assert_eq!(
+        history,
+        [
+            Status::Queued,
+            Status::Submitted,
+            Status::Rendering,
+            Status::Upscaling,
+            Status::Done
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_stale_upscale_of_an_earlier_grid_with_the_same_prompt_is_not_taken() {
+    let prompt = "sunflowers --s 750 --v 5.2";
+    let (_dir, db, ids) = setup(&[prompt], "1");
+    let recorder = Recorder::default();
+    let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, options());
+    let mut mj = Midjourney::new(&db);
+    // An earlier grid of the same user with the same prompt, before this item existed.
+    let old_grid = mj.grid(T0 - 600_000, prompt, "bbbb0000-0000-4000-8000-000000000002");
+
+    runner.tick(T0 + 1000).await.unwrap();
+    let (_, nonce) = recorder.imagines().remove(0);
+    let start = mj.start(T0 + 2000, prompt, &nonce);
+    let grid = mj.grid(T0 + 60_000, prompt, UUID);
+    mj.delete(&start, T0 + 60_500);
+    runner.tick(T0 + 61_000).await.unwrap();
+    assert_eq!(
+        item(&db, &ids[0]).grid_message_id.unwrap().to_string(),
+        grid["id"].as_str().unwrap()
+    );
+
+    // While this item waits for its U1, the OLD grid's U1 arrives: not this item's result.
+    let stale = mj.upscale(T0 + 70_000, &old_grid, prompt, 1);
+    runner.tick(T0 + 71_000).await.unwrap();
+    let waiting = item(&db, &ids[0]);
+    assert_eq!(waiting.status, Status::Upscaling);
+    assert!(waiting.results.is_empty(), "{:?} took {stale}", waiting.results);
+
+    let real = mj.upscale(T0 + 80_000, &grid, prompt, 1);
+    runner.tick(T0 + 81_000).await.unwrap();
+    let done = item(&db, &ids[0]);
+    assert_eq!(done.status, Status::Done);
+    assert_eq!(done.results[&1].to_string(), real["id"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn moderation_and_refusals_fail_with_the_reason_and_queue_full_retries() {
+    let (_dir, db, ids) = setup(
+        &["one [moderate]", "two [banned]", "three [invalid]", "four [full]"],
+        "all",
+    );
+    let recorder = Recorder::default();
+    let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, options());
+    let mut mj = Midjourney::new(&db);
+    runner.tick(T0 + 1000).await.unwrap();
+    // Three in flight at most.
+    assert_eq!(recorder.imagines().len(), 3);
+    let nonces: Vec<String> = recorder.imagines().into_iter().map(|(_, n)| n).collect();
+
+    let start = mj.start(T0 + 2000, "one [moderate]", &nonces[0]);
+    mj.progress(&start, T0 + 5000, "one [moderate]", UUID);
+    mj.delete(&start, T0 + 9000);
+    mj.error(T0 + 2000, &nonces[1], "Banned prompt detected");
+    mj.error(T0 + 2000, &nonces[2], "Invalid parameter");
+    runner.tick(T0 + 10_000).await.unwrap();
+    let one = item(&db, &ids[0]);
+    assert_eq!(one.status, Status::Failed);
+    assert!(one.last_error.unwrap().starts_with("moderated"));
+    assert!(item(&db, &ids[1])
+        .last_error
+        .unwrap()
+        .contains("Banned prompt detected"));
+    assert!(item(&db, &ids[2])
+        .last_error
+        .unwrap()
+        .contains("Invalid parameter"));
+    // The fourth went out as soon as the others failed.
+    let imagines = recorder.imagines();
+    assert_eq!(imagines.len(), 4);
+    assert_eq!(imagines[3].0, "four [full]");
+    mj.error(T0 + 11_000, &imagines[3].1, "Queue full");
+    runner.tick(T0 + 12_000).await.unwrap();
+    let four = item(&db, &ids[3]);
+    assert_eq!(four.status, Status::Queued);
+    assert_eq!(four.attempts, 0);
+    // Not before the backoff has passed.
+    runner.tick(T0 + 20_000).await.unwrap();
+    assert_eq!(recorder.imagines().len(), 4);
+    runner.tick(T0 + 12_000 + 61_000).await.unwrap();
+    assert_eq!(recorder.imagines().len(), 5);
+    assert_eq!(item(&db, &ids[3]).status, Status::Submitted);
+}
+
+#[tokio::test]
+async fn a_stall_times_out_retries_and_then_succeeds() {
+    let prompt = "stalls once";
+    let (_dir, db, ids) = setup(&[prompt], "none");
+    let recorder = Recorder::default();
+    let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, options());
+    let mut mj = Midjourney::new(&db);
+    runner.tick(T0).await.unwrap();
+    let (_, first) = recorder.imagines().remove(0);
+    mj.start(T0 + 1000, prompt, &first);
+    // Ten minutes of silence are allowed; eleven are not.
+    runner.tick(T0 + 9 * 60_000).await.unwrap();
+    assert_eq!(item(&db, &ids[0]).status, Status::Rendering);
+    runner.tick(T0 + 12 * 60_000).await.unwrap();
+    let retried = item(&db, &ids[0]);
+    assert_eq!(retried.status, Status::Queued);
+    assert!(retried.last_error.unwrap().contains("no progress"));
+    runner.tick(T0 + 12 * 60_000 + 31_000).await.unwrap();
+    let imagines = recorder.imagines();
+    assert_eq!(imagines.len(), 2);
+    assert_ne!(imagines[1].1, first, "a new nonce");
+    let second_start = mj.start(T0 + 13 * 60_000, prompt, &imagines[1].1);
+    mj.grid(T0 + 14 * 60_000, prompt, UUID);
+    mj.delete(&second_start, T0 + 14 * 60_000 + 100);
+    runner.tick(T0 + 14 * 60_000 + 500).await.unwrap();
+    let done = item(&db, &ids[0]);
+    assert_eq!(done.status, Status::Done);
+    assert_eq!(done.attempts, 2);
+}
+
+#[tokio::test]
+async fn a_restart_in_every_state_loses_nothing_and_sends_nothing_twice() {
+    // a: its grid arrives while stopped; b: submitted, nothing seen; c: rendering;
+    // d: upscaling with one of two results; e: still queued.
+    let prompts = ["p a", "p b", "p c", "p d", "p e"];
+    let (_dir, db, ids) = setup(&prompts, "1,2");
+    let recorder = Recorder::default();
+    let mut mj = Midjourney::new(&db);
+    let mut limits = options();
+    limits.limits.max_in_flight = 4;
+    {
+        let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, limits.clone());
+        runner.tick(T0).await.unwrap();
+        let nonces: Vec<String> = recorder.imagines().into_iter().map(|(_, n)| n).collect();
+        assert_eq!(nonces.len(), 4);
+        mj.start(T0 + 1000, "p c", &nonces[2]);
+        let start = mj.start(T0 + 1000, "p d", &nonces[3]);
+        let grid = mj.grid(T0 + 30_000, "p d", UUID);
+        mj.delete(&start, T0 + 30_100);
+        runner.tick(T0 + 31_000).await.unwrap();
+        assert_eq!(item(&db, &ids[3]).status, Status::Upscaling);
+        mj.upscale(T0 + 40_000, &grid, "p d", 1);
+        runner.tick(T0 + 41_000).await.unwrap();
+        // The runner stops here (dropped), with items in every state.
+    }
+    let states: Vec<Status> = ids.iter().map(|id| item(&db, id).status).collect();
+    assert_eq!(
+        states,
+        [
+            Status::Submitted,
+            Status::Submitted,
+            Status::Rendering,
+            Status::Upscaling,
+            Status::Queued
+        ]
+    );
+    let presses_before = recorder.presses().len();
+    // While it was stopped, the first item's grid came in (the catch-up stores it).
+    let nonce0 = item(&db, &ids[0]).nonce.unwrap();
+    let start0 = mj.start(T0 + 50_000, "p a", &nonce0);
+    let grid0 = mj.grid(T0 + 80_000, "p a", "cccc0000-0000-4000-8000-000000000003");
+    mj.delete(&start0, T0 + 80_100);
+
+    // Restarted with room for one more job.
+    limits.limits.max_in_flight = 5;
+    let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, limits);
+    runner.tick(T0 + 90_000).await.unwrap();
+    let first = item(&db, &ids[0]);
+    assert_eq!(
+        first.status,
+        Status::Upscaling,
+        "found in history, not sent again"
+    );
+    assert_eq!(
+        first.grid_message_id.unwrap().to_string(),
+        grid0["id"].as_str().unwrap()
+    );
+    // Nothing was submitted twice: 4 before, the fifth only now.
+    let prompts_sent: Vec<String> = recorder.imagines().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(prompts_sent.len(), 5);
+    assert_eq!(prompts_sent[4], "p e");
+    // The upscaling item kept its presses: only the new grid's two were pressed.
+    assert_eq!(recorder.presses().len(), presses_before + 2);
+    assert_eq!(item(&db, &ids[3]).results.len(), 1);
+}
+
+#[tokio::test]
+async fn cancel_stops_an_item_and_a_refused_token_stops_the_queue() {
+    let (_dir, db, ids) = setup(&["first", "second"], "none");
+    let mut store = Store::open(&db).unwrap();
+    let cancelled = runner::cancel(&mut store, &ids[0][..8], T0 + 10)
+        .unwrap()
+        .unwrap();
+    assert_eq!(cancelled.status, Status::Cancelled);
+    let recorder = Recorder::default();
+    let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, options());
+    runner.tick(T0 + 1000).await.unwrap();
+    let sent: Vec<String> = recorder.imagines().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(sent, ["second"]);
+    // Cancelling again says it had finished; history shows who cancelled.
+    assert_eq!(
+        runner::cancel(&mut store, &ids[0], T0 + 20)
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Cancelled
+    );
+    let history = store.queue_history(&ids[0]).unwrap();
+    assert_eq!(history.last().unwrap().note, "cancelled by the user");
+
+    let (_dir2, db2, _) = setup(&["third"], "none");
+    let refusing = Recorder {
+        refuse_token: true,
+        ..Recorder::default()
+    };
+    let mut runner = Runner::new(Store::open(&db2).unwrap(), &refusing, options());
+    let error = runner.tick(T0).await.unwrap_err().to_string();
+    assert!(error.contains("refused the user token"), "{error}");
+}
