@@ -801,6 +801,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_loads_and_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml.example");
+        let config = Config::load(Some(&path), no_env).unwrap();
+        let defaults = Config::default();
+        assert_eq!(format!("{:?}", config.queue), format!("{:?}", defaults.queue));
+        assert_eq!(format!("{:?}", config.archive), format!("{:?}", defaults.archive));
+        assert_eq!(config.log_filter, defaults.log_filter);
+    }
+
+    #[test]
     fn queue_section_and_environment() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bot.toml");

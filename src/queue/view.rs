@@ -124,6 +124,57 @@ pub fn show_text(item: &Item, history: &[Transition]) -> String {
     out
 }
 
+/// An item's lineage: its grid and every result the lineage core linked to it, with how each
+/// link was made and where each image is in the archive.
+pub fn lineage_text(item: &Item, family: Option<&crate::store::FamilyRecord>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}  {}  {}",
+        item.id.chars().take(8).collect::<String>(),
+        item.status,
+        shorten(&item.prompt, 80)
+    );
+    if let Some(error) = &item.last_error {
+        let _ = writeln!(out, "    reason: {error}");
+    }
+    let Some(family) = family else {
+        return out;
+    };
+    let file_text = |files: &[crate::store::FamilyFile]| -> String {
+        match files.first() {
+            Some(file) => match (&file.path, file.bytes, &file.sha256) {
+                (Some(path), Some(bytes), Some(sha256)) => {
+                    format!("{path} ({} KiB, sha256 {}…)", bytes / 1024, &sha256[..sha256.len().min(12)])
+                }
+                _ => format!("{} (not archived yet)", file.discord_filename),
+            },
+            None => "(no image)".to_string(),
+        }
+    };
+    let _ = writeln!(
+        out,
+        "    grid  message {}  job {}  {}",
+        family.grid.message_id,
+        family.grid.job_uuid.as_deref().unwrap_or("?"),
+        file_text(&family.grid.files)
+    );
+    for result in &family.results {
+        let name = match result.tile {
+            Some(tile) if result.kind == "upscale" => format!("U{tile}"),
+            _ => result.kind.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "    {name:<4}  message {}  linked by {}  {}",
+            result.message_id,
+            result.signal.as_deref().unwrap_or("?"),
+            file_text(&result.files)
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,179 @@
+//! `mjlink demo`: the whole product with one command and no token, against a simulation. A
+//! fake Discord (REST and gateway on 127.0.0.1) with a simulated Midjourney starts in this
+//! process; the real bot connects to it, queues a few prompts with every upscale, submits
+//! them as a user would, follows each job, links every result, archives every image, and
+//! prints each item's lineage.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::archive::download::{FetchPolicy, Fetcher};
+use crate::archive::worker::{archive_pending, WorkerOptions};
+use crate::bot::{BotError, RunOptions};
+use crate::config::{Config, Secret};
+use crate::queue::runner::{self, TickReport};
+use crate::queue::{view, Item, Upscales};
+use crate::sim::discord::FakeDiscord;
+use crate::sim::midjourney::{SimMidjourney, SimOptions};
+use crate::snowflake::Snowflake;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("the demo folder {path}: {source}")]
+    Folder { path: PathBuf, source: std::io::Error },
+    #[error("cannot start the simulated Discord on 127.0.0.1: {0}")]
+    Simulation(std::io::Error),
+    #[error(transparent)]
+    Bot(#[from] BotError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the downloader: {0}")]
+    Fetch(#[from] crate::archive::download::FetchError),
+}
+
+/// The prompts the demo queues: three that work, and one that Midjourney silently moderates
+/// (so a failure and its reason show too).
+pub fn default_prompts() -> Vec<String> {
+    [
+        "a lighthouse made of glass at dawn --ar 3:2 --v 7",
+        "a fox reading a newspaper, watercolor --chaos 10",
+        "a lighthouse made of glass at dawn --ar 3:2 --v 7 --stylize 250",
+        "a storm inside a teacup [moderate]",
+    ]
+    .iter()
+    .map(|prompt| prompt.to_string())
+    .collect()
+}
+
+const BOT_TOKEN: &str = "demo-bot-token";
+const GUILD: u64 = 900;
+const CHANNEL: u64 = 1_000_000_000_000_000_001;
+/// The demo stops here even if something never finishes.
+const TIME_LIMIT: Duration = Duration::from_secs(180);
+
+/// Removes what an earlier demo left in `dir` (only the files the demo makes).
+fn clear_earlier_run(dir: &Path) -> Result<(), DemoError> {
+    let folder = |source| DemoError::Folder {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(folder)?;
+    for name in ["demo.db", "demo.db-wal", "demo.db-shm"] {
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(folder(error)),
+        }
+    }
+    match std::fs::remove_dir_all(dir.join("archive")) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(folder(error)),
+    }
+}
+
+/// The configuration of the demo: everything points at the simulation.
+pub fn demo_config(dir: &Path, api_base: &str, sim: &SimOptions) -> Config {
+    let mut config = Config {
+        database_path: dir.join("demo.db"),
+        ..Config::default()
+    };
+    config.discord.token = Some(Secret::new(BOT_TOKEN));
+    config.discord.api_base = api_base.to_string();
+    config.archive.enabled = true;
+    config.archive.dir = dir.join("archive");
+    config.archive.hosts = vec!["127.0.0.1".to_string()];
+    config.queue.enabled = true;
+    config.queue.user_token = Some(Secret::new(sim.user_token.clone()));
+    config.queue.user_id = Some(Snowflake(sim.user_id));
+    config.queue.guild_id = Some(Snowflake(GUILD));
+    config.queue.channel_id = Some(Snowflake(CHANNEL));
+    config.queue.spacing_ms = 200;
+    config.queue.wait_timeout_ms = 60_000;
+    config.queue.render_timeout_ms = 60_000;
+    config.queue.upscale_timeout_ms = 60_000;
+    config
+}
+
+/// Where the demo tells what happens, one line at a time, as it happens.
+pub type Say = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Runs the demo in `dir` (its `demo.db` and `archive/` are made anew), telling what happens
+/// through `say`. Returns the items as they ended.
+pub async fn run(dir: &Path, prompts: &[String], say: Say) -> Result<Vec<Item>, DemoError> {
+    clear_earlier_run(dir)?;
+    let fake = FakeDiscord::start(BOT_TOKEN).await.map_err(DemoError::Simulation)?;
+    let sim_options = SimOptions {
+        step: Duration::from_millis(150),
+        ..SimOptions::default()
+    };
+    let _midjourney = SimMidjourney::attach(&fake, sim_options.clone());
+    let config = demo_config(dir, &fake.api_base(), &sim_options);
+    say(&format!(
+        "mjlink demo: a SIMULATION. A fake Discord and a simulated Midjourney run on {} in this \
+         process; no real Discord, no Midjourney, no token.",
+        fake.api_base()
+    ));
+
+    let mut store = Store::open(&config.database_path)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let added = runner::add(&mut store, prompts, &Upscales::all(), 0, now)?;
+    drop(store);
+    say(&format!("queued {} prompts, each with U1-U4:", added.len()));
+    for item in &added {
+        say(&format!("  {}  {}", &item.id[..8], item.prompt));
+    }
+    say("running the bot until every item is finished...");
+
+    let progress = std::sync::Arc::clone(&say);
+    let options = RunOptions {
+        drive_queue: true,
+        stop_when_queue_done: true,
+        on_queue_tick: Some(std::sync::Arc::new(move |report: &TickReport| {
+            for (id, from, to, note) in &report.transitions {
+                progress(&format!("  {}  {from} -> {to}  {note}", &id[..id.len().min(8)]));
+            }
+        })),
+        ..RunOptions::default()
+    };
+    let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let limit = {
+        let timed_out = std::sync::Arc::clone(&timed_out);
+        async move {
+            tokio::time::sleep(TIME_LIMIT).await;
+            timed_out.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    crate::bot::run_with(&config, &options, limit).await?;
+    if timed_out.load(std::sync::atomic::Ordering::Relaxed) {
+        say(&format!("stopped after {} s with items unfinished", TIME_LIMIT.as_secs()));
+    }
+
+    // Whatever the archiver had not finished when the bot stopped.
+    let mut store = Store::open(&config.database_path)?;
+    let fetcher = Fetcher::new(FetchPolicy::from_config(&config.archive))?;
+    let worker = WorkerOptions::from_config(&config.archive);
+    archive_pending(&mut store, &fetcher, None, &worker, |_, _| {}).await?;
+
+    say("");
+    say("lineage of each item (from the database; images from the archive):");
+    let items = store.queue_items(&[])?;
+    for item in &items {
+        let family = match item.grid_message_id {
+            Some(grid) => store.family_record(grid)?,
+            None => None,
+        };
+        for line in view::lineage_text(item, family.as_ref()).lines() {
+            say(line);
+        }
+    }
+    say("");
+    let db = config.database_path.display();
+    say(&format!(
+        "database: {db}   archive: {}   (try: mjlink --db {db} queue list; mjlink --db {db} links)",
+        config.archive.dir.display()
+    ));
+    say("This was a simulation. To run mjlink on your own server, see README.md.");
+    Ok(items)
+}
