@@ -9,12 +9,13 @@
 //!
 //! A well-formed request is answered 204 at once, a malformed one 400 with Discord's JSON
 //! error (`{"message", "code"}`); the work then happens in a task on tokio time
-//! (`tokio::time::sleep`, so tests can pause time), one [`SimOptions::step`] between
-//! messages. Every message is posted through the fake: stored in the channel's history and
-//! dispatched on the gateway, so a live bot and a catch-up see the same thing. Messages are
-//! authored by Midjourney Bot (`936929561302675456`), in the request's channel and guild,
-//! with snowflakes from the wall clock and matching RFC 3339 timestamps; edits carry
-//! strictly increasing `edited_timestamp`s, so that "newest wins" merging sees their order.
+//! (`tokio::time::sleep`: a runtime with paused time, tokio's `test-util`, runs it at
+//! once), one [`SimOptions::step`] between messages. Every message is posted through the
+//! fake: stored in the channel's history and dispatched on the gateway, so a live bot and a
+//! catch-up see the same thing. Messages are authored by Midjourney Bot
+//! (`936929561302675456`), in the request's channel and guild, with snowflakes from the wall
+//! clock and matching RFC 3339 timestamps; edits carry strictly increasing
+//! `edited_timestamp`s, so that "newest wins" merging sees their order.
 //!
 //! # An `/imagine` job (section 2 of the doc)
 //! 1. Start: MESSAGE_CREATE type 20 with the request's `nonce`, `interaction` (the user),
