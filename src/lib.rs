@@ -29,6 +29,7 @@ pub mod record;
 pub mod replay;
 pub mod report;
 pub mod rest;
+pub mod sim;
 pub mod snowflake;
 pub mod store;
 pub mod tracegen;

@@ -300,7 +300,7 @@ async fn expired_links_are_refreshed_then_downloaded() {
     let dir = tempfile::tempdir().unwrap();
     let cdn = Cdn::default();
     let base = format!("http://{}", cdn.clone().start().await);
-    let discord = FakeDiscord::start("archive-token").await;
+    let discord = FakeDiscord::start("archive-token").await.unwrap();
     let start = (1_714_521_600_000i64 - 1_420_070_400_000) as u64;
     let id = |n: u64| ((start + n * 1000) << 22) + n;
     // e1 answers 403 (expired on the CDN); e2's signature says it expired (no request is

@@ -94,7 +94,7 @@ async fn a_fixture_through_the_gateway_gives_the_same_links_as_replay() {
     let expected = links(&replayed);
     assert!(expected.lines().count() > 20);
 
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     let live = dir.path().join("live.db");
     let (stop, task) = start_bot(config(&fake, &live));
     fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
@@ -144,7 +144,7 @@ fn grid_and_upscale(channel: u64, n: u64, base_ms: i64) -> (Value, Value) {
 async fn a_dropped_connection_is_caught_up_with_nothing_lost_or_doubled() {
     trace();
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     let db = dir.path().join("live.db");
     let (stop, task) = start_bot(config(&fake, &db));
     fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
@@ -196,7 +196,7 @@ async fn a_dropped_connection_is_caught_up_with_nothing_lost_or_doubled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_server_errors_are_honoured() {
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     let channel = 777u64;
     let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
     for n in 0..3 {
@@ -286,7 +286,7 @@ fn mjlink_bin(fake: &FakeDiscord, db: &Path, token: &str) -> std::process::Comma
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_token_exits_with_a_clear_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     let db: PathBuf = dir.path().join("x.db");
     let output = tokio::task::spawn_blocking({
         let mut command = mjlink_bin(&fake, &db, "not-the-token");
@@ -305,7 +305,7 @@ async fn an_invalid_token_exits_with_a_clear_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disallowed_intents_exit_with_how_to_fix_it() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     fake.disallow_intents();
     let db: PathBuf = dir.path().join("x.db");
     let output = tokio::task::spawn_blocking({
@@ -338,7 +338,7 @@ fn processed_creates(db: &Path) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_redelivery_creates_no_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     fake.allow_resume(true);
     let db = dir.path().join("live.db");
     let (stop, task) = start_bot(config(&fake, &db));
@@ -375,7 +375,7 @@ async fn resume_redelivery_creates_no_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parent_known_only_by_reference_is_fetched() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     let db = dir.path().join("live.db");
     let (stop, task) = start_bot(config(&fake, &db));
     fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
@@ -400,7 +400,7 @@ async fn a_parent_known_only_by_reference_is_fetched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_burst_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     let db: PathBuf = dir.path().join("burst.db");
     let mut child = tokio::process::Command::from(mjlink_bin(&fake, &db, TOKEN))
         .stderr(std::process::Stdio::piped())
@@ -452,7 +452,7 @@ async fn sigterm_during_a_burst_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_reports_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     let db: PathBuf = dir.path().join("doctor.db");
     let run = |token: &str, base: String| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
@@ -511,7 +511,7 @@ async fn doctor_reports_what_is_wrong() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_session_replays_to_the_same_links() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     let live = dir.path().join("live.db");
     let recording = dir.path().join("session.jsonl");
     let config = config(&fake, &live);
@@ -573,7 +573,7 @@ async fn a_recorded_session_replays_to_the_same_links() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_message_content_is_reported_once_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     let db: PathBuf = dir.path().join("x.db");
     let child = tokio::process::Command::from(mjlink_bin(&fake, &db, TOKEN))
         .stderr(std::process::Stdio::piped())
@@ -607,7 +607,7 @@ async fn missing_message_content_is_reported_once_with_the_fix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_imports_a_channel_history_once() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     let base = chrono::Utc::now().timestamp_millis() - 30 * 3_600_000;
     for n in 0..130 {
         let (grid, upscale) = grid_and_upscale(6060, n, base);
@@ -668,7 +668,7 @@ fn count_archived(db: &Path) -> i64 {
 async fn images_are_archived_while_the_bot_runs() {
     trace();
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeDiscord::start(TOKEN).await;
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
     let cdn = Cdn::default();
     let cdn_addr = cdn.clone().start().await;
     let db = dir.path().join("live.db");
