@@ -62,6 +62,8 @@ struct FileQueue {
     render_timeout_minutes: Option<f64>,
     upscale_timeout_minutes: Option<f64>,
     max_attempts: Option<i64>,
+    retry_wait_seconds: Option<f64>,
+    queue_full_wait_seconds: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,6 +233,10 @@ pub struct QueueConfig {
     pub render_timeout_ms: i64,
     pub upscale_timeout_ms: i64,
     pub max_attempts: i64,
+    /// The wait before a timed-out job is sent again (doubled for each earlier attempt).
+    pub retry_wait_ms: i64,
+    /// The wait after Midjourney's `Queue full`.
+    pub queue_full_wait_ms: i64,
 }
 
 impl Default for QueueConfig {
@@ -254,6 +260,8 @@ impl Default for QueueConfig {
             render_timeout_ms: 10 * 60_000,
             upscale_timeout_ms: 10 * 60_000,
             max_attempts: 3,
+            retry_wait_ms: 30_000,
+            queue_full_wait_ms: 60_000,
         }
     }
 }
@@ -291,6 +299,8 @@ impl QueueConfig {
                 render_timeout_ms: self.render_timeout_ms,
                 upscale_timeout_ms: self.upscale_timeout_ms,
                 max_attempts: self.max_attempts,
+                retry_backoff_ms: self.retry_wait_ms,
+                queue_full_backoff_ms: self.queue_full_wait_ms,
                 ..Default::default()
             },
             limits: crate::queue::machine::Limits {
@@ -322,6 +332,15 @@ impl QueueConfig {
                 .map(|m| (m * 60_000.0) as i64)
                 .ok_or_else(|| invalid("expected minutes, more than 0 and at most a day"))
         };
+        let seconds = || {
+            value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && (0.0..=3600.0).contains(s))
+                .map(|s| (s * 1000.0) as i64)
+                .ok_or_else(|| invalid("expected seconds from 0 to 3600"))
+        };
         let count = |low: usize, high: usize| {
             value
                 .trim()
@@ -349,15 +368,9 @@ impl QueueConfig {
             "max_in_flight" => self.max_in_flight = count(1, 12)?,
             "max_waiting" => self.max_waiting = count(0, 100)?,
             "daily_cap" => self.daily_cap = Some(count(0, 100_000)? as u32).filter(|cap| *cap > 0),
-            "spacing_seconds" => {
-                self.spacing_ms = value
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && (0.0..=3600.0).contains(s))
-                    .map(|s| (s * 1000.0) as i64)
-                    .ok_or_else(|| invalid("expected seconds from 0 to 3600"))?
-            }
+            "spacing_seconds" => self.spacing_ms = seconds()?,
+            "retry_wait_seconds" => self.retry_wait_ms = seconds()?,
+            "queue_full_wait_seconds" => self.queue_full_wait_ms = seconds()?,
             "wait_timeout_minutes" => self.wait_timeout_ms = minutes()?,
             "render_timeout_minutes" => self.render_timeout_ms = minutes()?,
             "upscale_timeout_minutes" => self.upscale_timeout_ms = minutes()?,
@@ -387,6 +400,8 @@ const QUEUE_KEYS: &[(&str, &str)] = &[
     ("render_timeout_minutes", "MJLINK_QUEUE_RENDER_TIMEOUT_MINUTES"),
     ("upscale_timeout_minutes", "MJLINK_QUEUE_UPSCALE_TIMEOUT_MINUTES"),
     ("max_attempts", "MJLINK_QUEUE_MAX_ATTEMPTS"),
+    ("retry_wait_seconds", "MJLINK_QUEUE_RETRY_WAIT_SECONDS"),
+    ("queue_full_wait_seconds", "MJLINK_QUEUE_QUEUE_FULL_WAIT_SECONDS"),
 ];
 
 /// The effective configuration.
@@ -528,6 +543,8 @@ impl Config {
             number(queue.render_timeout_minutes),
             number(queue.upscale_timeout_minutes),
             queue.max_attempts.map(|n| n.to_string()),
+            number(queue.retry_wait_seconds),
+            number(queue.queue_full_wait_seconds),
         ];
         for ((field, _), value) in QUEUE_KEYS.iter().zip(values) {
             if let Some(value) = value {

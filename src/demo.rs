@@ -103,7 +103,9 @@ pub type Say = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 /// through `say`. Returns the items as they ended.
 pub async fn run(dir: &Path, prompts: &[String], say: Say) -> Result<Vec<Item>, DemoError> {
     clear_earlier_run(dir)?;
-    let fake = FakeDiscord::start(BOT_TOKEN).await.map_err(DemoError::Simulation)?;
+    let fake = FakeDiscord::start(BOT_TOKEN)
+        .await
+        .map_err(DemoError::Simulation)?;
     let sim_options = SimOptions {
         step: Duration::from_millis(150),
         ..SimOptions::default()
@@ -147,7 +149,10 @@ pub async fn run(dir: &Path, prompts: &[String], say: Say) -> Result<Vec<Item>, 
     };
     crate::bot::run_with(&config, &options, limit).await?;
     if timed_out.load(std::sync::atomic::Ordering::Relaxed) {
-        say(&format!("stopped after {} s with items unfinished", TIME_LIMIT.as_secs()));
+        say(&format!(
+            "stopped after {} s with items unfinished",
+            TIME_LIMIT.as_secs()
+        ));
     }
 
     // Whatever the archiver had not finished when the bot stopped.

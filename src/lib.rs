@@ -7,7 +7,10 @@
 //!   (combining snapshots of one message), [`link`] (which parent, how sure).
 //! - Imperative shell: [`store`] (SQLite), [`pipeline`] (the one entry point: event ->
 //!   parse -> link -> store), [`replay`] (recorded gateway traffic and REST history files).
-//! - Tools: [`tracegen`] (synthetic traces with ground truth), [`bench`].
+//! - More shell: [`bot`] (serenity), [`writer`], [`rest`], [`backfill`], [`archive`]
+//!   (downloads), [`queue`] (prompt queues; its state machine is pure).
+//! - Tools: [`tracegen`] (synthetic traces with ground truth), [`bench`], [`sim`] (a fake
+//!   Discord and a simulated Midjourney) and [`demo`].
 //!
 //! See ARCHITECTURE.md for the invariants.
 
@@ -16,6 +19,7 @@ pub mod backfill;
 pub mod bench;
 pub mod bot;
 pub mod config;
+pub mod demo;
 pub mod digest;
 pub mod doctor;
 pub mod export;

@@ -117,6 +117,16 @@ enum Command {
         #[command(subcommand)]
         action: QueueCommand,
     },
+    /// See the whole product work, with no token: a SIMULATION.
+    ///
+    /// Starts a fake Discord (REST and gateway on 127.0.0.1) with a simulated Midjourney in
+    /// this process, runs the real bot against it, queues a few prompts with every upscale,
+    /// archives the images, and prints each item's lineage. DIR/demo.db and DIR/archive are
+    /// made anew each time.
+    Demo {
+        #[arg(long, value_name = "DIR", default_value = "mjlink-demo")]
+        dir: PathBuf,
+    },
     /// Export the links (one row per result: its parent, action, tile, signal and status).
     Links {
         #[arg(long, value_enum, default_value = "table")]
@@ -253,7 +263,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(db) = cli.db {
         config.database_path = db;
     }
-    init_tracing(&config.log_filter);
+    // The demo tells its own story; its log stays quiet unless asked for.
+    let demo_quiet =
+        matches!(cli.command, Command::Demo { .. }) && std::env::var_os("MJLINK_LOG_FILTER").is_none();
+    init_tracing(if demo_quiet { "error" } else { &config.log_filter });
 
     match cli.command {
         Command::Replay {
@@ -300,6 +313,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Queue { action } => queue_command(&config, action),
+        Command::Demo { dir } => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let say: mjlink::demo::Say = std::sync::Arc::new(|line: &str| println!("{line}"));
+            let items = runtime.block_on(mjlink::demo::run(&dir, &mjlink::demo::default_prompts(), say))?;
+            let unfinished = items.iter().filter(|item| !item.status.is_final()).count();
+            Ok(if unfinished == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Record { out } => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             let options = mjlink::bot::RunOptions {

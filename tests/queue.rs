@@ -331,7 +331,7 @@ async fn moderation_and_refusals_fail_with_the_reason_and_queue_full_retries() {
     mj.delete(&start, T0 + 9000);
     mj.error(T0 + 2000, &nonces[1], "Banned prompt detected");
     mj.error(T0 + 2000, &nonces[2], "Invalid parameter");
-    runner.tick(T0 + 10_000).await.unwrap();
+    runner.tick(T0 + 13_000).await.unwrap();
     let one = item(&db, &ids[0]);
     assert_eq!(one.status, Status::Failed);
     assert!(one.last_error.unwrap().starts_with("moderated"));
@@ -347,15 +347,15 @@ async fn moderation_and_refusals_fail_with_the_reason_and_queue_full_retries() {
     let imagines = recorder.imagines();
     assert_eq!(imagines.len(), 4);
     assert_eq!(imagines[3].0, "four [full]");
-    mj.error(T0 + 11_000, &imagines[3].1, "Queue full");
-    runner.tick(T0 + 12_000).await.unwrap();
+    mj.error(T0 + 14_000, &imagines[3].1, "Queue full");
+    runner.tick(T0 + 15_000).await.unwrap();
     let four = item(&db, &ids[3]);
     assert_eq!(four.status, Status::Queued);
     assert_eq!(four.attempts, 0);
     // Not before the backoff has passed.
     runner.tick(T0 + 20_000).await.unwrap();
     assert_eq!(recorder.imagines().len(), 4);
-    runner.tick(T0 + 12_000 + 61_000).await.unwrap();
+    runner.tick(T0 + 15_000 + 61_000).await.unwrap();
     assert_eq!(recorder.imagines().len(), 5);
     assert_eq!(item(&db, &ids[3]).status, Status::Submitted);
 }

@@ -24,6 +24,10 @@ pub struct Policy {
     pub retry_backoff_ms: i64,
     /// The wait after `Queue full` before the item is sent again.
     pub queue_full_backoff_ms: i64,
+    /// How long a deleted start message must stay without a grid before the job counts as
+    /// moderated: gateway events are handled concurrently, so the deletion that follows a
+    /// grid can be stored a moment before the grid itself.
+    pub settle_ms: i64,
 }
 
 impl Default for Policy {
@@ -35,6 +39,7 @@ impl Default for Policy {
             max_attempts: 3,
             retry_backoff_ms: 30_000,
             queue_full_backoff_ms: 60_000,
+            settle_ms: 3_000,
         }
     }
 }
@@ -232,15 +237,26 @@ fn follow_job(item: &mut Item, seen: &Seen, now_ms: i64, policy: &Policy) -> Opt
         item.waiting_at_midjourney = false;
         return note;
     }
-    // The start message deleted with no grid: Midjourney's silent moderation.
+    // The start message deleted with no grid (for a moment, so that a grid handled a little
+    // after the deletion is not missed): Midjourney's silent moderation.
     let moderated = seen.by_nonce.iter().any(|message| {
-        message.kind == "progress" && message.deleted && message.outcome.as_deref() == Some("failed")
+        message.kind == "progress"
+            && message.deleted
+            && message.outcome.as_deref() == Some("failed")
+            && now_ms - message.changed_ms >= policy.settle_ms
     });
     if moderated {
         item.status = Status::Failed;
         item.last_error =
             Some("moderated: Midjourney deleted the job's progress message and posted no grid".to_string());
         return item.last_error.clone();
+    }
+    let settling = seen.by_nonce.iter().any(|message| {
+        message.kind == "progress" && message.deleted && now_ms - message.changed_ms < policy.settle_ms
+    });
+    if settling {
+        // Just deleted: its grid, or the verdict of moderation, is a moment away.
+        return note;
     }
     let since = item.progress_ms.or(item.submitted_ms).unwrap_or(item.updated_ms);
     let (limit, what) = if item.status == Status::Submitted {
@@ -476,7 +492,10 @@ mod tests {
             by_nonce: vec![message],
             ..Seen::default()
         };
+        // Not at once: the grid may be stored a moment after the deletion.
         let step = advance(&submitted(Upscales::all()), &seen, T0 + 3000, &Policy::default());
+        assert_eq!(step.item.status, Status::Rendering);
+        let step = advance(&step.item, &seen, T0 + 5000, &Policy::default());
         assert_eq!(step.item.status, Status::Failed);
         assert!(step.item.last_error.unwrap().starts_with("moderated"));
     }

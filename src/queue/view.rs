@@ -145,7 +145,11 @@ pub fn lineage_text(item: &Item, family: Option<&crate::store::FamilyRecord>) ->
         match files.first() {
             Some(file) => match (&file.path, file.bytes, &file.sha256) {
                 (Some(path), Some(bytes), Some(sha256)) => {
-                    format!("{path} ({} KiB, sha256 {}…)", bytes / 1024, &sha256[..sha256.len().min(12)])
+                    format!(
+                        "{path} ({} KiB, sha256 {}…)",
+                        bytes / 1024,
+                        &sha256[..sha256.len().min(12)]
+                    )
                 }
                 _ => format!("{} (not archived yet)", file.discord_filename),
             },
@@ -159,7 +163,9 @@ pub fn lineage_text(item: &Item, family: Option<&crate::store::FamilyRecord>) ->
         family.grid.job_uuid.as_deref().unwrap_or("?"),
         file_text(&family.grid.files)
     );
-    for result in &family.results {
+    let mut results: Vec<&crate::store::FamilyMessage> = family.results.iter().collect();
+    results.sort_by_key(|result| (result.kind != "upscale", result.tile, result.message_id));
+    for result in results {
         let name = match result.tile {
             Some(tile) if result.kind == "upscale" => format!("U{tile}"),
             _ => result.kind.clone(),
