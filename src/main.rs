@@ -620,12 +620,14 @@ fn queue_command(config: &Config, action: QueueCommand) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         QueueCommand::Cancel { id } => match runner::cancel(&mut store, &id, now)? {
-            None => anyhow::bail!("no queue item has the id {id:?} (or the prefix is not unique)"),
-            Some(item) if item.status == Status::Cancelled => {
+            runner::Cancelled::NotFound => {
+                anyhow::bail!("no queue item has the id {id:?} (or the prefix is not unique)")
+            }
+            runner::Cancelled::Now(item) => {
                 println!("{} cancelled", item.id);
                 Ok(ExitCode::SUCCESS)
             }
-            Some(item) => {
+            runner::Cancelled::AlreadyFinished(item) => {
                 println!("{} had already finished: {}", item.id, item.status);
                 Ok(ExitCode::FAILURE)
             }

@@ -162,3 +162,94 @@ fn database_path_from_environment() {
     assert!(output.status.success());
     assert!(db.exists());
 }
+
+#[test]
+fn queue_add_list_show_cancel_as_a_user_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("queue.db");
+    let run = |args: &[&str]| {
+        let output = mjlink().arg("--db").arg(&db).args(args).output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "queue",
+        "add",
+        "a cat in the rain --ar 16:9 --v 7",
+        "--upscale",
+        "3,1",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("added 1 item(s), upscales: 1,3"), "{out}");
+    let file = dir.path().join("prompts.txt");
+    std::fs::write(&file, "# my prompts\n\nglass whale --chaos 20\n  \nneon koi\n").unwrap();
+    let (code, out, _) = run(&[
+        "queue",
+        "add",
+        "--file",
+        file.to_str().unwrap(),
+        "--priority",
+        "2",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("added 2 item(s), upscales: all"), "{out}");
+
+    // Queue order: priority first, then the order added.
+    let (_, out, _) = run(&["queue", "list"]);
+    let prompts: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .take(3)
+        .map(|l| l.split("  ").last().unwrap().trim())
+        .collect();
+    assert_eq!(
+        prompts,
+        [
+            "glass whale --chaos 20",
+            "neon koi",
+            "a cat in the rain --ar 16:9 --v 7"
+        ]
+    );
+    assert!(out.ends_with("3 items: 3 queued\n"), "{out}");
+    let (_, out, _) = run(&["queue", "list", "--format", "jsonl"]);
+    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows[2]["prompt"], "a cat in the rain --ar 16:9 --v 7");
+    assert_eq!(rows[2]["upscales"], serde_json::json!([1, 3]));
+    let id = rows[2]["id"].as_str().unwrap().to_string();
+
+    let (code, out, _) = run(&["queue", "show", &id[..8]]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("prompt:    a cat in the rain --ar 16:9 --v 7\n"),
+        "{out}"
+    );
+    assert!(out.contains("params:    --ar 16:9 --v 7"), "{out}");
+    let (code, out, _) = run(&["queue", "cancel", &id]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("cancelled"), "{out}");
+    let (_, out, _) = run(&["queue", "list", "--status", "cancelled"]);
+    assert!(out.ends_with("1 items: 1 cancelled\n"), "{out}");
+    let (code, out, _) = run(&["queue", "cancel", &id]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("had already finished: cancelled"), "{out}");
+
+    // Mistakes get one clear line.
+    for (args, expected) in [
+        (vec!["queue", "add", "x", "--upscale", "5"], "is not a tile"),
+        (vec!["queue", "show", "nope"], "no queue item has the id"),
+        (vec!["queue", "list", "--status", "busy"], "not a status"),
+        (
+            vec!["queue", "add", "--file", "/no/such/file"],
+            "cannot read /no/such/file",
+        ),
+        (vec!["queue", "run"], "discord.token"),
+    ] {
+        let (code, _, err) = run(&args);
+        assert_eq!(code, Some(1), "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}

@@ -460,9 +460,9 @@ async fn a_restart_in_every_state_loses_nothing_and_sends_nothing_twice() {
 async fn cancel_stops_an_item_and_a_refused_token_stops_the_queue() {
     let (_dir, db, ids) = setup(&["first", "second"], "none");
     let mut store = Store::open(&db).unwrap();
-    let cancelled = runner::cancel(&mut store, &ids[0][..8], T0 + 10)
-        .unwrap()
-        .unwrap();
+    let runner::Cancelled::Now(cancelled) = runner::cancel(&mut store, &ids[0][..8], T0 + 10).unwrap() else {
+        panic!("not cancelled");
+    };
     assert_eq!(cancelled.status, Status::Cancelled);
     let recorder = Recorder::default();
     let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, options());
@@ -470,13 +470,10 @@ async fn cancel_stops_an_item_and_a_refused_token_stops_the_queue() {
     let sent: Vec<String> = recorder.imagines().into_iter().map(|(p, _)| p).collect();
     assert_eq!(sent, ["second"]);
     // Cancelling again says it had finished; history shows who cancelled.
-    assert_eq!(
-        runner::cancel(&mut store, &ids[0], T0 + 20)
-            .unwrap()
-            .unwrap()
-            .status,
-        Status::Cancelled
-    );
+    assert!(matches!(
+        runner::cancel(&mut store, &ids[0], T0 + 20).unwrap(),
+        runner::Cancelled::AlreadyFinished(item) if item.status == Status::Cancelled
+    ));
     let history = store.queue_history(&ids[0]).unwrap();
     assert_eq!(history.last().unwrap().note, "cancelled by the user");
 
@@ -488,4 +485,42 @@ async fn cancel_stops_an_item_and_a_refused_token_stops_the_queue() {
     let mut runner = Runner::new(Store::open(&db2).unwrap(), &refusing, options());
     let error = runner.tick(T0).await.unwrap_err().to_string();
     assert!(error.contains("refused the user token"), "{error}");
+}
+
+/// The run loop itself on tokio's paused clock: 40 virtual minutes of a job Midjourney never
+/// starts take no real time. Timeouts count from the submission; each retry waits longer.
+#[tokio::test(start_paused = true)]
+async fn the_run_loop_retries_a_silent_job_on_virtual_time() {
+    let (_dir, db, ids) = setup(&["never answered"], "none");
+    let recorder = Recorder::default();
+    let runner = Runner::new(Store::open(&db).unwrap(), &recorder, options());
+    let started = tokio::time::Instant::now();
+    let clock = move || T0 + started.elapsed().as_millis() as i64;
+    let minutes = |n: u64| std::time::Duration::from_secs(n * 60);
+    runner
+        .run(
+            async {},
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+            tokio::time::sleep(minutes(40)),
+            clock,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    // Sent at 0; silent for 15 minutes -> again after 30 s (15.5); silent -> again after
+    // 60 s (about 31.5); the third has not timed out by minute 40.
+    let imagines = recorder.imagines();
+    assert_eq!(imagines.len(), 3);
+    let item = item(&db, &ids[0]);
+    assert_eq!((item.status, item.attempts), (Status::Submitted, 3));
+    let history = Store::open(&db).unwrap().queue_history(&ids[0]).unwrap();
+    let sent_at: Vec<i64> = history
+        .iter()
+        .filter(|t| t.to == Status::Submitted)
+        .map(|t| (t.at_ms - T0) / 1000)
+        .collect();
+    assert_eq!(sent_at.len(), 3);
+    assert!(sent_at[0] <= 1, "{sent_at:?}");
+    assert!((930..=935).contains(&sent_at[1]), "{sent_at:?}");
+    assert!((1890..=1900).contains(&sent_at[2]), "{sent_at:?}");
 }

@@ -121,6 +121,22 @@ struct World {
     http: reqwest::Client,
 }
 
+/// Everything the gateway sent, replayed through mjlink's own pipeline into a new database.
+fn replayed(world: &World) -> (tempfile::TempDir, std::path::PathBuf) {
+    let directory = tempfile::tempdir().unwrap();
+    let database = directory.path().join("sim.db");
+    let mut pipeline = Pipeline::new(Store::open(&database).unwrap(), PipelineConfig::default());
+    let lines: Vec<String> = world
+        .gateway
+        .all()
+        .into_iter()
+        .map(|dispatch| dispatch.raw)
+        .collect();
+    common::replay_lines(&lines, &mut pipeline);
+    drop(pipeline.into_store().unwrap());
+    (directory, database)
+}
+
 async fn world(options: SimOptions) -> World {
     let fake = FakeDiscord::start(BOT_TOKEN)
         .await
@@ -546,17 +562,8 @@ async fn an_upscale_press_gets_a_reply_with_a_new_uuid_and_mjlink_links_it_to_it
 
     // Through mjlink's own pipeline: the upscale is linked to its grid exactly, the start
     // is completed by the grid.
-    let directory = tempfile::tempdir().unwrap();
-    let database = directory.path().join("sim.db");
-    let mut pipeline = Pipeline::new(Store::open(&database).unwrap(), PipelineConfig::default());
-    let lines: Vec<String> = world
-        .gateway
-        .all()
-        .into_iter()
-        .map(|dispatch| dispatch.raw)
-        .collect();
-    common::replay_lines(&lines, &mut pipeline);
-    let links = common::links_jsonl(&pipeline.into_store().unwrap());
+    let (_directory, database) = replayed(&world);
+    let links = common::links_jsonl(&Store::open(&database).unwrap());
     let link: Value = links
         .lines()
         .map(|line| serde_json::from_str::<Value>(line).unwrap())
@@ -704,17 +711,7 @@ async fn moderate_deletes_the_start_and_posts_no_grid() {
     assert!(world.sim.grids().is_empty());
 
     // mjlink calls it what it is: a failed job.
-    let directory = tempfile::tempdir().unwrap();
-    let database = directory.path().join("sim.db");
-    let mut pipeline = Pipeline::new(Store::open(&database).unwrap(), PipelineConfig::default());
-    let lines: Vec<String> = world
-        .gateway
-        .all()
-        .into_iter()
-        .map(|dispatch| dispatch.raw)
-        .collect();
-    common::replay_lines(&lines, &mut pipeline);
-    drop(pipeline.into_store().unwrap());
+    let (_directory, database) = replayed(&world);
     let outcome: String = rusqlite::Connection::open(&database)
         .unwrap()
         .query_row(

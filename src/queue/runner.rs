@@ -383,19 +383,30 @@ pub fn add(
     Ok(added)
 }
 
-/// Cancels an unfinished item. Returns the item as it is now (unchanged when it had finished).
-pub fn cancel(store: &mut Store, id_or_prefix: &str, now_ms: i64) -> Result<Option<Item>, StoreError> {
+/// What `cancel` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancelled {
+    /// Cancelled now.
+    Now(Item),
+    /// It had already finished (as it shows).
+    AlreadyFinished(Item),
+    /// No item has that id (or the prefix is not unique).
+    NotFound,
+}
+
+/// Cancels an unfinished item.
+pub fn cancel(store: &mut Store, id_or_prefix: &str, now_ms: i64) -> Result<Cancelled, StoreError> {
     let Some(mut item) = store.queue_item(id_or_prefix)? else {
-        return Ok(None);
+        return Ok(Cancelled::NotFound);
     };
     if item.status.is_final() {
-        return Ok(Some(item));
+        return Ok(Cancelled::AlreadyFinished(item));
     }
     let from = item.status;
     let read_at = item.updated_ms;
     item.status = Status::Cancelled;
     item.updated_ms = now_ms.max(read_at + 1);
-    store.queue_save(
+    let stored = store.queue_save(
         &item,
         Some(read_at),
         Some(&Transition {
@@ -405,5 +416,9 @@ pub fn cancel(store: &mut Store, id_or_prefix: &str, now_ms: i64) -> Result<Opti
             note: "cancelled by the user".to_string(),
         }),
     )?;
-    Ok(Some(item))
+    if !stored {
+        // The runner changed it meanwhile: look again.
+        return cancel(store, &item.id, now_ms);
+    }
+    Ok(Cancelled::Now(item))
 }

@@ -173,3 +173,62 @@ impl Submitter for DiscordSubmitter {
 pub fn new_nonce(now_ms: i64, counter: u64) -> String {
     Snowflake(Snowflake::from_timestamp_ms(now_ms).0 | (counter & 0x3f_ffff)).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> DiscordTarget {
+        DiscordTarget {
+            api_base: "http://127.0.0.1:9".into(),
+            user_token: Secret::new("user.token"),
+            application_id: Snowflake(936_929_561_302_675_456),
+            guild_id: Snowflake(5),
+            channel_id: Snowflake(6),
+            command_id: Snowflake(938_956_540_159_881_230),
+            command_version: Snowflake(1_237_876_415_471_554_623),
+            session_id: "abc123".into(),
+        }
+    }
+
+    #[test]
+    fn the_bodies_are_what_midjourneys_client_sends() {
+        let imagine = DiscordSubmitter::imagine_body(&target(), "a cat --ar 2:3", "1234");
+        assert_eq!(imagine["type"], 2);
+        assert_eq!(imagine["application_id"], "936929561302675456");
+        assert_eq!(
+            (imagine["guild_id"].as_str(), imagine["channel_id"].as_str()),
+            (Some("5"), Some("6"))
+        );
+        assert_eq!(imagine["session_id"], "abc123");
+        assert_eq!(imagine["nonce"], "1234");
+        assert_eq!(imagine["data"]["name"], "imagine");
+        assert_eq!(imagine["data"]["id"], "938956540159881230");
+        assert_eq!(imagine["data"]["version"], "1237876415471554623");
+        assert_eq!(imagine["data"]["options"][0]["name"], "prompt");
+        assert_eq!(imagine["data"]["options"][0]["value"], "a cat --ar 2:3");
+
+        let button = Button::upscale(Snowflake(77), "c09a2935-0000-4000-8000-000000000000", 3);
+        assert_eq!(
+            button.custom_id,
+            "MJ::JOB::upsample::3::c09a2935-0000-4000-8000-000000000000"
+        );
+        let press = DiscordSubmitter::press_body(&target(), &button, "99");
+        assert_eq!(press["type"], 3);
+        assert_eq!(press["message_id"], "77");
+        assert_eq!(press["data"]["component_type"], 2);
+        assert_eq!(press["data"]["custom_id"], button.custom_id);
+        // The token is never part of a body.
+        assert!(!imagine.to_string().contains("user.token"));
+        assert!(!press.to_string().contains("user.token"));
+    }
+
+    #[test]
+    fn nonces_are_snowflakes_of_now_and_differ() {
+        let a = new_nonce(1_767_225_600_000, 1);
+        let b = new_nonce(1_767_225_600_000, 2);
+        assert_ne!(a, b);
+        let parsed = Snowflake::parse(&a).unwrap();
+        assert_eq!(parsed.timestamp_ms(), 1_767_225_600_000);
+    }
+}
