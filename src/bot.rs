@@ -76,6 +76,8 @@ struct Gap {
 }
 
 struct Handler {
+    /// The slash commands (when enabled).
+    commands: Option<Arc<crate::commands::discord::CommandState>>,
     /// Notified once the catch-up after READY is done.
     caught_up: Arc<Notify>,
     writer: WriterHandle,
@@ -174,12 +176,25 @@ fn to_event_message(value: Result<serde_json::Value, serde_json::Error>) -> Opti
 
 #[async_trait]
 impl EventHandler for Handler {
-    async fn ready(&self, _ctx: Context, ready: Ready) {
+    async fn ready(&self, ctx: Context, ready: Ready) {
         tracing::info!(
             bot = %ready.user.name,
             guilds = ready.guilds.len(),
             "connected to the Discord gateway"
         );
+        if let Some(commands) = &self.commands {
+            ctx.http.set_application_id(ready.application.id);
+            let guilds: Vec<GuildId> = if self.discord.guilds.is_empty() {
+                ready.guilds.iter().map(|guild| guild.id).collect()
+            } else {
+                self.discord
+                    .guilds
+                    .iter()
+                    .map(|guild| GuildId::new(guild.0.max(1)))
+                    .collect()
+            };
+            crate::commands::discord::register(&ctx, commands, &guilds).await;
+        }
         self.catch_up().await;
         self.caught_up.notify_one();
     }
@@ -209,6 +224,12 @@ impl EventHandler for Handler {
                 }
                 Err(error) => tracing::error!(%error, "cannot read the channel cursors"),
             }
+        }
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: serenity::all::Interaction) {
+        if let Some(commands) = &self.commands {
+            crate::commands::discord::handle(&ctx, interaction, commands).await;
         }
     }
 
@@ -391,6 +412,13 @@ pub async fn run_with(
     };
 
     let handler = Handler {
+        commands: config.commands.enabled.then(|| {
+            Arc::new(crate::commands::discord::CommandState::new(
+                config.commands.clone(),
+                config.database_path.clone(),
+                config.archive.dir.clone(),
+            ))
+        }),
         caught_up: Arc::clone(&caught_up),
         writer: writer.handle(),
         discord: config.discord.clone(),

@@ -40,6 +40,21 @@ struct FileConfig {
     archive: FileArchive,
     #[serde(default)]
     queue: FileQueue,
+    #[serde(default)]
+    commands: FileCommands,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCommands {
+    enabled: Option<bool>,
+    global: Option<bool>,
+    read_roles: Option<Vec<String>>,
+    read_users: Option<Vec<String>>,
+    queue_roles: Option<Vec<String>>,
+    queue_users: Option<Vec<String>>,
+    per_user_per_minute: Option<u32>,
+    defer_after_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -414,6 +429,7 @@ pub struct Config {
     pub discord: DiscordConfig,
     pub archive: ArchiveConfig,
     pub queue: QueueConfig,
+    pub commands: crate::commands::access::AccessConfig,
 }
 
 impl fmt::Debug for Config {
@@ -426,6 +442,7 @@ impl fmt::Debug for Config {
             .field("discord", &self.discord)
             .field("archive", &self.archive)
             .field("queue", &self.queue)
+            .field("commands", &self.commands)
             .finish()
     }
 }
@@ -440,6 +457,7 @@ impl Default for Config {
             discord: DiscordConfig::default(),
             archive: ArchiveConfig::default(),
             queue: QueueConfig::default(),
+            commands: Default::default(),
         }
     }
 }
@@ -551,6 +569,46 @@ impl Config {
                 self.queue.set(field, &format!("queue.{field}"), &value)?;
             }
         }
+        let commands = file.commands;
+        if let Some(enabled) = commands.enabled {
+            self.commands.enabled = enabled;
+        }
+        if let Some(global) = commands.global {
+            self.commands.global = global;
+        }
+        let lists = [
+            (
+                "commands.read_roles",
+                commands.read_roles,
+                &mut self.commands.read_roles,
+            ),
+            (
+                "commands.read_users",
+                commands.read_users,
+                &mut self.commands.read_users,
+            ),
+            (
+                "commands.queue_roles",
+                commands.queue_roles,
+                &mut self.commands.queue_roles,
+            ),
+            (
+                "commands.queue_users",
+                commands.queue_users,
+                &mut self.commands.queue_users,
+            ),
+        ];
+        for (key, ids, target) in lists {
+            if let Some(ids) = ids {
+                *target = parse_ids(key, ids.iter().map(String::as_str))?;
+            }
+        }
+        if let Some(rate) = commands.per_user_per_minute {
+            self.commands.per_user_per_minute = rate_in("commands.per_user_per_minute", rate)?;
+        }
+        if let Some(ms) = commands.defer_after_ms {
+            self.commands.defer_after_ms = defer_in("commands.defer_after_ms", ms)?;
+        }
         Ok(())
     }
 
@@ -618,6 +676,31 @@ impl Config {
                 self.queue.set(field, variable, &value)?;
             }
         }
+        if let Some(enabled) = env("MJLINK_COMMANDS_ENABLED") {
+            self.commands.enabled = parse_bool("MJLINK_COMMANDS_ENABLED", &enabled)?;
+        }
+        if let Some(global) = env("MJLINK_COMMANDS_GLOBAL") {
+            self.commands.global = parse_bool("MJLINK_COMMANDS_GLOBAL", &global)?;
+        }
+        let lists = [
+            ("MJLINK_COMMANDS_READ_ROLES", &mut self.commands.read_roles),
+            ("MJLINK_COMMANDS_READ_USERS", &mut self.commands.read_users),
+            ("MJLINK_COMMANDS_QUEUE_ROLES", &mut self.commands.queue_roles),
+            ("MJLINK_COMMANDS_QUEUE_USERS", &mut self.commands.queue_users),
+        ];
+        for (variable, target) in lists {
+            if let Some(ids) = env(variable) {
+                *target = parse_ids(variable, ids.split(',').filter(|s| !s.trim().is_empty()))?;
+            }
+        }
+        if let Some(ms) = env("MJLINK_COMMANDS_DEFER_AFTER_MS") {
+            let value = ms.trim().parse::<u64>().unwrap_or(u64::MAX);
+            self.commands.defer_after_ms = defer_in("MJLINK_COMMANDS_DEFER_AFTER_MS", value)?;
+        }
+        if let Some(rate) = env("MJLINK_COMMANDS_PER_USER_PER_MINUTE") {
+            let value = rate.trim().parse::<u32>().unwrap_or(0);
+            self.commands.per_user_per_minute = rate_in("MJLINK_COMMANDS_PER_USER_PER_MINUTE", value)?;
+        }
         Ok(())
     }
 
@@ -661,6 +744,29 @@ fn concurrency_in(key: &str, value: usize) -> Result<usize, ConfigError> {
         Err(ConfigError::Invalid {
             key: key.to_string(),
             message: "expected a number of parallel downloads from 1 to 64".to_string(),
+        })
+    }
+}
+
+fn defer_in(key: &str, ms: u64) -> Result<u64, ConfigError> {
+    if ms <= 2500 {
+        Ok(ms)
+    } else {
+        Err(ConfigError::Invalid {
+            key: key.to_string(),
+            message: "expected milliseconds from 0 to 2500 (Discord allows 3 s for the first reply)"
+                .to_string(),
+        })
+    }
+}
+
+fn rate_in(key: &str, value: u32) -> Result<u32, ConfigError> {
+    if (1..=600).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            key: key.to_string(),
+            message: "expected commands per minute from 1 to 600".to_string(),
         })
     }
 }
@@ -824,6 +930,7 @@ mod tests {
         let defaults = Config::default();
         assert_eq!(format!("{:?}", config.queue), format!("{:?}", defaults.queue));
         assert_eq!(format!("{:?}", config.archive), format!("{:?}", defaults.archive));
+        assert_eq!(config.commands, defaults.commands);
         assert_eq!(config.log_filter, defaults.log_filter);
     }
 

@@ -8,7 +8,8 @@
 //! - Imperative shell: [`store`] (SQLite), [`pipeline`] (the one entry point: event ->
 //!   parse -> link -> store), [`replay`] (recorded gateway traffic and REST history files).
 //! - More shell: [`bot`] (serenity), [`writer`], [`rest`], [`backfill`], [`archive`]
-//!   (downloads), [`queue`] (prompt queues; its state machine is pure).
+//!   (downloads), [`queue`] (prompt queues; its state machine is pure), [`commands`] (slash
+//!   commands over pure answers).
 //! - Tools: [`tracegen`] (synthetic traces with ground truth), [`bench`], [`sim`] (a fake
 //!   Discord and a simulated Midjourney) and [`demo`].
 //!
@@ -18,6 +19,7 @@ pub mod archive;
 pub mod backfill;
 pub mod bench;
 pub mod bot;
+pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod digest;

@@ -181,6 +181,34 @@ CREATE TABLE queue_transitions (
 CREATE INDEX queue_transitions_by_item ON queue_transitions(item_id, at);
 CREATE INDEX queue_transitions_by_time ON queue_transitions(to_status, at);
 "#,
+    r#"
+-- Full-text search over prompts (/search): the prompts of grids, and of remixes (whose
+-- prompt was edited); other results echo their parent's prompt. External content: the text
+-- stays in `messages`. Indexing is off the hot path: a new row is born with
+-- `fts_state = 0`, and a search first indexes whatever is pending (`Store::index_prompts`).
+-- A prompt that changes after it was indexed is taken out and marked pending again.
+-- `detail = none`: every query term is one token (see `fts_query`), so positions are not
+-- needed.
+CREATE VIRTUAL TABLE prompts_fts USING fts5(
+    prompt, content = 'messages', content_rowid = 'id', detail = none,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+ALTER TABLE messages ADD COLUMN fts_state INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX messages_fts_pending ON messages(id)
+    WHERE fts_state = 0 AND prompt IS NOT NULL AND kind IN ('imagine', 'blend', 'remix', 'remix_strong', 'remix_subtle');
+CREATE TRIGGER prompts_fts_changed AFTER UPDATE OF prompt, kind ON messages
+    WHEN OLD.fts_state = 1 AND (OLD.prompt IS NOT NEW.prompt OR OLD.kind IS NOT NEW.kind)
+BEGIN
+    INSERT INTO prompts_fts(prompts_fts, rowid, prompt) VALUES ('delete', OLD.id, OLD.prompt);
+    UPDATE messages SET fts_state = 0 WHERE id = OLD.id;
+END;
+
+-- Settings of the queue that commands change (`paused`).
+CREATE TABLE queue_settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
 ];
 
 /// What the store knows about one message.
@@ -1595,5 +1623,219 @@ impl Store {
             upscales.entry(tile).or_insert((id, posted));
         }
         Ok(upscales)
+    }
+}
+
+/// One hit of a prompt search.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SearchHit {
+    pub message_id: Snowflake,
+    pub channel_id: Option<Snowflake>,
+    pub guild_id: Option<Snowflake>,
+    pub user_id: Option<Snowflake>,
+    pub kind: String,
+    pub prompt: String,
+    pub posted_ms: Option<i64>,
+}
+
+/// What `/search` filters on besides the words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchFilter {
+    pub user_id: Option<Snowflake>,
+    pub channel_id: Option<Snowflake>,
+    pub since_ms: Option<i64>,
+}
+
+/// Where a message is and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagePlace {
+    pub channel_id: Option<Snowflake>,
+    pub guild_id: Option<Snowflake>,
+    pub kind: String,
+}
+
+/// The archive in figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ArchiveCounts {
+    pub archived: i64,
+    pub pending: i64,
+    pub failed: i64,
+    pub bytes: i64,
+}
+
+/// Words as an FTS5 query: each token a quoted term (so no user input is FTS syntax), all
+/// required. `None` when there is no word.
+pub fn fts_query(words: &str) -> Option<String> {
+    // Split where the tokenizer splits (anything but letters and digits), so each term is
+    // one token.
+    let phrases: Vec<String> = words
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .take(16)
+        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+        .collect();
+    (!phrases.is_empty()).then(|| phrases.join(" "))
+}
+
+/// Reads for the slash commands.
+impl Store {
+    /// Indexes the prompts stored since the last search (in batches, each its own
+    /// transaction); returns how many.
+    pub fn index_prompts(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let tx = self.conn.unchecked_transaction()?;
+            let pending: Vec<(i64, String)> = tx
+                .prepare_cached(
+                    "SELECT id, prompt FROM messages
+                     WHERE fts_state = 0 AND prompt IS NOT NULL
+                         AND kind IN ('imagine', 'blend', 'remix', 'remix_strong', 'remix_subtle')
+                     LIMIT 5000",
+                )?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            if pending.is_empty() {
+                return Ok(total);
+            }
+            {
+                let mut index =
+                    tx.prepare_cached("INSERT INTO prompts_fts(rowid, prompt) VALUES (?1, ?2)")?;
+                let mut done = tx.prepare_cached("UPDATE messages SET fts_state = 1 WHERE id = ?1")?;
+                for (id, prompt) in &pending {
+                    index.execute(params![id, prompt])?;
+                    done.execute([id])?;
+                }
+            }
+            tx.commit()?;
+            total += pending.len();
+        }
+    }
+
+    /// Prompts matching every word, newest first: one page and the total. Indexes what is
+    /// pending first.
+    pub fn search_prompts(
+        &self,
+        words: &str,
+        filter: &SearchFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<SearchHit>, i64)> {
+        let Some(query) = fts_query(words) else {
+            return Ok((Vec::new(), 0));
+        };
+        self.index_prompts()?;
+        const WHERE: &str = "prompts_fts MATCH ?1 AND (?2 IS NULL OR m.user_id = ?2)
+             AND (?3 IS NULL OR m.channel_id = ?3) AND (?4 IS NULL OR m.posted_at >= ?4)
+             AND m.deleted_at IS NULL AND m.seen = 1";
+        let args = params![
+            query,
+            opt_sql(filter.user_id),
+            opt_sql(filter.channel_id),
+            filter.since_ms,
+        ];
+        let total: i64 = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM prompts_fts JOIN messages m ON m.id = prompts_fts.rowid WHERE {WHERE}"
+            ))?
+            .query_row(args, |row| row.get(0))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT m.id, m.channel_id, m.guild_id, m.user_id, m.kind, m.prompt, m.posted_at
+             FROM prompts_fts JOIN messages m ON m.id = prompts_fts.rowid WHERE {WHERE}
+             ORDER BY m.id DESC LIMIT ?5 OFFSET ?6"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                query,
+                opt_sql(filter.user_id),
+                opt_sql(filter.channel_id),
+                filter.since_ms,
+                limit as i64,
+                offset as i64
+            ],
+            |row| {
+                Ok(SearchHit {
+                    message_id: Snowflake::from_sql(row.get(0)?),
+                    channel_id: opt_snowflake(row.get(1)?),
+                    guild_id: opt_snowflake(row.get(2)?),
+                    user_id: opt_snowflake(row.get(3)?),
+                    kind: row.get(4)?,
+                    prompt: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                    posted_ms: row.get(6)?,
+                })
+            },
+        )?;
+        Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total))
+    }
+
+    pub fn archive_counts(&self) -> Result<ArchiveCounts> {
+        let mut counts = ArchiveCounts::default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT state, COUNT(*), COALESCE(SUM(bytes), 0) FROM attachments GROUP BY state",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (state, n, bytes) = row?;
+            match state.as_str() {
+                "archived" => {
+                    counts.archived = n;
+                    counts.bytes = bytes;
+                }
+                "pending" => counts.pending = n,
+                "failed" => counts.failed = n,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Queue items by status.
+    pub fn queue_counts(&self) -> Result<Vec<(String, i64)>> {
+        self.grouped("SELECT status, COUNT(*) FROM queue_items GROUP BY 1 ORDER BY 1")
+    }
+
+    pub fn queue_paused(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM queue_settings WHERE key = 'paused'")?
+            .query_row([], |row| row.get::<_, String>(0))
+            .optional()?
+            .is_some_and(|value| value == "true"))
+    }
+
+    pub fn set_queue_paused(&self, paused: bool) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO queue_settings (key, value) VALUES ('paused', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([if paused { "true" } else { "false" }])?;
+        Ok(())
+    }
+
+    /// Where a message is and what it is, when it was seen.
+    pub fn message_place(&self, id: Snowflake) -> Result<Option<MessagePlace>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT channel_id, guild_id, kind FROM messages WHERE id = ?1 AND seen = 1")?
+            .query_row([id.to_sql()], |row| {
+                Ok(MessagePlace {
+                    channel_id: opt_snowflake(row.get(0)?),
+                    guild_id: opt_snowflake(row.get(1)?),
+                    kind: row.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// The parent a result is linked to (any status), with the link's status and candidates.
+    pub fn parent_of(&self, child: Snowflake) -> Result<Option<LinkRow>> {
+        self.get_link(child)
     }
 }

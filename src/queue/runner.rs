@@ -263,6 +263,10 @@ impl<S: Submitter> Runner<S> {
         now_ms: i64,
         report: &mut TickReport,
     ) -> Result<(), QueueError> {
+        // Paused (`/queue pause`): jobs already sent are still followed; nothing new goes out.
+        if self.store.queue_paused()? {
+            return Ok(());
+        }
         while now_ms >= self.next_submit_ms {
             let submitted_today = self.store.queue_submissions_since(day_start(now_ms))?;
             let Some(index) = machine::next_to_submit(items, now_ms, &self.options.limits, submitted_today)

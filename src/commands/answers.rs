@@ -1,0 +1,585 @@
+//! The answers of the slash commands, built from the database. No Discord types here: each
+//! function takes the store and the command's arguments and returns a [`Reply`].
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::{cut, Button, Embed, File, FileData, Reply};
+use crate::export::{LinkRecord, LinkWriter};
+use crate::queue::{runner, view, Status, Upscales};
+use crate::snowflake::Snowflake;
+use crate::store::{FamilyMessage, SearchFilter, Store, StoreError};
+
+/// What every answer may need besides its arguments.
+pub struct Ctx<'a> {
+    pub store: &'a Store,
+    pub archive_root: &'a Path,
+    /// The server the command was used in (`None` in a direct message).
+    pub guild_id: Option<Snowflake>,
+    pub now_ms: i64,
+}
+
+/// Results per page of `/search`.
+pub const PAGE: usize = 5;
+
+/// A message link `https://discord.com/channels/{guild|@me}/{channel}/{message}` (also
+/// ptb./canary. and discordapp.com) or a bare id: (guild, message).
+pub fn parse_message_ref(input: &str) -> Result<(Option<Snowflake>, Snowflake), String> {
+    let input = input.trim().trim_start_matches('<').trim_end_matches('>');
+    if let Some(id) = Snowflake::parse(input) {
+        return Ok((None, id));
+    }
+    let rest = ["https://", "http://"]
+        .iter()
+        .find_map(|scheme| input.strip_prefix(scheme))
+        .and_then(|rest| {
+            [
+                "discord.com/",
+                "ptb.discord.com/",
+                "canary.discord.com/",
+                "discordapp.com/",
+            ]
+            .iter()
+            .find_map(|host| rest.strip_prefix(host))
+        })
+        .and_then(|rest| rest.strip_prefix("channels/"));
+    let parts: Vec<&str> = rest.map(|rest| rest.split('/').collect()).unwrap_or_default();
+    match parts.as_slice() {
+        [guild, channel, message] if Snowflake::parse(channel).is_some() => {
+            let message = Snowflake::parse(message.split(['?', '#']).next().unwrap_or(""))
+                .ok_or_else(|| "That link does not end with a message id.".to_string())?;
+            let guild = if *guild == "@me" {
+                None
+            } else {
+                Some(Snowflake::parse(guild).ok_or_else(|| "That link has no server id.".to_string())?)
+            };
+            Ok((guild, message))
+        }
+        _ => Err("Give a message link (Copy Message Link) or a message id.".to_string()),
+    }
+}
+
+fn jump(guild: Option<Snowflake>, channel: Option<Snowflake>, message: Snowflake) -> String {
+    let guild = guild.map_or_else(|| "@me".to_string(), |g| g.to_string());
+    let channel = channel.map_or_else(|| "0".to_string(), |c| c.to_string());
+    format!("https://discord.com/channels/{guild}/{channel}/{message}")
+}
+
+fn is_grid(kind: &str) -> bool {
+    matches!(kind, "imagine" | "blend")
+}
+
+/// `/lineage message:<link or id>`: the whole family of the message, with archived images.
+pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
+    let (link_guild, asked) = match parse_message_ref(input) {
+        Ok(parsed) => parsed,
+        Err(reason) => return Ok(Reply::refusal(reason)),
+    };
+    if link_guild.is_some() && ctx.guild_id.is_some() && link_guild != ctx.guild_id {
+        return Ok(Reply::refusal(
+            "That link is to another server: I only look up messages from this one.",
+        ));
+    }
+    let Some(crate::store::MessagePlace {
+        guild_id: guild,
+        kind,
+        ..
+    }) = ctx.store.message_place(asked)?
+    else {
+        return Ok(Reply::refusal(format!(
+            "I have no record of message {asked}: it is not a Midjourney message I have seen (try `mjlink backfill` for older history)."
+        )));
+    };
+    if guild.is_some() && ctx.guild_id.is_some() && guild != ctx.guild_id {
+        return Ok(Reply::refusal(
+            "That message is in another server: I only look up messages from this one.",
+        ));
+    }
+    if kind == "not_midjourney" || kind == "pending" {
+        return Ok(Reply::refusal(format!("Message {asked} is not from Midjourney.")));
+    }
+    // Up to the root: the grid the family started from.
+    let mut root = asked;
+    let mut asked_link = None;
+    for depth in 0..8 {
+        let Some(link) = ctx.store.parent_of(root)? else {
+            break;
+        };
+        if depth == 0 {
+            asked_link = Some(link.clone());
+        }
+        match link.decision.parent {
+            Some(parent) if link.decision.status == crate::link::Status::Linked => {
+                if ctx.store.message_place(parent)?.is_none() {
+                    break;
+                }
+                root = parent;
+            }
+            _ => break,
+        }
+    }
+    // Down from the root, breadth first: every result and the results of results.
+    let mut nodes: Vec<(usize, FamilyMessage)> = Vec::new();
+    let mut frontier = vec![(0usize, root)];
+    let mut root_message = None;
+    while let Some((depth, id)) = frontier.pop() {
+        if nodes.len() >= 60 {
+            break;
+        }
+        let Some(family) = ctx.store.family_record(id)? else {
+            continue;
+        };
+        if depth == 0 {
+            root_message = Some(family.grid.clone());
+        }
+        let mut results = family.results;
+        results.sort_by_key(|result| (result.tile, result.message_id));
+        for result in results.into_iter().rev() {
+            frontier.push((depth + 1, result.message_id));
+            nodes.push((depth + 1, result));
+        }
+    }
+    let Some(root_message) = root_message else {
+        return Ok(Reply::refusal(format!("I have no record of message {asked}.")));
+    };
+    // Children were pushed in reverse: put each under its parent in order.
+    let ordered = order_tree(&root_message, nodes, ctx.store)?;
+    let mut description = String::new();
+    let line = |message: &FamilyMessage, depth: usize| -> String {
+        let name = match (message.kind.as_str(), message.tile) {
+            ("upscale", Some(tile)) => format!("U{tile}"),
+            (kind, _) if is_grid(kind) => "grid".to_string(),
+            (kind, _) => kind.to_string(),
+        };
+        let indent = "\u{2003}".repeat(depth);
+        let user = message.user_id.map(|u| format!(" · <@{u}>")).unwrap_or_default();
+        let when = message
+            .posted_at
+            .as_deref()
+            .map(|t| format!(" · {}", &t[..t.len().min(16)]))
+            .unwrap_or_default();
+        let how = message
+            .signal
+            .as_deref()
+            .map(|s| format!(" · by {s}"))
+            .unwrap_or_default();
+        let here = if message.message_id == asked { "  ◀" } else { "" };
+        format!(
+            "{indent}**{name}** [{}]({}){user}{when}{how}{here}\n",
+            message.message_id,
+            jump(message.guild_id, message.channel_id, message.message_id)
+        )
+    };
+    description.push_str(&line(&root_message, 0));
+    for (depth, message) in &ordered {
+        description.push_str(&line(message, *depth));
+    }
+    let mut fields = Vec::new();
+    if let Some(link) = &asked_link {
+        match link.decision.status {
+            crate::link::Status::Ambiguous => fields.push((
+                "Ambiguous".to_string(),
+                format!(
+                    "Message {asked} fits several parents equally; mjlink does not guess: {}",
+                    link.decision
+                        .candidates
+                        .iter()
+                        .map(Snowflake::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                false,
+            )),
+            crate::link::Status::Unresolved => fields.push((
+                "Unresolved".to_string(),
+                format!("No parent of message {asked} is known (it may be older than the history kept)."),
+                false,
+            )),
+            crate::link::Status::Linked => {}
+        }
+    }
+    if let Some(uuid) = &root_message.job_uuid {
+        fields.push(("Job".to_string(), format!("`{uuid}`"), true));
+    }
+    let prompt = root_message
+        .prompt
+        .clone()
+        .unwrap_or_else(|| "(no prompt)".to_string());
+    let mut files = Vec::new();
+    let all = std::iter::once(&root_message).chain(ordered.iter().map(|(_, message)| message));
+    for message in all {
+        for file in &message.files {
+            if let (Some(path), Some(bytes)) = (&file.path, file.bytes) {
+                let name = Path::new(path)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "image.png".to_string());
+                files.push(File {
+                    name: format!("{}_{name}", message.message_id),
+                    data: FileData::Path(ctx.archive_root.join(path)),
+                    bytes: bytes.max(0) as u64,
+                });
+            }
+        }
+    }
+    let count = ordered.len();
+    Ok(Reply {
+        content: format!(
+            "Lineage of message {asked}: the grid and {count} result{}.",
+            if count == 1 { "" } else { "s" }
+        ),
+        embeds: vec![Embed {
+            title: cut(&prompt, 250),
+            description,
+            url: Some(jump(
+                root_message.guild_id,
+                root_message.channel_id,
+                root_message.message_id,
+            )),
+            fields,
+        }],
+        files,
+        ..Reply::default()
+    })
+}
+
+/// Puts each result right under its parent (depth-first), from the breadth-first list.
+fn order_tree(
+    root: &FamilyMessage,
+    nodes: Vec<(usize, FamilyMessage)>,
+    store: &Store,
+) -> Result<Vec<(usize, FamilyMessage)>, StoreError> {
+    let mut by_parent: std::collections::BTreeMap<Snowflake, Vec<(usize, FamilyMessage)>> =
+        Default::default();
+    for (depth, message) in nodes {
+        let parent = store
+            .parent_of(message.message_id)?
+            .and_then(|link| link.decision.parent)
+            .unwrap_or(root.message_id);
+        by_parent.entry(parent).or_default().push((depth, message));
+    }
+    for children in by_parent.values_mut() {
+        children.sort_by_key(|(_, m)| (m.kind != "upscale", m.tile, m.message_id));
+    }
+    let mut ordered = Vec::new();
+    let mut stack: Vec<(usize, FamilyMessage)> = by_parent.remove(&root.message_id).unwrap_or_default();
+    stack.reverse();
+    while let Some((depth, message)) = stack.pop() {
+        let id = message.message_id;
+        ordered.push((depth, message));
+        if let Some(mut children) = by_parent.remove(&id) {
+            children.reverse();
+            stack.extend(children);
+        }
+    }
+    Ok(ordered)
+}
+
+/// The custom id of a search page button, when the search fits in one (100 characters).
+fn page_button(words: &str, filter: &SearchFilter, page: usize) -> Option<String> {
+    let part = |id: Option<Snowflake>| id.map_or_else(|| "-".to_string(), |id| id.to_string());
+    let since = filter
+        .since_ms
+        .map_or_else(|| "-".to_string(), |ms| ms.to_string());
+    let id = format!(
+        "search:{page}:{}:{}:{since}:{words}",
+        part(filter.user_id),
+        part(filter.channel_id)
+    );
+    (id.len() <= 100).then_some(id)
+}
+
+/// A search page button's custom id back to (words, filter, page).
+pub fn parse_page_button(custom_id: &str) -> Option<(String, SearchFilter, usize)> {
+    let mut parts = custom_id.strip_prefix("search:")?.splitn(5, ':');
+    let page = parts.next()?.parse().ok()?;
+    let id = |text: &str| {
+        if text == "-" {
+            Ok(None)
+        } else {
+            Snowflake::parse(text).map(Some).ok_or(())
+        }
+    };
+    let user_id = id(parts.next()?).ok()?;
+    let channel_id = id(parts.next()?).ok()?;
+    let since = parts.next()?;
+    let since_ms = if since == "-" {
+        None
+    } else {
+        Some(since.parse().ok()?)
+    };
+    let words = parts.next()?.to_string();
+    Some((
+        words,
+        SearchFilter {
+            user_id,
+            channel_id,
+            since_ms,
+        },
+        page,
+    ))
+}
+
+/// `/search text:<words> [user] [channel] [since]`: newest first, a page at a time.
+pub fn search(ctx: &Ctx<'_>, words: &str, filter: &SearchFilter, page: usize) -> Result<Reply, StoreError> {
+    if crate::store::fts_query(words).is_none() {
+        return Ok(Reply::refusal("Give at least one word to search for."));
+    }
+    let (hits, total) = ctx.store.search_prompts(words, filter, page * PAGE, PAGE)?;
+    if total == 0 {
+        return Ok(Reply::text(format!("No prompt matches `{}`.", cut(words, 100))));
+    }
+    let pages = (total as usize).div_ceil(PAGE);
+    let mut description = String::new();
+    for (n, hit) in hits.iter().enumerate() {
+        let user = hit.user_id.map(|u| format!(" · <@{u}>")).unwrap_or_default();
+        let channel = hit.channel_id.map(|c| format!(" in <#{c}>")).unwrap_or_default();
+        let when = hit
+            .posted_ms
+            .and_then(crate::export::format_time)
+            .map(|t| format!(" · {}", &t[..10]))
+            .unwrap_or_default();
+        let _ = writeln!(
+            description,
+            "**{}.** {} ({}){user}{channel}{when} · [jump]({})",
+            page * PAGE + n + 1,
+            cut(&hit.prompt, 150),
+            hit.kind,
+            jump(hit.guild_id, hit.channel_id, hit.message_id)
+        );
+    }
+    let mut buttons = Vec::new();
+    let previous = page.checked_sub(1).and_then(|p| page_button(words, filter, p));
+    let next = (page + 1 < pages)
+        .then(|| page_button(words, filter, page + 1))
+        .flatten();
+    if pages > 1 {
+        if let Some(id) = page_button(words, filter, page.saturating_sub(1)) {
+            buttons.push(Button {
+                custom_id: previous.unwrap_or_else(|| format!("{id}:noop")),
+                label: "◀ Newer".to_string(),
+                disabled: page == 0,
+            });
+        }
+        if let Some(id) = next.clone().or_else(|| page_button(words, filter, page)) {
+            buttons.push(Button {
+                custom_id: if next.is_some() { id } else { format!("{id}:end") },
+                label: "Older ▶".to_string(),
+                disabled: next.is_none(),
+            });
+        }
+    }
+    let paging_note = if pages > 1 && buttons.is_empty() {
+        " (too long a search to page with buttons: add words or filters)"
+    } else {
+        ""
+    };
+    Ok(Reply {
+        content: format!(
+            "{total} prompt{} match `{}` · page {} of {pages}{paging_note}",
+            if total == 1 { "" } else { "s" },
+            cut(words, 100),
+            page + 1
+        ),
+        embeds: vec![Embed {
+            title: "Search".to_string(),
+            description,
+            ..Embed::default()
+        }],
+        buttons,
+        ..Reply::default()
+    })
+}
+
+/// `/stats`: what the database holds.
+pub fn stats(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
+    let store = ctx.store;
+    let kinds = store.count_by_kind()?;
+    let grids: i64 = kinds.iter().filter(|(k, _)| is_grid(k)).map(|(_, n)| n).sum();
+    let results: Vec<String> = kinds
+        .iter()
+        .filter(|(k, _)| crate::parse::Action::from_name(k).is_some())
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let signals: Vec<String> = store
+        .count_links_by_signal()?
+        .into_iter()
+        .filter(|(s, _)| s != "none")
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect();
+    let statuses = store.count_links_by_status()?;
+    let status = |name: &str| statuses.iter().find(|(s, _)| s == name).map_or(0, |(_, n)| *n);
+    let archive = store.archive_counts()?;
+    let queue: Vec<String> = store
+        .queue_counts()?
+        .into_iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect();
+    let or_none = |items: Vec<String>| {
+        if items.is_empty() {
+            "none".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    let paused = if store.queue_paused()? { " (paused)" } else { "" };
+    Ok(Reply {
+        embeds: vec![Embed {
+            title: "mjlink stats".to_string(),
+            fields: vec![
+                ("Grids".to_string(), grids.to_string(), true),
+                ("Results by action".to_string(), or_none(results), false),
+                ("Links by signal".to_string(), or_none(signals), false),
+                ("Ambiguous".to_string(), status("ambiguous").to_string(), true),
+                ("Unresolved".to_string(), status("unresolved").to_string(), true),
+                (
+                    "Archive".to_string(),
+                    format!(
+                        "archived {} ({:.1} MiB), pending {}, failed {}",
+                        archive.archived,
+                        archive.bytes as f64 / (1024.0 * 1024.0),
+                        archive.pending,
+                        archive.failed
+                    ),
+                    false,
+                ),
+                (format!("Queue{paused}"), or_none(queue), false),
+            ],
+            ..Embed::default()
+        }],
+        ..Reply::default()
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Json,
+    Csv,
+}
+
+/// `/export [channel] [format]`: the lineage (every link) of a channel, or of all, as a file.
+pub fn export(ctx: &Ctx<'_>, channel: Option<Snowflake>, format: ExportFormat) -> Result<Reply, StoreError> {
+    let mut records = Vec::new();
+    ctx.store.for_each_link(|export| {
+        if channel.is_none() || export.channel_id == channel {
+            records.push(LinkRecord::from(export));
+        }
+        Ok(())
+    })?;
+    if records.is_empty() {
+        return Ok(Reply::refusal(match channel {
+            Some(channel) => format!("No links in <#{channel}> yet."),
+            None => "No links yet.".to_string(),
+        }));
+    }
+    let (bytes, extension) = match format {
+        ExportFormat::Json => (serde_json::to_vec_pretty(&records).unwrap_or_default(), "json"),
+        ExportFormat::Csv => {
+            let mut writer = LinkWriter::new(Vec::new(), crate::export::Format::Csv);
+            for record in &records {
+                if writer.write(record).is_err() {
+                    break;
+                }
+            }
+            (writer.finish().unwrap_or_default(), "csv")
+        }
+    };
+    let scope = channel.map_or_else(|| "all".to_string(), |c| c.to_string());
+    Ok(Reply {
+        content: format!("{} links ({scope}).", records.len()),
+        files: vec![File {
+            name: format!("lineage-{scope}.{extension}"),
+            bytes: bytes.len() as u64,
+            data: FileData::Bytes(bytes),
+        }],
+        ..Reply::default()
+    })
+}
+
+/// `/queue add`.
+pub fn queue_add(
+    ctx: &Ctx<'_>,
+    store: &mut Store,
+    prompt: &str,
+    upscale: Option<&str>,
+) -> Result<Reply, StoreError> {
+    let upscales = match Upscales::parse(upscale.unwrap_or("all")) {
+        Ok(upscales) => upscales,
+        Err(reason) => return Ok(Reply::refusal(reason)),
+    };
+    if prompt.trim().is_empty() {
+        return Ok(Reply::refusal("Give a prompt to queue."));
+    }
+    let added = runner::add(store, &[prompt.trim().to_string()], &upscales, 0, ctx.now_ms)?;
+    let item = &added[0];
+    Ok(Reply::text(format!(
+        "Queued `{}` with upscales {upscales}: {}",
+        &item.id[..8],
+        cut(&item.prompt, 1500)
+    )))
+}
+
+/// `/queue list`.
+pub fn queue_list(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
+    let items = ctx.store.queue_items(&[])?;
+    let active: Vec<_> = items
+        .iter()
+        .filter(|item| !item.status.is_final())
+        .cloned()
+        .collect();
+    let recent: Vec<_> = items
+        .iter()
+        .filter(|item| item.status.is_final())
+        .rev()
+        .take(10)
+        .cloned()
+        .collect();
+    let mut shown = active;
+    shown.extend(recent);
+    let table = view::list_table(&shown);
+    let paused = if ctx.store.queue_paused()? {
+        "The queue is paused.\n"
+    } else {
+        ""
+    };
+    Ok(Reply::text(format!("{paused}```\n{}\n```", cut(&table, 1900))))
+}
+
+/// `/queue show id`.
+pub fn queue_show(ctx: &Ctx<'_>, id: &str) -> Result<Reply, StoreError> {
+    let Some(item) = ctx.store.queue_item(id.trim())? else {
+        return Ok(Reply::refusal(format!(
+            "No queue item has the id `{}`.",
+            cut(id, 40)
+        )));
+    };
+    let history = ctx.store.queue_history(&item.id)?;
+    Ok(Reply::text(format!(
+        "```\n{}\n```",
+        cut(&view::show_text(&item, &history), 1900)
+    )))
+}
+
+/// `/queue cancel id`.
+pub fn queue_cancel(ctx: &Ctx<'_>, store: &mut Store, id: &str) -> Result<Reply, StoreError> {
+    Ok(match runner::cancel(store, id.trim(), ctx.now_ms)? {
+        runner::Cancelled::Now(item) => Reply::text(format!("Cancelled `{}`.", &item.id[..8])),
+        runner::Cancelled::AlreadyFinished(item) => Reply::refusal(format!(
+            "`{}` had already finished: {}.",
+            &item.id[..8],
+            item.status
+        )),
+        runner::Cancelled::NotFound => Reply::refusal(format!("No queue item has the id `{}`.", cut(id, 40))),
+    })
+}
+
+/// `/queue pause` and `/queue resume`.
+pub fn queue_pause(ctx: &Ctx<'_>, paused: bool) -> Result<Reply, StoreError> {
+    ctx.store.set_queue_paused(paused)?;
+    let waiting = ctx.store.queue_items(&[Status::Queued])?.len();
+    Ok(Reply::text(if paused {
+        format!("The queue is paused: nothing new is sent ({waiting} waiting); jobs already sent are still collected.")
+    } else {
+        format!("The queue is running again ({waiting} waiting).")
+    }))
+}
