@@ -484,7 +484,7 @@ async fn slow_answers_are_deferred_big_ones_trimmed_and_search_pages_with_button
         message["content"]
             .as_str()
             .unwrap()
-            .contains("3 image(s) not attached"),
+            .contains("3 file(s) not attached"),
         "{message}"
     );
 
@@ -528,4 +528,44 @@ async fn slow_answers_are_deferred_big_ones_trimmed_and_search_pages_with_button
     assert!(description.starts_with("**6.**"), "{description}");
     assert_eq!(description.matches("[jump]").count(), 3, "{description}");
     world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_can_be_registered_globally() {
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    let registered = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let log = Arc::clone(&registered);
+    fake.mount("PUT", "/api/v10/applications/2000/commands", move |_, request| {
+        let commands: Vec<Value> = serde_json::from_slice(&request.body).unwrap_or_default();
+        let answer: Vec<Value> = commands
+            .iter()
+            .map(|c| json!({"id": "3000", "type": 1, "application_id": "2000", "name": c["name"], "description": c["description"], "version": "1"}))
+            .collect();
+        log.lock().unwrap().extend(commands);
+        HttpResponse::json(200, &Value::from(answer))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        database_path: dir.path().join("g.db"),
+        ..Config::default()
+    };
+    config.discord.token = Some(Secret::new(TOKEN));
+    config.discord.api_base = fake.api_base();
+    config.archive.enabled = false;
+    config.commands.global = true;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        mjlink::bot::run(&config, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while registered.lock().unwrap().len() < 5 {
+        assert!(Instant::now() < deadline, "not registered globally");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(fake.requests().iter().all(|r| !r.path.contains("/guilds/")));
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
 }

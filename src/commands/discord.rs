@@ -366,15 +366,25 @@ fn gate(
     allowed(&state.access, need, user, roles)
 }
 
-async fn handle_command(ctx: &Context, command: CommandInteraction, state: &std::sync::Arc<CommandState>) {
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let user = Snowflake(command.user.id.get());
-    let roles: Vec<Snowflake> = command
-        .member
-        .as_ref()
+/// Who asks: the user, their roles in the server, and the server.
+fn asker(
+    user: &serenity::all::User,
+    member: Option<&serenity::all::Member>,
+    guild: Option<GuildId>,
+) -> (Snowflake, Vec<Snowflake>, Option<Snowflake>) {
+    let roles = member
         .map(|member| member.roles.iter().map(|role| Snowflake(role.get())).collect())
         .unwrap_or_default();
-    let guild = command.guild_id.map(|id| Snowflake(id.get()));
+    (
+        Snowflake(user.id.get()),
+        roles,
+        guild.map(|id| Snowflake(id.get())),
+    )
+}
+
+async fn handle_command(ctx: &Context, command: CommandInteraction, state: &std::sync::Arc<CommandState>) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let (user, roles, guild) = asker(&command.user, command.member.as_deref(), command.guild_id);
     let limit = match command.attachment_size_limit {
         0 => DEFAULT_ATTACHMENT_LIMIT,
         limit => u64::from(limit),
@@ -443,21 +453,13 @@ async fn handle_component(
     state: &std::sync::Arc<CommandState>,
 ) {
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let user = Snowflake(component.user.id.get());
-    let roles: Vec<Snowflake> = component
-        .member
-        .as_ref()
-        .map(|member| member.roles.iter().map(|role| Snowflake(role.get())).collect())
-        .unwrap_or_default();
-    let guild = component.guild_id.map(|id| Snowflake(id.get()));
-    let reply = match answers::parse_page_button(&component.data.custom_id) {
-        None => return,
-        Some(_) if gate(state, Need::Read, user, &roles, now_ms).is_err() => Reply::refusal(
-            gate(state, Need::Read, user, &roles, now_ms)
-                .err()
-                .unwrap_or_default(),
-        ),
-        Some((words, filter, page)) => {
+    let (user, roles, guild) = asker(&component.user, component.member.as_ref(), component.guild_id);
+    let Some((words, filter, page)) = answers::parse_page_button(&component.data.custom_id) else {
+        return;
+    };
+    let reply = match gate(state, Need::Read, user, &roles, now_ms) {
+        Err(refusal) => Reply::refusal(refusal),
+        Ok(()) => {
             let worker_state = std::sync::Arc::clone(state);
             let answer = tokio::task::spawn_blocking(move || {
                 Request::Search(words, filter, page).answer(&worker_state, guild, now_ms)

@@ -148,7 +148,7 @@ impl Reply {
         }
         if left_out > 0 {
             notes.push(format!(
-                "{left_out} image(s) not attached (Discord allows {MAX_FILES} files and {} MiB per message)",
+                "{left_out} file(s) not attached (Discord allows {MAX_FILES} files and {} MiB per message)",
                 attachment_limit / (1024 * 1024)
             ));
         }
