@@ -76,6 +76,28 @@ fn creatable(name: &'static str, path: &Path) -> Check {
     verdict(name, false, format!("{} cannot be created", path.display()))
 }
 
+/// The prompt queue: off, or on with everything submitting needs.
+fn queue_check(config: &Config) -> Check {
+    if !config.queue.enabled {
+        return verdict(
+            "queue",
+            true,
+            "off (mjlink watches, links and archives; it submits nothing)",
+        );
+    }
+    match config.queue.target(&config.discord.api_base) {
+        Ok(target) => verdict(
+            "queue",
+            true,
+            format!(
+                "on: submits as a user account in channel {} (this breaks Discord's terms; see the README)",
+                target.channel_id
+            ),
+        ),
+        Err(error) => verdict("queue", false, error.to_string()),
+    }
+}
+
 /// Runs every check; never fails itself.
 pub async fn check(config: &Config, config_file: Option<&Path>) -> Vec<Check> {
     let mut checks = Vec::new();
@@ -108,6 +130,7 @@ pub async fn check(config: &Config, config_file: Option<&Path>) -> Vec<Check> {
     }
 
     checks.push(archive_check(&config.archive.dir));
+    checks.push(queue_check(config));
 
     let token = match config.discord.require_token() {
         Ok(token) => {
@@ -152,4 +175,25 @@ pub async fn check(config: &Config, config_file: Option<&Path>) -> Vec<Check> {
         }
     }
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_check_says_what_is_missing() {
+        let mut config = Config::default();
+        assert!(queue_check(&config).ok);
+        config.queue.enabled = true;
+        let check = queue_check(&config);
+        assert!(!check.ok);
+        assert!(check.detail.contains("queue.user_token"), "{}", check.detail);
+        config.queue.user_token = Some(crate::config::Secret::new("user.secret"));
+        config.queue.guild_id = Some(crate::snowflake::Snowflake(5));
+        config.queue.channel_id = Some(crate::snowflake::Snowflake(6));
+        let check = queue_check(&config);
+        assert!(check.ok && check.detail.contains("channel 6"), "{}", check.detail);
+        assert!(!check.detail.contains("user.secret"));
+    }
 }
