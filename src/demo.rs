@@ -7,8 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::archive::download::{FetchPolicy, Fetcher};
-use crate::archive::worker::{archive_pending, WorkerOptions};
 use crate::bot::{BotError, RunOptions};
 use crate::config::{Config, Secret};
 use crate::queue::runner::{self, TickReport};
@@ -28,8 +26,8 @@ pub enum DemoError {
     Bot(#[from] BotError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot start the downloader: {0}")]
-    Fetch(#[from] crate::archive::download::FetchError),
+    #[error(transparent)]
+    Archive(#[from] crate::archive::worker::ArchiveError),
 }
 
 /// The prompts the demo queues: three that work, and one that Midjourney silently moderates
@@ -156,10 +154,8 @@ pub async fn run(dir: &Path, prompts: &[String], say: Say) -> Result<Vec<Item>, 
     }
 
     // Whatever the archiver had not finished when the bot stopped.
-    let mut store = Store::open(&config.database_path)?;
-    let fetcher = Fetcher::new(FetchPolicy::from_config(&config.archive))?;
-    let worker = WorkerOptions::from_config(&config.archive);
-    archive_pending(&mut store, &fetcher, None, &worker, |_, _| {}).await?;
+    crate::archive::worker::archive_configured(&config, |_, _| {}).await?;
+    let store = Store::open(&config.database_path)?;
 
     say("");
     say("lineage of each item (from the database; images from the archive):");

@@ -707,11 +707,6 @@ fn archive_line(summary: &mjlink::archive::worker::ArchiveSummary) -> String {
 }
 
 async fn archive_now(config: &Config) -> anyhow::Result<mjlink::archive::worker::ArchiveSummary> {
-    let mut store = Store::open(&config.database_path)?;
-    let fetcher = mjlink::archive::download::Fetcher::new(
-        mjlink::archive::download::FetchPolicy::from_config(&config.archive),
-    )?;
-    let options = mjlink::archive::worker::WorkerOptions::from_config(&config.archive);
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -722,25 +717,10 @@ async fn archive_now(config: &Config) -> anyhow::Result<mjlink::archive::worker:
     } else {
         indicatif::ProgressBar::hidden()
     };
-    // With a token, expired links are refreshed through Discord; without one they stay queued.
-    let rest = match &config.discord.token {
-        Some(token) => Some(mjlink::rest::Rest::new(
-            &config.discord.api_base,
-            token.clone(),
-            mjlink::rest::RetryPolicy::default(),
-        )?),
-        None => None,
-    };
-    let summary = mjlink::archive::worker::archive_pending(
-        &mut store,
-        &fetcher,
-        rest.as_ref(),
-        &options,
-        |done, seen| {
-            bar.set_length(seen);
-            bar.set_position(done);
-        },
-    )
+    let summary = mjlink::archive::worker::archive_configured(config, |done, seen| {
+        bar.set_length(seen);
+        bar.set_position(done);
+    })
     .await?;
     bar.finish_and_clear();
     Ok(summary)
@@ -768,14 +748,9 @@ async fn shutdown_signal() {
     }
 }
 
-/// `2024-05-01` (UTC midnight) or an RFC 3339 time, to Unix milliseconds.
 fn parse_since(text: &str) -> anyhow::Result<i64> {
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
-        return Ok(time.timestamp_millis());
-    }
-    let date = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .with_context(|| format!("--since {text:?} is not a date like 2024-05-01"))?;
-    Ok(date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis())
+    mjlink::export::parse_time(text)
+        .with_context(|| format!("--since {text:?} is not a date like 2024-05-01"))
 }
 
 async fn backfill_channel(

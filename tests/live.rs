@@ -734,9 +734,11 @@ async fn images_are_archived_while_the_bot_runs() {
         "{family:?}"
     );
     // Each image was fetched once.
-    for n in 0..20u64 {
-        let (grid, _) = grid_and_upscale(7070, n, base);
-        let path = format!("/attachments/{}.png", grid["id"].as_str().unwrap());
-        assert_eq!(cdn.hits(&path).len(), 1, "{path}");
+    for n in (0..20u64).chain([30]) {
+        let (grid, upscale) = grid_and_upscale(7070, n, base);
+        for message in [grid, upscale] {
+            let path = format!("/attachments/{}.png", message["id"].as_str().unwrap());
+            assert_eq!(cdn.hits(&path).len(), 1, "{path}");
+        }
     }
 }

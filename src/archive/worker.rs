@@ -218,6 +218,37 @@ pub async fn archive_pending(
     Ok(summary)
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the downloader: {0}")]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Rest(#[from] crate::rest::RestError),
+}
+
+/// One pass over the queue as the config says (`mjlink archive`, after `backfill` and
+/// `replay --download`, at the end of the demo): with a bot token, expired links are
+/// refreshed through Discord; without one they stay queued.
+pub async fn archive_configured(
+    config: &crate::config::Config,
+    on_progress: impl FnMut(u64, u64),
+) -> Result<ArchiveSummary, ArchiveError> {
+    let mut store = Store::open(&config.database_path)?;
+    let fetcher = Fetcher::new(super::download::FetchPolicy::from_config(&config.archive))?;
+    let rest = match &config.discord.token {
+        Some(token) => Some(Rest::new(
+            &config.discord.api_base,
+            token.clone(),
+            crate::rest::RetryPolicy::default(),
+        )?),
+        None => None,
+    };
+    let options = WorkerOptions::from_config(&config.archive);
+    Ok(archive_pending(&mut store, &fetcher, rest.as_ref(), &options, on_progress).await?)
+}
+
 /// How often the run-time archiver looks again at images that are still pending (failed
 /// downloads to retry, links to refresh) when no new image has arrived.
 pub const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);

@@ -348,27 +348,26 @@ pub fn search(ctx: &Ctx<'_>, words: &str, filter: &SearchFilter, page: usize) ->
             jump(hit.guild_id, hit.channel_id, hit.message_id)
         );
     }
-    let mut buttons = Vec::new();
-    let previous = page.checked_sub(1).and_then(|p| page_button(words, filter, p));
-    let next = (page + 1 < pages)
-        .then(|| page_button(words, filter, page + 1))
-        .flatten();
-    if pages > 1 {
-        if let Some(id) = page_button(words, filter, page.saturating_sub(1)) {
-            buttons.push(Button {
-                custom_id: previous.unwrap_or_else(|| format!("{id}:noop")),
+    // ◀ Newer and Older ▶, each carrying the page it shows (disabled at the ends); none when
+    // the search does not fit in a button's custom id.
+    let buttons = match (
+        page_button(words, filter, page.saturating_sub(1)),
+        page_button(words, filter, (page + 1).min(pages - 1)),
+    ) {
+        (Some(newer), Some(older)) if pages > 1 => vec![
+            Button {
+                custom_id: newer,
                 label: "◀ Newer".to_string(),
                 disabled: page == 0,
-            });
-        }
-        if let Some(id) = next.clone().or_else(|| page_button(words, filter, page)) {
-            buttons.push(Button {
-                custom_id: if next.is_some() { id } else { format!("{id}:end") },
+            },
+            Button {
+                custom_id: older,
                 label: "Older ▶".to_string(),
-                disabled: next.is_none(),
-            });
-        }
-    }
+                disabled: page + 1 >= pages,
+            },
+        ],
+        _ => Vec::new(),
+    };
     let paging_note = if pages > 1 && buttons.is_empty() {
         " (too long a search to page with buttons: add words or filters)"
     } else {
@@ -498,8 +497,8 @@ pub fn export(ctx: &Ctx<'_>, channel: Option<Snowflake>, format: ExportFormat) -
 
 /// `/queue add`.
 pub fn queue_add(
-    ctx: &Ctx<'_>,
     store: &mut Store,
+    now_ms: i64,
     prompt: &str,
     upscale: Option<&str>,
 ) -> Result<Reply, StoreError> {
@@ -510,7 +509,7 @@ pub fn queue_add(
     if prompt.trim().is_empty() {
         return Ok(Reply::refusal("Give a prompt to queue."));
     }
-    let added = runner::add(store, &[prompt.trim().to_string()], &upscales, 0, ctx.now_ms)?;
+    let added = runner::add(store, &[prompt.trim().to_string()], &upscales, 0, now_ms)?;
     let item = &added[0];
     Ok(Reply::text(format!(
         "Queued `{}` with upscales {upscales}: {}",
@@ -561,8 +560,8 @@ pub fn queue_show(ctx: &Ctx<'_>, id: &str) -> Result<Reply, StoreError> {
 }
 
 /// `/queue cancel id`.
-pub fn queue_cancel(ctx: &Ctx<'_>, store: &mut Store, id: &str) -> Result<Reply, StoreError> {
-    Ok(match runner::cancel(store, id.trim(), ctx.now_ms)? {
+pub fn queue_cancel(store: &mut Store, now_ms: i64, id: &str) -> Result<Reply, StoreError> {
+    Ok(match runner::cancel(store, id.trim(), now_ms)? {
         runner::Cancelled::Now(item) => Reply::text(format!("Cancelled `{}`.", &item.id[..8])),
         runner::Cancelled::AlreadyFinished(item) => Reply::refusal(format!(
             "`{}` had already finished: {}.",

@@ -160,12 +160,6 @@ fn option_id(command: &CommandInteraction, name: &str) -> Option<Snowflake> {
         })
 }
 
-/// `2024-05-01` (UTC) to Unix milliseconds.
-fn parse_day(text: &str) -> Option<i64> {
-    let day = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
-    Some(day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
-}
-
 /// What one command asks for, parsed from the interaction (so the work can move threads).
 enum Request {
     Lineage(String),
@@ -196,7 +190,8 @@ impl Request {
                 let since = option_text(&options, "since");
                 let since_ms = match since {
                     Some(day) => Some(
-                        parse_day(day).ok_or_else(|| format!("`{day}` is not a date like 2024-05-01."))?,
+                        crate::export::parse_time(day)
+                            .ok_or_else(|| format!("`{day}` is not a date like 2024-05-01."))?,
                     ),
                     None => None,
                 };
@@ -250,25 +245,24 @@ impl Request {
         now_ms: i64,
     ) -> Result<Reply, StoreError> {
         let mut store = Store::open(&state.database)?;
-        let read = Store::open(&state.database)?;
-        let ctx = Ctx {
-            store: &read,
+        let ctx = |store| Ctx {
+            store,
             archive_root: &state.archive_root,
             guild_id,
             now_ms,
         };
         match self {
-            Request::Lineage(input) => answers::lineage(&ctx, &input),
-            Request::Search(words, filter, page) => answers::search(&ctx, &words, &filter, page),
-            Request::Stats => answers::stats(&ctx),
-            Request::Export(channel, format) => answers::export(&ctx, channel, format),
+            Request::Lineage(input) => answers::lineage(&ctx(&store), &input),
+            Request::Search(words, filter, page) => answers::search(&ctx(&store), &words, &filter, page),
+            Request::Stats => answers::stats(&ctx(&store)),
+            Request::Export(channel, format) => answers::export(&ctx(&store), channel, format),
             Request::QueueAdd(prompt, upscale) => {
-                answers::queue_add(&ctx, &mut store, &prompt, upscale.as_deref())
+                answers::queue_add(&mut store, now_ms, &prompt, upscale.as_deref())
             }
-            Request::QueueList => answers::queue_list(&ctx),
-            Request::QueueShow(id) => answers::queue_show(&ctx, &id),
-            Request::QueueCancel(id) => answers::queue_cancel(&ctx, &mut store, &id),
-            Request::QueuePause(paused) => answers::queue_pause(&ctx, paused),
+            Request::QueueList => answers::queue_list(&ctx(&store)),
+            Request::QueueShow(id) => answers::queue_show(&ctx(&store), &id),
+            Request::QueueCancel(id) => answers::queue_cancel(&mut store, now_ms, &id),
+            Request::QueuePause(paused) => answers::queue_pause(&ctx(&store), paused),
         }
     }
 }

@@ -69,15 +69,7 @@ pub struct Reply {
     pub ephemeral: bool,
 }
 
-/// `text` cut to `max` characters, ending with `…` when cut.
-pub fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut kept: String = text.chars().take(max.saturating_sub(1)).collect();
-    kept.push('…');
-    kept
-}
+pub use crate::export::cut;
 
 impl Reply {
     /// One clear sentence, only for the user who asked.

@@ -10,14 +10,9 @@ fn time(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// One line, cut to `chars` characters.
 fn shorten(text: &str, chars: usize) -> String {
-    let one_line = text.replace(['\n', '\r', '\t'], " ");
-    if one_line.chars().count() <= chars {
-        one_line
-    } else {
-        let kept: String = one_line.chars().take(chars.saturating_sub(1)).collect();
-        format!("{kept}…")
-    }
+    crate::export::cut(&text.replace(['\n', '\r', '\t'], " "), chars)
 }
 
 /// One row per item, then the count of each status.
