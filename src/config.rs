@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::parse::BotIds;
-use crate::pipeline::{PipelineConfig, DEFAULT_WINDOW_MS};
-use crate::snowflake::Snowflake;
+use crate::ingest::pipeline::{PipelineConfig, DEFAULT_WINDOW_MS};
+use mjlink_core::parse::BotIds;
+use mjlink_core::snowflake::Snowflake;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -126,25 +126,7 @@ struct FileLog {
     filter: Option<String>,
 }
 
-/// A secret (the Discord token): never printed, never logged. `expose` is the one way out.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use mjlink_core::secret::Secret;
 
 /// Discord's real API; `api_base` points elsewhere for a proxy or a test double.
 pub const DISCORD_API_BASE: &str = "https://discord.com";
@@ -309,7 +291,7 @@ impl QueueConfig {
 
     pub fn runner_options(&self) -> crate::queue::runner::RunnerOptions {
         crate::queue::runner::RunnerOptions {
-            policy: crate::queue::machine::Policy {
+            policy: mjlink_core::queue::machine::Policy {
                 wait_timeout_ms: self.wait_timeout_ms,
                 render_timeout_ms: self.render_timeout_ms,
                 upscale_timeout_ms: self.upscale_timeout_ms,
@@ -318,7 +300,7 @@ impl QueueConfig {
                 queue_full_backoff_ms: self.queue_full_wait_ms,
                 ..Default::default()
             },
-            limits: crate::queue::machine::Limits {
+            limits: mjlink_core::queue::machine::Limits {
                 max_in_flight: self.max_in_flight,
                 max_waiting: self.max_waiting,
                 daily_cap: self.daily_cap,
@@ -429,7 +411,7 @@ pub struct Config {
     pub discord: DiscordConfig,
     pub archive: ArchiveConfig,
     pub queue: QueueConfig,
-    pub commands: crate::commands::access::AccessConfig,
+    pub commands: mjlink_core::access::AccessConfig,
 }
 
 impl fmt::Debug for Config {

@@ -7,14 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::bot::{BotError, RunOptions};
 use crate::config::{Config, Secret};
+use crate::ingest::gateway::{BotError, RunOptions};
 use crate::queue::runner::{self, TickReport};
 use crate::queue::{view, Item, Upscales};
-use crate::sim::discord::FakeDiscord;
-use crate::sim::midjourney::{SimMidjourney, SimOptions};
-use crate::snowflake::Snowflake;
 use crate::store::{Store, StoreError};
+use mjlink_core::snowflake::Snowflake;
+use mjlink_sim::discord::FakeDiscord;
+use mjlink_sim::midjourney::{SimMidjourney, SimOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -145,7 +145,7 @@ pub async fn run(dir: &Path, prompts: &[String], say: Say) -> Result<Vec<Item>, 
             timed_out.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     };
-    crate::bot::run_with(&config, &options, limit).await?;
+    crate::ingest::gateway::run_with(&config, &options, limit).await?;
     if timed_out.load(std::sync::atomic::Ordering::Relaxed) {
         say(&format!(
             "stopped after {} s with items unfinished",

@@ -190,8 +190,8 @@ mod tests {
         assert!(!check.ok);
         assert!(check.detail.contains("queue.user_token"), "{}", check.detail);
         config.queue.user_token = Some(crate::config::Secret::new("user.secret"));
-        config.queue.guild_id = Some(crate::snowflake::Snowflake(5));
-        config.queue.channel_id = Some(crate::snowflake::Snowflake(6));
+        config.queue.guild_id = Some(mjlink_core::snowflake::Snowflake(5));
+        config.queue.channel_id = Some(mjlink_core::snowflake::Snowflake(6));
         let check = queue_check(&config);
         assert!(check.ok && check.detail.contains("channel 6"), "{}", check.detail);
         assert!(!check.detail.contains("user.secret"));

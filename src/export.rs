@@ -4,8 +4,9 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::snowflake::Snowflake;
 use crate::store::LinkExport;
+use mjlink_core::snowflake::Snowflake;
+use mjlink_core::text::format_time;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -45,30 +46,6 @@ impl From<LinkExport> for LinkRecord {
             created_at: export.posted_at.and_then(format_time),
         }
     }
-}
-
-/// `2024-05-01` (UTC midnight) or an RFC 3339 time, to Unix milliseconds.
-pub fn parse_time(text: &str) -> Option<i64> {
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
-        return Some(time.timestamp_millis());
-    }
-    let date = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
-    Some(date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis())
-}
-
-/// `text` cut to `max` characters, ending with `…` when cut.
-pub fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut kept: String = text.chars().take(max.saturating_sub(1)).collect();
-    kept.push('…');
-    kept
-}
-
-pub fn format_time(unix_ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(unix_ms)
-        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 /// Streams records in `format` to `out`.

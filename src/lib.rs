@@ -1,43 +1,28 @@
 //! mjlink: links every Midjourney result on Discord to its parent grid and keeps the
-//! lineage in SQLite.
+//! lineage in SQLite. This crate is the imperative shell and the binary; the decisions live
+//! in [`mjlink_core`] (pure, no I/O, no clock), the test doubles in `mjlink-sim`.
 //!
 //! # Layout
-//! - Functional core (pure, no I/O, no clock): [`wire`] (Discord's JSON, lean), [`prompt`]
-//!   (prompt text and parameters), [`parse`] (message -> Midjourney kind), [`merge`]
-//!   (combining snapshots of one message), [`link`] (which parent, how sure).
-//! - Imperative shell: [`store`] (SQLite), [`pipeline`] (the one entry point: event ->
-//!   parse -> link -> store), [`replay`] (recorded gateway traffic and REST history files).
-//! - More shell: [`bot`] (serenity), [`writer`], [`rest`], [`backfill`], [`archive`]
-//!   (downloads), [`queue`] (prompt queues; its state machine is pure), [`commands`] (slash
-//!   commands over pure answers).
-//! - Tools: [`tracegen`] (synthetic traces with ground truth), [`bench`], [`sim`] (a fake
-//!   Discord and a simulated Midjourney) and [`demo`].
+//! - [`ingest`]: every source of events (the live gateway, replay, backfill, the recording
+//!   relay) and the one pipeline they feed (read -> decide -> write, through one writer).
+//! - [`store`]: SQLite, split by concern; numbered migrations; it decides nothing.
+//! - [`rest`]: Discord's REST API (history, single messages, refreshed links).
+//! - [`archive`]: downloads every image before its link expires, verified.
+//! - [`queue`]: unattended prompt queues (submitter, runner, views).
+//! - [`commands`]: slash commands over pure answers.
+//! - [`export`], [`doctor`], [`demo`], [`bench`]: what the commands print and check.
+//! - [`config`]: `bot.toml`, environment overrides; each subsystem reads its own section.
 //!
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod archive;
-pub mod backfill;
 pub mod bench;
-pub mod bot;
 pub mod commands;
 pub mod config;
 pub mod demo;
-pub mod digest;
 pub mod doctor;
 pub mod export;
-pub mod link;
-pub mod merge;
-pub mod parse;
-pub mod pipeline;
-pub mod prompt;
+pub mod ingest;
 pub mod queue;
-pub mod record;
-pub mod replay;
-pub mod report;
 pub mod rest;
-pub mod sim;
-pub mod snowflake;
 pub mod store;
-pub mod tracegen;
-pub mod wire;
-pub mod writer;

@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 
 use mjlink::config::Config;
 use mjlink::export::{Format, LinkRecord, LinkWriter};
-use mjlink::pipeline::Pipeline;
-use mjlink::replay::{self, Clock, ReplaySummary};
+use mjlink::ingest::pipeline::Pipeline;
+use mjlink::ingest::replay::{self, Clock, ReplaySummary};
 use mjlink::store::Store;
 
 /// mjlink links every Midjourney result on Discord (upscales, variations, zooms, pans,
@@ -287,11 +287,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             if json {
-                let report = mjlink::report::Report::gather(&summary, &store)?;
+                let report = mjlink::ingest::report::Report::gather(&summary, &store)?;
                 serde_json::to_writer_pretty(&mut out, &report)?;
                 writeln!(out)?;
             } else {
-                mjlink::report::Report::gather(&summary, &store)?
+                mjlink::ingest::report::Report::gather(&summary, &store)?
                     .write_text(&mut out, &config.database_path)?;
             }
             if let Some(format) = links {
@@ -309,7 +309,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(mjlink::bot::run(&config, shutdown_signal()))?;
+            runtime.block_on(mjlink::ingest::gateway::run(&config, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Queue { action } => queue_command(&config, action),
@@ -326,11 +326,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Record { out } => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            let options = mjlink::bot::RunOptions {
+            let options = mjlink::ingest::gateway::RunOptions {
                 record: Some(out),
                 ..Default::default()
             };
-            runtime.block_on(mjlink::bot::run_with(&config, &options, shutdown_signal()))?;
+            runtime.block_on(mjlink::ingest::gateway::run_with(
+                &config,
+                &options,
+                shutdown_signal(),
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {
@@ -356,11 +360,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Backfill { channel, since, all } => {
-            let channel = mjlink::snowflake::Snowflake::parse(channel.trim())
+            let channel = mjlink_core::snowflake::Snowflake::parse(channel.trim())
                 .with_context(|| format!("--channel {channel:?} is not a Discord channel id"))?;
             let after = match (since, all) {
-                (_, true) => mjlink::snowflake::Snowflake::default(),
-                (Some(since), false) => mjlink::snowflake::Snowflake::from_timestamp_ms(parse_since(&since)?),
+                (_, true) => mjlink_core::snowflake::Snowflake::default(),
+                (Some(since), false) => {
+                    mjlink_core::snowflake::Snowflake::from_timestamp_ms(parse_since(&since)?)
+                }
                 (None, false) => anyhow::bail!("give --since DATE or --all"),
             };
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -474,12 +480,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             let mut truth_error = None;
-            let options = mjlink::tracegen::TraceOptions {
+            let options = mjlink_sim::tracegen::TraceOptions {
                 seed,
                 events,
                 ..Default::default()
             };
-            let stats = mjlink::tracegen::generate(&options, &mut writer, &mut |link| {
+            let stats = mjlink_sim::tracegen::generate(&options, &mut writer, &mut |link| {
                 if let Some(out) = truth_writer.as_mut() {
                     let row = serde_json::json!({
                         "child_id": link.child_id.to_string(),
@@ -655,7 +661,7 @@ async fn drive_queue(config: &Config, shutdown: impl std::future::Future<Output 
     };
     let display = bar.clone();
     let finished = std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new());
-    let options = mjlink::bot::RunOptions {
+    let options = mjlink::ingest::gateway::RunOptions {
         drive_queue: true,
         stop_when_queue_done: true,
         on_queue_tick: Some(std::sync::Arc::new(
@@ -678,7 +684,7 @@ async fn drive_queue(config: &Config, shutdown: impl std::future::Future<Output 
         )),
         ..Default::default()
     };
-    let result = mjlink::bot::run_with(config, &options, shutdown).await;
+    let result = mjlink::ingest::gateway::run_with(config, &options, shutdown).await;
     bar.finish_and_clear();
     Ok(result?)
 }
@@ -749,14 +755,14 @@ async fn shutdown_signal() {
 }
 
 fn parse_since(text: &str) -> anyhow::Result<i64> {
-    mjlink::export::parse_time(text)
+    mjlink_core::text::parse_time(text)
         .with_context(|| format!("--since {text:?} is not a date like 2024-05-01"))
 }
 
 async fn backfill_channel(
     config: &Config,
-    channel: mjlink::snowflake::Snowflake,
-    after: mjlink::snowflake::Snowflake,
+    channel: mjlink_core::snowflake::Snowflake,
+    after: mjlink_core::snowflake::Snowflake,
 ) -> anyhow::Result<()> {
     let token = config.discord.require_token()?.clone();
     let rest = mjlink::rest::Rest::new(
@@ -765,7 +771,8 @@ async fn backfill_channel(
         mjlink::rest::RetryPolicy::default(),
     )?;
     let store = Store::open(&config.database_path)?;
-    let writer = mjlink::writer::Writer::spawn(Pipeline::new(store, config.pipeline()), Default::default());
+    let writer =
+        mjlink::ingest::writer::Writer::spawn(Pipeline::new(store, config.pipeline()), Default::default());
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -778,10 +785,10 @@ async fn backfill_channel(
         indicatif::ProgressBar::hidden()
     };
     let handle = writer.handle();
-    let result = mjlink::backfill::channel_after(&rest, &handle, channel, after, |done| {
+    let result = mjlink::ingest::backfill::channel_after(&rest, &handle, channel, after, |done| {
         let reached = done
             .last
-            .and_then(|id| mjlink::export::format_time(id.timestamp_ms()))
+            .and_then(|id| mjlink_core::text::format_time(id.timestamp_ms()))
             .unwrap_or_default();
         bar.set_message(format!(
             "channel {channel}: {} messages, {} pages, up to {reached}",

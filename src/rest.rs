@@ -10,9 +10,9 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::config::Secret;
-use crate::digest::digest;
-use crate::snowflake::Snowflake;
-use crate::wire::Message;
+use mjlink_core::event::{self, Event};
+use mjlink_core::snowflake::Snowflake;
+use mjlink_core::wire::Message;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestError {
@@ -45,6 +45,16 @@ pub enum RestError {
 pub struct Fetched {
     pub message: Message,
     pub digest: u64,
+}
+
+impl Fetched {
+    /// A create made by the core's event functions (the only kind a fetch makes).
+    fn from_event(event: Event) -> Option<Fetched> {
+        match event {
+            Event::Create { message, digest } => Some(Fetched { message, digest }),
+            _ => None,
+        }
+    }
 }
 
 /// How persistent the client is.
@@ -123,26 +133,15 @@ impl Rest {
                 &what,
             )
             .await?;
-        let elements: Vec<&serde_json::value::RawValue> =
-            serde_json::from_slice(&body).map_err(|error| RestError::Decode {
-                what: what.clone(),
-                reason: error.to_string(),
-            })?;
-        let mut messages = Vec::with_capacity(elements.len());
-        for element in elements {
-            // A message that does not decode is skipped, not fatal: the rest still counts.
-            match serde_json::from_str::<Message>(element.get()) {
-                Ok(message) => messages.push(Fetched {
-                    message,
-                    digest: digest(element.get().as_bytes()),
-                }),
-                Err(error) => {
-                    tracing::warn!(channel_id = %channel, %error, "skipped a message that does not decode")
-                }
-            }
+        let page = event::from_history_page(&body).map_err(|not_a_page| RestError::Decode {
+            what: what.clone(),
+            reason: not_a_page.reason.0,
+        })?;
+        // A message that does not decode is skipped, not fatal: the rest still counts.
+        for (index, reason) in page.rejected {
+            tracing::warn!(channel_id = %channel, index, %reason, "skipped a message that does not decode");
         }
-        messages.sort_by_key(|fetched| fetched.message.id);
-        Ok(messages)
+        Ok(page.events.into_iter().filter_map(Fetched::from_event).collect())
     }
 
     /// One message; `None` when it no longer exists.
@@ -156,14 +155,11 @@ impl Rest {
             Err(RestError::NotFound { .. }) => return Ok(None),
             Err(error) => return Err(error),
         };
-        let message = serde_json::from_slice::<Message>(&body).map_err(|error| RestError::Decode {
+        let event = event::from_message(&body).map_err(|reason| RestError::Decode {
             what,
-            reason: error.to_string(),
+            reason: reason.0,
         })?;
-        Ok(Some(Fetched {
-            message,
-            digest: digest(&body),
-        }))
+        Ok(Fetched::from_event(event))
     }
 
     /// The bot's name (`GET /users/@me`): proves the token works.

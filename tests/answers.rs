@@ -4,8 +4,8 @@ mod common;
 
 use mjlink::commands::answers::{self, Ctx, ExportFormat};
 use mjlink::commands::{FileData, Reply};
-use mjlink::snowflake::Snowflake;
 use mjlink::store::{SearchFilter, Store};
+use mjlink_core::snowflake::Snowflake;
 
 fn fixture_db(files: &[&str]) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::fake_cdn::{ok, png, status, Cdn, Reply};
 use mjlink::archive::download::{hash_file, put_in_place, FetchError, FetchPolicy, Fetcher};
-use mjlink::archive::layout::ImageKind;
+use mjlink_core::layout::ImageKind;
 
 fn policy() -> FetchPolicy {
     FetchPolicy {

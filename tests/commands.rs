@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mjlink::config::{Config, Secret};
-use mjlink::sim::discord::{FakeDiscord, HttpResponse};
-use mjlink::snowflake::Snowflake;
 use mjlink::store::Store;
+use mjlink_core::snowflake::Snowflake;
+use mjlink_sim::discord::{FakeDiscord, HttpResponse};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "commands-bot-token";
@@ -62,7 +62,7 @@ struct World {
     sent: Arc<Mutex<Vec<Sent>>>,
     registered: Arc<Mutex<Vec<Value>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), mjlink::bot::BotError>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), mjlink::ingest::gateway::BotError>>>,
     db: std::path::PathBuf,
     grid: Value,
     counter: u64,
@@ -104,7 +104,7 @@ async fn world(per_minute: u32, defer_after_ms: u64, extra_prompts: usize) -> Wo
     config.commands.defer_after_ms = defer_after_ms;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        mjlink::bot::run(&config, async {
+        mjlink::ingest::gateway::run(&config, async {
             let _ = stopped.await;
         })
         .await
@@ -555,7 +555,7 @@ async fn commands_can_be_registered_globally() {
     config.commands.global = true;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        mjlink::bot::run(&config, async {
+        mjlink::ingest::gateway::run(&config, async {
             let _ = stopped.await;
         })
         .await

@@ -14,7 +14,7 @@ fn run_fixture(relative: &str) {
     let db = dir.path().join("fixture.db");
     let (summary, store) = replay_files(std::slice::from_ref(&path), &db);
     let mut report = Vec::new();
-    mjlink::report::Report::gather(&summary, &store)
+    mjlink::ingest::report::Report::gather(&summary, &store)
         .unwrap()
         .write_text(&mut report, std::path::Path::new("<db>"))
         .unwrap();

@@ -45,11 +45,11 @@ fn start_bot(
     config: Config,
 ) -> (
     oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), mjlink::bot::BotError>>,
+    tokio::task::JoinHandle<Result<(), mjlink::ingest::gateway::BotError>>,
 ) {
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        mjlink::bot::run(&config, async {
+        mjlink::ingest::gateway::run(&config, async {
             let _ = stopped.await;
         })
         .await
@@ -120,7 +120,7 @@ async fn a_fixture_through_the_gateway_gives_the_same_links_as_replay() {
 }
 
 fn grid_and_upscale(channel: u64, n: u64, base_ms: i64) -> (Value, Value) {
-    let grid_id = mjlink::snowflake::Snowflake::from_timestamp_ms(base_ms + n as i64 * 60_000).0 + 1;
+    let grid_id = mjlink_core::snowflake::Snowflake::from_timestamp_ms(base_ms + n as i64 * 60_000).0 + 1;
     let up_id = grid_id + 4096;
     let prompt = format!("prompt number {n}");
     let grid = mj_message(
@@ -215,8 +215,8 @@ async fn rate_limits_and_server_errors_are_honoured() {
     let started = Instant::now();
     let page = rest
         .history_after(
-            mjlink::snowflake::Snowflake(channel),
-            mjlink::snowflake::Snowflake(0),
+            mjlink_core::snowflake::Snowflake(channel),
+            mjlink_core::snowflake::Snowflake(0),
             100,
         )
         .await
@@ -229,8 +229,8 @@ async fn rate_limits_and_server_errors_are_honoured() {
     );
     // A second request must wait for the emptied bucket to reset.
     rest.history_after(
-        mjlink::snowflake::Snowflake(channel),
-        mjlink::snowflake::Snowflake(0),
+        mjlink_core::snowflake::Snowflake(channel),
+        mjlink_core::snowflake::Snowflake(0),
         100,
     )
     .await
@@ -252,8 +252,8 @@ async fn rate_limits_and_server_errors_are_honoured() {
     let bad = mjlink::rest::Rest::new(&fake.api_base(), Secret::new("wrong"), policy).unwrap();
     let error = bad
         .history_after(
-            mjlink::snowflake::Snowflake(channel),
-            mjlink::snowflake::Snowflake(0),
+            mjlink_core::snowflake::Snowflake(channel),
+            mjlink_core::snowflake::Snowflake(0),
             10,
         )
         .await
@@ -516,12 +516,12 @@ async fn a_recorded_session_replays_to_the_same_links() {
     let recording = dir.path().join("session.jsonl");
     let config = config(&fake, &live);
     let (stop, stopped) = oneshot::channel::<()>();
-    let options = mjlink::bot::RunOptions {
+    let options = mjlink::ingest::gateway::RunOptions {
         record: Some(recording.clone()),
         ..Default::default()
     };
     let task = tokio::spawn(async move {
-        mjlink::bot::run_with(&config, &options, async {
+        mjlink::ingest::gateway::run_with(&config, &options, async {
             let _ = stopped.await;
         })
         .await

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use mjlink::parse::{parse, BotIds};
-use mjlink::pipeline::{Pipeline, PipelineConfig};
-use mjlink::replay::{decode_line, Line};
+use mjlink::ingest::pipeline::{Pipeline, PipelineConfig};
+use mjlink::ingest::replay::{decode_line, Line};
 use mjlink::store::Store;
+use mjlink_core::parse::{parse, BotIds};
 
 fn fixture_lines() -> Vec<String> {
     let mut lines = Vec::new();
@@ -86,12 +86,12 @@ proptest! {
 
     #[test]
     fn parser_never_panics_on_any_content(content in any::<String>(), embeds in proptest::option::of(any::<String>())) {
-        let mut message: mjlink::wire::Message = serde_json::from_str(
+        let mut message: mjlink_core::wire::Message = serde_json::from_str(
             r#"{"id":"1","author":{"id":"936929561302675456"},"attachments":[{"id":"2","filename":"a_5eed0000-0000-4000-8000-000000000000.png"}]}"#,
         ).unwrap();
         message.content = Some(content);
         if let Some(description) = embeds {
-            message.embeds = Some(vec![mjlink::wire::Embed { title: Some(description.clone()), description: Some(description), color: Some(15_548_997) }]);
+            message.embeds = Some(vec![mjlink_core::wire::Embed { title: Some(description.clone()), description: Some(description), color: Some(15_548_997) }]);
         }
         let _ = parse(&message, &BotIds::default());
     }
@@ -104,9 +104,9 @@ proptest! {
         tail in "[ -~()%#<@>0-9\\[\\]]{0,40}",
     ) {
         let content = format!("{prefix}**{prompt}** - {marker}{tail}");
-        let message = mjlink::wire::Message {
-            id: mjlink::snowflake::Snowflake(1),
-            author: Some(mjlink::wire::User { id: mjlink::snowflake::Snowflake(936_929_561_302_675_456), username: None, bot: Some(true) }),
+        let message = mjlink_core::wire::Message {
+            id: mjlink_core::snowflake::Snowflake(1),
+            author: Some(mjlink_core::wire::User { id: mjlink_core::snowflake::Snowflake(936_929_561_302_675_456), username: None, bot: Some(true) }),
             content: Some(content),
             ..Default::default()
         };

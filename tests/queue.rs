@@ -4,12 +4,12 @@
 
 use std::sync::Mutex;
 
-use mjlink::pipeline::{Event, Pipeline, PipelineConfig};
+use mjlink::ingest::pipeline::{Event, Pipeline, PipelineConfig};
 use mjlink::queue::runner::{self, Runner, RunnerOptions};
 use mjlink::queue::submit::{Button, SubmitError, Submitter};
 use mjlink::queue::{Status, Upscales};
-use mjlink::snowflake::Snowflake;
 use mjlink::store::Store;
+use mjlink_core::snowflake::Snowflake;
 use serde_json::{json, Value};
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01
@@ -110,7 +110,7 @@ impl Midjourney {
     }
 
     fn create(&mut self, message: &Value, at_ms: i64) {
-        let digest = mjlink::digest::digest(message.to_string().as_bytes());
+        let digest = mjlink_core::digest::digest(message.to_string().as_bytes());
         let message = serde_json::from_value(message.clone()).unwrap();
         self.pipeline
             .apply(&Event::Create { message, digest }, at_ms)
@@ -137,7 +137,7 @@ impl Midjourney {
                 .to_rfc3339(),
         );
         update["attachments"] = json!([{"id": "5", "filename": format!("{uuid}_grid_0.webp"), "url": "https://cdn.discordapp.com/x.webp", "size": 1}]);
-        let digest = mjlink::digest::digest(update.to_string().as_bytes());
+        let digest = mjlink_core::digest::digest(update.to_string().as_bytes());
         let message = serde_json::from_value(update).unwrap();
         self.pipeline
             .apply(&Event::Update { message, digest }, at_ms)

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use mjlink::bot::RunOptions;
 use mjlink::config::{Config, Secret};
+use mjlink::ingest::gateway::RunOptions;
 use mjlink::queue::runner;
 use mjlink::queue::{Item, Status, Upscales};
-use mjlink::sim::discord::FakeDiscord;
-use mjlink::sim::midjourney::{SimMidjourney, SimOptions};
-use mjlink::snowflake::Snowflake;
 use mjlink::store::Store;
+use mjlink_core::snowflake::Snowflake;
+use mjlink_sim::discord::FakeDiscord;
+use mjlink_sim::midjourney::{SimMidjourney, SimOptions};
 
 const BOT_TOKEN: &str = "queue-bot-token";
 const GUILD: u64 = 900;
@@ -76,7 +76,9 @@ async fn drive(config: &Config, stop: impl std::future::Future<Output = ()>) {
             () = stop => {}
         }
     };
-    mjlink::bot::run_with(config, &options, limit).await.unwrap();
+    mjlink::ingest::gateway::run_with(config, &options, limit)
+        .await
+        .unwrap();
 }
 
 fn items(db: &Path) -> BTreeMap<String, Item> {

@@ -1,11 +1,14 @@
 //! Every fixture message is a valid serenity `Message` (serenity turns an undecodable
 //! dispatch into a silent `Event::Unknown`), and the live path (serenity's model serialized
-//! back) parses to exactly what replay parses.
+//! back and made into an event by the core, as the gateway handler does) parses to exactly
+//! what replay parses.
 
 mod common;
 
-use mjlink::parse::{parse, BotIds};
-use mjlink::wire::Message;
+use mjlink::ingest::gateway::event_from_serenity;
+use mjlink_core::event::{Event, Line};
+use mjlink_core::parse::{parse, BotIds};
+use mjlink_core::wire::Message;
 
 #[test]
 fn fixture_messages_decode_in_serenity_and_parse_the_same() {
@@ -32,7 +35,18 @@ fn fixture_messages_decode_in_serenity_and_parse_the_same() {
                     .unwrap_or_else(|e| {
                         panic!("{}:{}: serenity cannot decode: {e}", path.display(), number + 1)
                     });
-                let live = Message::from_serenity(&theirs).unwrap();
+                // Exactly what the gateway handler does with serenity's message.
+                let live = match event_from_serenity("MESSAGE_CREATE", &theirs) {
+                    Line::Event(event) => match *event {
+                        Event::Create { message, .. } => message,
+                        other => panic!("not a create: {other:?}"),
+                    },
+                    other => panic!(
+                        "{}:{}: the live path rejects it: {other:?}",
+                        path.display(),
+                        number + 1
+                    ),
+                };
                 assert_eq!(
                     parse(&live, &bots),
                     parse(&ours, &bots),
@@ -41,8 +55,8 @@ fn fixture_messages_decode_in_serenity_and_parse_the_same() {
                     number + 1
                 );
                 assert_eq!(
-                    mjlink::link::exact_parent(&live),
-                    mjlink::link::exact_parent(&ours),
+                    mjlink_core::link::exact_parent(&live),
+                    mjlink_core::link::exact_parent(&ours),
                     "{}:{}",
                     path.display(),
                     number + 1

@@ -13,13 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use mjlink::parse::{self, Action, BotIds, Kind, Origin, Stage};
-use mjlink::pipeline::{Pipeline, PipelineConfig};
-use mjlink::sim::discord::FakeDiscord;
-use mjlink::sim::midjourney::{SimMidjourney, SimOptions, UpscalePress, MIDJOURNEY_BOT_ID};
-use mjlink::sim::png::SIGNATURE;
-use mjlink::snowflake::Snowflake;
+use mjlink::ingest::pipeline::{Pipeline, PipelineConfig};
 use mjlink::store::Store;
+use mjlink_core::parse::{self, Action, BotIds, Kind, Origin, Stage};
+use mjlink_core::snowflake::Snowflake;
+use mjlink_sim::discord::FakeDiscord;
+use mjlink_sim::midjourney::{SimMidjourney, SimOptions, UpscalePress, MIDJOURNEY_BOT_ID};
+use mjlink_sim::png::SIGNATURE;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -247,7 +247,7 @@ async fn let_steps_pass(steps: u32) {
 fn parsed(message: &Value) -> parse::Parsed {
     serde_json::from_value::<serenity::model::channel::Message>(message.clone())
         .unwrap_or_else(|error| panic!("serenity cannot read {message}: {error}"));
-    let wire: mjlink::wire::Message = serde_json::from_value(message.clone()).expect("mjlink reads it");
+    let wire: mjlink_core::wire::Message = serde_json::from_value(message.clone()).expect("mjlink reads it");
     parse::parse(&wire, &BotIds::default())
 }
 
@@ -366,7 +366,9 @@ async fn an_imagine_goes_from_start_through_progress_to_a_grid_and_the_start_is_
     );
     let edited: Vec<i64> = [zero, sixty_two]
         .iter()
-        .map(|message| mjlink::wire::parse_time_ms(message["edited_timestamp"].as_str().unwrap()).unwrap())
+        .map(|message| {
+            mjlink_core::wire::parse_time_ms(message["edited_timestamp"].as_str().unwrap()).unwrap()
+        })
         .collect();
     assert!(
         Snowflake(id_of(start)).timestamp_ms() < edited[0] && edited[0] < edited[1],
@@ -391,7 +393,7 @@ async fn an_imagine_goes_from_start_through_progress_to_a_grid_and_the_start_is_
     assert_eq!(custom_ids(grid), expected_buttons);
     assert_eq!(
         Snowflake(id_of(grid)).timestamp_ms(),
-        mjlink::wire::parse_time_ms(grid["timestamp"].as_str().unwrap()).unwrap(),
+        mjlink_core::wire::parse_time_ms(grid["timestamp"].as_str().unwrap()).unwrap(),
         "the timestamp is the id's time"
     );
 
@@ -416,7 +418,7 @@ async fn an_imagine_goes_from_start_through_progress_to_a_grid_and_the_start_is_
     assert_eq!(&bytes[..8], &SIGNATURE);
     assert_eq!(attachment["size"], bytes.len());
     assert_eq!(
-        mjlink::archive::layout::sniff(&bytes).map(|kind| kind.extension()),
+        mjlink_core::layout::sniff(&bytes).map(|kind| kind.extension()),
         Some("png")
     );
 
@@ -889,7 +891,7 @@ async fn the_live_bot_links_and_archives_what_the_simulation_posts() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let bot_config = config.clone();
     let bot = tokio::spawn(async move {
-        mjlink::bot::run(&bot_config, async {
+        mjlink::ingest::gateway::run(&bot_config, async {
             let _ = stopped.await;
         })
         .await

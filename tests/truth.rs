@@ -7,10 +7,10 @@ mod common;
 
 use std::collections::HashMap;
 
-use mjlink::link::{Signal, Status};
-use mjlink::pipeline::{Pipeline, PipelineConfig};
+use mjlink::ingest::pipeline::{Pipeline, PipelineConfig};
 use mjlink::store::Store;
-use mjlink::tracegen::{self, TraceOptions, TruthLink};
+use mjlink_core::link::{Signal, Status};
+use mjlink_sim::tracegen::{self, TraceOptions, TruthLink};
 
 /// Checks the links in `store` against `truth`; returns the counts (exact, heuristic,
 /// ambiguous, unresolved, without a row).
@@ -78,7 +78,7 @@ fn bundled_generated_trace_against_its_truth_file() {
             .lines()
             .map(|line| {
                 let row: serde_json::Value = serde_json::from_str(line).unwrap();
-                let action = mjlink::parse::Action::from_name(row["action"].as_str().unwrap()).unwrap();
+                let action = mjlink_core::parse::Action::from_name(row["action"].as_str().unwrap()).unwrap();
                 TruthLink {
                     child_id: row["child_id"].as_str().unwrap().parse().unwrap(),
                     parent_id: row["parent_id"].as_str().unwrap().parse().unwrap(),
@@ -115,13 +115,13 @@ fn generated_trace_has_no_wrong_links() {
             Store::open(&dir.path().join("t.db")).unwrap(),
             PipelineConfig::default(),
         );
-        let mut summary = mjlink::replay::ReplaySummary::default();
-        mjlink::replay::replay_reader(
+        let mut summary = mjlink::ingest::replay::ReplaySummary::default();
+        mjlink::ingest::replay::replay_reader(
             "trace",
             trace.as_slice(),
             &mut pipeline,
             &mut summary,
-            &mut mjlink::replay::Clock::default(),
+            &mut mjlink::ingest::replay::Clock::default(),
             |_| {},
         )
         .unwrap();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::layout::{sniff, ImageKind, SIGNATURE_BYTES};
+use mjlink_core::layout::{sniff, ImageKind, SIGNATURE_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {

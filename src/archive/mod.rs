@@ -1,8 +1,7 @@
-//! The image archive (issue 4, in progress): where images go (`layout`, pure), how one is
-//! downloaded and verified (`download`), and the queue in the database worked through by
-//! `mjlink archive` (and after `replay --download` and `backfill`) and checked by
-//! `mjlink verify` (`worker`). Not yet: downloads while `run` is running.
+//! The image archive: how one file is downloaded and verified ([`download`]), and the queue
+//! in the database (`attachments`) worked through while the bot runs, by `mjlink archive`,
+//! after `replay --download` and `backfill`, and checked by `mjlink verify` ([`worker`]).
+//! Where a file goes is pure and lives in the core ([`mjlink_core::layout`]).
 
 pub mod download;
-pub mod layout;
 pub mod worker;

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use futures_util::{FutureExt, StreamExt};
 
 use super::download::{hash_file, move_into_place, Downloaded, FetchError, Fetcher};
-use super::layout::{family_of, place, Role};
 use crate::config::ArchiveConfig;
 use crate::rest::Rest;
-use crate::snowflake::Snowflake;
 use crate::store::{PendingImage, Store, StoreError};
+use mjlink_core::layout::{family_of, place, Role};
+use mjlink_core::snowflake::Snowflake;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -402,7 +402,7 @@ fn record_group(
                 continue;
             }
         };
-        let (family, family_posted, role) = family_of(&image);
+        let (family, family_posted, role) = family_of(&image.facts());
         let same_tile = |other_tile: Option<u8>, other_parent: Option<Snowflake>| {
             matches!(role, Role::Upscale(tile) if other_tile.is_some_and(|t| t != tile))
                 && other_parent.is_some()
@@ -563,7 +563,7 @@ fn record_group(
                         None,
                     )?;
                     summary.archived += 1;
-                    let (_, _, role) = family_of(image);
+                    let (_, _, role) = family_of(&image.facts());
                     let grid_id = match role {
                         Role::Grid => image.message_id,
                         _ => image.parent_id.unwrap_or(image.message_id),
@@ -654,13 +654,13 @@ pub fn verify(store: &Store, root: &Path, repair: bool) -> Result<VerifyReport, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::layout::ImageKind;
-    use crate::pipeline::{Event, Pipeline, PipelineConfig};
+    use crate::ingest::pipeline::{Event, Pipeline, PipelineConfig};
+    use mjlink_core::layout::ImageKind;
 
     const UUID: &str = "5eed0000-0000-4000-8000-00000000abcd";
 
     fn create(pipeline: &mut Pipeline, id: u64, content: &str, filename: &str, reply_to: Option<u64>) {
-        let ms = crate::snowflake::Snowflake(id).timestamp_ms();
+        let ms = mjlink_core::snowflake::Snowflake(id).timestamp_ms();
         let mut value = serde_json::json!({
             "id": id.to_string(), "channel_id": "10", "guild_id": "20",
             "author": {"id": "936929561302675456", "username": "Midjourney Bot", "bot": true},
@@ -673,7 +673,7 @@ mod tests {
             value["message_reference"] =
                 serde_json::json!({"channel_id": "10", "message_id": parent.to_string()});
         }
-        let digest = crate::digest::digest(value.to_string().as_bytes());
+        let digest = mjlink_core::digest::digest(value.to_string().as_bytes());
         let message = serde_json::from_value(value).unwrap();
         pipeline.apply(&Event::Create { message, digest }, ms).unwrap();
     }

@@ -23,10 +23,10 @@ use tokio::net::TcpListener;
 
 use crate::archive::download::{FetchPolicy, Fetcher};
 use crate::archive::worker::{archive_pending, WorkerOptions};
-use crate::digest::digest;
-use crate::pipeline::{Event, Pipeline, PipelineConfig};
-use crate::snowflake::Snowflake;
+use crate::ingest::pipeline::{Event, Pipeline, PipelineConfig};
 use crate::store::Store;
+use mjlink_core::digest::digest;
+use mjlink_core::snowflake::Snowflake;
 
 #[derive(Debug, Clone)]
 pub struct ArchiveBenchOptions {

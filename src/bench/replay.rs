@@ -1,6 +1,6 @@
 //! `mjlink bench`: replay throughput with the database on, next to the rate of merely
 //! deserializing the same lines into serenity's gateway event type, in the same run; and the
-//! peak memory of the replay. Traces come from [`crate::tracegen`].
+//! peak memory of the replay. Traces come from [`mjlink_sim::tracegen`].
 
 use std::io::{BufRead, BufReader, BufWriter};
 use std::path::Path;
@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::pipeline::{Pipeline, PipelineConfig};
-use crate::replay::{self, Clock, ReplaySummary};
+use crate::ingest::pipeline::{Pipeline, PipelineConfig};
+use crate::ingest::replay::{self, Clock, ReplaySummary};
 use crate::store::Store;
-use crate::tracegen::{self, TraceOptions};
+use mjlink_sim::tracegen::{self, TraceOptions};
 
 use super::{median, peak_rss_mib, reset_peak_rss};
 

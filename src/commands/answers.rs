@@ -7,8 +7,8 @@ use std::path::Path;
 use super::{cut, Button, Embed, File, FileData, Reply};
 use crate::export::{LinkRecord, LinkWriter};
 use crate::queue::{runner, view, Status, Upscales};
-use crate::snowflake::Snowflake;
 use crate::store::{FamilyMessage, SearchFilter, Store, StoreError};
+use mjlink_core::snowflake::Snowflake;
 
 /// What every answer may need besides its arguments.
 pub struct Ctx<'a> {
@@ -109,7 +109,7 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
             asked_link = Some(link.clone());
         }
         match link.decision.parent {
-            Some(parent) if link.decision.status == crate::link::Status::Linked => {
+            Some(parent) if link.decision.status == mjlink_core::link::Status::Linked => {
                 if ctx.store.message_place(parent)?.is_none() {
                     break;
                 }
@@ -177,7 +177,7 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
     let mut fields = Vec::new();
     if let Some(link) = &asked_link {
         match link.decision.status {
-            crate::link::Status::Ambiguous => fields.push((
+            mjlink_core::link::Status::Ambiguous => fields.push((
                 "Ambiguous".to_string(),
                 format!(
                     "Message {asked} fits several parents equally; mjlink does not guess: {}",
@@ -190,12 +190,12 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
                 ),
                 false,
             )),
-            crate::link::Status::Unresolved => fields.push((
+            mjlink_core::link::Status::Unresolved => fields.push((
                 "Unresolved".to_string(),
                 format!("No parent of message {asked} is known (it may be older than the history kept)."),
                 false,
             )),
-            crate::link::Status::Linked => {}
+            mjlink_core::link::Status::Linked => {}
         }
     }
     if let Some(uuid) = &root_message.job_uuid {
@@ -336,7 +336,7 @@ pub fn search(ctx: &Ctx<'_>, words: &str, filter: &SearchFilter, page: usize) ->
         let channel = hit.channel_id.map(|c| format!(" in <#{c}>")).unwrap_or_default();
         let when = hit
             .posted_ms
-            .and_then(crate::export::format_time)
+            .and_then(mjlink_core::text::format_time)
             .map(|t| format!(" · {}", &t[..10]))
             .unwrap_or_default();
         let _ = writeln!(
@@ -397,7 +397,7 @@ pub fn stats(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
     let grids: i64 = kinds.iter().filter(|(k, _)| is_grid(k)).map(|(_, n)| n).sum();
     let results: Vec<String> = kinds
         .iter()
-        .filter(|(k, _)| crate::parse::Action::from_name(k).is_some())
+        .filter(|(k, _)| mjlink_core::parse::Action::from_name(k).is_some())
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
     let signals: Vec<String> = store

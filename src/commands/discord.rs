@@ -17,8 +17,8 @@ use serenity::all::{
 use super::access::{allowed, AccessConfig, Need, RateLimiter};
 use super::answers::{self, Ctx, ExportFormat};
 use super::{FileData, Reply, DEFAULT_ATTACHMENT_LIMIT};
-use crate::snowflake::Snowflake;
 use crate::store::{SearchFilter, Store, StoreError};
+use mjlink_core::snowflake::Snowflake;
 
 /// What the handler needs.
 pub struct CommandState {
@@ -190,7 +190,7 @@ impl Request {
                 let since = option_text(&options, "since");
                 let since_ms = match since {
                     Some(day) => Some(
-                        crate::export::parse_time(day)
+                        mjlink_core::text::parse_time(day)
                             .ok_or_else(|| format!("`{day}` is not a date like 2024-05-01."))?,
                     ),
                     None => None,

@@ -8,7 +8,7 @@
 //!   time passed in);
 //! - [`discord`]: registration and the interaction handler (serenity).
 
-pub mod access;
+pub use mjlink_core::access;
 pub mod answers;
 pub mod discord;
 
@@ -69,7 +69,7 @@ pub struct Reply {
     pub ephemeral: bool,
 }
 
-pub use crate::export::cut;
+pub use mjlink_core::text::cut;
 
 impl Reply {
     /// One clear sentence, only for the user who asked.

@@ -15,8 +15,8 @@ use tokio::sync::Notify;
 use super::machine::{self, Limits, Policy, Seen};
 use super::submit::{new_nonce, Button, SubmitError, Submitter};
 use super::{Item, Status, Transition};
-use crate::snowflake::Snowflake;
 use crate::store::{Store, StoreError};
+use mjlink_core::snowflake::Snowflake;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -135,7 +135,7 @@ impl<S: Submitter> Runner<S> {
             }
         }
         if let (Some(channel), Some(user)) = (self.options.channel_id, self.options.user_id) {
-            let prompt = crate::prompt::split(&item.prompt).normalized();
+            let prompt = mjlink_core::prompt::split(&item.prompt).normalized();
             let mut candidates = Vec::new();
             for grid in
                 self.store
@@ -294,7 +294,8 @@ impl<S: Submitter> Runner<S> {
                 continue;
             }
             let jitter = if self.options.jitter_ms > 0 {
-                (crate::digest::digest(&self.counter.to_le_bytes()) % self.options.jitter_ms as u64) as i64
+                (mjlink_core::digest::digest(&self.counter.to_le_bytes()) % self.options.jitter_ms as u64)
+                    as i64
             } else {
                 0
             };

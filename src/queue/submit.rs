@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::config::Secret;
-use crate::snowflake::Snowflake;
+use mjlink_core::snowflake::Snowflake;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {

@@ -12,7 +12,7 @@ fn time(ms: i64) -> String {
 
 /// One line, cut to `chars` characters.
 fn shorten(text: &str, chars: usize) -> String {
-    crate::export::cut(&text.replace(['\n', '\r', '\t'], " "), chars)
+    mjlink_core::text::cut(&text.replace(['\n', '\r', '\t'], " "), chars)
 }
 
 /// One row per item, then the count of each status.
@@ -61,7 +61,7 @@ pub fn list_table(items: &[Item]) -> String {
 /// stands, its grid and results, and every transition.
 pub fn show_text(item: &Item, history: &[Transition]) -> String {
     let mut out = String::new();
-    let prompt = crate::prompt::split(&item.prompt);
+    let prompt = mjlink_core::prompt::split(&item.prompt);
     let _ = writeln!(out, "id:        {}", item.id);
     let _ = writeln!(out, "prompt:    {}", item.prompt);
     if !prompt.params.is_empty() {
@@ -180,7 +180,7 @@ pub fn lineage_text(item: &Item, family: Option<&crate::store::FamilyRecord>) ->
 mod tests {
     use super::*;
     use crate::queue::Upscales;
-    use crate::snowflake::Snowflake;
+    use mjlink_core::snowflake::Snowflake;
 
     #[test]
     fn show_gives_the_request_back_exactly() {

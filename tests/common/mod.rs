@@ -4,14 +4,14 @@
 pub mod fake_cdn;
 /// The fake Discord lives in the library (`mjlink demo` runs on it); tests name it here.
 #[allow(unused_imports)]
-pub use mjlink::sim::discord as fake_discord;
+pub use mjlink_sim::discord as fake_discord;
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use mjlink::export::{Format, LinkRecord, LinkWriter};
-use mjlink::pipeline::{Pipeline, PipelineConfig};
-use mjlink::replay::{self, Clock, ReplaySummary};
+use mjlink::ingest::pipeline::{Pipeline, PipelineConfig};
+use mjlink::ingest::replay::{self, Clock, ReplaySummary};
 use mjlink::store::Store;
 
 pub fn root() -> PathBuf {

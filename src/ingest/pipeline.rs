@@ -1,29 +1,16 @@
 //! The one entry point every source feeds (replay, and later the gateway and backfill):
 //! an [`Event`] goes through parse -> link -> store. The clock is passed in.
 
-use crate::link::{self, Child, Decision};
-use crate::merge::Doc;
-use crate::parse::{self, BotIds, Kind, Parsed, Stage};
-use crate::snowflake::Snowflake;
 use crate::store::{ChildFacts, LinkRow, MessageRow, PromptScope, Store, StoreError};
-use crate::wire::Message;
+pub use mjlink_core::event::Event;
+use mjlink_core::link::{self, Child, Decision};
+use mjlink_core::merge::Doc;
+use mjlink_core::parse::{self, BotIds, Kind, Parsed, Stage};
+use mjlink_core::snowflake::Snowflake;
+use mjlink_core::wire::Message;
 
 /// Default fallback window: a parent must be posted at most this long before its child.
 pub const DEFAULT_WINDOW_MS: i64 = 6 * 3_600_000;
-
-/// A message event, decoded.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// MESSAGE_CREATE, or a message from channel history.
-    Create { message: Message, digest: u64 },
-    /// MESSAGE_UPDATE (often partial).
-    Update { message: Message, digest: u64 },
-    /// MESSAGE_DELETE / MESSAGE_DELETE_BULK.
-    Delete {
-        ids: Vec<Snowflake>,
-        channel_id: Option<Snowflake>,
-    },
-}
 
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

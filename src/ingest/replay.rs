@@ -7,89 +7,19 @@ use std::io::BufRead;
 
 use serde::Serialize;
 
-use crate::digest::digest;
-use crate::pipeline::{Applied, Event, Pipeline};
+use crate::ingest::pipeline::{Applied, Pipeline};
 use crate::store::StoreError;
-use crate::wire::{Delete, Dispatch, Message};
+pub use mjlink_core::event::Line;
+use mjlink_core::event::{self, Event};
 
 /// Lines longer than this are skipped as malformed without being held in memory.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 /// How many malformed lines the summary describes (all are counted).
 const MALFORMED_SHOWN: usize = 5;
 
-/// What one line of a recording is.
-#[derive(Debug)]
-pub enum Line {
-    Event(Box<Event>),
-    /// Nothing there (white space).
-    Blank,
-    /// A dispatch of a type the pipeline does not use (TYPING_START, READY...), or a
-    /// non-dispatch gateway opcode (op 11 heartbeat ACK...).
-    Skipped(String),
-    Malformed(String),
-}
-
-/// Decodes one recorded line.
+/// Decodes one recorded line (the core's dispatch-line decoder).
 pub fn decode_line(bytes: &[u8]) -> Line {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return Line::Malformed("not UTF-8 text (binary data?)".to_string());
-    };
-    let text = text.trim();
-    if text.is_empty() {
-        return Line::Blank;
-    }
-    let dispatch: Dispatch<'_> = match serde_json::from_str(text) {
-        Ok(dispatch) => dispatch,
-        Err(error) if error.is_eof() => return Line::Malformed(format!("truncated JSON ({error})")),
-        Err(error) => return Line::Malformed(format!("not a JSON object ({error})")),
-    };
-    if dispatch.op.is_some_and(|op| op != 0) {
-        return Line::Skipped(format!("op {}", dispatch.op.unwrap_or_default()));
-    }
-    let Some(event_type) = dispatch.t.as_deref() else {
-        return Line::Malformed("no event type (\"t\") in the dispatch".to_string());
-    };
-    let Some(payload) = dispatch.d else {
-        return match event_type {
-            "MESSAGE_CREATE" | "MESSAGE_UPDATE" | "MESSAGE_DELETE" | "MESSAGE_DELETE_BULK" => {
-                Line::Malformed(format!("{event_type} without data (\"d\")"))
-            }
-            other => Line::Skipped(other.to_string()),
-        };
-    };
-    let raw = payload.get();
-    match event_type {
-        "MESSAGE_CREATE" | "MESSAGE_UPDATE" => match serde_json::from_str::<Message>(raw) {
-            Ok(message) => {
-                let digest = digest(raw.as_bytes());
-                Line::Event(Box::new(if event_type == "MESSAGE_CREATE" {
-                    Event::Create { message, digest }
-                } else {
-                    Event::Update { message, digest }
-                }))
-            }
-            Err(error) => Line::Malformed(format!("{event_type} is not a message ({error})")),
-        },
-        "MESSAGE_DELETE" | "MESSAGE_DELETE_BULK" => match serde_json::from_str::<Delete>(raw) {
-            Ok(delete) => {
-                let ids: Vec<_> = delete
-                    .id
-                    .into_iter()
-                    .chain(delete.ids.unwrap_or_default())
-                    .collect();
-                if ids.is_empty() {
-                    Line::Malformed(format!("{event_type} names no message id"))
-                } else {
-                    Line::Event(Box::new(Event::Delete {
-                        ids,
-                        channel_id: delete.channel_id,
-                    }))
-                }
-            }
-            Err(error) => Line::Malformed(format!("{event_type} is not a deletion ({error})")),
-        },
-        other => Line::Skipped(other.to_string()),
-    }
+    event::from_dispatch_line(bytes)
 }
 
 /// What a replay did.
@@ -134,8 +64,7 @@ pub struct Clock(i64);
 
 impl Clock {
     fn observe(&mut self, event: &Event) -> i64 {
-        if let Event::Create { message, .. } | Event::Update { message, .. } = event {
-            let seen = message.edited_ms().unwrap_or_else(|| message.posted_ms());
+        if let Some(seen) = event.time_ms() {
             self.0 = self.0.max(seen);
         }
         self.0
@@ -270,28 +199,18 @@ fn replay_array(
         summary.malformed(source, 1, format!("cannot read the JSON array: {error}"));
         return Ok(());
     }
-    let elements: Vec<&serde_json::value::RawValue> = match serde_json::from_str(&text) {
-        Ok(elements) => elements,
-        Err(error) => {
-            summary.malformed(
-                source,
-                error.line() as u64,
-                format!("not a JSON array of messages ({error})"),
-            );
+    let page = match event::from_history_page(text.as_bytes()) {
+        Ok(page) => page,
+        Err(not_a_page) => {
+            summary.malformed(source, not_a_page.line as u64, not_a_page.reason.0);
             return Ok(());
         }
     };
-    // History pages come newest first; the pipeline gets them in snowflake order.
-    let mut messages = Vec::with_capacity(elements.len());
-    for (index, element) in elements.iter().enumerate() {
-        match serde_json::from_str::<Message>(element.get()) {
-            Ok(message) => messages.push((message, digest(element.get().as_bytes()))),
-            Err(error) => summary.malformed(source, 1, format!("element {index} is not a message ({error})")),
-        }
+    for (index, reason) in page.rejected {
+        summary.malformed(source, 1, format!("element {index} is {reason}"));
     }
-    messages.sort_by_key(|(message, _)| message.id);
-    for (message, digest) in messages {
-        let event = Event::Create { message, digest };
+    // History pages come newest first; the page is in snowflake order.
+    for event in page.events {
         let now = clock.observe(&event);
         let applied = pipeline.apply(&event, now)?;
         summary.count(applied);
@@ -302,28 +221,6 @@ fn replay_array(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn classifies_bad_lines() {
-        assert!(matches!(decode_line(b"  "), Line::Blank));
-        assert!(matches!(decode_line(&[0xff, 0xfe, 0x00]), Line::Malformed(_)));
-        assert!(
-            matches!(decode_line(b"{\"op\":0,\"t\":\"MESSAGE_CREATE\",\"d\":{\"id\":\"1\""), Line::Malformed(reason) if reason.starts_with("truncated"))
-        );
-        assert!(matches!(decode_line(b"{\"op\":11}"), Line::Skipped(_)));
-        assert!(
-            matches!(decode_line(b"{\"op\":0,\"t\":\"TYPING_START\",\"d\":{}}"), Line::Skipped(name) if name == "TYPING_START")
-        );
-        assert!(matches!(
-            decode_line(b"{\"op\":0,\"t\":\"MESSAGE_CREATE\",\"d\":{\"id\":\"abc\"}}"),
-            Line::Malformed(_)
-        ));
-        assert!(matches!(decode_line(b"[1,2]"), Line::Malformed(_)));
-        assert!(matches!(
-            decode_line(b"{\"op\":0,\"t\":\"MESSAGE_DELETE\",\"d\":{\"id\":\"5\",\"channel_id\":\"6\"}}"),
-            Line::Event(event) if matches!(*event, Event::Delete { .. })
-        ));
-    }
 
     #[test]
     fn caps_long_lines_without_losing_the_next() {

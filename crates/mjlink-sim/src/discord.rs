@@ -6,7 +6,7 @@
 //!   history and single messages (the latest state of each, edits applied, deleted ones
 //!   gone, as Discord serves them), `attachments/refresh-urls`, injectable 429/5xx answers for
 //!   history pages, binary files served on GET (the CDN of simulated images), extra routes
-//!   mounted by other simulations ([`crate::sim::midjourney`] answers `POST /interactions`),
+//!   mounted by other simulations ([`crate::midjourney`] answers `POST /interactions`),
 //!   and a log of every request. Malformed requests get 400; nothing a client sends can
 //!   panic it.
 //! - a WebSocket gateway: HELLO, IDENTIFY -> READY (or close code 4004/4014), heartbeats,

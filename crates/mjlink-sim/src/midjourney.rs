@@ -65,8 +65,8 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::sim::discord::{rfc3339_of, rfc3339_of_ms, FakeDiscord, HttpRequest, HttpResponse};
-use crate::sim::png::png;
+use crate::discord::{rfc3339_of, rfc3339_of_ms, FakeDiscord, HttpRequest, HttpResponse};
+use crate::png::png;
 use crate::snowflake::Snowflake;
 
 /// Midjourney Bot's user id, which is also its application id.

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use crate::kinds;
+use crate::snowflake::Snowflake;
+
 /// The image formats Midjourney produces; anything else is refused before it is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageKind {
@@ -100,19 +103,34 @@ pub fn place(family: &str, grid_posted_ms: i64, role: &Role, kind: ImageKind) ->
         .join(format!("{stem}.{}", kind.extension()))
 }
 
-/// Where a pending image belongs: its family (the parent grid's job UUID, else its own), the
+/// What the archive layout needs to know about an image's message and its parent.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageFacts<'a> {
+    pub message_id: Snowflake,
+    /// The message's kind as stored (`imagine`, `upscale`, `variation_strong`, ...).
+    pub kind: &'a str,
+    pub tile: Option<u8>,
+    pub job_uuid: Option<&'a str>,
+    pub posted_ms: i64,
+    /// The message it was made from (its link), when known.
+    pub parent_id: Option<Snowflake>,
+    pub parent_uuid: Option<&'a str>,
+    pub parent_posted_ms: Option<i64>,
+}
+
+/// Where an image belongs: its family (the parent grid's job UUID, else its own), the
 /// family's month, and its role in the family.
-pub fn family_of(image: &crate::store::PendingImage) -> (String, i64, Role) {
+pub fn family_of(image: &ImageFacts<'_>) -> (String, i64, Role) {
     let own_id = image
         .job_uuid
-        .clone()
-        .unwrap_or_else(|| image.message_id.to_string());
-    if matches!(image.kind.as_str(), "imagine" | "blend") || image.parent_id.is_none() {
-        let role = if matches!(image.kind.as_str(), "imagine" | "blend") {
+        .map_or_else(|| image.message_id.to_string(), str::to_string);
+    let is_grid = kinds::is_root_grid_name(image.kind);
+    if is_grid || image.parent_id.is_none() {
+        let role = if is_grid {
             Role::Grid
         } else {
             Role::Other {
-                action: image.kind.clone(),
+                action: image.kind.to_string(),
                 id: own_id.clone(),
             }
         };
@@ -120,14 +138,14 @@ pub fn family_of(image: &crate::store::PendingImage) -> (String, i64, Role) {
     }
     let family = image
         .parent_uuid
-        .clone()
+        .map(str::to_string)
         .or_else(|| image.parent_id.map(|id| id.to_string()))
         .unwrap_or_else(|| own_id.clone());
     let posted = image.parent_posted_ms.unwrap_or(image.posted_ms);
-    let role = match (image.kind.as_str(), image.tile) {
+    let role = match (image.kind, image.tile) {
         ("upscale", Some(tile)) if (1..=4).contains(&tile) => Role::Upscale(tile),
         _ => Role::Other {
-            action: image.kind.clone(),
+            action: image.kind.to_string(),
             id: own_id,
         },
     };

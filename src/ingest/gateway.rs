@@ -16,18 +16,18 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::archive::download::{FetchPolicy, Fetcher};
 use crate::archive::worker::{keep_archiving, WorkerOptions};
-use crate::backfill;
 use crate::config::{Config, DiscordConfig, DISCORD_API_BASE};
-use crate::digest::digest;
-use crate::parse::BotIds;
-use crate::pipeline::{Event, Pipeline};
+use crate::ingest::backfill;
+use crate::ingest::pipeline::Pipeline;
+use crate::ingest::writer::{MissingParent, Writer, WriterHandle, WriterHooks};
 use crate::queue::runner::{Runner, TickReport};
 use crate::queue::submit::DiscordSubmitter;
 use crate::rest::{Rest, RestError, RetryPolicy};
-use crate::snowflake::Snowflake;
 use crate::store::{Store, StoreError};
-use crate::wire::Message;
-use crate::writer::{MissingParent, Writer, WriterHandle, WriterHooks};
+use mjlink_core::event::{self, Event, Line};
+use mjlink_core::parse::BotIds;
+use mjlink_core::snowflake::Snowflake;
+use mjlink_core::wire::Message;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
@@ -167,11 +167,13 @@ impl Handler {
     }
 }
 
-fn to_event_message(value: Result<serde_json::Value, serde_json::Error>) -> Option<(Message, u64)> {
-    let value = value.ok()?;
-    let text = serde_json::to_string(&value).ok()?;
-    let message = serde_json::from_value::<Message>(value).ok()?;
-    Some((message, digest(text.as_bytes())))
+/// A message event from serenity's typed model, made through the core's one event function
+/// (`event::from_gateway`): serenity's model serialized back to Discord's JSON.
+pub fn event_from_serenity(event_type: &str, value: &impl serde::Serialize) -> Line {
+    match serde_json::to_value(value).and_then(|value| serde_json::to_string(&value)) {
+        Ok(json) => event::from_gateway(event_type, &json),
+        Err(error) => Line::Malformed(format!("serenity's {event_type} does not serialize ({error})")),
+    }
 }
 
 #[async_trait]
@@ -237,12 +239,17 @@ impl EventHandler for Handler {
         if !self.watched(new_message.guild_id, new_message.channel_id) {
             return;
         }
-        let Some((message, digest)) = to_event_message(serde_json::to_value(&new_message)) else {
-            tracing::warn!(message_id = %new_message.id, "a message could not be converted; skipped");
-            return;
+        let event = match event_from_serenity("MESSAGE_CREATE", &new_message) {
+            Line::Event(event) => *event,
+            other => {
+                tracing::warn!(message_id = %new_message.id, line = ?other, "a message could not be converted; skipped");
+                return;
+            }
         };
-        self.check_content(&message);
-        self.feed(Event::Create { message, digest }).await;
+        if let Event::Create { message, .. } = &event {
+            self.check_content(message);
+        }
+        self.feed(event).await;
     }
 
     async fn message_update(
@@ -255,11 +262,12 @@ impl EventHandler for Handler {
         if !self.watched(event.guild_id, event.channel_id) {
             return;
         }
-        let Some((message, digest)) = to_event_message(serde_json::to_value(&event)) else {
-            tracing::warn!(message_id = %event.id, "an update could not be converted; skipped");
-            return;
-        };
-        self.feed(Event::Update { message, digest }).await;
+        match event_from_serenity("MESSAGE_UPDATE", &event) {
+            Line::Event(update) => self.feed(*update).await,
+            other => {
+                tracing::warn!(message_id = %event.id, line = ?other, "an update could not be converted; skipped")
+            }
+        }
     }
 
     async fn message_delete(
@@ -446,7 +454,7 @@ pub async fn run_with(
     let _relay = match &options.record {
         Some(path) => {
             let upstream = client.ws_url.lock().await.clone();
-            let relay = crate::record::start(&upstream, path)
+            let relay = crate::ingest::record::start(&upstream, path)
                 .await
                 .map_err(|error| BotError::Record {
                     path: path.clone(),

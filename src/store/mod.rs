@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::link::{Candidate, Decision, Signal, Status};
-use crate::merge::Doc;
-use crate::parse::{Action, Kind};
-use crate::snowflake::Snowflake;
-use crate::wire::Attachment;
+use mjlink_core::link::{Candidate, Decision, Signal, Status};
+use mjlink_core::merge::Doc;
+use mjlink_core::parse::{Action, Kind};
+use mjlink_core::snowflake::Snowflake;
+use mjlink_core::wire::Attachment;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -285,6 +285,22 @@ pub struct PendingImage {
     pub previous_path: Option<String>,
 }
 
+impl PendingImage {
+    /// What the archive layout needs to place it.
+    pub fn facts(&self) -> mjlink_core::layout::ImageFacts<'_> {
+        mjlink_core::layout::ImageFacts {
+            message_id: self.message_id,
+            kind: &self.kind,
+            tile: self.tile,
+            job_uuid: self.job_uuid.as_deref(),
+            posted_ms: self.posted_ms,
+            parent_id: self.parent_id,
+            parent_uuid: self.parent_uuid.as_deref(),
+            parent_posted_ms: self.parent_posted_ms,
+        }
+    }
+}
+
 /// An archived file that new bytes may duplicate, with its message's tile and parent.
 #[derive(Debug, Clone)]
 pub struct ArchivedCopy {
@@ -486,7 +502,7 @@ impl Filter {
 
 /// The index key of a text column (see the schema): a stable 64-bit digest.
 fn text_key(text: &str) -> i64 {
-    crate::digest::digest(text.as_bytes()) as i64
+    mjlink_core::digest::digest(text.as_bytes()) as i64
 }
 
 fn candidates_json(candidates: &[Snowflake]) -> String {
@@ -763,7 +779,7 @@ impl Store {
              ON CONFLICT(id) DO UPDATE SET deleted_at = COALESCE(messages.deleted_at, excluded.deleted_at)",
         )?;
         stmt.execute(params![id.to_sql(), opt_sql(channel_id), at_ms])?;
-        let placeholder = serde_json::to_string(&Doc::new(crate::wire::Message {
+        let placeholder = serde_json::to_string(&Doc::new(mjlink_core::wire::Message {
             id,
             channel_id,
             ..Default::default()
@@ -1107,7 +1123,7 @@ impl Store {
                 tile: row.get(9)?,
                 posted_at: row
                     .get::<_, Option<i64>>(10)?
-                    .and_then(crate::export::format_time),
+                    .and_then(mjlink_core::text::format_time),
                 signal: None,
                 files: Vec::new(),
             })
@@ -1508,14 +1524,14 @@ impl Store {
     }
 
     /// Midjourney's messages that carry `nonce` (its start message, error embeds).
-    pub fn messages_with_nonce(&self, nonce: &str) -> Result<Vec<crate::queue::machine::NonceMessage>> {
+    pub fn messages_with_nonce(&self, nonce: &str) -> Result<Vec<mjlink_core::queue::machine::NonceMessage>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, kind, error_title, job_uuid, deleted_at IS NOT NULL, outcome,
                     MAX(COALESCE(posted_at, 0), COALESCE(edited_at, 0), COALESCE(deleted_at, 0))
              FROM messages WHERE nonce = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([nonce], |row| {
-            Ok(crate::queue::machine::NonceMessage {
+            Ok(mjlink_core::queue::machine::NonceMessage {
                 id: Snowflake::from_sql(row.get(0)?),
                 kind: row.get(1)?,
                 error_title: row.get(2)?,
@@ -1542,14 +1558,14 @@ impl Store {
 
     /// A grid (a seen message that is not a progress message) by id, with its job UUID and
     /// posting time.
-    pub fn grid_facts(&self, id: Snowflake) -> Result<Option<crate::queue::machine::GridSeen>> {
+    pub fn grid_facts(&self, id: Snowflake) -> Result<Option<mjlink_core::queue::machine::GridSeen>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, job_uuid, posted_at FROM messages
              WHERE id = ?1 AND seen = 1 AND kind IN ('imagine', 'blend', 'reroll') AND deleted_at IS NULL",
         )?;
         Ok(stmt
             .query_row([id.to_sql()], |row| {
-                Ok(crate::queue::machine::GridSeen {
+                Ok(mjlink_core::queue::machine::GridSeen {
                     id: Snowflake::from_sql(row.get(0)?),
                     job_uuid: row.get(1)?,
                     posted_ms: row.get::<_, Option<i64>>(2)?.unwrap_or(0),

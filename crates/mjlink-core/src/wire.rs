@@ -284,14 +284,6 @@ impl Message {
     }
 }
 
-impl Message {
-    /// The same lean message from serenity's model (the live gateway's path): serenity
-    /// serializes back to Discord's JSON, which the one decoder reads.
-    pub fn from_serenity(message: &serenity::model::channel::Message) -> Result<Message, serde_json::Error> {
-        serde_json::to_value(message).and_then(serde_json::from_value)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::replay::ReplaySummary;
+use crate::ingest::replay::ReplaySummary;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Serialize)]

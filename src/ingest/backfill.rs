@@ -1,11 +1,11 @@
 //! Catching up over REST: a channel's history after a message id, page by page, fed to the
 //! writer in snowflake order; and the parents that replies point to but nobody sent us.
 
-use crate::pipeline::Event;
+use crate::ingest::pipeline::Event;
+use crate::ingest::writer::{MissingParent, WriterHandle};
 use crate::rest::{Rest, RestError};
-use crate::snowflake::Snowflake;
 use crate::store::StoreError;
-use crate::writer::{MissingParent, WriterHandle};
+use mjlink_core::snowflake::Snowflake;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::pipeline::{Applied, Event, Pipeline};
-use crate::snowflake::Snowflake;
+use crate::ingest::pipeline::{Applied, Event, Pipeline};
 use crate::store::StoreError;
+use mjlink_core::snowflake::Snowflake;
 
 enum Input {
     Event {
