@@ -1,9 +1,14 @@
-//! The one entry point every source feeds (replay, and later the gateway and backfill):
-//! an [`Event`] goes through parse -> link -> store. The clock is passed in.
+//! The one entry point every source feeds (through the [`crate::ingest::writer`]): for each
+//! [`Event`], read -> decide -> write. The pipeline reads from the store the context each
+//! step needs (what is stored of the message, its old link, the fallback's candidates, the
+//! starts waiting for a final), calls one pure function of [`mjlink_core::lineage`], and
+//! writes the effects it returns. It decides nothing itself. The clock is passed in.
 
-use crate::store::{ChildFacts, LinkRow, MessageRow, PromptScope, Store, StoreError};
+use crate::store::{ChildFacts, MessageRow, ProgressRow, PromptScope, Store, StoreError};
 pub use mjlink_core::event::Event;
-use mjlink_core::link::{self, Child, Decision};
+pub use mjlink_core::lineage::Applied;
+use mjlink_core::lineage::{self, Absorbed, Known, LinkWork, Outcome, Relinked, Rival, Save, Source, Start};
+use mjlink_core::link::{Candidate, Child, Decision};
 use mjlink_core::merge::Doc;
 use mjlink_core::parse::{self, BotIds, Kind, Parsed, Stage};
 use mjlink_core::snowflake::Snowflake;
@@ -11,19 +16,6 @@ use mjlink_core::wire::Message;
 
 /// Default fallback window: a parent must be posted at most this long before its child.
 pub const DEFAULT_WINDOW_MS: i64 = 6 * 3_600_000;
-
-/// What applying one event did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// Stored or changed something.
-    Applied,
-    /// Exactly this event was processed before (RESUME redelivery, a repeated line).
-    Duplicate,
-    /// A new event that told nothing new (an edit already known from a reply's copy).
-    Unchanged,
-    /// Nothing to keep (not from Midjourney).
-    Ignored,
-}
 
 const EVENT_CREATE: u8 = 0;
 const EVENT_UPDATE: u8 = 1;
@@ -54,14 +46,6 @@ pub struct Pipeline {
     in_batch: usize,
     /// Channel cursors moved in the open batch, written when it commits.
     cursors: std::collections::HashMap<Snowflake, Snowflake>,
-}
-
-/// How a snapshot of a message reached us; only updates leave a message unseen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Create,
-    Update,
-    Reference,
 }
 
 impl Pipeline {
@@ -136,44 +120,27 @@ impl Pipeline {
         Ok(result)
     }
 
+    /// Read -> decide -> write for one snapshot of a message.
     fn upsert(&mut self, incoming: &Message, source: Source) -> Result<Applied, StoreError> {
-        let existing = self.store.load_message(incoming.id)?;
-        let (doc, was_seen, changed, old_kind) = match existing {
-            Some(stored) => {
-                let mut doc = stored.doc;
-                let changed = doc.merge(incoming);
-                (doc, stored.seen, changed, Some(stored.kind))
+        let known = self.store.load_message(incoming.id)?.map(|stored| Known {
+            doc: stored.doc,
+            seen: stored.seen,
+        });
+        let save = match lineage::absorb(known, incoming, source, &self.config.bots) {
+            Absorbed::Unchanged => return Ok(Applied::Unchanged),
+            Absorbed::Ignore => return Ok(Applied::Ignored),
+            Absorbed::KeepUnseen(doc) => {
+                self.store.save_message(&row_for(&doc, None, false))?;
+                return Ok(Applied::Applied);
             }
-            None => (Doc::new(incoming.clone()), false, true, None),
+            Absorbed::Strip(doc) => {
+                let parsed = parse::parse(&doc.message, &self.config.bots);
+                self.store.save_message(&row_for(&doc, Some(&parsed), true))?;
+                self.store.delete_link(incoming.id)?;
+                return Ok(Applied::Applied);
+            }
+            Absorbed::Save(save) => save,
         };
-        let seen = was_seen || source != Source::Update;
-        if !changed && seen == was_seen {
-            return Ok(Applied::Unchanged);
-        }
-
-        if !seen {
-            // Only updates so far: keep them (not lost), but no job exists until the message
-            // itself is seen.
-            self.store.save_message(&row_for(&doc, None, false))?;
-            return Ok(Applied::Applied);
-        }
-
-        let parsed = parse::parse(&doc.message, &self.config.bots);
-        if parsed.kind == Kind::NotMidjourney {
-            if old_kind.is_none() {
-                return Ok(Applied::Ignored);
-            }
-            // An early update of someone else's message: keep only the id.
-            let stripped = Doc::new(Message {
-                id: doc.message.id,
-                channel_id: doc.message.channel_id,
-                ..Default::default()
-            });
-            self.store
-                .save_message(&row_for(&stripped, Some(&parsed), true))?;
-            self.store.delete_link(incoming.id)?;
-            return Ok(Applied::Applied);
-        }
 
         // A reply carries a copy of its parent: keep it (the parent may never be seen itself).
         if source == Source::Create {
@@ -182,25 +149,26 @@ impl Pipeline {
             }
         }
 
-        let is_new = old_kind.is_none();
+        let Save {
+            doc,
+            parsed,
+            is_new,
+            link,
+            may_be_parent,
+            settle_if_deleted,
+        } = *save;
         self.store.save_message(&row_for(&doc, Some(&parsed), true))?;
         self.store
             .replace_attachments(doc.message.id, &parsed.attachments, !is_new)?;
-
-        match parsed.kind {
-            Kind::Result(action) => {
-                let posted_ms = doc.message.posted_ms();
-                let exact = link::exact_parent(&doc.message);
-                self.relink(doc.message.id, action, parsed.tile, posted_ms, exact)?;
-            }
-            _ if !is_new => self.store.delete_link(doc.message.id)?,
-            _ => {}
+        match link {
+            LinkWork::Relink { child, tile, exact } => self.relink(child, tile, exact)?,
+            LinkWork::Drop => self.store.delete_link(doc.message.id)?,
+            LinkWork::None => {}
         }
-
-        if parsed.kind.is_grid() || parsed.kind.is_single_image() {
+        if may_be_parent {
             self.on_new_parent(&doc.message, &parsed)?;
         }
-        if let Kind::Progress { .. } = parsed.kind {
+        if settle_if_deleted {
             if let Some(progress) = self.store.progress_row(doc.message.id)? {
                 if progress.deleted {
                     self.settle_progress(doc.message.id)?;
@@ -222,90 +190,66 @@ impl Pipeline {
         }
     }
 
-    /// Decides (or re-decides) the link of a result and stores it if it supersedes the old one.
-    fn relink(
-        &mut self,
-        child_id: Snowflake,
-        action: parse::Action,
-        tile: Option<u8>,
-        posted_ms: i64,
-        exact: Option<Decision>,
-    ) -> Result<(), StoreError> {
-        let old = self.store.get_link(child_id)?;
-        let decision = match exact {
-            Some(decision) => decision,
-            None => match &old {
-                Some(old) if old.decision.is_exact() => return Ok(()),
-                _ => self.fallback(child_id, action, tile, posted_ms)?,
-            },
+    /// Read -> decide -> write for a result's link.
+    fn relink(&mut self, child: Child, tile: Option<u8>, exact: Option<Decision>) -> Result<(), StoreError> {
+        let old = self.store.get_link(child.id)?;
+        let candidates = if lineage::needs_fallback(exact.as_ref(), old.as_ref()) {
+            Some(self.candidates(child.id, tile, child.posted_ms)?)
+        } else {
+            None
         };
-        let new = LinkRow {
-            child_id,
-            action,
+        let (new, redecide) = match lineage::relink(
+            child,
             tile,
-            decision,
+            exact,
+            old.as_ref(),
+            candidates.as_deref(),
+            self.config.window_ms,
+        ) {
+            Relinked::Keep => return Ok(()),
+            Relinked::Put { link, redecide } => (link, redecide),
         };
-        let store_it = match &old {
-            None => true,
-            Some(old) => {
-                old.action != new.action
-                    || old.tile != new.tile
-                    || link::supersedes(&new.decision, &old.decision)
-            }
-        };
-        if store_it {
-            self.store.put_link(&new)?;
-            tracing::debug!(
-                child_id = %child_id,
-                parent_id = ?new.decision.parent.map(|parent| parent.0),
-                action = new.action.as_str(),
-                tile = ?tile,
-                signal = ?new.decision.signal,
-                status = new.decision.status.as_str(),
-                candidates = new.decision.candidates.len(),
-                "link decided"
-            );
-            if new.decision.is_exact() {
-                if let (Some(parent), Some(tile)) = (new.decision.parent, tile) {
-                    // A result that the fallback had given this tile is now wrong.
-                    for sibling in self.store.heuristic_children_of(parent, tile)? {
-                        if sibling != child_id {
-                            self.refallback(sibling)?;
-                        }
-                    }
+        self.store.put_link(&new)?;
+        tracing::debug!(
+            child_id = %child.id,
+            parent_id = ?new.decision.parent.map(|parent| parent.0),
+            action = new.action.as_str(),
+            tile = ?tile,
+            signal = ?new.decision.signal,
+            status = new.decision.status.as_str(),
+            candidates = new.decision.candidates.len(),
+            "link decided"
+        );
+        if let Some((parent, tile)) = redecide {
+            // A result that the fallback had given this tile is now wrong.
+            for sibling in self.store.heuristic_children_of(parent, tile)? {
+                if sibling != child.id {
+                    self.refallback(sibling)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn fallback(
+    /// The fallback's candidates for a result: same channel, user and normalized prompt,
+    /// posted within the window before it.
+    fn candidates(
         &self,
         child_id: Snowflake,
-        action: parse::Action,
         tile: Option<u8>,
         posted_ms: i64,
-    ) -> Result<Decision, StoreError> {
+    ) -> Result<Vec<Candidate>, StoreError> {
         let facts = self.store.child_facts(child_id)?;
-        let candidates = match facts.as_ref().and_then(ChildFacts::scope) {
+        match facts.as_ref().and_then(ChildFacts::scope) {
             Some(scope) => self.store.candidates(
                 scope,
                 posted_ms - self.config.window_ms,
                 posted_ms,
                 tile,
                 child_id,
-            )?,
-            None => Vec::new(),
-        };
-        Ok(link::heuristic(
-            Child {
-                id: child_id,
-                posted_ms,
-                action,
-            },
-            &candidates,
-            self.config.window_ms,
-        ))
+            ),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Re-runs the fallback for a stored result without an exact link.
@@ -320,15 +264,15 @@ impl Pipeline {
             .store
             .child_facts(child_id)?
             .map_or_else(|| child_id.timestamp_ms(), |facts| facts.posted_ms);
-        let decision = self.fallback(child_id, old.action, old.tile, posted_ms)?;
-        if decision != old.decision {
-            self.store.put_link(&LinkRow { decision, ..old })?;
+        let candidates = self.candidates(child_id, old.tile, posted_ms)?;
+        if let Some(new) = lineage::refallback(&old, posted_ms, &candidates, self.config.window_ms) {
+            self.store.put_link(&new)?;
         }
         Ok(())
     }
 
-    /// A new grid or upscale can change the fallback of later results with the same prompt,
-    /// and can be the final of a start/progress message.
+    /// A new grid or single image can change the fallback of later results with the same
+    /// prompt, and can be the final of a start/progress message.
     fn on_new_parent(&mut self, message: &Message, parsed: &Parsed) -> Result<(), StoreError> {
         let posted = message.posted_ms();
         let prompt_norm = parsed.normalized_prompt();
@@ -350,7 +294,7 @@ impl Pipeline {
             posted,
         )?;
         for progress in waiting {
-            if progress.deleted || progress.job_uuid.is_some() {
+            if lineage::settles_on_new_final(&start_of(&progress)) {
                 self.settle_progress(progress.id)?;
             }
         }
@@ -370,44 +314,51 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Decides the outcome of a start/progress message from the finals that exist. With a job
-    /// UUID the final is certain. Without one (a start that never showed progress), a final
-    /// found by prompt counts only when no other such start could own it. A deleted message
-    /// with no possible final failed (silent moderation); with finals that cannot be told
-    /// apart it stays `unknown`: never a guess.
+    /// Read -> decide -> write for the outcome of a start/progress message.
     fn settle_progress(&mut self, id: Snowflake) -> Result<(), StoreError> {
         let Some(progress) = self.store.progress_row(id)? else {
             return Ok(());
         };
         let window = self.config.window_ms;
+        let start = start_of(&progress);
         let finals = self.store.finals_for(&progress, progress.posted_at + window)?;
-        let certain = match finals.as_slice() {
-            [only] if progress.job_uuid.is_none() => {
+        let rivals = match finals.as_slice() {
+            [only] if lineage::needs_rivals(&start, &finals) => {
                 let final_posted = self
                     .store
                     .child_facts(*only)?
                     .map_or_else(|| only.timestamp_ms(), |facts| facts.posted_ms);
-                let rivals = self.store.progress_waiting_for(
+                self.store.progress_waiting_for(
                     None,
                     progress.scope(),
                     final_posted - window,
                     final_posted,
-                )?;
-                rivals
-                    .iter()
-                    .all(|rival| rival.id == id || rival.action != progress.action)
+                )?
             }
-            _ => true,
+            _ => Vec::new(),
         };
-        match (finals.as_slice(), progress.deleted) {
-            ([only], _) if certain => self.store.set_outcome(id, "completed", Some(*only)),
-            ([], true) => {
-                tracing::debug!(message_id = %id, prompt = ?progress.prompt_norm, "job failed: its progress message was deleted with no final (silent moderation)");
-                self.store.set_outcome(id, "failed", None)
-            }
-            (_, true) => self.store.set_outcome(id, "unknown", None),
-            (_, false) => self.store.set_outcome(id, "running", None),
+        let rivals: Vec<Rival<'_>> = rivals
+            .iter()
+            .map(|rival| Rival {
+                id: rival.id,
+                action: rival.action.as_deref(),
+            })
+            .collect();
+        let outcome = lineage::settle(&start, &finals, &rivals);
+        if outcome == Outcome::Failed {
+            tracing::debug!(message_id = %id, prompt = ?progress.prompt_norm, "job failed: its progress message was deleted with no final (silent moderation)");
         }
+        self.store.set_outcome(id, outcome.as_str(), outcome.final_id())
+    }
+}
+
+/// What settling needs of a stored start/progress row.
+fn start_of(progress: &ProgressRow) -> Start<'_> {
+    Start {
+        id: progress.id,
+        action: progress.action.as_deref(),
+        has_job_uuid: progress.job_uuid.is_some(),
+        deleted: progress.deleted,
     }
 }
 

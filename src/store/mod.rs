@@ -248,13 +248,8 @@ pub struct MessageRow {
 }
 
 /// A stored link with what it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkRow {
-    pub child_id: Snowflake,
-    pub action: Action,
-    pub tile: Option<u8>,
-    pub decision: Decision,
-}
+/// The link of one result message (the core's type).
+pub use mjlink_core::lineage::Link as LinkRow;
 
 /// A link joined with its child's facts, for export.
 #[derive(Debug, Clone)]

@@ -1,1 +1,687 @@
-//! placeholder
+//! What applying one message changes, decided without I/O. The pipeline (the shell) reads the
+//! context each step needs from the store, calls one function here, and writes the effects it
+//! returns:
+//!
+//! 1. [`absorb`]: a snapshot of a message meets what is stored -> [`Absorbed`] (nothing new,
+//!    keep it unseen, strip someone else's message, or save it parsed, with the link work and
+//!    the settling it calls for);
+//! 2. [`relink`]: a result's exact signal, its old link and (only when needed, see
+//!    [`needs_fallback`]) the fallback's candidates -> [`Relinked`] (keep, or put a link and
+//!    re-decide the siblings that the fallback had given the same tile);
+//! 3. [`refallback`]: a stored result without an exact link, given fresh candidates;
+//! 4. [`settle`]: a start/progress message and the finals that exist -> its [`Outcome`].
+//!
+//! Every rule here has a named unit test below; the store holds no rule of its own.
+
+use crate::kinds::{self, Shape};
+use crate::link::{self, Candidate, Child, Decision};
+use crate::merge::Doc;
+use crate::parse::{self, Action, BotIds, Kind, Parsed};
+use crate::snowflake::Snowflake;
+use crate::wire::Message;
+
+/// What applying one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Stored or changed something.
+    Applied,
+    /// Exactly this event was processed before (RESUME redelivery, a repeated line).
+    Duplicate,
+    /// A new event that told nothing new (an edit already known from a reply's copy).
+    Unchanged,
+    /// Nothing to keep (not from Midjourney).
+    Ignored,
+}
+
+/// How a snapshot of a message reached the pipeline; only updates leave a message unseen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A create, or a message from history.
+    Create,
+    /// A (often partial) update.
+    Update,
+    /// The copy of a parent that a reply carries.
+    Reference,
+}
+
+/// What the store holds of a message, as [`absorb`] needs it.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub doc: Doc,
+    pub seen: bool,
+}
+
+/// The link of one result message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub child_id: Snowflake,
+    pub action: Action,
+    pub tile: Option<u8>,
+    pub decision: Decision,
+}
+
+/// What to do with a result's link after the message was saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkWork {
+    /// Nothing: not a result, and never was one.
+    None,
+    /// It was stored as something else before and is not a result now: drop its link.
+    Drop,
+    /// Decide (or re-decide) its link.
+    Relink {
+        child: Child,
+        tile: Option<u8>,
+        exact: Option<Decision>,
+    },
+}
+
+/// A message to save, parsed, and what saving it calls for.
+#[derive(Debug, Clone)]
+pub struct Save {
+    pub doc: Doc,
+    pub parsed: Parsed,
+    /// Nothing was stored for this message before (not even an unseen row).
+    pub is_new: bool,
+    pub link: LinkWork,
+    /// It can be a parent (a grid or a single image): later results with its prompt may
+    /// link to it now, and it may be the final of a start waiting for one.
+    pub may_be_parent: bool,
+    /// A start/progress message: if it was deleted before, settle it now.
+    pub settle_if_deleted: bool,
+}
+
+/// What a snapshot of a message changes.
+#[derive(Debug, Clone)]
+pub enum Absorbed {
+    /// Nothing new (an edit already known, a duplicate copy).
+    Unchanged,
+    /// Only updates so far: keep them (not lost) as an unseen row with no job.
+    KeepUnseen(Doc),
+    /// Not from Midjourney and never stored: nothing to keep.
+    Ignore,
+    /// Not from Midjourney, but an early update was stored: keep only its id and drop any
+    /// link it had.
+    Strip(Doc),
+    /// Save it parsed.
+    Save(Box<Save>),
+}
+
+/// Merges `incoming` into what is stored (`known`) and decides what that changes.
+pub fn absorb(known: Option<Known>, incoming: &Message, source: Source, bots: &BotIds) -> Absorbed {
+    let (doc, was_seen, changed, was_stored) = match known {
+        Some(known) => {
+            let mut doc = known.doc;
+            let changed = doc.merge(incoming);
+            (doc, known.seen, changed, true)
+        }
+        None => (Doc::new(incoming.clone()), false, true, false),
+    };
+    let seen = was_seen || source != Source::Update;
+    if !changed && seen == was_seen {
+        return Absorbed::Unchanged;
+    }
+    if !seen {
+        return Absorbed::KeepUnseen(doc);
+    }
+    let parsed = parse::parse(&doc.message, bots);
+    if parsed.kind == Kind::NotMidjourney {
+        if !was_stored {
+            return Absorbed::Ignore;
+        }
+        return Absorbed::Strip(Doc::new(Message {
+            id: doc.message.id,
+            channel_id: doc.message.channel_id,
+            ..Default::default()
+        }));
+    }
+    let is_new = !was_stored;
+    let link = match parsed.kind {
+        Kind::Result(action) => LinkWork::Relink {
+            child: Child {
+                id: doc.message.id,
+                posted_ms: doc.message.posted_ms(),
+                action,
+            },
+            tile: parsed.tile,
+            exact: link::exact_parent(&doc.message),
+        },
+        _ if !is_new => LinkWork::Drop,
+        _ => LinkWork::None,
+    };
+    let shape = kinds::shape(&parsed.kind);
+    Absorbed::Save(Box::new(Save {
+        may_be_parent: shape.is_grid() || shape == Shape::SingleImage,
+        settle_if_deleted: matches!(parsed.kind, Kind::Progress { .. }),
+        doc,
+        parsed,
+        is_new,
+        link,
+    }))
+}
+
+/// Whether [`relink`] needs the fallback's candidates: only when there is no exact signal
+/// and the old link (if any) is not exact either.
+pub fn needs_fallback(exact: Option<&Decision>, old: Option<&Link>) -> bool {
+    exact.is_none() && !old.is_some_and(|old| old.decision.is_exact())
+}
+
+/// What deciding a result's link changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relinked {
+    /// The stored link stands.
+    Keep,
+    /// Store `link`; when it is exact and names a parent and a tile, the results that the
+    /// fallback had given the same parent and tile must be re-decided (`redecide`).
+    Put {
+        link: Link,
+        redecide: Option<(Snowflake, u8)>,
+    },
+}
+
+/// Decides a result's link. An exact signal wins; a heuristic never replaces an exact link;
+/// a new action or tile is always stored. `candidates` are read only when
+/// [`needs_fallback`] says so (`None` otherwise).
+pub fn relink(
+    child: Child,
+    tile: Option<u8>,
+    exact: Option<Decision>,
+    old: Option<&Link>,
+    candidates: Option<&[Candidate]>,
+    window_ms: i64,
+) -> Relinked {
+    let decision = match exact {
+        Some(decision) => decision,
+        None => match old {
+            Some(old) if old.decision.is_exact() => return Relinked::Keep,
+            _ => link::heuristic(child, candidates.unwrap_or_default(), window_ms),
+        },
+    };
+    let new = Link {
+        child_id: child.id,
+        action: child.action,
+        tile,
+        decision,
+    };
+    let store_it = match old {
+        None => true,
+        Some(old) => {
+            old.action != new.action || old.tile != new.tile || link::supersedes(&new.decision, &old.decision)
+        }
+    };
+    if !store_it {
+        return Relinked::Keep;
+    }
+    let redecide = match (new.decision.is_exact(), new.decision.parent, tile) {
+        (true, Some(parent), Some(tile)) => Some((parent, tile)),
+        _ => None,
+    };
+    Relinked::Put { link: new, redecide }
+}
+
+/// Re-runs the fallback for a stored result without an exact link; `Some` when its link
+/// changes. An exact link is never touched.
+pub fn refallback(old: &Link, posted_ms: i64, candidates: &[Candidate], window_ms: i64) -> Option<Link> {
+    if old.decision.is_exact() {
+        return None;
+    }
+    let child = Child {
+        id: old.child_id,
+        posted_ms,
+        action: old.action,
+    };
+    let decision = link::heuristic(child, candidates, window_ms);
+    (decision != old.decision).then(|| Link {
+        decision,
+        ..old.clone()
+    })
+}
+
+/// The outcome of a start/progress message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No final yet, and not deleted.
+    Running,
+    /// Its final is known for certain.
+    Completed(Snowflake),
+    /// Deleted with no possible final: silent moderation.
+    Failed,
+    /// Deleted, and the finals that could be its own cannot be told apart.
+    Unknown,
+}
+
+impl Outcome {
+    /// The name stored in `messages.outcome`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Completed(_) => "completed",
+            Outcome::Failed => "failed",
+            Outcome::Unknown => "unknown",
+        }
+    }
+
+    pub fn final_id(self) -> Option<Snowflake> {
+        match self {
+            Outcome::Completed(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Every stored name, for SQL lists and reports.
+    pub const NAMES: [&'static str; 4] = ["running", "completed", "failed", "unknown"];
+}
+
+/// What settling needs to know about the start/progress message itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Start<'a> {
+    pub id: Snowflake,
+    /// The action under way (`None` for /imagine and /blend, whose final is a root grid).
+    pub action: Option<&'a str>,
+    /// Its job UUID is known (from its buttons or preview): finals found by it are certain.
+    pub has_job_uuid: bool,
+    pub deleted: bool,
+}
+
+/// Whether a stored message of kind `kind` can be the final of `start`: by job UUID any
+/// result or grid; by prompt, a result of the start's action, or a root grid for /imagine.
+pub fn is_final_kind(start: &Start<'_>, kind: &str, found_by_job: bool) -> bool {
+    if found_by_job {
+        return kinds::shape_of_name(kind) != Shape::NotAResult;
+    }
+    match start.action {
+        Some(action) => kind == action,
+        None => kinds::is_root_grid_name(kind),
+    }
+}
+
+/// Another start waiting in the same scope when a final found by prompt was posted.
+#[derive(Debug, Clone, Copy)]
+pub struct Rival<'a> {
+    pub id: Snowflake,
+    pub action: Option<&'a str>,
+}
+
+/// Whether [`settle`] needs the rivals: only for a single final found by prompt.
+pub fn needs_rivals(start: &Start<'_>, finals: &[Snowflake]) -> bool {
+    finals.len() == 1 && !start.has_job_uuid
+}
+
+/// Decides the outcome of a start/progress message from the finals that exist. With a job
+/// UUID the final is certain. Without one, a single final found by prompt counts only when
+/// no other start of the same action was waiting in its scope (`rivals`, read when
+/// [`needs_rivals`]). A deleted start with no possible final failed (silent moderation);
+/// with finals that cannot be told apart it is `Unknown`: never a guess.
+pub fn settle(start: &Start<'_>, finals: &[Snowflake], rivals: &[Rival<'_>]) -> Outcome {
+    let certain = !needs_rivals(start, finals)
+        || rivals
+            .iter()
+            .all(|rival| rival.id == start.id || rival.action != start.action);
+    match (finals, start.deleted) {
+        ([only], _) if certain => Outcome::Completed(*only),
+        ([], true) => Outcome::Failed,
+        (_, true) => Outcome::Unknown,
+        (_, false) => Outcome::Running,
+    }
+}
+
+/// Whether a new parent should settle a start waiting for it now: one that was deleted (its
+/// outcome may have been `failed` or `unknown` for want of this final) or whose job UUID is
+/// known (the final is certain).
+pub fn settles_on_new_final(start: &Start<'_>) -> bool {
+    start.deleted || start.has_job_uuid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::{Signal, Status};
+
+    const WINDOW: i64 = 6 * 3_600_000;
+
+    fn grid(id: u64, posted_ms: i64) -> Candidate {
+        Candidate {
+            id: Snowflake(id),
+            posted_ms,
+            is_grid: true,
+            is_single_image: false,
+            tile_taken: false,
+        }
+    }
+
+    fn child(id: u64, posted_ms: i64, action: Action) -> Child {
+        Child {
+            id: Snowflake(id),
+            posted_ms,
+            action,
+        }
+    }
+
+    fn heuristic_link(child_id: u64, parent: u64, tile: Option<u8>) -> Link {
+        Link {
+            child_id: Snowflake(child_id),
+            action: Action::Upscale,
+            tile,
+            decision: Decision {
+                parent: Some(Snowflake(parent)),
+                signal: Some(Signal::Heuristic),
+                status: Status::Linked,
+                candidates: Vec::new(),
+            },
+        }
+    }
+
+    fn exact_link(child_id: u64, parent: u64, tile: Option<u8>) -> Link {
+        Link {
+            decision: Decision::exact(Snowflake(parent), Signal::Reference),
+            ..heuristic_link(child_id, parent, tile)
+        }
+    }
+
+    #[test]
+    fn relink_exact_signal_wins_and_redecides_the_tile_siblings() {
+        let old = heuristic_link(10, 1, Some(2));
+        let exact = Decision::exact(Snowflake(2), Signal::Reference);
+        assert!(!needs_fallback(Some(&exact), Some(&old)));
+        let relinked = relink(
+            child(10, 5_000, Action::Upscale),
+            Some(2),
+            Some(exact.clone()),
+            Some(&old),
+            None,
+            WINDOW,
+        );
+        assert_eq!(
+            relinked,
+            Relinked::Put {
+                link: Link {
+                    decision: exact,
+                    ..old
+                },
+                redecide: Some((Snowflake(2), 2)),
+            }
+        );
+    }
+
+    #[test]
+    fn relink_heuristic_never_replaces_an_exact_link() {
+        let old = exact_link(10, 1, Some(2));
+        assert!(!needs_fallback(None, Some(&old)));
+        let candidates = [grid(7, 1_000)];
+        let relinked = relink(
+            child(10, 5_000, Action::Upscale),
+            Some(2),
+            None,
+            Some(&old),
+            Some(&candidates),
+            WINDOW,
+        );
+        assert_eq!(relinked, Relinked::Keep);
+    }
+
+    #[test]
+    fn relink_same_exact_link_again_is_kept() {
+        let old = exact_link(10, 1, Some(2));
+        let exact = Decision::exact(Snowflake(1), Signal::Reference);
+        let relinked = relink(
+            child(10, 5_000, Action::Upscale),
+            Some(2),
+            Some(exact),
+            Some(&old),
+            None,
+            WINDOW,
+        );
+        assert_eq!(relinked, Relinked::Keep);
+    }
+
+    #[test]
+    fn relink_a_new_tile_is_stored_even_with_the_same_decision() {
+        let old = heuristic_link(10, 7, Some(1));
+        assert!(needs_fallback(None, Some(&old)));
+        let candidates = [grid(7, 1_000)];
+        let relinked = relink(
+            child(10, 5_000, Action::Upscale),
+            Some(3),
+            None,
+            Some(&old),
+            Some(&candidates),
+            WINDOW,
+        );
+        match relinked {
+            Relinked::Put { link, redecide } => {
+                assert_eq!(link.tile, Some(3));
+                assert_eq!(link.decision.parent, Some(Snowflake(7)));
+                // A heuristic link never makes others re-decide.
+                assert_eq!(redecide, None);
+            }
+            Relinked::Keep => panic!("a new tile must be stored"),
+        }
+    }
+
+    #[test]
+    fn relink_without_candidates_is_unresolved_and_with_two_is_ambiguous() {
+        let none = relink(
+            child(10, 5_000, Action::Upscale),
+            Some(1),
+            None,
+            None,
+            Some(&[]),
+            WINDOW,
+        );
+        let Relinked::Put { link, .. } = none else {
+            panic!("first link is stored")
+        };
+        assert_eq!(link.decision.status, Status::Unresolved);
+        assert_eq!(link.decision.parent, None);
+
+        let two = [grid(7, 1_000), grid(8, 2_000)];
+        let Relinked::Put { link, .. } = relink(
+            child(10, 5_000, Action::Upscale),
+            Some(1),
+            None,
+            None,
+            Some(&two),
+            WINDOW,
+        ) else {
+            panic!("first link is stored")
+        };
+        assert_eq!(link.decision.status, Status::Ambiguous);
+        assert_eq!(link.decision.candidates, vec![Snowflake(7), Snowflake(8)]);
+        assert_eq!(link.decision.parent, None);
+    }
+
+    #[test]
+    fn refallback_leaves_exact_links_alone_and_reports_only_changes() {
+        let exact = exact_link(10, 1, Some(2));
+        assert_eq!(refallback(&exact, 5_000, &[grid(7, 1_000)], WINDOW), None);
+
+        let heuristic = heuristic_link(10, 7, Some(2));
+        // Same single candidate: nothing changes.
+        assert_eq!(refallback(&heuristic, 5_000, &[grid(7, 1_000)], WINDOW), None);
+        // A second grid with the same prompt appears: now ambiguous, never a guess.
+        let changed = refallback(&heuristic, 5_000, &[grid(7, 1_000), grid(8, 2_000)], WINDOW).unwrap();
+        assert_eq!(changed.decision.status, Status::Ambiguous);
+        assert_eq!(changed.tile, Some(2));
+    }
+
+    fn start(deleted: bool, has_job_uuid: bool, action: Option<&str>) -> Start<'_> {
+        Start {
+            id: Snowflake(1),
+            action,
+            has_job_uuid,
+            deleted,
+        }
+    }
+
+    #[test]
+    fn settle_one_final_by_job_uuid_is_completed() {
+        let by_job = start(false, true, None);
+        assert!(!needs_rivals(&by_job, &[Snowflake(5)]));
+        assert_eq!(
+            settle(&by_job, &[Snowflake(5)], &[]),
+            Outcome::Completed(Snowflake(5))
+        );
+        // Deleted after its grid arrived (Midjourney deletes the start): still completed.
+        assert_eq!(
+            settle(&start(true, true, None), &[Snowflake(5)], &[]),
+            Outcome::Completed(Snowflake(5))
+        );
+    }
+
+    #[test]
+    fn settle_deleted_without_final_failed_silent_moderation() {
+        assert_eq!(settle(&start(true, false, None), &[], &[]), Outcome::Failed);
+        assert_eq!(settle(&start(true, true, None), &[], &[]), Outcome::Failed);
+        assert_eq!(Outcome::Failed.as_str(), "failed");
+    }
+
+    #[test]
+    fn settle_finals_that_cannot_be_told_apart_are_never_a_guess() {
+        let finals = [Snowflake(5), Snowflake(6)];
+        assert_eq!(settle(&start(true, false, None), &finals, &[]), Outcome::Unknown);
+        assert_eq!(settle(&start(false, false, None), &finals, &[]), Outcome::Running);
+    }
+
+    #[test]
+    fn settle_one_final_by_prompt_needs_no_rival_of_the_same_action() {
+        let imagine = start(true, false, None);
+        assert!(needs_rivals(&imagine, &[Snowflake(5)]));
+        let me = Rival {
+            id: Snowflake(1),
+            action: None,
+        };
+        let other_imagine = Rival {
+            id: Snowflake(2),
+            action: None,
+        };
+        let an_upscale = Rival {
+            id: Snowflake(3),
+            action: Some("upscale"),
+        };
+        assert_eq!(
+            settle(&imagine, &[Snowflake(5)], &[me, an_upscale]),
+            Outcome::Completed(Snowflake(5))
+        );
+        assert_eq!(
+            settle(&imagine, &[Snowflake(5)], &[me, other_imagine]),
+            Outcome::Unknown
+        );
+        let running = start(false, false, None);
+        assert_eq!(
+            settle(&running, &[Snowflake(5)], &[me, other_imagine]),
+            Outcome::Running
+        );
+    }
+
+    #[test]
+    fn final_kinds_by_job_and_by_prompt() {
+        let imagine = start(false, false, None);
+        assert!(is_final_kind(&imagine, "imagine", false));
+        assert!(is_final_kind(&imagine, "blend", false));
+        assert!(!is_final_kind(&imagine, "reroll", false));
+        assert!(!is_final_kind(&imagine, "progress", false));
+        let upscale = start(false, false, Some("upscale"));
+        assert!(is_final_kind(&upscale, "upscale", false));
+        assert!(!is_final_kind(&upscale, "imagine", false));
+        // By job UUID, any result or grid is the final; never a progress, error or other.
+        assert!(is_final_kind(&imagine, "reroll", true));
+        assert!(is_final_kind(&imagine, "animate", true));
+        for not_final in [
+            "progress",
+            "pending",
+            "error",
+            "other",
+            "not_midjourney",
+            "describe",
+        ] {
+            assert!(!is_final_kind(&imagine, not_final, true), "{not_final}");
+        }
+    }
+
+    #[test]
+    fn new_finals_settle_deleted_starts_and_starts_with_a_job() {
+        assert!(settles_on_new_final(&start(true, false, None)));
+        assert!(settles_on_new_final(&start(false, true, None)));
+        assert!(!settles_on_new_final(&start(false, false, None)));
+    }
+
+    fn message(json: &str) -> Message {
+        serde_json::from_str(json).unwrap()
+    }
+
+    const BOT: &str = r#"{"id":"936929561302675456","username":"Midjourney Bot","bot":true}"#;
+
+    #[test]
+    fn absorb_updates_alone_keep_the_message_unseen() {
+        let update = message(r#"{"id":"100","channel_id":"7","content":"**cat** - <@1> (fast)"}"#);
+        assert!(matches!(
+            absorb(None, &update, Source::Update, &BotIds::default()),
+            Absorbed::KeepUnseen(_)
+        ));
+    }
+
+    #[test]
+    fn absorb_someone_elses_message_is_ignored_or_stripped() {
+        let human = message(
+            r#"{"id":"100","channel_id":"7","author":{"id":"5"},"content":"hi","timestamp":"2023-07-12T10:57:45.530000+00:00"}"#,
+        );
+        assert!(matches!(
+            absorb(None, &human, Source::Create, &BotIds::default()),
+            Absorbed::Ignore
+        ));
+        let early = Known {
+            doc: Doc::new(message(r#"{"id":"100","channel_id":"7","content":"x"}"#)),
+            seen: false,
+        };
+        match absorb(Some(early), &human, Source::Create, &BotIds::default()) {
+            Absorbed::Strip(doc) => {
+                assert_eq!(doc.message.id, Snowflake(100));
+                assert_eq!(doc.message.content, None);
+            }
+            other => panic!("expected a strip, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn absorb_a_grid_may_be_a_parent_and_a_result_is_relinked_by_its_reference() {
+        let grid = message(&format!(
+            r#"{{"id":"100","channel_id":"7","author":{BOT},"timestamp":"2023-07-12T10:57:45.530000+00:00",
+            "content":"**a cat** - <@1> (fast)","attachments":[{{"id":"9","filename":"a_cat_c09a2935-432a-464c-bb31-6250a418a3c1.png","url":"https://cdn.discordapp.com/a.png"}}],
+            "components":[{{"type":1,"components":[{{"type":2,"custom_id":"MJ::JOB::upsample::1::c09a2935-432a-464c-bb31-6250a418a3c1"}}]}}]}}"#
+        ));
+        let Absorbed::Save(save) = absorb(None, &grid, Source::Create, &BotIds::default()) else {
+            panic!("a grid is saved")
+        };
+        assert!(save.is_new && save.may_be_parent && !save.settle_if_deleted);
+        assert_eq!(save.link, LinkWork::None);
+        // The same snapshot again changes nothing.
+        let known = Known {
+            doc: save.doc.clone(),
+            seen: true,
+        };
+        assert!(matches!(
+            absorb(Some(known), &grid, Source::Create, &BotIds::default()),
+            Absorbed::Unchanged
+        ));
+
+        let upscale = message(&format!(
+            r#"{{"id":"200","channel_id":"7","author":{BOT},"timestamp":"2023-07-12T11:00:00.000000+00:00",
+            "content":"**a cat** - Image #2 <@1>","message_reference":{{"message_id":"100"}},
+            "attachments":[{{"id":"19","filename":"a_cat.png","url":"https://cdn.discordapp.com/b.png"}}]}}"#
+        ));
+        let Absorbed::Save(save) = absorb(None, &upscale, Source::Create, &BotIds::default()) else {
+            panic!("an upscale is saved")
+        };
+        match &save.link {
+            LinkWork::Relink { child, tile, exact } => {
+                assert_eq!(child.action, Action::Upscale);
+                assert_eq!(*tile, Some(2));
+                assert_eq!(exact.as_ref().and_then(|d| d.parent), Some(Snowflake(100)));
+            }
+            other => panic!("expected a relink, got {other:?}"),
+        }
+        assert!(
+            save.may_be_parent,
+            "an upscale is a single image, a parent for Vary/Zoom/Pan"
+        );
+    }
+}

@@ -123,7 +123,7 @@ pub struct Candidate {
 }
 
 /// What the fallback needs to know about the child.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Child {
     pub id: Snowflake,
     pub posted_ms: i64,
