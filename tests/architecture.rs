@@ -300,3 +300,42 @@ fn the_simulation_depends_on_no_mjlink_crate() {
         "mjlink-sim depends on {deps:?}"
     );
 }
+
+fn version_key(text: &str) -> Vec<u64> {
+    let mut parts: Vec<u64> = text.split('.').map(|part| part.parse().unwrap_or(0)).collect();
+    parts.resize(3, 0);
+    parts
+}
+
+/// `rust-version` is true: no locked dependency needs a newer toolchain than the workspace
+/// declares (what `cargo metadata` reports of each package in Cargo.lock).
+#[test]
+fn rust_version_is_true_for_the_locked_dependencies() {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let workspace: toml::Table = std::fs::read_to_string(root().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let declared = workspace["workspace"]["package"]["rust-version"].as_str().unwrap();
+    let newest = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|package| {
+            let needed = package["rust_version"].as_str()?;
+            Some((version_key(needed), format!("{} {} needs {needed}", package["name"], package["version"])))
+        })
+        .max()
+        .unwrap();
+    assert!(
+        newest.0 <= version_key(declared),
+        "rust-version {declared} is not true: {}",
+        newest.1
+    );
+}
