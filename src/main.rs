@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use mjlink::config::Config;
 use mjlink::export::{Format, LinkRecord, LinkWriter};
 use mjlink::ingest::pipeline::Pipeline;
-use mjlink::ingest::replay::{self, Clock, ReplaySummary};
+use mjlink::ingest::replay::Replay;
 use mjlink::store::Store;
 
 /// mjlink links every Midjourney result on Discord (upscales, variations, zooms, pans,
@@ -276,14 +276,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             download,
         } => {
             let store = Store::open(&config.database_path)?;
-            let mut pipeline = Pipeline::new(store, config.pipeline());
-            let mut summary = ReplaySummary::default();
-            let mut clock = Clock::default();
+            let mut replay = Replay::start(Pipeline::new(store, config.pipeline()));
             for file in &files {
                 tracing::debug!(file = %file.display(), database = %config.database_path.display(), "replaying");
-                replay_file(file, &mut pipeline, &mut summary, &mut clock)?;
+                if let Err(error) = replay_file(file, &mut replay) {
+                    // A database failure shows in `finish`; anything else (a file that cannot
+                    // be opened) is this file's.
+                    replay.finish()?;
+                    return Err(error);
+                }
             }
-            let store = pipeline.into_store()?;
+            let (summary, store) = replay.finish()?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             if json {
@@ -843,16 +846,11 @@ fn write_links(store: &Store, format: Format, out: &mut impl Write) -> anyhow::R
     Ok(())
 }
 
-fn replay_file(
-    file: &PathBuf,
-    pipeline: &mut Pipeline,
-    summary: &mut ReplaySummary,
-    clock: &mut Clock,
-) -> anyhow::Result<()> {
+fn replay_file(file: &PathBuf, replay: &mut Replay) -> anyhow::Result<()> {
     let name = file.display().to_string();
     if name == "-" {
         let stdin = std::io::stdin();
-        replay::replay_reader("-", stdin.lock(), pipeline, summary, clock, |_| {})?;
+        replay.read("-", stdin.lock(), |_| {})?;
         return Ok(());
     }
     let handle = std::fs::File::open(file).with_context(|| format!("cannot open {name}"))?;
@@ -869,7 +867,7 @@ fn replay_file(
         indicatif::ProgressBar::hidden()
     };
     let reader = BufReader::with_capacity(256 * 1024, handle);
-    replay::replay_reader(&name, reader, pipeline, summary, clock, |bytes| bar.inc(bytes))?;
+    replay.read(&name, reader, |bytes| bar.inc(bytes))?;
     bar.finish_and_clear();
     Ok(())
 }

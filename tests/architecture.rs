@@ -73,9 +73,7 @@ fn references(module: &str, code: &str, known: &BTreeMap<String, PathBuf>) -> BT
             if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
                 continue;
             }
-            let base = if prefix == "crate::" {
-                String::new()
-            } else if parent == "crate" {
+            let base = if prefix == "crate::" || parent == "crate" {
                 String::new()
             } else {
                 format!("{parent}::")
@@ -210,21 +208,36 @@ fn the_cycle_finder_finds_cycles() {
     .into_iter()
     .map(|(name, refs)| (name.to_string(), refs.into_iter().map(str::to_string).collect()))
     .collect();
-    assert_eq!(cycles(&graph), vec![vec!["a".to_string(), "b".to_string(), "c".to_string()]]);
+    assert_eq!(
+        cycles(&graph),
+        vec![vec!["a".to_string(), "b".to_string(), "c".to_string()]]
+    );
 }
 
 #[test]
 fn the_reference_reader_resolves_paths_and_groups() {
-    let known: BTreeMap<String, PathBuf> = ["store", "store::lineage", "ingest::pipeline", "ingest::writer", "config"]
-        .into_iter()
-        .map(|name| (name.to_string(), PathBuf::new()))
-        .collect();
+    let known: BTreeMap<String, PathBuf> = [
+        "store",
+        "store::lineage",
+        "ingest::pipeline",
+        "ingest::writer",
+        "config",
+    ]
+    .into_iter()
+    .map(|name| (name.to_string(), PathBuf::new()))
+    .collect();
     let code = "use crate::store::{Store, StoreError};\nuse crate::{config, ingest::pipeline::Pipeline};\nuse super::writer::Writer;\nlet x = crate::store::lineage::f();";
     let refs = references("ingest::replay", code, &known);
-    let expected: BTreeSet<String> = ["store", "config", "ingest::pipeline", "ingest::writer", "store::lineage"]
-        .into_iter()
-        .map(str::to_string)
-        .collect();
+    let expected: BTreeSet<String> = [
+        "store",
+        "config",
+        "ingest::pipeline",
+        "ingest::writer",
+        "store::lineage",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
     assert_eq!(refs, expected);
 }
 
@@ -283,10 +296,21 @@ fn the_core_does_no_io_and_reads_no_clock() {
         .parse()
         .unwrap();
     let core_chrono = core_manifest["dependencies"]["chrono"].to_string();
-    assert!(!core_chrono.contains("clock"), "the core turns on chrono's clock: {core_chrono}");
+    assert!(
+        !core_chrono.contains("clock"),
+        "the core turns on chrono's clock: {core_chrono}"
+    );
     for (name, path) in modules(&root().join("crates/mjlink-core/src")) {
         let code = code_of(&path);
-        for io in ["std::fs", "std::net", "std::time::SystemTime", "Instant::now", "Utc::now", "std::process", "std::thread"] {
+        for io in [
+            "std::fs",
+            "std::net",
+            "std::time::SystemTime",
+            "Instant::now",
+            "Utc::now",
+            "std::process",
+            "std::thread",
+        ] {
             assert!(!code.contains(io), "mjlink-core::{name} uses {io}");
         }
     }
@@ -316,20 +340,29 @@ fn rust_version_is_true_for_the_locked_dependencies() {
         .current_dir(root())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let workspace: toml::Table = std::fs::read_to_string(root().join("Cargo.toml"))
         .unwrap()
         .parse()
         .unwrap();
-    let declared = workspace["workspace"]["package"]["rust-version"].as_str().unwrap();
+    let declared = workspace["workspace"]["package"]["rust-version"]
+        .as_str()
+        .unwrap();
     let newest = metadata["packages"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|package| {
             let needed = package["rust_version"].as_str()?;
-            Some((version_key(needed), format!("{} {} needs {needed}", package["name"], package["version"])))
+            Some((
+                version_key(needed),
+                format!("{} {} needs {needed}", package["name"], package["version"]),
+            ))
         })
         .max()
         .unwrap();

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use mjlink::ingest::pipeline::{Pipeline, PipelineConfig};
 use mjlink::ingest::replay::{decode_line, Line};
 use mjlink::store::Store;
 use mjlink_core::parse::{parse, BotIds};
@@ -42,9 +41,7 @@ fn exact_links(store: &Store) -> BTreeMap<String, (Option<String>, String)> {
 }
 
 fn replay_in_memory(lines: &[String]) -> Store {
-    let mut pipeline = Pipeline::new(Store::open_in_memory().unwrap(), PipelineConfig::default());
-    common::replay_lines(lines, &mut pipeline);
-    pipeline.into_store().unwrap()
+    common::replay_lines(lines, Store::open_in_memory().unwrap()).1
 }
 
 /// Deterministic Fisher-Yates from a seed (proptest picks the seed, and shrinks it).
@@ -76,12 +73,11 @@ proptest! {
     fn replaying_twice_changes_nothing(seed in any::<u64>()) {
         let mut lines = fixture_lines();
         shuffle(&mut lines, seed);
-        let mut pipeline = Pipeline::new(Store::open_in_memory().unwrap(), PipelineConfig::default());
-        common::replay_lines(&lines, &mut pipeline);
-        let once = pipeline.store().dump().unwrap();
-        let second = common::replay_lines(&lines, &mut pipeline);
+        let (_, store) = common::replay_lines(&lines, Store::open_in_memory().unwrap());
+        let once = store.dump().unwrap();
+        let (second, store) = common::replay_lines(&lines, store);
         prop_assert_eq!(second.applied, 0);
-        prop_assert_eq!(pipeline.store().dump().unwrap(), once);
+        prop_assert_eq!(store.dump().unwrap(), once);
     }
 
     #[test]

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use mjlink::ingest::pipeline::{Pipeline, PipelineConfig};
 use mjlink::store::Store;
 use mjlink_core::parse::{self, Action, BotIds, Kind, Origin, Stage};
 use mjlink_core::snowflake::Snowflake;
@@ -125,15 +124,13 @@ struct World {
 fn replayed(world: &World) -> (tempfile::TempDir, std::path::PathBuf) {
     let directory = tempfile::tempdir().unwrap();
     let database = directory.path().join("sim.db");
-    let mut pipeline = Pipeline::new(Store::open(&database).unwrap(), PipelineConfig::default());
     let lines: Vec<String> = world
         .gateway
         .all()
         .into_iter()
         .map(|dispatch| dispatch.raw)
         .collect();
-    common::replay_lines(&lines, &mut pipeline);
-    drop(pipeline.into_store().unwrap());
+    drop(common::replay_lines(&lines, Store::open(&database).unwrap()));
     (directory, database)
 }
 

@@ -111,21 +111,12 @@ fn generated_trace_has_no_wrong_links() {
         tracegen::generate(&options, &mut trace, &mut |link| truth.push(link)).unwrap();
 
         let dir = tempfile::tempdir().unwrap();
-        let mut pipeline = Pipeline::new(
+        let pipeline = Pipeline::new(
             Store::open(&dir.path().join("t.db")).unwrap(),
             PipelineConfig::default(),
         );
-        let mut summary = mjlink::ingest::replay::ReplaySummary::default();
-        mjlink::ingest::replay::replay_reader(
-            "trace",
-            trace.as_slice(),
-            &mut pipeline,
-            &mut summary,
-            &mut mjlink::ingest::replay::Clock::default(),
-            |_| {},
-        )
-        .unwrap();
-        let store = pipeline.into_store().unwrap();
+        let (summary, store) =
+            mjlink::ingest::replay::replay_all(pipeline, [("trace".to_string(), trace.as_slice())]).unwrap();
         assert_eq!(summary.malformed, 0);
         assert!(summary.duplicates > 0, "the trace has redelivered lines");
 

@@ -9,8 +9,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::ingest::pipeline::{Pipeline, PipelineConfig};
-use crate::ingest::replay::{self, Clock, ReplaySummary};
-use crate::store::Store;
+use crate::ingest::replay::Replay;
+use crate::store::{Store, StoreError};
 use mjlink_sim::tracegen::{self, TraceOptions};
 
 use super::{median, peak_rss_mib, reset_peak_rss};
@@ -84,9 +84,7 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
         reset_peak_rss();
         let start = Instant::now();
         let store = Store::open(&db_path)?;
-        let mut pipeline = Pipeline::new(store, PipelineConfig::default());
-        let mut summary = ReplaySummary::default();
-        let mut clock = Clock::default();
+        let mut replay = Replay::start(Pipeline::new(store, PipelineConfig::default()));
         let reader = BufReader::with_capacity(256 * 1024, std::fs::File::open(&trace_path)?);
         // Rates over the first and the last tenth of the trace: a cost that grows with the
         // history kept shows as a slower last tenth.
@@ -95,28 +93,26 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
         let mut first_tenth = None;
         let mut last_tenth_start = None;
         let mut lines_seen = 0u64;
-        replay::replay_reader(
-            "bench",
-            reader,
-            &mut pipeline,
-            &mut summary,
-            &mut clock,
-            |bytes| {
-                seen_bytes += bytes;
-                lines_seen += 1;
-                if first_tenth.is_none() && seen_bytes >= tenth {
-                    first_tenth = Some((lines_seen, start.elapsed().as_secs_f64()));
-                }
-                if last_tenth_start.is_none() && seen_bytes >= trace_bytes - tenth {
-                    last_tenth_start = Some((lines_seen, start.elapsed().as_secs_f64()));
-                }
-            },
-        )?;
-        let read_done = start.elapsed().as_secs_f64();
-        // The replay is done when its data is in the database file: closing (the final WAL
-        // checkpoint) is timed too.
-        drop(pipeline.into_store()?);
+        let read = replay.read("bench", reader, |bytes| {
+            seen_bytes += bytes;
+            lines_seen += 1;
+            if first_tenth.is_none() && seen_bytes >= tenth {
+                first_tenth = Some((lines_seen, start.elapsed().as_secs_f64()));
+            }
+            if last_tenth_start.is_none() && seen_bytes >= trace_bytes - tenth {
+                last_tenth_start = Some((lines_seen, start.elapsed().as_secs_f64()));
+            }
+        });
+        // The replay is done when its data is in the database file: applying what is still
+        // queued and closing (the final WAL checkpoint) are timed too, and count against the
+        // last tenth. A failed read means the writer failed: `finish` says why.
+        let (summary, store) = match read {
+            Ok(()) => replay.finish()?,
+            Err(_) => return Err(replay.finish().err().unwrap_or(StoreError::WriterGone).into()),
+        };
+        drop(store);
         let elapsed = start.elapsed().as_secs_f64();
+        let read_done = elapsed;
         replay_rates.push(summary.lines as f64 / elapsed);
         if let (Some((first_lines, first_secs)), Some((last_lines, last_secs))) =
             (first_tenth, last_tenth_start)

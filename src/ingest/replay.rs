@@ -1,13 +1,18 @@
 //! Replay: recorded gateway dispatches (one JSON object per line) and REST history dumps
-//! (a JSON array of messages) fed through the [`Pipeline`]. Bad input is counted and
-//! reported, never fatal.
+//! (a JSON array of messages). Files are read and decoded on the caller's thread; the events
+//! go to the [`Writer`], the same entry as the live gateway and backfill, which applies them
+//! on its own thread (decoding and the database work in parallel). Bad input is counted and
+//! reported, never fatal. Replay works offline: parents referenced but never seen are not
+//! fetched (`backfill` and `run` fetch them).
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use serde::Serialize;
 
-use crate::ingest::pipeline::{Applied, Pipeline};
+use crate::ingest::pipeline::Pipeline;
+use crate::ingest::writer::{CommitPolicy, Writer, WriterHandle, WriterStats};
+use crate::store::Store;
 use crate::store::StoreError;
 pub use mjlink_core::event::Line;
 use mjlink_core::event::{self, Event};
@@ -40,19 +45,18 @@ pub struct ReplaySummary {
 }
 
 impl ReplaySummary {
+    /// The writer's counts of what it did with the events.
+    fn add(&mut self, stats: &WriterStats) {
+        self.applied += stats.applied;
+        self.duplicates += stats.duplicates;
+        self.unchanged += stats.unchanged;
+        self.ignored += stats.ignored;
+    }
+
     fn malformed(&mut self, source: &str, line: u64, reason: String) {
         self.malformed += 1;
         if self.malformed_examples.len() < MALFORMED_SHOWN {
             self.malformed_examples.push((source.to_string(), line, reason));
-        }
-    }
-
-    fn count(&mut self, applied: Applied) {
-        match applied {
-            Applied::Applied => self.applied += 1,
-            Applied::Duplicate => self.duplicates += 1,
-            Applied::Unchanged => self.unchanged += 1,
-            Applied::Ignored => self.ignored += 1,
         }
     }
 }
@@ -71,12 +75,79 @@ impl Clock {
     }
 }
 
-/// Feeds a recording (dispatch lines, or a JSON array of messages) to the pipeline.
-/// `on_bytes` is told how many bytes were consumed, for progress bars.
-pub fn replay_reader(
+/// A replay under way: its writer, its clock and what it has read so far.
+pub struct Replay {
+    writer: Writer,
+    handle: WriterHandle,
+    clock: Clock,
+    summary: ReplaySummary,
+}
+
+impl Replay {
+    /// Starts the writer on `pipeline`.
+    pub fn start(pipeline: Pipeline) -> Replay {
+        let writer = Writer::spawn_with(pipeline, Default::default(), CommitPolicy::Batches);
+        let handle = writer.handle();
+        Replay {
+            writer,
+            handle,
+            clock: Clock::default(),
+            summary: ReplaySummary::default(),
+        }
+    }
+
+    /// Feeds a recording (dispatch lines, or a JSON array of messages). `source` names it in
+    /// reports; `on_bytes` is told how many bytes were consumed, for progress bars. An error
+    /// means the database failed: [`Replay::finish`] says why.
+    pub fn read(
+        &mut self,
+        source: &str,
+        reader: impl BufRead,
+        on_bytes: impl FnMut(u64),
+    ) -> Result<(), StoreError> {
+        read_into(
+            source,
+            reader,
+            &self.handle,
+            &mut self.summary,
+            &mut self.clock,
+            on_bytes,
+        )
+    }
+
+    /// Applies everything read, commits, and returns the summary and the store.
+    pub fn finish(self) -> Result<(ReplaySummary, Store), StoreError> {
+        let Replay {
+            writer,
+            handle,
+            mut summary,
+            ..
+        } = self;
+        drop(handle);
+        let (stats, pipeline) = writer.finish_blocking()?;
+        summary.add(&stats);
+        Ok((summary, pipeline.into_store()?))
+    }
+}
+
+/// Replays `readers` (name, reader) into `pipeline` in one go; for tests and tools.
+pub fn replay_all<R: BufRead>(
+    pipeline: Pipeline,
+    readers: impl IntoIterator<Item = (String, R)>,
+) -> Result<(ReplaySummary, Store), StoreError> {
+    let mut replay = Replay::start(pipeline);
+    for (name, reader) in readers {
+        if replay.read(&name, reader, |_| {}).is_err() {
+            break; // the writer stopped: finish() returns its error
+        }
+    }
+    replay.finish()
+}
+
+fn read_into(
     source: &str,
     mut reader: impl BufRead,
-    pipeline: &mut Pipeline,
+    writer: &WriterHandle,
     summary: &mut ReplaySummary,
     clock: &mut Clock,
     mut on_bytes: impl FnMut(u64),
@@ -100,7 +171,7 @@ pub fn replay_reader(
             continue;
         }
         if buffer[blanks] == b'[' {
-            return replay_array(source, reader, pipeline, summary, clock, on_bytes);
+            return replay_array(source, reader, writer, summary, clock, on_bytes);
         }
         break;
     }
@@ -133,8 +204,7 @@ pub fn replay_reader(
         match decode_line(&line) {
             Line::Event(event) => {
                 let now = clock.observe(&event);
-                let applied = pipeline.apply(&event, now)?;
-                summary.count(applied);
+                writer.send_blocking(*event, now)?;
             }
             Line::Blank => {}
             Line::Skipped(name) => *summary.skipped.entry(name).or_default() += 1,
@@ -186,7 +256,7 @@ fn read_capped_line(
 fn replay_array(
     source: &str,
     mut reader: impl BufRead,
-    pipeline: &mut Pipeline,
+    writer: &WriterHandle,
     summary: &mut ReplaySummary,
     clock: &mut Clock,
     mut on_bytes: impl FnMut(u64),
@@ -212,8 +282,7 @@ fn replay_array(
     // History pages come newest first; the page is in snowflake order.
     for event in page.events {
         let now = clock.observe(&event);
-        let applied = pipeline.apply(&event, now)?;
-        summary.count(applied);
+        writer.send_blocking(event, now)?;
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
-//! The single writer for live sources: one thread owns the [`Pipeline`] and applies events in
-//! the order they reach it. serenity handles every gateway event in its own task, and catch-up
-//! runs beside the gateway; both only send here, so nothing else ever writes the database.
+//! The single writer, the one entry every source feeds: one thread owns the [`Pipeline`] and
+//! applies events in the order they reach it. serenity handles every gateway event in its own
+//! task, catch-up and backfill run beside the gateway, replay reads files on its own thread;
+//! all of them only send here, so nothing else ever writes the lineage, and every source's
+//! events are counted the same way ([`WriterStats`]).
 
 use std::collections::BTreeMap;
 
@@ -25,13 +27,38 @@ enum Input {
     Close,
 }
 
-/// What the writer did, for the log at shutdown.
-#[derive(Debug, Default, Clone, Copy)]
+/// What the writer did with the events it was sent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriterStats {
     pub applied: u64,
     pub duplicates: u64,
     pub unchanged: u64,
     pub ignored: u64,
+    /// Parents referenced by an exact signal but never seen, reported to the fetcher
+    /// (`WriterHooks::missing`; replay has none: it works offline).
+    pub missing_parents: u64,
+}
+
+impl WriterStats {
+    fn count(&mut self, applied: Applied) {
+        match applied {
+            Applied::Applied => self.applied += 1,
+            Applied::Duplicate => self.duplicates += 1,
+            Applied::Unchanged => self.unchanged += 1,
+            Applied::Ignored => self.ignored += 1,
+        }
+    }
+}
+
+/// When the writer commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitPolicy {
+    /// Whenever its queue drains (live sources: nothing waits in an open transaction when
+    /// things are quiet), and every `batch_size` events.
+    WhenIdle,
+    /// Every `batch_size` events and at the end (replay: a crash loses at most the open
+    /// batch, which the same replay redoes).
+    Batches,
 }
 
 /// A parent the pipeline has a link to but no copy of: to be fetched over REST.
@@ -60,7 +87,7 @@ pub struct WriterHandle {
 
 pub struct Writer {
     handle: WriterHandle,
-    thread: std::thread::JoinHandle<Result<WriterStats, StoreError>>,
+    thread: std::thread::JoinHandle<Result<(WriterStats, Pipeline), StoreError>>,
 }
 
 fn now_ms() -> i64 {
@@ -68,8 +95,13 @@ fn now_ms() -> i64 {
 }
 
 impl Writer {
+    /// Starts the writer thread for a live source (commits whenever its queue drains).
+    pub fn spawn(pipeline: Pipeline, hooks: WriterHooks) -> Writer {
+        Writer::spawn_with(pipeline, hooks, CommitPolicy::WhenIdle)
+    }
+
     /// Starts the writer thread.
-    pub fn spawn(mut pipeline: Pipeline, hooks: WriterHooks) -> Writer {
+    pub fn spawn_with(mut pipeline: Pipeline, hooks: WriterHooks, policy: CommitPolicy) -> Writer {
         let (tx, mut rx) = mpsc::channel::<Input>(4096);
         let WriterHooks { missing, committed } = hooks;
         let thread = std::thread::Builder::new()
@@ -91,16 +123,12 @@ impl Writer {
                         Input::Event { event, received_ms } => {
                             let applied = pipeline.apply(&event, received_ms)?;
                             applied_since_commit |= applied == Applied::Applied;
-                            match applied {
-                                Applied::Applied => stats.applied += 1,
-                                Applied::Duplicate => stats.duplicates += 1,
-                                Applied::Unchanged => stats.unchanged += 1,
-                                Applied::Ignored => stats.ignored += 1,
-                            }
+                            stats.count(applied);
                             if let (Some(missing), Applied::Applied, Event::Create { message, .. }) =
                                 (&missing, applied, event.as_ref())
                             {
                                 if let Some(parent) = pipeline.unknown_parent(message.id)? {
+                                    stats.missing_parents += 1;
                                     let _ = missing.send(MissingParent {
                                         channel_id: message.channel_id.unwrap_or_default(),
                                         message_id: parent,
@@ -109,7 +137,7 @@ impl Writer {
                             }
                             // Commit as soon as the queue is drained: batches form under load,
                             // and nothing waits in an open transaction when things are quiet.
-                            if rx.is_empty() {
+                            if policy == CommitPolicy::WhenIdle && rx.is_empty() {
                                 commit(&mut pipeline, &mut applied_since_commit)?;
                             }
                         }
@@ -125,7 +153,7 @@ impl Writer {
                     }
                 }
                 commit(&mut pipeline, &mut applied_since_commit)?;
-                Ok(stats)
+                Ok((stats, pipeline))
             })
             .expect("the writer thread starts");
         Writer {
@@ -144,10 +172,19 @@ impl Writer {
         let _ = self.handle.tx.send(Input::Close).await;
         drop(self.handle);
         let thread = self.thread;
-        tokio::task::spawn_blocking(move || thread.join())
+        let (stats, _pipeline) = tokio::task::spawn_blocking(move || thread.join())
             .await
             .map_err(|_| StoreError::WriterGone)?
-            .map_err(|_| StoreError::WriterGone)?
+            .map_err(|_| StoreError::WriterGone)??;
+        Ok(stats)
+    }
+
+    /// [`Writer::close`] for a caller outside the async runtime (replay), giving the pipeline
+    /// back. When the writer stopped on an error, this is where the error comes out.
+    pub fn finish_blocking(self) -> Result<(WriterStats, Pipeline), StoreError> {
+        let _ = self.handle.put_blocking(Input::Close);
+        drop(self.handle);
+        self.thread.join().map_err(|_| StoreError::WriterGone)?
     }
 }
 
@@ -165,6 +202,31 @@ impl WriterHandle {
             })
             .await
             .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// [`WriterHandle::send_at`] for synchronous code (replay's reader), which may itself run
+    /// on an async runtime's thread (where tokio's `blocking_send` would panic): waits for
+    /// room by pausing the calling thread.
+    pub fn send_blocking(&self, event: Event, received_ms: i64) -> Result<(), StoreError> {
+        self.put_blocking(Input::Event {
+            event: Box::new(event),
+            received_ms,
+        })
+    }
+
+    fn put_blocking(&self, mut input: Input) -> Result<(), StoreError> {
+        let mut pause = std::time::Duration::from_micros(20);
+        loop {
+            match self.tx.try_send(input) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::WriterGone),
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    input = back;
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(2));
+                }
+            }
+        }
     }
 
     /// Each channel's newest stored message id, after committing what was sent before.

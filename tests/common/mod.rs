@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use mjlink::export::{Format, LinkRecord, LinkWriter};
 use mjlink::ingest::pipeline::{Pipeline, PipelineConfig};
-use mjlink::ingest::replay::{self, Clock, ReplaySummary};
+use mjlink::ingest::replay::{self, ReplaySummary};
 use mjlink::store::Store;
 
 pub fn root() -> PathBuf {
@@ -21,27 +21,19 @@ pub fn root() -> PathBuf {
 /// Replays `files` into the database at `db`.
 pub fn replay_files(files: &[PathBuf], db: &Path) -> (ReplaySummary, Store) {
     let store = Store::open(db).expect("open store");
-    let mut pipeline = Pipeline::new(store, PipelineConfig::default());
-    let mut summary = ReplaySummary::default();
-    let mut clock = Clock::default();
-    for file in files {
+    let readers = files.iter().map(|file| {
         let reader = BufReader::new(std::fs::File::open(file).expect("open fixture"));
         let name = file.strip_prefix(root()).unwrap_or(file).display().to_string();
-        replay::replay_reader(&name, reader, &mut pipeline, &mut summary, &mut clock, |_| {})
-            .expect("replay");
-    }
-    (summary, pipeline.into_store().expect("flush"))
+        (name, reader)
+    });
+    replay::replay_all(Pipeline::new(store, PipelineConfig::default()), readers).expect("replay")
 }
 
-/// Replays lines given in memory into `store`'s pipeline.
-pub fn replay_lines(lines: &[String], pipeline: &mut Pipeline) -> ReplaySummary {
+/// Replays lines given in memory into `store` (through the writer, as `mjlink replay` does).
+pub fn replay_lines(lines: &[String], store: Store) -> (ReplaySummary, Store) {
     let text = lines.join("\n");
-    let mut summary = ReplaySummary::default();
-    let mut clock = Clock::default();
-    replay::replay_reader("mem", text.as_bytes(), pipeline, &mut summary, &mut clock, |_| {})
-        .expect("replay");
-    pipeline.flush().expect("flush");
-    summary
+    let pipeline = Pipeline::new(store, PipelineConfig::default());
+    replay::replay_all(pipeline, [("mem".to_string(), text.as_bytes())]).expect("replay")
 }
 
 pub fn links_jsonl(store: &Store) -> String {
