@@ -8,6 +8,7 @@ use super::{cut, Button, Embed, File, FileData, Reply};
 use crate::export::{LinkRecord, LinkWriter};
 use crate::queue::{runner, view, Status, Upscales};
 use crate::store::{FamilyMessage, SearchFilter, Store, StoreError};
+use mjlink_core::kinds;
 use mjlink_core::snowflake::Snowflake;
 
 /// What every answer may need besides its arguments.
@@ -63,10 +64,6 @@ fn jump(guild: Option<Snowflake>, channel: Option<Snowflake>, message: Snowflake
     let guild = guild.map_or_else(|| "@me".to_string(), |g| g.to_string());
     let channel = channel.map_or_else(|| "0".to_string(), |c| c.to_string());
     format!("https://discord.com/channels/{guild}/{channel}/{message}")
-}
-
-fn is_grid(kind: &str) -> bool {
-    matches!(kind, "imagine" | "blend")
 }
 
 /// `/lineage message:<link or id>`: the whole family of the message, with archived images.
@@ -148,7 +145,7 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
     let line = |message: &FamilyMessage, depth: usize| -> String {
         let name = match (message.kind.as_str(), message.tile) {
             ("upscale", Some(tile)) => format!("U{tile}"),
-            (kind, _) if is_grid(kind) => "grid".to_string(),
+            (kind, _) if kinds::is_root_grid_name(kind) => "grid".to_string(),
             (kind, _) => kind.to_string(),
         };
         let indent = "\u{2003}".repeat(depth);
@@ -394,7 +391,7 @@ pub fn search(ctx: &Ctx<'_>, words: &str, filter: &SearchFilter, page: usize) ->
 pub fn stats(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
     let store = ctx.store;
     let kinds = store.count_by_kind()?;
-    let grids: i64 = kinds.iter().filter(|(k, _)| is_grid(k)).map(|(_, n)| n).sum();
+    let grids: i64 = kinds.iter().filter(|(k, _)| kinds::is_root_grid_name(k)).map(|(_, n)| n).sum();
     let results: Vec<String> = kinds
         .iter()
         .filter(|(k, _)| mjlink_core::parse::Action::from_name(k).is_some())

@@ -1,6 +1,20 @@
 //! Times and text as people read them: RFC 3339 times, dates typed by users, cutting long
 //! text to a limit.
 
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The UTC day number of Unix milliseconds `ms` (days since 1970-01-01, rounding down, also
+/// before 1970): the day bucket of the lookup indexes and of daily limits.
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS)
+}
+
+/// The start (UTC midnight) of the day of `ms`.
+pub fn day_start(ms: i64) -> i64 {
+    day_of(ms) * DAY_MS
+}
+
 /// `2024-05-01` (UTC midnight) or an RFC 3339 time, to Unix milliseconds.
 pub fn parse_time(text: &str) -> Option<i64> {
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
@@ -39,6 +53,15 @@ mod tests {
         assert_eq!(parse_time("2023-07-12T10:57:45.530Z"), Some(1_689_159_465_530));
         assert_eq!(parse_time("2023-07-12"), Some(1_689_120_000_000));
         assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn days_round_down_on_both_sides_of_1970() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(DAY_MS - 1), 0);
+        assert_eq!(day_of(-1), -1);
+        assert_eq!(day_start(1_689_159_465_530), 1_689_120_000_000);
+        assert_eq!(day_start(-1), -DAY_MS);
     }
 
     #[test]
