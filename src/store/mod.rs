@@ -1855,3 +1855,6 @@ impl Store {
         self.get_link(child)
     }
 }
+
+#[cfg(test)]
+mod tests;
