@@ -77,11 +77,33 @@ pub fn is_root_grid_name(name: &str) -> bool {
     shape_of_name(name) == Shape::RootGrid
 }
 
+/// Whether a stored kind name is a grid rendered from the prompt alone, not from a parent
+/// image: a root grid, or a reroll (the grids a queued prompt can end in).
+pub fn is_prompt_grid_name(name: &str) -> bool {
+    is_root_grid_name(name) || Action::from_name(name) == Some(Action::Reroll)
+}
+
+/// Whether a stored kind name has a prompt of its own: a root grid, or a remix (whose
+/// prompt the user edited). Other results echo their parent's prompt.
+pub fn has_own_prompt_name(name: &str) -> bool {
+    is_root_grid_name(name)
+        || matches!(
+            Action::from_name(name),
+            Some(Action::Remix | Action::RemixStrong | Action::RemixSubtle)
+        )
+}
+
 /// `('a', 'b', ...)`: the names whose shape passes `keep`, for an SQL `IN` list. The names
 /// are this module's own constants, never input.
 pub fn sql_list(keep: impl Fn(Shape) -> bool) -> String {
+    sql_list_names(|name| keep(shape_of_name(name)))
+}
+
+/// [`sql_list`] for a predicate on the names themselves (for the sets a shape does not
+/// tell apart, such as [`is_prompt_grid_name`]), in [`result_names`] order.
+pub fn sql_list_names(keep: impl Fn(&str) -> bool) -> String {
     let names: Vec<String> = result_names()
-        .filter(|name| keep(shape_of_name(name)))
+        .filter(|name| keep(name))
         .map(|name| format!("'{name}'"))
         .collect();
     format!("({})", names.join(", "))
@@ -153,5 +175,26 @@ mod tests {
         assert!(archived.starts_with("('imagine', 'blend', 'upscale', "));
         assert!(archived.contains("'animate'") && !archived.contains("'progress'"));
         assert_eq!(archived.matches('\'').count(), 2 * 21);
+    }
+
+    #[test]
+    fn lists_by_name() {
+        assert_eq!(
+            sql_list_names(is_prompt_grid_name),
+            "('imagine', 'blend', 'reroll')"
+        );
+        // The same text as the partial index `messages_fts_pending` (migration 0005): the
+        // store's query uses that index only while the two lists are the same.
+        assert_eq!(
+            sql_list_names(has_own_prompt_name),
+            "('imagine', 'blend', 'remix', 'remix_strong', 'remix_subtle')"
+        );
+        for name in ["progress", "describe", "variation", "upscale", "zoom", ""] {
+            assert!(!is_prompt_grid_name(name) && !has_own_prompt_name(name), "{name}");
+        }
+        assert_eq!(
+            sql_list_names(|name| shape_of_name(name) == Shape::RootGrid),
+            sql_list(|shape| shape == Shape::RootGrid)
+        );
     }
 }

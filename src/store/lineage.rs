@@ -1,0 +1,553 @@
+//! The lineage as the pipeline writes and reads it: messages with their merged docs and
+//! attachments, links, the processed-event set, channel cursors, the fallback linker's
+//! candidate lookups, and start/progress messages with their outcomes.
+
+use rusqlite::types::Value;
+use rusqlite::{params, OptionalExtension};
+
+use mjlink_core::kinds::{self, Shape};
+use mjlink_core::link::{Candidate, Decision, Signal, Status};
+use mjlink_core::merge::Doc;
+use mjlink_core::parse::Action;
+use mjlink_core::snowflake::Snowflake;
+use mjlink_core::wire::Attachment;
+
+use super::{opt_snowflake, opt_sql, text_key, Filter, Result, Store, StoreError};
+
+/// What the store knows about one message.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub doc: Doc,
+    pub seen: bool,
+    pub kind: String,
+    pub deleted_at: Option<i64>,
+}
+
+/// One row of the messages table, as the pipeline writes it.
+#[derive(Debug, Clone, Default)]
+pub struct MessageRow {
+    pub id: Snowflake,
+    pub channel_id: Option<Snowflake>,
+    pub guild_id: Option<Snowflake>,
+    pub author_id: Option<Snowflake>,
+    pub seen: bool,
+    pub kind: String,
+    pub prompt: Option<String>,
+    pub prompt_norm: Option<String>,
+    pub params: Option<String>,
+    pub user_id: Option<Snowflake>,
+    pub mode: Option<String>,
+    pub stealth: bool,
+    pub tile: Option<u8>,
+    pub action: Option<String>,
+    pub job_uuid: Option<String>,
+    pub detail: Option<String>,
+    pub stage: Option<String>,
+    pub error_title: Option<String>,
+    pub posted_at: Option<i64>,
+    pub edited_at: Option<i64>,
+    pub nonce: Option<String>,
+    pub doc: String,
+}
+
+/// A stored link: the core's type.
+pub use mjlink_core::lineage::Link as LinkRow;
+
+/// "Same channel, same requesting user, same normalized prompt": the group the fallback
+/// linker and the progress outcomes search in.
+#[derive(Debug, Clone, Copy)]
+pub struct PromptScope<'a> {
+    pub channel_id: Snowflake,
+    pub user_id: Snowflake,
+    pub prompt_norm: &'a str,
+}
+
+/// What the fallback needs about a stored message.
+#[derive(Debug, Clone)]
+pub struct ChildFacts {
+    pub posted_ms: i64,
+    pub channel_id: Option<Snowflake>,
+    pub user_id: Option<Snowflake>,
+    pub prompt_norm: Option<String>,
+}
+
+impl<'a> PromptScope<'a> {
+    /// The scope of a message, when all three parts are known.
+    pub fn of(
+        channel_id: Option<Snowflake>,
+        user_id: Option<Snowflake>,
+        prompt_norm: Option<&'a str>,
+    ) -> Option<PromptScope<'a>> {
+        Some(PromptScope {
+            channel_id: channel_id?,
+            user_id: user_id?,
+            prompt_norm: prompt_norm?,
+        })
+    }
+}
+
+impl ChildFacts {
+    pub fn scope(&self) -> Option<PromptScope<'_>> {
+        PromptScope::of(self.channel_id, self.user_id, self.prompt_norm.as_deref())
+    }
+}
+
+/// A start/progress message waiting to learn its outcome.
+#[derive(Debug, Clone)]
+pub struct ProgressRow {
+    pub id: Snowflake,
+    /// The action under way (`None` for /imagine, whose final is a grid).
+    pub action: Option<String>,
+    pub channel_id: Option<Snowflake>,
+    pub user_id: Option<Snowflake>,
+    pub prompt_norm: Option<String>,
+    pub job_uuid: Option<String>,
+    pub posted_at: i64,
+    pub deleted: bool,
+}
+
+impl ProgressRow {
+    pub fn scope(&self) -> Option<PromptScope<'_>> {
+        PromptScope::of(self.channel_id, self.user_id, self.prompt_norm.as_deref())
+    }
+}
+
+/// Where a message is and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagePlace {
+    pub channel_id: Option<Snowflake>,
+    pub guild_id: Option<Snowflake>,
+    pub kind: String,
+}
+
+fn candidates_json(candidates: &[Snowflake]) -> String {
+    serde_json::to_string(candidates).unwrap_or_else(|_| "[]".to_string())
+}
+
+impl Store {
+    /// Moves the channel's cursor forward to `message_id` (never back).
+    pub fn advance_cursor(&self, channel_id: Snowflake, message_id: Snowflake) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO channels (id, last_message_id) VALUES (?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET last_message_id = MAX(last_message_id, excluded.last_message_id)",
+        )?;
+        stmt.execute(params![channel_id.to_sql(), message_id.to_sql()])?;
+        Ok(())
+    }
+
+    /// Every channel's cursor.
+    pub fn channel_cursors(&self) -> Result<std::collections::BTreeMap<Snowflake, Snowflake>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, last_message_id FROM channels")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((Snowflake::from_sql(row.get(0)?), Snowflake::from_sql(row.get(1)?)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether the message itself (not only its updates or deletion) is stored.
+    pub fn has_seen(&self, id: Snowflake) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seen FROM messages WHERE id = ?1")?;
+        Ok(stmt
+            .query_row([id.to_sql()], |row| row.get::<_, bool>(0))
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    /// Records an event in the processed set; `false` when it was there already.
+    pub fn mark_processed(&self, id: Snowflake, event: u8, digest: u64) -> Result<bool> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO processed (message_id, event, digest) VALUES (?1, ?2, ?3)",
+        )?;
+        Ok(stmt.execute(params![id.to_sql(), event, digest as i64])? == 1)
+    }
+
+    pub fn load_message(&self, id: Snowflake) -> Result<Option<StoredMessage>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT d.doc, m.seen, m.kind, m.deleted_at FROM messages m JOIN docs d ON d.id = m.id WHERE m.id = ?1")?;
+        let row = stmt
+            .query_row([id.to_sql()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, bool>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .optional()?;
+        let Some((doc, seen, kind, deleted_at)) = row else {
+            return Ok(None);
+        };
+        let doc: Doc = serde_json::from_str(&doc).map_err(|source| StoreError::CorruptDoc { id, source })?;
+        Ok(Some(StoredMessage {
+            doc,
+            seen,
+            kind,
+            deleted_at,
+        }))
+    }
+
+    pub fn save_message(&self, row: &MessageRow) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO messages (id, channel_id, guild_id, author_id, seen, kind, prompt, prompt_norm, params,
+                 user_id, mode, stealth, tile, job_uuid, detail, stage, error_title, posted_at, edited_at, outcome, action,
+                 prompt_key, job_key, day, nonce)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                 CASE WHEN ?6 = 'progress' THEN 'running' END, ?20, ?21, ?22, ?18 / 86400000, ?23)
+             ON CONFLICT(id) DO UPDATE SET channel_id = excluded.channel_id, guild_id = excluded.guild_id,
+                 author_id = excluded.author_id, seen = excluded.seen, kind = excluded.kind,
+                 prompt = excluded.prompt, prompt_norm = excluded.prompt_norm, params = excluded.params,
+                 user_id = excluded.user_id, mode = excluded.mode, stealth = excluded.stealth, tile = excluded.tile,
+                 job_uuid = excluded.job_uuid, detail = excluded.detail, stage = excluded.stage,
+                 error_title = excluded.error_title, posted_at = excluded.posted_at, edited_at = excluded.edited_at,
+                 outcome = CASE WHEN excluded.kind = 'progress' THEN COALESCE(messages.outcome, 'running') END,
+                 final_id = CASE WHEN excluded.kind = 'progress' THEN messages.final_id END,
+                 action = excluded.action, prompt_key = excluded.prompt_key, job_key = excluded.job_key,
+                 day = excluded.day, nonce = excluded.nonce",
+        )?;
+        stmt.execute(params![
+            row.id.to_sql(),
+            opt_sql(row.channel_id),
+            opt_sql(row.guild_id),
+            opt_sql(row.author_id),
+            row.seen,
+            row.kind,
+            row.prompt,
+            row.prompt_norm,
+            row.params,
+            opt_sql(row.user_id),
+            row.mode,
+            row.stealth,
+            row.tile,
+            row.job_uuid,
+            row.detail,
+            row.stage,
+            row.error_title,
+            row.posted_at,
+            row.edited_at,
+            row.action,
+            row.prompt_norm.as_deref().map(text_key),
+            row.job_uuid.as_deref().map(text_key),
+            row.nonce,
+        ])?;
+        let mut doc = self.conn.prepare_cached(
+            "INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+        )?;
+        doc.execute(params![row.id.to_sql(), row.doc])?;
+        Ok(())
+    }
+
+    /// Replaces the attachments of a message with `attachments` (their latest state);
+    /// `had_any` is false for a message stored for the first time (nothing to remove).
+    pub fn replace_attachments(
+        &self,
+        message_id: Snowflake,
+        attachments: &[Attachment],
+        had_any: bool,
+    ) -> Result<()> {
+        if had_any {
+            // Attachments the message no longer has go; the others keep their archive state.
+            let keep = serde_json::to_string(&attachments.iter().map(|a| a.id.to_sql()).collect::<Vec<_>>())
+                .unwrap_or_else(|_| "[]".to_string());
+            let mut delete = self.conn.prepare_cached(
+                "DELETE FROM attachments WHERE message_id = ?1 AND id NOT IN (SELECT value FROM json_each(?2))",
+            )?;
+            delete.execute(params![message_id.to_sql(), keep])?;
+        }
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO attachments (id, message_id, position, filename, url, size, width, height, content_type)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(id) DO UPDATE SET message_id = excluded.message_id, position = excluded.position,
+                 filename = excluded.filename, url = excluded.url, size = excluded.size, width = excluded.width,
+                 height = excluded.height, content_type = excluded.content_type",
+        )?;
+        for (position, attachment) in attachments.iter().enumerate() {
+            insert.execute(params![
+                attachment.id.to_sql(),
+                message_id.to_sql(),
+                position as i64,
+                attachment.filename,
+                attachment.url,
+                attachment.size.map(|size| size as i64),
+                attachment.width,
+                attachment.height,
+                attachment.content_type,
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Marks a message deleted at `at_ms`, creating a placeholder row if it was never seen.
+    pub fn mark_deleted(&self, id: Snowflake, channel_id: Option<Snowflake>, at_ms: i64) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO messages (id, channel_id, seen, kind, deleted_at)
+             VALUES (?1, ?2, 0, 'pending', ?3)
+             ON CONFLICT(id) DO UPDATE SET deleted_at = COALESCE(messages.deleted_at, excluded.deleted_at)",
+        )?;
+        stmt.execute(params![id.to_sql(), opt_sql(channel_id), at_ms])?;
+        let placeholder = serde_json::to_string(&Doc::new(mjlink_core::wire::Message {
+            id,
+            channel_id,
+            ..Default::default()
+        }))
+        .unwrap_or_default();
+        let mut doc = self
+            .conn
+            .prepare_cached("INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING")?;
+        doc.execute(params![id.to_sql(), placeholder])?;
+        Ok(())
+    }
+
+    pub fn get_link(&self, child_id: Snowflake) -> Result<Option<LinkRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT child_id, parent_id, action, tile, signal, status, candidates FROM links WHERE child_id = ?1",
+        )?;
+        Ok(stmt.query_row([child_id.to_sql()], link_from_row).optional()?)
+    }
+
+    pub fn put_link(&self, link: &LinkRow) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO links (child_id, parent_id, action, tile, signal, status, candidates)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(child_id) DO UPDATE SET parent_id = excluded.parent_id, action = excluded.action,
+                 tile = excluded.tile, signal = excluded.signal, status = excluded.status,
+                 candidates = excluded.candidates",
+        )?;
+        stmt.execute(params![
+            link.child_id.to_sql(),
+            opt_sql(link.decision.parent),
+            link.action.as_str(),
+            link.tile,
+            link.decision.signal.map(Signal::as_str),
+            link.decision.status.as_str(),
+            candidates_json(&link.decision.candidates),
+        ])?;
+        Ok(())
+    }
+
+    pub fn delete_link(&self, child_id: Snowflake) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("DELETE FROM links WHERE child_id = ?1")?;
+        stmt.execute([child_id.to_sql()])?;
+        Ok(())
+    }
+
+    /// Possible parents: seen messages in the channel by the user with the normalized prompt,
+    /// posted in `[from_ms, to_ms]`; `tile_taken` says whether another result is already
+    /// linked to that candidate for `tile`.
+    pub fn candidates(
+        &self,
+        scope: PromptScope<'_>,
+        from_ms: i64,
+        to_ms: i64,
+        tile: Option<u8>,
+        child_id: Snowflake,
+    ) -> Result<Vec<Candidate>> {
+        let filter = Filter::scope("m.", scope, from_ms, to_ms)
+            .and("m.seen = 1 AND m.id != :child")
+            .bind(":child", child_id.to_sql())
+            .bind(":tile", tile.map_or(Value::Null, |tile| i64::from(tile).into()));
+        self.select(
+            "SELECT m.id, m.posted_at, m.kind,
+                 :tile IS NOT NULL AND EXISTS (SELECT 1 FROM links l WHERE l.parent_id = m.id AND l.tile = :tile
+                     AND l.status = 'linked' AND l.child_id != :child)
+             FROM messages m WHERE {filter}",
+            filter,
+            |row| {
+                let kind: String = row.get(2)?;
+                let shape = kinds::shape_of_name(&kind);
+                Ok(Candidate {
+                    id: Snowflake::from_sql(row.get(0)?),
+                    posted_ms: row.get(1)?,
+                    is_grid: shape.is_grid(),
+                    is_single_image: shape == Shape::SingleImage,
+                    tile_taken: row.get(3)?,
+                })
+            },
+        )
+    }
+
+    /// Results linked by the fallback (or left ambiguous or unresolved) in `scope`, posted in
+    /// `[from_ms, to_ms]`: those a new parent may change.
+    pub fn fallback_children(
+        &self,
+        scope: PromptScope<'_>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Snowflake>> {
+        let filter = Filter::scope("m.", scope, from_ms, to_ms);
+        self.select(
+            "SELECT m.id FROM messages m JOIN links l ON l.child_id = m.id
+             WHERE {filter} AND (l.signal IS NULL OR l.signal = 'heuristic')",
+            filter,
+            |row| Ok(Snowflake::from_sql(row.get(0)?)),
+        )
+    }
+
+    /// Children linked by the fallback to `parent` for `tile`.
+    pub fn heuristic_children_of(&self, parent: Snowflake, tile: u8) -> Result<Vec<Snowflake>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT child_id FROM links WHERE parent_id = ?1 AND tile = ?2 AND signal = 'heuristic'",
+        )?;
+        let rows = stmt.query_map(params![parent.to_sql(), tile], |row| {
+            Ok(Snowflake::from_sql(row.get(0)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The facts the fallback needs about a stored message.
+    pub fn child_facts(&self, id: Snowflake) -> Result<Option<ChildFacts>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT posted_at, channel_id, user_id, prompt_norm FROM messages WHERE id = ?1",
+        )?;
+        Ok(stmt
+            .query_row([id.to_sql()], |row| {
+                Ok(ChildFacts {
+                    posted_ms: row.get::<_, Option<i64>>(0)?.unwrap_or_else(|| id.timestamp_ms()),
+                    channel_id: opt_snowflake(row.get(1)?),
+                    user_id: opt_snowflake(row.get(2)?),
+                    prompt_norm: row.get(3)?,
+                })
+            })
+            .optional()?)
+    }
+
+    pub fn progress_row(&self, id: Snowflake) -> Result<Option<ProgressRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action FROM messages
+             WHERE id = ?1 AND kind = 'progress' AND seen = 1",
+        )?;
+        Ok(stmt.query_row([id.to_sql()], progress_from_row).optional()?)
+    }
+
+    /// Start/progress messages that a new grid could be the final of, posted within
+    /// `[from_ms, to_ms]`: with the same job UUID, or (without one) in the same scope.
+    pub fn progress_waiting_for(
+        &self,
+        job_uuid: Option<&str>,
+        scope: Option<PromptScope<'_>>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<ProgressRow>> {
+        const SQL: &str =
+            "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action
+             FROM messages WHERE {filter} AND kind = 'progress' AND seen = 1";
+        let mut out = Vec::new();
+        if let Some(uuid) = job_uuid {
+            out = self.select(SQL, Filter::job("", uuid, from_ms, to_ms), progress_from_row)?;
+        }
+        if let Some(scope) = scope {
+            let filter = Filter::scope("", scope, from_ms, to_ms).and("job_uuid IS NULL");
+            out.extend(self.select(SQL, filter, progress_from_row)?);
+        }
+        Ok(out)
+    }
+
+    /// Messages that could be the final of a progress message, posted within
+    /// `[progress.posted_at, to_ms]`: by job UUID, or in its scope (a grid for /imagine, the
+    /// same action for a button's progress). Returns their ids.
+    pub fn finals_for(&self, progress: &ProgressRow, to_ms: i64) -> Result<Vec<Snowflake>> {
+        let from_ms = progress.posted_at;
+        if let Some(uuid) = &progress.job_uuid {
+            let filter = Filter::job("", uuid, from_ms, to_ms)
+                .and("seen = 1 AND kind NOT IN ('progress', 'pending', 'error', 'other', 'not_midjourney')");
+            return self.select("SELECT id FROM messages WHERE {filter}", filter, |row| {
+                Ok(Snowflake::from_sql(row.get(0)?))
+            });
+        }
+        let Some(scope) = progress.scope() else {
+            return Ok(Vec::new());
+        };
+        let filter = Filter::scope("", scope, from_ms, to_ms).and("seen = 1");
+        let rows = self.select("SELECT id, kind FROM messages WHERE {filter}", filter, |row| {
+            Ok((Snowflake::from_sql(row.get(0)?), row.get::<_, String>(1)?))
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, kind)| match progress.action.as_deref() {
+                Some(action) => kind == action,
+                None => kind == "imagine" || kind == "blend",
+            })
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    pub fn set_outcome(&self, id: Snowflake, outcome: &str, final_id: Option<Snowflake>) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("UPDATE messages SET outcome = ?2, final_id = ?3 WHERE id = ?1")?;
+        stmt.execute(params![id.to_sql(), outcome, opt_sql(final_id)])?;
+        Ok(())
+    }
+
+    /// Where a message is and what it is, when it was seen.
+    pub fn message_place(&self, id: Snowflake) -> Result<Option<MessagePlace>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT channel_id, guild_id, kind FROM messages WHERE id = ?1 AND seen = 1")?
+            .query_row([id.to_sql()], |row| {
+                Ok(MessagePlace {
+                    channel_id: opt_snowflake(row.get(0)?),
+                    guild_id: opt_snowflake(row.get(1)?),
+                    kind: row.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// The parent a result is linked to (any status), with the link's status and candidates.
+    pub fn parent_of(&self, child: Snowflake) -> Result<Option<LinkRow>> {
+        self.get_link(child)
+    }
+}
+
+/// A value the database holds that this build does not know (a corrupt or foreign file).
+fn unknown_value(column: usize, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        format!("unknown value {value:?}").into(),
+    )
+}
+
+pub(super) fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LinkRow> {
+    let action: String = row.get(2)?;
+    let signal: Option<String> = row.get(4)?;
+    let status: String = row.get(5)?;
+    let candidates: String = row.get(6)?;
+    Ok(LinkRow {
+        child_id: Snowflake::from_sql(row.get(0)?),
+        action: Action::from_name(&action).ok_or_else(|| unknown_value(2, &action))?,
+        tile: row.get(3)?,
+        decision: Decision {
+            parent: opt_snowflake(row.get(1)?),
+            signal: match signal.as_deref() {
+                None => None,
+                Some(name) => Some(Signal::from_name(name).ok_or_else(|| unknown_value(4, name))?),
+            },
+            status: Status::from_name(&status).ok_or_else(|| unknown_value(5, &status))?,
+            candidates: serde_json::from_str(&candidates).map_err(|error| {
+                rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, error.into())
+            })?,
+        },
+    })
+}
+
+fn progress_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProgressRow> {
+    let id = Snowflake::from_sql(row.get(0)?);
+    Ok(ProgressRow {
+        id,
+        channel_id: opt_snowflake(row.get(1)?),
+        user_id: opt_snowflake(row.get(2)?),
+        prompt_norm: row.get(3)?,
+        job_uuid: row.get(4)?,
+        posted_at: row.get::<_, Option<i64>>(5)?.unwrap_or_else(|| id.timestamp_ms()),
+        deleted: row.get::<_, Option<i64>>(6)?.is_some(),
+        action: row.get(7)?,
+    })
+}

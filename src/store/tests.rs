@@ -1,0 +1,236 @@
+//! The schema, pinned: a fresh database migrates to exactly the schema the store had before
+//! its migrations moved into `migrations/*.sql`, and each migration is the same bytes.
+
+use sha2::{Digest, Sha256};
+
+use super::{Store, MIGRATIONS};
+
+/// `sqlite_master` of a fresh database, by name: generated from the store before the split.
+const SCHEMA: &str = r##"-- table attachments on attachments
+CREATE TABLE attachments (
+    id           INTEGER PRIMARY KEY,
+    message_id   INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,
+    filename     TEXT NOT NULL,
+    url          TEXT NOT NULL,
+    size         INTEGER,
+    width        INTEGER,
+    height       INTEGER,
+    content_type TEXT
+, state TEXT NOT NULL DEFAULT 'pending', path TEXT, sha256 TEXT, bytes INTEGER, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, same_bytes_as INTEGER);
+-- index attachments_by_message on attachments
+CREATE INDEX attachments_by_message ON attachments(message_id);
+-- index attachments_by_sha256 on attachments
+CREATE INDEX attachments_by_sha256 ON attachments(sha256) WHERE sha256 IS NOT NULL;
+-- index attachments_by_state on attachments
+CREATE INDEX attachments_by_state ON attachments(state) WHERE state = 'pending';
+-- table channels on channels
+CREATE TABLE channels (
+    id              INTEGER PRIMARY KEY,
+    last_message_id INTEGER NOT NULL
+);
+-- table docs on docs
+CREATE TABLE docs (
+    id  INTEGER PRIMARY KEY REFERENCES messages(id),
+    doc TEXT NOT NULL
+);
+-- table links on links
+CREATE TABLE links (
+    child_id   INTEGER PRIMARY KEY REFERENCES messages(id),
+    parent_id  INTEGER,
+    action     TEXT NOT NULL,
+    tile       INTEGER,
+    signal     TEXT,
+    status     TEXT NOT NULL,
+    candidates TEXT NOT NULL DEFAULT '[]'
+);
+-- index links_by_parent on links
+CREATE INDEX links_by_parent ON links(parent_id, tile);
+-- table messages on messages
+CREATE TABLE messages (
+    id          INTEGER PRIMARY KEY,
+    channel_id  INTEGER,
+    guild_id    INTEGER,
+    author_id   INTEGER,
+    -- 1 once the message itself was seen (create, history, or a reply's referenced copy);
+    -- 0 while only its updates or its deletion are known.
+    seen        INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    prompt      TEXT,
+    prompt_norm TEXT,
+    -- 64-bit digests of prompt_norm and job_uuid: small keys for the indexes every event
+    -- probes (the text columns are still compared, so a digest collision costs nothing).
+    prompt_key  INTEGER,
+    job_key     INTEGER,
+    -- posted_at / 86400000: the leading key of the lookup indexes
+    day         INTEGER,
+    params      TEXT,
+    user_id     INTEGER,
+    mode        TEXT,
+    stealth     INTEGER NOT NULL DEFAULT 0,
+    tile        INTEGER,
+    -- results: the action; progress: the action under way (NULL for /imagine)
+    action      TEXT,
+    job_uuid    TEXT,
+    detail      TEXT,
+    stage       TEXT,
+    error_title TEXT,
+    posted_at   INTEGER,
+    edited_at   INTEGER,
+    deleted_at  INTEGER,
+    -- start/progress messages: running | completed | failed | unknown
+    outcome     TEXT,
+    final_id    INTEGER
+, nonce TEXT, fts_state INTEGER NOT NULL DEFAULT 0);
+-- index messages_by_job on messages
+CREATE INDEX messages_by_job ON messages(day, job_key) WHERE job_key IS NOT NULL;
+-- index messages_by_nonce on messages
+CREATE INDEX messages_by_nonce ON messages(nonce) WHERE nonce IS NOT NULL;
+-- index messages_by_prompt on messages
+CREATE INDEX messages_by_prompt ON messages(day, channel_id, user_id, prompt_key, posted_at)
+    WHERE prompt_key IS NOT NULL;
+-- index messages_fts_pending on messages
+CREATE INDEX messages_fts_pending ON messages(id)
+    WHERE fts_state = 0 AND prompt IS NOT NULL AND kind IN ('imagine', 'blend', 'remix', 'remix_strong', 'remix_subtle');
+-- table processed on processed
+CREATE TABLE processed (
+    message_id INTEGER NOT NULL,
+    event      INTEGER NOT NULL,
+    digest     INTEGER NOT NULL,
+    PRIMARY KEY (message_id, event, digest)
+) WITHOUT ROWID;
+-- table prompts_fts on prompts_fts
+CREATE VIRTUAL TABLE prompts_fts USING fts5(
+    prompt, content = 'messages', content_rowid = 'id', detail = none,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+-- trigger prompts_fts_changed on messages
+CREATE TRIGGER prompts_fts_changed AFTER UPDATE OF prompt, kind ON messages
+    WHEN OLD.fts_state = 1 AND (OLD.prompt IS NOT NEW.prompt OR OLD.kind IS NOT NEW.kind)
+BEGIN
+    INSERT INTO prompts_fts(prompts_fts, rowid, prompt) VALUES ('delete', OLD.id, OLD.prompt);
+    UPDATE messages SET fts_state = 0 WHERE id = OLD.id;
+END;
+-- table prompts_fts_config on prompts_fts_config
+CREATE TABLE 'prompts_fts_config'(k PRIMARY KEY, v) WITHOUT ROWID;
+-- table prompts_fts_data on prompts_fts_data
+CREATE TABLE 'prompts_fts_data'(id INTEGER PRIMARY KEY, block BLOB);
+-- table prompts_fts_docsize on prompts_fts_docsize
+CREATE TABLE 'prompts_fts_docsize'(id INTEGER PRIMARY KEY, sz BLOB);
+-- table prompts_fts_idx on prompts_fts_idx
+CREATE TABLE 'prompts_fts_idx'(segid, term, pgno, PRIMARY KEY(segid, term)) WITHOUT ROWID;
+-- table queue_items on queue_items
+CREATE TABLE queue_items (
+    id               TEXT PRIMARY KEY,
+    prompt           TEXT NOT NULL,
+    upscales         TEXT NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,
+    status           TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    nonce            TEXT,
+    job_uuid         TEXT,
+    start_message_id INTEGER,
+    grid_message_id  INTEGER,
+    results          TEXT NOT NULL DEFAULT '{}',
+    pressed          TEXT NOT NULL DEFAULT '{}',
+    last_error       TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    submitted_at     INTEGER,
+    progress_at      INTEGER,
+    not_before       INTEGER,
+    waiting          INTEGER NOT NULL DEFAULT 0
+);
+-- index queue_items_active on queue_items
+CREATE INDEX queue_items_active ON queue_items(status)
+    WHERE status NOT IN ('done', 'partial', 'failed', 'cancelled');
+-- index queue_items_by_grid on queue_items
+CREATE INDEX queue_items_by_grid ON queue_items(grid_message_id) WHERE grid_message_id IS NOT NULL;
+-- table queue_settings on queue_settings
+CREATE TABLE queue_settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- table queue_transitions on queue_transitions
+CREATE TABLE queue_transitions (
+    item_id TEXT NOT NULL REFERENCES queue_items(id),
+    at      INTEGER NOT NULL,
+    from_status TEXT,
+    to_status   TEXT NOT NULL,
+    note    TEXT NOT NULL
+);
+-- index queue_transitions_by_item on queue_transitions
+CREATE INDEX queue_transitions_by_item ON queue_transitions(item_id, at);
+-- index queue_transitions_by_time on queue_transitions
+CREATE INDEX queue_transitions_by_time ON queue_transitions(to_status, at);
+-- index sqlite_autoindex_queue_items_1 on queue_items
+NULL;
+-- index sqlite_autoindex_queue_settings_1 on queue_settings
+NULL;
+"##;
+
+/// Every schema object of the database, one after the other, as [`SCHEMA`] writes them.
+fn schema_of(store: &Store) -> String {
+    let mut stmt = store
+        .conn
+        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |row| {
+            Ok(format!(
+                "-- {} {} on {}\n{};\n",
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Option<String>>(3)?.unwrap_or_else(|| "NULL".into())
+            ))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap();
+    rows.concat()
+}
+
+#[test]
+fn migrated_schema_is_unchanged() {
+    let store = Store::open_in_memory().unwrap();
+    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(schema_of(&store), SCHEMA);
+}
+
+#[test]
+fn migrations_are_the_same_bytes() {
+    // Length and SHA-256 of each migration's text as first shipped: history, never edited.
+    const SHIPPED: [(usize, &str); 5] = [
+        (
+            3108,
+            "970f8a878ddd5afc0a3a1654315eceb51edf8ba7a6487d35b9737d56d29982f8",
+        ),
+        (
+            196,
+            "7e861264b12e2c5387024013ea46235bb93bc8c008c00960451a12fd02dc3adc",
+        ),
+        (
+            789,
+            "13544fb0984a10062f32351ce37aa14276af82438281a67bfe530df18b1bf035",
+        ),
+        (
+            1718,
+            "54e2666241af1c7a647f4abc2eaa111411a25bfa0122114e581099f03c18e68b",
+        ),
+        (
+            1418,
+            "0f70e8a41ff979db08d82808e123698c730f0920414ee7e3c6ced91d7e30f551",
+        ),
+    ];
+    assert_eq!(MIGRATIONS.len(), SHIPPED.len());
+    for (index, (sql, (len, sha256))) in MIGRATIONS.iter().zip(SHIPPED).enumerate() {
+        assert_eq!(sql.len(), len, "migration {}", index + 1);
+        assert_eq!(
+            format!("{:x}", Sha256::digest(sql.as_bytes())),
+            sha256,
+            "migration {}",
+            index + 1
+        );
+    }
+}
