@@ -391,7 +391,11 @@ pub fn search(ctx: &Ctx<'_>, words: &str, filter: &SearchFilter, page: usize) ->
 pub fn stats(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
     let store = ctx.store;
     let kinds = store.count_by_kind()?;
-    let grids: i64 = kinds.iter().filter(|(k, _)| kinds::is_root_grid_name(k)).map(|(_, n)| n).sum();
+    let grids: i64 = kinds
+        .iter()
+        .filter(|(k, _)| kinds::is_root_grid_name(k))
+        .map(|(_, n)| n)
+        .sum();
     let results: Vec<String> = kinds
         .iter()
         .filter(|(k, _)| mjlink_core::parse::Action::from_name(k).is_some())

@@ -321,7 +321,13 @@ impl Pipeline {
         };
         let window = self.config.window_ms;
         let start = start_of(&progress);
-        let finals = self.store.finals_for(&progress, progress.posted_at + window)?;
+        let candidates = self.store.finals_for(&progress, progress.posted_at + window)?;
+        let finals: Vec<Snowflake> = candidates
+            .rows
+            .iter()
+            .filter(|(_, kind)| lineage::is_final_kind(&start, kind, candidates.by_job))
+            .map(|(id, _)| *id)
+            .collect();
         let rivals = match finals.as_slice() {
             [only] if lineage::needs_rivals(&start, &finals) => {
                 let final_posted = self
@@ -410,6 +416,7 @@ fn row_for(doc: &Doc, parsed: Option<&Parsed>, seen: bool) -> MessageRow {
         };
         row.job_uuid = parsed.job_uuid.clone();
         row.detail = parsed.detail.clone();
+        row.outcome = lineage::initial_outcome(&parsed.kind).map(Outcome::as_str);
         match &parsed.kind {
             Kind::Progress { stage, .. } => row.stage = Some(stage_name(*stage)),
             Kind::Error(title) => row.error_title = Some(title.clone()),

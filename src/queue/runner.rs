@@ -110,7 +110,7 @@ impl<S: Submitter> Runner<S> {
         };
         if let Some(grid) = grid_id {
             seen.grid = self.store.grid_facts(grid)?;
-            seen.upscales = self.store.upscales_of(grid)?;
+            seen.upscales = machine::upscales_by_tile(self.store.upscales_of(grid)?);
         }
         Ok(seen)
     }

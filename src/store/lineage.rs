@@ -47,7 +47,19 @@ pub struct MessageRow {
     pub posted_at: Option<i64>,
     pub edited_at: Option<i64>,
     pub nonce: Option<String>,
+    /// A start/progress message's first outcome (`running`, from the core); `None` for any
+    /// other kind. An outcome already settled is kept.
+    pub outcome: Option<&'static str>,
     pub doc: String,
+}
+
+/// The messages that could be a start's final, with their kinds: those with its job UUID
+/// when it is known (`by_job`), else those in its scope. Which of them count is the core's
+/// decision (`lineage::is_final_kind`).
+#[derive(Debug, Clone, Default)]
+pub struct FinalCandidates {
+    pub rows: Vec<(Snowflake, String)>,
+    pub by_job: bool,
 }
 
 /// A stored link: the core's type.
@@ -197,15 +209,15 @@ impl Store {
                  user_id, mode, stealth, tile, job_uuid, detail, stage, error_title, posted_at, edited_at, outcome, action,
                  prompt_key, job_key, day, nonce)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 CASE WHEN ?6 = 'progress' THEN 'running' END, ?20, ?21, ?22, ?18 / 86400000, ?23)
+                 ?24, ?20, ?21, ?22, ?25, ?23)
              ON CONFLICT(id) DO UPDATE SET channel_id = excluded.channel_id, guild_id = excluded.guild_id,
                  author_id = excluded.author_id, seen = excluded.seen, kind = excluded.kind,
                  prompt = excluded.prompt, prompt_norm = excluded.prompt_norm, params = excluded.params,
                  user_id = excluded.user_id, mode = excluded.mode, stealth = excluded.stealth, tile = excluded.tile,
                  job_uuid = excluded.job_uuid, detail = excluded.detail, stage = excluded.stage,
                  error_title = excluded.error_title, posted_at = excluded.posted_at, edited_at = excluded.edited_at,
-                 outcome = CASE WHEN excluded.kind = 'progress' THEN COALESCE(messages.outcome, 'running') END,
-                 final_id = CASE WHEN excluded.kind = 'progress' THEN messages.final_id END,
+                 outcome = CASE WHEN excluded.outcome IS NOT NULL THEN COALESCE(messages.outcome, excluded.outcome) END,
+                 final_id = CASE WHEN excluded.outcome IS NOT NULL THEN messages.final_id END,
                  action = excluded.action, prompt_key = excluded.prompt_key, job_key = excluded.job_key,
                  day = excluded.day, nonce = excluded.nonce",
         )?;
@@ -233,6 +245,8 @@ impl Store {
             row.prompt_norm.as_deref().map(text_key),
             row.job_uuid.as_deref().map(text_key),
             row.nonce,
+            row.outcome,
+            row.posted_at.map(mjlink_core::text::day_of),
         ])?;
         let mut doc = self.conn.prepare_cached(
             "INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
@@ -448,33 +462,21 @@ impl Store {
         Ok(out)
     }
 
-    /// Messages that could be the final of a progress message, posted within
-    /// `[progress.posted_at, to_ms]`: by job UUID, or in its scope (a grid for /imagine, the
-    /// same action for a button's progress). Returns their ids.
-    pub fn finals_for(&self, progress: &ProgressRow, to_ms: i64) -> Result<Vec<Snowflake>> {
+    /// Messages seen that could be the final of a progress message, posted within
+    /// `[progress.posted_at, to_ms]`: by its job UUID, else in its scope.
+    pub fn finals_for(&self, progress: &ProgressRow, to_ms: i64) -> Result<FinalCandidates> {
         let from_ms = progress.posted_at;
-        if let Some(uuid) = &progress.job_uuid {
-            let filter = Filter::job("", uuid, from_ms, to_ms)
-                .and("seen = 1 AND kind NOT IN ('progress', 'pending', 'error', 'other', 'not_midjourney')");
-            return self.select("SELECT id FROM messages WHERE {filter}", filter, |row| {
-                Ok(Snowflake::from_sql(row.get(0)?))
-            });
-        }
-        let Some(scope) = progress.scope() else {
-            return Ok(Vec::new());
+        let (filter, by_job) = match (&progress.job_uuid, progress.scope()) {
+            (Some(uuid), _) => (Filter::job("", uuid, from_ms, to_ms), true),
+            (None, Some(scope)) => (Filter::scope("", scope, from_ms, to_ms), false),
+            (None, None) => return Ok(FinalCandidates::default()),
         };
-        let filter = Filter::scope("", scope, from_ms, to_ms).and("seen = 1");
-        let rows = self.select("SELECT id, kind FROM messages WHERE {filter}", filter, |row| {
-            Ok((Snowflake::from_sql(row.get(0)?), row.get::<_, String>(1)?))
-        })?;
-        Ok(rows
-            .into_iter()
-            .filter(|(_, kind)| match progress.action.as_deref() {
-                Some(action) => kind == action,
-                None => kind == "imagine" || kind == "blend",
-            })
-            .map(|(id, _)| id)
-            .collect())
+        let rows = self.select(
+            "SELECT id, kind FROM messages WHERE {filter}",
+            filter.and("seen = 1"),
+            |row| Ok((Snowflake::from_sql(row.get(0)?), row.get::<_, String>(1)?)),
+        )?;
+        Ok(FinalCandidates { rows, by_job })
     }
 
     pub fn set_outcome(&self, id: Snowflake, outcome: &str, final_id: Option<Snowflake>) -> Result<()> {

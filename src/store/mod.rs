@@ -21,7 +21,9 @@ mod search;
 mod stats;
 
 pub use archive::{ArchivedCopy, FamilyFile, FamilyMessage, FamilyRecord, ImageRow, PendingImage};
-pub use lineage::{ChildFacts, LinkRow, MessagePlace, MessageRow, ProgressRow, PromptScope, StoredMessage};
+pub use lineage::{
+    ChildFacts, FinalCandidates, LinkRow, MessagePlace, MessageRow, ProgressRow, PromptScope, StoredMessage,
+};
 pub use search::{fts_query, SearchFilter, SearchHit};
 pub use stats::{ArchiveCounts, LinkExport};
 

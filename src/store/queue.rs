@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 use rusqlite::{params, OptionalExtension};
 
 use mjlink_core::kinds;
+use mjlink_core::link::Status;
+use mjlink_core::parse::Action;
 use mjlink_core::snowflake::Snowflake;
 
 use super::{opt_snowflake, opt_sql, text_key, Result, Store};
@@ -180,10 +182,13 @@ impl Store {
 
     /// Items not finished yet.
     pub fn queue_active(&self) -> Result<Vec<crate::queue::Item>> {
+        // The list is the text of the partial index `queue_items_active` (a test checks), so
+        // the query uses it.
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {} FROM queue_items WHERE status NOT IN ('done', 'partial', 'failed', 'cancelled')
+            "SELECT {} FROM queue_items WHERE status NOT IN {}
              ORDER BY priority DESC, created_at, rowid",
-            Self::QUEUE_COLUMNS
+            Self::QUEUE_COLUMNS,
+            crate::queue::Status::final_sql_list()
         ))?;
         let items = stmt
             .query_map([], Self::queue_item_from_row)?
@@ -325,26 +330,24 @@ impl Store {
     }
 
     /// Upscales linked to `grid` (exactly or by the careful fallback): tile -> (id, posted).
-    pub fn upscales_of(&self, grid: Snowflake) -> Result<std::collections::BTreeMap<u8, (Snowflake, i64)>> {
+    /// Every tile upscale linked to `grid`: (tile, message id, posted ms). Which one counts
+    /// for a tile is the queue machine's rule (`machine::upscales_by_tile`).
+    pub fn upscales_of(&self, grid: Snowflake) -> Result<Vec<(u8, Snowflake, i64)>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT l.tile, l.child_id, m.posted_at FROM links l JOIN messages m ON m.id = l.child_id
-             WHERE l.parent_id = ?1 AND l.action = 'upscale' AND l.status = 'linked' AND l.tile IS NOT NULL
-             ORDER BY l.child_id",
+             WHERE l.parent_id = ?1 AND l.action = ?2 AND l.status = ?3 AND l.tile IS NOT NULL",
         )?;
-        let rows = stmt.query_map([grid.to_sql()], |row| {
-            Ok((
-                row.get::<_, u8>(0)?,
-                Snowflake::from_sql(row.get(1)?),
-                row.get::<_, Option<i64>>(2)?.unwrap_or(0),
-            ))
-        })?;
-        let mut upscales = std::collections::BTreeMap::new();
-        for row in rows {
-            let (tile, id, posted) = row?;
-            // The first upscale of a tile is the one the press asked for.
-            upscales.entry(tile).or_insert((id, posted));
-        }
-        Ok(upscales)
+        let rows = stmt.query_map(
+            params![grid.to_sql(), Action::Upscale.as_str(), Status::Linked.as_str()],
+            |row| {
+                Ok((
+                    row.get::<_, u8>(0)?,
+                    Snowflake::from_sql(row.get(1)?),
+                    row.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                ))
+            },
+        )?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     pub fn queue_paused(&self) -> Result<bool> {

@@ -271,6 +271,12 @@ impl Outcome {
     pub const NAMES: [&'static str; 4] = ["running", "completed", "failed", "unknown"];
 }
 
+/// The outcome a message is stored with when first saved: `Running` for a start/progress
+/// message (until [`settle`] says otherwise), none for any other kind.
+pub fn initial_outcome(kind: &Kind) -> Option<Outcome> {
+    matches!(kind, Kind::Progress { .. }).then_some(Outcome::Running)
+}
+
 /// What settling needs to know about the start/progress message itself.
 #[derive(Debug, Clone, Copy)]
 pub struct Start<'a> {
@@ -595,6 +601,18 @@ mod tests {
         ] {
             assert!(!is_final_kind(&imagine, not_final, true), "{not_final}");
         }
+    }
+
+    #[test]
+    fn starts_are_born_running_and_nothing_else_has_an_outcome() {
+        let progress = Kind::Progress {
+            stage: parse::Stage::Waiting,
+            action: None,
+        };
+        assert_eq!(initial_outcome(&progress), Some(Outcome::Running));
+        assert_eq!(initial_outcome(&Kind::Grid(parse::Origin::Imagine)), None);
+        assert_eq!(initial_outcome(&Kind::Result(Action::Upscale)), None);
+        assert_eq!(initial_outcome(&Kind::Error("Invalid parameter".into())), None);
     }
 
     #[test]

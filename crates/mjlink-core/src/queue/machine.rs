@@ -277,6 +277,22 @@ fn bump_progress(item: &mut Item, at_ms: i64) {
 
 /// Upscaling: take the results the lineage core linked to the grid; done when all are in,
 /// partial when the rest does not come.
+/// The upscale of each tile of a grid, from every upscale linked to it with its tile
+/// (`(tile, message id, posted ms)`, in any order): the first of a tile (lowest id) is the
+/// one the press asked for; a later one is someone pressing the same button again.
+pub fn upscales_by_tile(
+    linked: impl IntoIterator<Item = (u8, Snowflake, i64)>,
+) -> BTreeMap<u8, (Snowflake, i64)> {
+    let mut by_tile: BTreeMap<u8, (Snowflake, i64)> = BTreeMap::new();
+    for (tile, id, posted_ms) in linked {
+        let entry = by_tile.entry(tile).or_insert((id, posted_ms));
+        if id < entry.0 {
+            *entry = (id, posted_ms);
+        }
+    }
+    by_tile
+}
+
 fn collect_upscales(item: &mut Item, seen: &Seen, now_ms: i64, policy: &Policy) -> Option<String> {
     for tile in item.upscales.tiles().to_vec() {
         if let Some((id, posted_ms)) = seen.upscales.get(&tile) {
@@ -568,5 +584,17 @@ mod tests {
             ..Limits::default()
         };
         assert!(next_to_submit(&items, T0 + 20, &capped, 7).is_none());
+    }
+
+    #[test]
+    fn the_first_upscale_of_a_tile_is_the_one_pressed() {
+        let by_tile = upscales_by_tile([
+            (2, Snowflake(30), 3_000),
+            (1, Snowflake(20), 2_000),
+            (2, Snowflake(25), 2_500),
+        ]);
+        assert_eq!(by_tile.len(), 2);
+        assert_eq!(by_tile[&1], (Snowflake(20), 2_000));
+        assert_eq!(by_tile[&2], (Snowflake(25), 2_500));
     }
 }

@@ -73,6 +73,17 @@ impl Status {
         )
     }
 
+    /// `('done', 'partial', 'failed', 'cancelled')`: the final statuses as an SQL list, in
+    /// the order of [`Status::ALL`] (the text of the store's partial index on active items).
+    pub fn final_sql_list() -> String {
+        let names: Vec<String> = Status::ALL
+            .into_iter()
+            .filter(|status| status.is_final())
+            .map(|status| format!("'{}'", status.as_str()))
+            .collect();
+        format!("({})", names.join(", "))
+    }
+
     /// A job of this item is at Midjourney (it counts against the in-flight limit).
     pub fn at_midjourney(self) -> bool {
         matches!(
