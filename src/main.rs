@@ -774,8 +774,6 @@ async fn backfill_channel(
         mjlink::rest::RetryPolicy::default(),
     )?;
     let store = Store::open(&config.database_path)?;
-    let writer =
-        mjlink::ingest::writer::Writer::spawn(Pipeline::new(store, config.pipeline()), Default::default());
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -787,22 +785,22 @@ async fn backfill_channel(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let handle = writer.handle();
-    let result = mjlink::ingest::backfill::channel_after(&rest, &handle, channel, after, |done| {
-        let reached = done
-            .last
-            .and_then(|id| mjlink_core::text::format_time(id.timestamp_ms()))
-            .unwrap_or_default();
-        bar.set_message(format!(
-            "channel {channel}: {} messages, {} pages, up to {reached}",
-            done.messages, done.pages
-        ));
-    })
-    .await;
+    let pipeline = Pipeline::new(store, config.pipeline());
+    let result =
+        mjlink::ingest::backfill::backfill(std::sync::Arc::new(rest), pipeline, channel, after, |done| {
+            let reached = done
+                .last
+                .and_then(|id| mjlink_core::text::format_time(id.timestamp_ms()))
+                .unwrap_or_default();
+            bar.set_message(format!(
+                "channel {channel}: {} messages, {} pages, up to {reached}",
+                done.messages, done.pages
+            ));
+        })
+        .await;
     bar.finish_and_clear();
-    drop(handle);
-    let stats = writer.close().await?;
-    let done = result?;
+    let report = result?;
+    let (done, stats) = (report.caught_up, report.stats);
     println!(
         "channel {channel}: {} messages in {} pages; {} applied, {} already stored, {} not from Midjourney",
         done.messages,
@@ -811,6 +809,9 @@ async fn backfill_channel(
         stats.duplicates + stats.unchanged,
         stats.ignored
     );
+    if report.parents_fetched > 0 {
+        println!("{} referenced parents fetched", report.parents_fetched);
+    }
     // The links of a history page are fresh for about a day: archive them now.
     if config.archive.enabled {
         println!("{}", archive_line(&archive_now(config).await?));

@@ -654,6 +654,61 @@ async fn backfill_imports_a_channel_history_once() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a date like 2024-05-01"));
 }
 
+/// A reply whose parent is older than the history imported (and sent without a copy) gets its
+/// parent fetched, as the live bot does: every source fetches missing parents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_fetches_a_parent_older_than_the_history_it_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    let day_ms = 86_400_000;
+    let old_grid_ms = chrono::Utc::now().timestamp_millis() - 10 * day_ms;
+    let (grid, _) = grid_and_upscale(7070, 0, old_grid_ms);
+    fake.store(&grid);
+    let upscale_id = mjlink_core::snowflake::Snowflake::from_timestamp_ms(old_grid_ms + 5 * day_ms).0 + 7;
+    let mut upscale = mj_message(
+        upscale_id,
+        7070,
+        "**prompt number 0** - Image #2 <@42>",
+        Some("u_y.png"),
+        Some(&grid),
+    );
+    upscale.as_object_mut().unwrap().remove("referenced_message");
+    fake.store(&upscale);
+    let since = chrono::DateTime::from_timestamp_millis(old_grid_ms + 2 * day_ms)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    let db: PathBuf = dir.path().join("backfill.db");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
+    command
+        .env_remove("RUST_LOG")
+        .env("MJLINK_DISCORD_TOKEN", TOKEN)
+        .env("MJLINK_DISCORD_API_BASE", fake.api_base())
+        .env("MJLINK_ARCHIVE_ENABLED", "false")
+        .arg("--db")
+        .arg(&db)
+        .args(["backfill", "--channel", "7070", "--since", &since]);
+    let output = output_of(command).await;
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The upscale, and the grid fetched for it.
+    assert!(text.contains("1 messages in 1 pages; 2 applied"), "{text}");
+    assert!(text.contains("1 referenced parents fetched"), "{text}");
+    let grid_path = format!("/api/v10/channels/7070/messages/{}", grid["id"].as_str().unwrap());
+    assert!(fake.requests().iter().any(|request| request.path == grid_path));
+    assert_eq!(count_seen(&db), 2);
+    let rows: Vec<Value> = links(&db)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(rows[0]["parent_id"], grid["id"]);
+    assert_eq!(rows[0]["signal"], "reference");
+}
+
 fn count_archived(db: &Path) -> i64 {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.query_row(

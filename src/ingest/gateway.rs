@@ -337,7 +337,7 @@ pub async fn run_with(
 ) -> Result<(), BotError> {
     let token = config.discord.require_token()?.clone();
     let store = Store::open(&config.database_path)?;
-    let (missing_tx, mut missing_rx) = mpsc::unbounded_channel::<MissingParent>();
+    let (missing_tx, missing_rx) = mpsc::unbounded_channel::<MissingParent>();
     let committed = Arc::new(Notify::new());
     let queue_wake = Arc::new(Notify::new());
     let writer = Writer::spawn(
@@ -370,17 +370,7 @@ pub async fn run_with(
     };
 
     // Parents referenced without a copy are fetched one by one, beside the gateway.
-    let fetcher = {
-        let rest = Arc::clone(&rest);
-        let writer = writer.handle();
-        tokio::spawn(async move {
-            while let Some(missing) = missing_rx.recv().await {
-                if let Err(error) = backfill::fetch_parent(&rest, &writer, missing).await {
-                    tracing::warn!(message_id = %missing.message_id, %error, "could not fetch a referenced parent");
-                }
-            }
-        })
-    };
+    let fetcher = backfill::ParentFetcher::spawn(Arc::clone(&rest), writer.handle(), missing_rx);
 
     // The prompt queue, after the first catch-up (what happened while offline is in the
     // database before any timeout can send a job again).
