@@ -103,16 +103,21 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
                 last_tenth_start = Some((lines_seen, start.elapsed().as_secs_f64()));
             }
         });
-        // The replay is done when its data is in the database file: applying what is still
-        // queued and closing (the final WAL checkpoint) are timed too, and count against the
-        // last tenth. A failed read means the writer failed: `finish` says why.
+        // The last tenth ends when the writer has applied the last event (it works behind
+        // the reader, up to its queue's length).
+        while read.is_ok() && !replay.caught_up() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let read_done = start.elapsed().as_secs_f64();
+        // The replay is done when its data is in the database file: the last commit and
+        // closing (the final WAL checkpoint) are timed too. A failed read means the writer
+        // failed: `finish` says why.
         let (summary, store) = match read {
             Ok(()) => replay.finish()?,
             Err(_) => return Err(replay.finish().err().unwrap_or(StoreError::WriterGone).into()),
         };
         drop(store);
         let elapsed = start.elapsed().as_secs_f64();
-        let read_done = elapsed;
         replay_rates.push(summary.lines as f64 / elapsed);
         if let (Some((first_lines, first_secs)), Some((last_lines, last_secs))) =
             (first_tenth, last_tenth_start)

@@ -62,16 +62,21 @@ impl ReplaySummary {
 }
 
 /// The replay's clock: the newest message time read so far. Deletions carry no time, so
-/// they are stamped with it; it depends only on the input, never on the wall clock.
+/// they are stamped with it; it depends only on the input, never on the wall clock. It
+/// also counts the events it stamped (every event sent to the writer).
 #[derive(Debug, Default)]
-pub struct Clock(i64);
+struct Clock {
+    newest_ms: i64,
+    events: u64,
+}
 
 impl Clock {
     fn observe(&mut self, event: &Event) -> i64 {
         if let Some(seen) = event.time_ms() {
-            self.0 = self.0.max(seen);
+            self.newest_ms = self.newest_ms.max(seen);
         }
-        self.0
+        self.events += 1;
+        self.newest_ms
     }
 }
 
@@ -113,6 +118,12 @@ impl Replay {
             &mut self.clock,
             on_bytes,
         )
+    }
+
+    /// Whether the writer has applied every event sent so far (or stopped on an error,
+    /// which [`Replay::finish`] reports).
+    pub fn caught_up(&self) -> bool {
+        self.handle.events_done() >= self.clock.events || !self.handle.is_running()
     }
 
     /// Applies everything read, commits, and returns the summary and the store.

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -83,6 +84,8 @@ pub struct WriterHooks {
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Input>,
+    /// Events taken off the channel and applied so far (for progress and benchmarks).
+    done: Arc<AtomicU64>,
 }
 
 pub struct Writer {
@@ -103,6 +106,8 @@ impl Writer {
     /// Starts the writer thread.
     pub fn spawn_with(mut pipeline: Pipeline, hooks: WriterHooks, policy: CommitPolicy) -> Writer {
         let (tx, mut rx) = mpsc::channel::<Input>(4096);
+        let done = Arc::new(AtomicU64::new(0));
+        let done_in_thread = Arc::clone(&done);
         let WriterHooks { missing, committed } = hooks;
         let thread = std::thread::Builder::new()
             .name("mjlink-writer".to_string())
@@ -124,6 +129,7 @@ impl Writer {
                             let applied = pipeline.apply(&event, received_ms)?;
                             applied_since_commit |= applied == Applied::Applied;
                             stats.count(applied);
+                            done_in_thread.fetch_add(1, Ordering::Relaxed);
                             if let (Some(missing), Applied::Applied, Event::Create { message, .. }) =
                                 (&missing, applied, event.as_ref())
                             {
@@ -157,7 +163,7 @@ impl Writer {
             })
             .expect("the writer thread starts");
         Writer {
-            handle: WriterHandle { tx },
+            handle: WriterHandle { tx, done },
             thread,
         }
     }
@@ -227,6 +233,16 @@ impl WriterHandle {
                 }
             }
         }
+    }
+
+    /// Whether the writer still takes events (it stops on `close` or on a database error).
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
+    /// How many events the writer has applied so far.
+    pub fn events_done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
     }
 
     /// Each channel's newest stored message id, after committing what was sent before.
