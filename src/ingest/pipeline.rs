@@ -125,6 +125,8 @@ impl Pipeline {
         let known = self.store.load_message(incoming.id)?.map(|stored| Known {
             doc: stored.doc,
             seen: stored.seen,
+            kind: stored.kind,
+            deleted: stored.deleted_at.is_some(),
         });
         let save = match lineage::absorb(known, incoming, source, &self.config.bots) {
             Absorbed::Unchanged => return Ok(Applied::Unchanged),
@@ -155,25 +157,21 @@ impl Pipeline {
             is_new,
             link,
             may_be_parent,
-            settle_if_deleted,
+            settle,
         } = *save;
         self.store.save_message(&row_for(&doc, Some(&parsed), true))?;
         self.store
             .replace_attachments(doc.message.id, &parsed.attachments, !is_new)?;
         match link {
-            LinkWork::Relink { child, tile, exact } => self.relink(child, tile, exact)?,
+            LinkWork::Relink { child, tile, exact } => self.relink(child, tile, exact, is_new)?,
             LinkWork::Drop => self.store.delete_link(doc.message.id)?,
             LinkWork::None => {}
         }
         if may_be_parent {
             self.on_new_parent(&doc.message, &parsed)?;
         }
-        if settle_if_deleted {
-            if let Some(progress) = self.store.progress_row(doc.message.id)? {
-                if progress.deleted {
-                    self.settle_progress(doc.message.id)?;
-                }
-            }
+        if settle {
+            self.settle_progress(doc.message.id)?;
         }
         Ok(Applied::Applied)
     }
@@ -191,8 +189,19 @@ impl Pipeline {
     }
 
     /// Read -> decide -> write for a result's link.
-    fn relink(&mut self, child: Child, tile: Option<u8>, exact: Option<Decision>) -> Result<(), StoreError> {
-        let old = self.store.get_link(child.id)?;
+    fn relink(
+        &mut self,
+        child: Child,
+        tile: Option<u8>,
+        exact: Option<Decision>,
+        is_new: bool,
+    ) -> Result<(), StoreError> {
+        // A message stored for the first time has no link yet.
+        let old = if is_new {
+            None
+        } else {
+            self.store.get_link(child.id)?
+        };
         let candidates = if lineage::needs_fallback(exact.as_ref(), old.as_ref()) {
             Some(self.candidates(child.id, tile, child.posted_ms)?)
         } else {
@@ -308,10 +317,8 @@ impl Pipeline {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         self.store.mark_deleted(id, channel_id, now_ms)?;
-        if self.store.progress_row(id)?.is_some() {
-            self.settle_progress(id)?;
-        }
-        Ok(())
+        // Does nothing unless the message is a seen start/progress message.
+        self.settle_progress(id)
     }
 
     /// Read -> decide -> write for the outcome of a start/progress message.

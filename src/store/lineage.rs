@@ -12,7 +12,7 @@ use mjlink_core::parse::Action;
 use mjlink_core::snowflake::Snowflake;
 use mjlink_core::wire::Attachment;
 
-use super::{opt_snowflake, opt_sql, text_key, Filter, Result, Store, StoreError};
+use super::{opt_snowflake, opt_sql, text_key, Filter, Result, Store};
 
 /// What the store knows about one message.
 #[derive(Debug, Clone)]
@@ -181,25 +181,16 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT d.doc, m.seen, m.kind, m.deleted_at FROM messages m JOIN docs d ON d.id = m.id WHERE m.id = ?1")?;
-        let row = stmt
-            .query_row([id.to_sql()], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, bool>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<i64>>(3)?,
-                ))
-            })
-            .optional()?;
-        let Some((doc, seen, kind, deleted_at)) = row else {
+        let mut rows = stmt.query([id.to_sql()])?;
+        let Some(row) = rows.next()? else {
             return Ok(None);
         };
-        let doc: Doc = serde_json::from_str(&doc).map_err(|source| StoreError::CorruptDoc { id, source })?;
+        let doc = self.codec.borrow_mut().decode(id, row.get_ref(0)?)?;
         Ok(Some(StoredMessage {
             doc,
-            seen,
-            kind,
-            deleted_at,
+            seen: row.get(1)?,
+            kind: row.get(2)?,
+            deleted_at: row.get(3)?,
         }))
     }
 
@@ -251,7 +242,8 @@ impl Store {
         let mut doc = self.conn.prepare_cached(
             "INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
         )?;
-        doc.execute(params![row.id.to_sql(), row.doc])?;
+        let encoded = self.codec.borrow_mut().encode(&row.doc);
+        doc.execute(params![row.id.to_sql(), encoded])?;
         Ok(())
     }
 
@@ -277,7 +269,12 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT(id) DO UPDATE SET message_id = excluded.message_id, position = excluded.position,
                  filename = excluded.filename, url = excluded.url, size = excluded.size, width = excluded.width,
-                 height = excluded.height, content_type = excluded.content_type",
+                 height = excluded.height, content_type = excluded.content_type
+             -- An attachment already stored as it is is not rewritten.
+             WHERE attachments.message_id IS NOT excluded.message_id OR attachments.position IS NOT excluded.position
+                 OR attachments.filename IS NOT excluded.filename OR attachments.url IS NOT excluded.url
+                 OR attachments.size IS NOT excluded.size OR attachments.width IS NOT excluded.width
+                 OR attachments.height IS NOT excluded.height OR attachments.content_type IS NOT excluded.content_type",
         )?;
         for (position, attachment) in attachments.iter().enumerate() {
             insert.execute(params![
@@ -303,12 +300,18 @@ impl Store {
              ON CONFLICT(id) DO UPDATE SET deleted_at = COALESCE(messages.deleted_at, excluded.deleted_at)",
         )?;
         stmt.execute(params![id.to_sql(), opt_sql(channel_id), at_ms])?;
+        // Usually the message is stored: no placeholder doc to make.
+        let mut exists = self.conn.prepare_cached("SELECT 1 FROM docs WHERE id = ?1")?;
+        if exists.exists([id.to_sql()])? {
+            return Ok(());
+        }
         let placeholder = serde_json::to_string(&Doc::new(mjlink_core::wire::Message {
             id,
             channel_id,
             ..Default::default()
         }))
         .unwrap_or_default();
+        let placeholder = self.codec.borrow_mut().encode(&placeholder);
         let mut doc = self
             .conn
             .prepare_cached("INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING")?;

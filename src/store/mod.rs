@@ -15,6 +15,7 @@ use rusqlite::Connection;
 use mjlink_core::snowflake::Snowflake;
 
 mod archive;
+mod docs;
 mod lineage;
 mod queue;
 mod search;
@@ -58,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
 pub struct Store {
     conn: Connection,
     in_batch: bool,
+    codec: std::cell::RefCell<docs::DocCodec>,
 }
 
 fn opt_sql(id: Option<Snowflake>) -> Option<i64> {
@@ -166,9 +168,12 @@ impl Store {
         conn.pragma_update(None, "cache_size", -64_000)?;
         // Fewer, larger checkpoints: a page rewritten many times is copied back once.
         conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
+        let codec = docs::DocCodec::new()
+            .map_err(|error| open_err(rusqlite::Error::ToSqlConversionFailure(Box::new(error))))?;
         let mut store = Store {
             conn,
             in_batch: false,
+            codec: std::cell::RefCell::new(codec),
         };
         store.migrate(path)?;
         Ok(store)

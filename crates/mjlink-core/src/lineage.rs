@@ -49,6 +49,10 @@ pub enum Source {
 pub struct Known {
     pub doc: Doc,
     pub seen: bool,
+    /// The kind it is stored as (`pending` while unseen).
+    pub kind: String,
+    /// A deletion of it was seen.
+    pub deleted: bool,
 }
 
 /// The link of one result message.
@@ -86,8 +90,8 @@ pub struct Save {
     /// It can be a parent (a grid or a single image): later results with its prompt may
     /// link to it now, and it may be the final of a start waiting for one.
     pub may_be_parent: bool,
-    /// A start/progress message: if it was deleted before, settle it now.
-    pub settle_if_deleted: bool,
+    /// A start/progress message whose deletion was seen before: settle it now.
+    pub settle: bool,
 }
 
 /// What a snapshot of a message changes.
@@ -108,14 +112,15 @@ pub enum Absorbed {
 
 /// Merges `incoming` into what is stored (`known`) and decides what that changes.
 pub fn absorb(known: Option<Known>, incoming: &Message, source: Source, bots: &BotIds) -> Absorbed {
-    let (doc, was_seen, changed, was_stored) = match known {
+    let (doc, was_seen, changed, stored_as, was_deleted) = match known {
         Some(known) => {
             let mut doc = known.doc;
             let changed = doc.merge(incoming);
-            (doc, known.seen, changed, true)
+            (doc, known.seen, changed, Some(known.kind), known.deleted)
         }
-        None => (Doc::new(incoming.clone()), false, true, false),
+        None => (Doc::new(incoming.clone()), false, true, None, false),
     };
+    let was_stored = stored_as.is_some();
     let seen = was_seen || source != Source::Update;
     if !changed && seen == was_seen {
         return Absorbed::Unchanged;
@@ -145,13 +150,14 @@ pub fn absorb(known: Option<Known>, incoming: &Message, source: Source, bots: &B
             tile: parsed.tile,
             exact: link::exact_parent(&doc.message),
         },
-        _ if !is_new => LinkWork::Drop,
+        // Only a message stored as a result can have a link to drop.
+        _ if stored_as.is_some_and(|kind| Action::from_name(&kind).is_some()) => LinkWork::Drop,
         _ => LinkWork::None,
     };
     let shape = kinds::shape(&parsed.kind);
     Absorbed::Save(Box::new(Save {
         may_be_parent: shape.is_grid() || shape == Shape::SingleImage,
-        settle_if_deleted: matches!(parsed.kind, Kind::Progress { .. }),
+        settle: was_deleted && matches!(parsed.kind, Kind::Progress { .. }),
         doc,
         parsed,
         is_new,
@@ -160,7 +166,8 @@ pub fn absorb(known: Option<Known>, incoming: &Message, source: Source, bots: &B
 }
 
 /// Whether [`relink`] needs the fallback's candidates: only when there is no exact signal
-/// and the old link (if any) is not exact either.
+/// and the old link (if any) is not exact either. (A message stored for the first time has
+/// no old link: the pipeline does not look for one.)
 pub fn needs_fallback(exact: Option<&Decision>, old: Option<&Link>) -> bool {
     exact.is_none() && !old.is_some_and(|old| old.decision.is_exact())
 }
@@ -649,6 +656,8 @@ mod tests {
         let early = Known {
             doc: Doc::new(message(r#"{"id":"100","channel_id":"7","content":"x"}"#)),
             seen: false,
+            kind: "pending".to_string(),
+            deleted: false,
         };
         match absorb(Some(early), &human, Source::Create, &BotIds::default()) {
             Absorbed::Strip(doc) => {
@@ -656,6 +665,45 @@ mod tests {
                 assert_eq!(doc.message.content, None);
             }
             other => panic!("expected a strip, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn absorb_drops_a_link_only_where_one_can_be() {
+        let other = message(&format!(
+            r#"{{"id":"300","channel_id":"7","author":{BOT},"timestamp":"2023-07-12T11:00:00.000000+00:00","content":"Some announcement"}}"#
+        ));
+        let was = |kind: &str| Known {
+            doc: Doc::new(message(r#"{"id":"300","channel_id":"7"}"#)),
+            seen: true,
+            kind: kind.to_string(),
+            deleted: false,
+        };
+        let link_of = |known| match absorb(Some(known), &other, Source::Create, &BotIds::default()) {
+            Absorbed::Save(save) => save.link,
+            other => panic!("expected a save, got {other:?}"),
+        };
+        assert_eq!(link_of(was("upscale")), LinkWork::Drop);
+        assert_eq!(link_of(was("imagine")), LinkWork::None);
+        assert_eq!(link_of(was("pending")), LinkWork::None);
+    }
+
+    #[test]
+    fn absorb_settles_a_start_only_when_its_deletion_was_seen() {
+        let start = message(&format!(
+            r#"{{"id":"400","channel_id":"7","author":{BOT},"timestamp":"2023-07-12T11:00:00.000000+00:00","content":"**a cat** - <@1> (Waiting to start)"}}"#
+        ));
+        let known = |deleted| Known {
+            doc: Doc::new(message(r#"{"id":"400","channel_id":"7"}"#)),
+            seen: false,
+            kind: "pending".to_string(),
+            deleted,
+        };
+        for (deleted, settle) in [(true, true), (false, false)] {
+            match absorb(Some(known(deleted)), &start, Source::Create, &BotIds::default()) {
+                Absorbed::Save(save) => assert_eq!(save.settle, settle),
+                other => panic!("expected a save, got {other:?}"),
+            }
         }
     }
 
@@ -669,12 +717,14 @@ mod tests {
         let Absorbed::Save(save) = absorb(None, &grid, Source::Create, &BotIds::default()) else {
             panic!("a grid is saved")
         };
-        assert!(save.is_new && save.may_be_parent && !save.settle_if_deleted);
+        assert!(save.is_new && save.may_be_parent && !save.settle);
         assert_eq!(save.link, LinkWork::None);
         // The same snapshot again changes nothing.
         let known = Known {
             doc: save.doc.clone(),
             seen: true,
+            kind: "imagine".to_string(),
+            deleted: false,
         };
         assert!(matches!(
             absorb(Some(known), &grid, Source::Create, &BotIds::default()),

@@ -1,0 +1,104 @@
+//! How a message's merged document is kept in `docs.doc`: a zstd frame (BLOB) of its JSON,
+//! compressed against a fixed raw-content dictionary of typical docs (`doc_dictionary.txt`).
+//! Most of a doc (keys, the bot's author block, CDN URLs, `MJ::JOB::` button ids) is then a
+//! back-reference: a doc takes about a fifth of its JSON (~300 bytes instead of ~1,400).
+//! A TEXT value is a doc stored as plain JSON by an mjlink before this; both are read.
+//!
+//! **The dictionary must never change**: stored docs need it to be read back (a test pins
+//! its SHA-256). A new dictionary would need a new frame marker and both kept.
+
+use rusqlite::types::ValueRef;
+
+use mjlink_core::merge::Doc;
+use mjlink_core::snowflake::Snowflake;
+
+use super::{Result, StoreError};
+
+const DOC_DICTIONARY: &[u8] = include_bytes!("doc_dictionary.txt");
+const DOC_LEVEL: i32 = 1;
+/// Larger than any doc a message can make (Discord caps a message well below this).
+const MAX_DOC_BYTES: usize = 64 << 20;
+
+/// The compression contexts, made once per store (the dictionary is loaded once).
+pub(super) struct DocCodec {
+    compressor: zstd::bulk::Compressor<'static>,
+    decompressor: zstd::bulk::Decompressor<'static>,
+}
+
+impl DocCodec {
+    pub(super) fn new() -> std::io::Result<DocCodec> {
+        Ok(DocCodec {
+            compressor: zstd::bulk::Compressor::with_dictionary(DOC_LEVEL, DOC_DICTIONARY)?,
+            decompressor: zstd::bulk::Decompressor::with_dictionary(DOC_DICTIONARY)?,
+        })
+    }
+
+    pub(super) fn encode(&mut self, json: &str) -> Vec<u8> {
+        // Compressing into memory fails only on a bug; the JSON is kept then (readable too).
+        self.compressor
+            .compress(json.as_bytes())
+            .unwrap_or_else(|_| json.as_bytes().to_vec())
+    }
+
+    pub(super) fn decode(&mut self, id: Snowflake, stored: ValueRef<'_>) -> Result<Doc> {
+        let corrupt = |source| StoreError::CorruptDoc { id, source };
+        match stored {
+            ValueRef::Blob(frame) => {
+                let size = zstd::zstd_safe::get_frame_content_size(frame)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                let json = self
+                    .decompressor
+                    .decompress(frame, (size as usize).min(MAX_DOC_BYTES))
+                    .map_err(|error| corrupt(serde_json::Error::io(error)))?;
+                serde_json::from_slice(&json).map_err(corrupt)
+            }
+            other => serde_json::from_slice(
+                other
+                    .as_bytes()
+                    .map_err(|error| corrupt(serde_json::Error::io(std::io::Error::other(error))))?,
+            )
+            .map_err(corrupt),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    #[test]
+    fn the_dictionary_never_changes() {
+        let hash = format!("{:x}", Sha256::digest(DOC_DICTIONARY));
+        assert_eq!(DOC_DICTIONARY.len(), 20_422);
+        assert_eq!(
+            hash, PINNED_DICTIONARY_SHA256,
+            "stored docs cannot be read without the same dictionary"
+        );
+    }
+
+    const PINNED_DICTIONARY_SHA256: &str = "0d183b7131dd1c45838c42a7bc9f00da3292a8a636181b61e5941613a3146131";
+
+    #[test]
+    fn docs_round_trip_and_old_json_docs_are_still_read() {
+        let mut codec = DocCodec::new().unwrap();
+        let json = r#"{"m":{"id":"5","channel_id":"7","content":"**a cat** - <@1> (fast)"},"r":1}"#;
+        let doc: Doc = serde_json::from_str(json).unwrap();
+        let frame = codec.encode(json);
+        assert!(frame.len() < json.len());
+        assert_eq!(codec.decode(Snowflake(5), ValueRef::Blob(&frame)).unwrap(), doc);
+        assert_eq!(
+            codec
+                .decode(Snowflake(5), ValueRef::Text(json.as_bytes()))
+                .unwrap(),
+            doc
+        );
+        assert!(matches!(
+            codec.decode(Snowflake(5), ValueRef::Blob(b"not a frame")),
+            Err(StoreError::CorruptDoc { .. })
+        ));
+    }
+}
