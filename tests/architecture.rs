@@ -372,3 +372,52 @@ fn rust_version_is_true_for_the_locked_dependencies() {
         newest.1
     );
 }
+
+/// `main.rs` parses arguments, sets up tracing and calls one library function per command.
+#[test]
+fn main_is_thin() {
+    let main = std::fs::read_to_string(root().join("src/main.rs")).unwrap();
+    let lines = main.lines().count();
+    assert!(lines < 400, "src/main.rs has {lines} lines");
+    for forbidden in [
+        "Store::open",
+        "Writer::spawn",
+        "Rest::new",
+        "Rest::from_config",
+        "Runtime::new()",
+    ] {
+        let uses = main.matches(forbidden).count();
+        let allowed = usize::from(forbidden == "Runtime::new()");
+        assert!(uses <= allowed, "src/main.rs calls {forbidden} {uses} times");
+    }
+}
+
+/// Config knows no subsystem: subsystems build their options from their section.
+#[test]
+fn config_imports_only_the_core() {
+    let known = modules(&root().join("src"));
+    let config: Vec<(&String, &PathBuf)> = known
+        .iter()
+        .filter(|(name, _)| name.as_str() == "config" || name.starts_with("config::"))
+        .collect();
+    assert!(!config.is_empty());
+    for (name, path) in config {
+        let outside: Vec<String> = references(name, &code_of(path), &known)
+            .into_iter()
+            .filter(|other| other != "config" && !other.starts_with("config::"))
+            .collect();
+        assert!(outside.is_empty(), "{name} imports {outside:?}");
+    }
+}
+
+/// The store is split by concern: no file of it over 600 lines.
+#[test]
+fn store_files_stay_small() {
+    for entry in std::fs::read_dir(root().join("src/store")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "rs") {
+            let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+            assert!(lines <= 600, "{} has {lines} lines", path.display());
+        }
+    }
+}
