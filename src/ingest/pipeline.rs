@@ -10,7 +10,7 @@ use mjlink_core::snowflake::Snowflake;
 use mjlink_core::wire::Message;
 
 /// Default fallback window: a parent must be posted at most this long before its child.
-pub const DEFAULT_WINDOW_MS: i64 = 6 * 3_600_000;
+pub const DEFAULT_WINDOW_MS: i64 = crate::config::DEFAULT_WINDOW_MS;
 
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,17 @@ pub struct PipelineConfig {
     pub window_ms: i64,
     /// Events per transaction; a crash loses at most the open batch, which a re-run redoes.
     pub batch_size: usize,
+}
+
+impl PipelineConfig {
+    /// From `[midjourney]` and `[linking]`.
+    pub fn from_config(config: &crate::config::Config) -> PipelineConfig {
+        PipelineConfig {
+            bots: config.bot_ids.clone(),
+            window_ms: config.window_ms,
+            ..PipelineConfig::default()
+        }
+    }
 }
 
 impl Default for PipelineConfig {
