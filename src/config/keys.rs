@@ -25,132 +25,57 @@ enum Raw<'a> {
 /// a token).
 type Set = fn(&mut Config, Raw<'_>) -> Result<(), String>;
 
-/// Every key, in the order they are applied.
+/// Every key, in the order they are applied: its name, then how its value is read and stored.
+#[rustfmt::skip]
 const KEYS: &[(&str, Set)] = &[
-    ("database.path", |c, v| {
-        text(v).map(|path| c.database_path = path.into())
-    }),
-    ("midjourney.bot_ids", |c, v| bot_ids(v).map(|ids| c.bot_ids = ids)),
-    ("linking.window_hours", |c, v| {
-        window(v).map(|ms| c.window_ms = ms)
-    }),
-    ("log.filter", |c, v| text(v).map(|filter| c.log_filter = filter)),
-    ("discord.token", |c, v| {
-        token(v).map(|token| c.discord.token = Some(token))
-    }),
-    ("discord.api_base", |c, v| {
-        api_base(v).map(|base| c.discord.api_base = base)
-    }),
-    ("discord.guilds", |c, v| ids(v).map(|ids| c.discord.guilds = ids)),
-    ("discord.channels", |c, v| {
-        ids(v).map(|ids| c.discord.channels = ids)
-    }),
-    ("discord.direct_messages", |c, v| {
-        boolean(v).map(|on| c.discord.direct_messages = on)
-    }),
-    ("discord.backfill_on_start", |c, v| {
-        boolean(v).map(|on| c.discord.backfill_on_start = on)
-    }),
-    ("archive.enabled", |c, v| {
-        boolean(v).map(|on| c.archive.enabled = on)
-    }),
-    ("archive.dir", |c, v| {
-        text(v).map(|dir| c.archive.dir = dir.into())
-    }),
-    ("archive.concurrency", |c, v| {
-        within(v, 1, 64, "expected a number of parallel downloads from 1 to 64")
-            .map(|n| c.archive.concurrency = n)
-    }),
-    ("archive.max_mib", |c, v| {
-        within(v, 1u64, 4096, "expected a size in MiB from 1 to 4096")
-            .map(|mib| c.archive.max_bytes = mib << 20)
-    }),
-    ("archive.hosts", |c, v| {
-        hosts(v).map(|hosts| c.archive.hosts = hosts)
-    }),
-    ("queue.enabled", |c, v| boolean(v).map(|on| c.queue.enabled = on)),
-    ("queue.user_token", |c, v| {
-        token(v).map(|token| c.queue.user_token = Some(token))
-    }),
-    ("queue.user_id", |c, v| id(v).map(|id| c.queue.user_id = Some(id))),
-    ("queue.guild_id", |c, v| {
-        id(v).map(|id| c.queue.guild_id = Some(id))
-    }),
-    ("queue.channel_id", |c, v| {
-        id(v).map(|id| c.queue.channel_id = Some(id))
-    }),
-    ("queue.application_id", |c, v| {
-        id(v).map(|id| c.queue.application_id = id)
-    }),
-    ("queue.command_id", |c, v| id(v).map(|id| c.queue.command_id = id)),
-    ("queue.command_version", |c, v| {
-        id(v).map(|id| c.queue.command_version = id)
-    }),
-    ("queue.session_id", |c, v| {
-        session(v).map(|session| c.queue.session_id = session)
-    }),
-    ("queue.max_in_flight", |c, v| {
-        count(v, 1, 12).map(|n| c.queue.max_in_flight = n)
-    }),
-    ("queue.max_waiting", |c, v| {
-        count(v, 0, 100).map(|n| c.queue.max_waiting = n)
-    }),
-    ("queue.daily_cap", |c, v| {
-        count(v, 0, 100_000).map(|cap| c.queue.daily_cap = Some(cap as u32).filter(|cap| *cap > 0))
-    }),
-    ("queue.spacing_seconds", |c, v| {
-        seconds(v).map(|ms| c.queue.spacing_ms = ms)
-    }),
-    ("queue.wait_timeout_minutes", |c, v| {
-        minutes(v).map(|ms| c.queue.wait_timeout_ms = ms)
-    }),
-    ("queue.render_timeout_minutes", |c, v| {
-        minutes(v).map(|ms| c.queue.render_timeout_ms = ms)
-    }),
-    ("queue.upscale_timeout_minutes", |c, v| {
-        minutes(v).map(|ms| c.queue.upscale_timeout_ms = ms)
-    }),
-    ("queue.max_attempts", |c, v| {
-        count(v, 1, 20).map(|n| c.queue.max_attempts = n as i64)
-    }),
-    ("queue.retry_wait_seconds", |c, v| {
-        seconds(v).map(|ms| c.queue.retry_wait_ms = ms)
-    }),
-    ("queue.queue_full_wait_seconds", |c, v| {
-        seconds(v).map(|ms| c.queue.queue_full_wait_ms = ms)
-    }),
-    ("commands.enabled", |c, v| {
-        boolean(v).map(|on| c.commands.enabled = on)
-    }),
-    ("commands.global", |c, v| {
-        boolean(v).map(|on| c.commands.global = on)
-    }),
-    ("commands.read_roles", |c, v| {
-        ids(v).map(|ids| c.commands.read_roles = ids)
-    }),
-    ("commands.read_users", |c, v| {
-        ids(v).map(|ids| c.commands.read_users = ids)
-    }),
-    ("commands.queue_roles", |c, v| {
-        ids(v).map(|ids| c.commands.queue_roles = ids)
-    }),
-    ("commands.queue_users", |c, v| {
-        ids(v).map(|ids| c.commands.queue_users = ids)
-    }),
-    ("commands.per_user_per_minute", |c, v| {
-        within(v, 1, 600, "expected commands per minute from 1 to 600")
-            .map(|n| c.commands.per_user_per_minute = n)
-    }),
-    ("commands.defer_after_ms", |c, v| {
-        within(
-            v,
-            0,
-            2500,
-            "expected milliseconds from 0 to 2500 (Discord allows 3 s for the first reply)",
-        )
-        .map(|ms| c.commands.defer_after_ms = ms)
-    }),
+    ("database.path",                 |c, v| text(v).map(|path| c.database_path = path.into())),
+    ("midjourney.bot_ids",            |c, v| bot_ids(v).map(|ids| c.bot_ids = ids)),
+    ("linking.window_hours",          |c, v| window(v).map(|ms| c.window_ms = ms)),
+    ("log.filter",                    |c, v| text(v).map(|filter| c.log_filter = filter)),
+    ("discord.token",                 |c, v| token(v).map(|token| c.discord.token = Some(token))),
+    ("discord.api_base",              |c, v| api_base(v).map(|base| c.discord.api_base = base)),
+    ("discord.guilds",                |c, v| ids(v).map(|ids| c.discord.guilds = ids)),
+    ("discord.channels",              |c, v| ids(v).map(|ids| c.discord.channels = ids)),
+    ("discord.direct_messages",       |c, v| boolean(v).map(|on| c.discord.direct_messages = on)),
+    ("discord.backfill_on_start",     |c, v| boolean(v).map(|on| c.discord.backfill_on_start = on)),
+    ("archive.enabled",               |c, v| boolean(v).map(|on| c.archive.enabled = on)),
+    ("archive.dir",                   |c, v| text(v).map(|dir| c.archive.dir = dir.into())),
+    ("archive.concurrency",           |c, v| within(v, 1, 64, CONCURRENCY).map(|n| c.archive.concurrency = n)),
+    ("archive.max_mib",               |c, v| within(v, 1, 4096, MIB).map(|mib: u64| c.archive.max_bytes = mib << 20)),
+    ("archive.hosts",                 |c, v| hosts(v).map(|hosts| c.archive.hosts = hosts)),
+    ("queue.enabled",                 |c, v| boolean(v).map(|on| c.queue.enabled = on)),
+    ("queue.user_token",              |c, v| token(v).map(|token| c.queue.user_token = Some(token))),
+    ("queue.user_id",                 |c, v| id(v).map(|id| c.queue.user_id = Some(id))),
+    ("queue.guild_id",                |c, v| id(v).map(|id| c.queue.guild_id = Some(id))),
+    ("queue.channel_id",              |c, v| id(v).map(|id| c.queue.channel_id = Some(id))),
+    ("queue.application_id",          |c, v| id(v).map(|id| c.queue.application_id = id)),
+    ("queue.command_id",              |c, v| id(v).map(|id| c.queue.command_id = id)),
+    ("queue.command_version",         |c, v| id(v).map(|id| c.queue.command_version = id)),
+    ("queue.session_id",              |c, v| session(v).map(|session| c.queue.session_id = session)),
+    ("queue.max_in_flight",           |c, v| count(v, 1, 12).map(|n| c.queue.max_in_flight = n)),
+    ("queue.max_waiting",             |c, v| count(v, 0, 100).map(|n| c.queue.max_waiting = n)),
+    ("queue.daily_cap",               |c, v| count(v, 0, 100_000).map(|n| c.queue.daily_cap = Some(n as u32).filter(|cap| *cap > 0))),
+    ("queue.spacing_seconds",         |c, v| seconds(v).map(|ms| c.queue.spacing_ms = ms)),
+    ("queue.wait_timeout_minutes",    |c, v| minutes(v).map(|ms| c.queue.wait_timeout_ms = ms)),
+    ("queue.render_timeout_minutes",  |c, v| minutes(v).map(|ms| c.queue.render_timeout_ms = ms)),
+    ("queue.upscale_timeout_minutes", |c, v| minutes(v).map(|ms| c.queue.upscale_timeout_ms = ms)),
+    ("queue.max_attempts",            |c, v| count(v, 1, 20).map(|n| c.queue.max_attempts = n as i64)),
+    ("queue.retry_wait_seconds",      |c, v| seconds(v).map(|ms| c.queue.retry_wait_ms = ms)),
+    ("queue.queue_full_wait_seconds", |c, v| seconds(v).map(|ms| c.queue.queue_full_wait_ms = ms)),
+    ("commands.enabled",              |c, v| boolean(v).map(|on| c.commands.enabled = on)),
+    ("commands.global",               |c, v| boolean(v).map(|on| c.commands.global = on)),
+    ("commands.read_roles",           |c, v| ids(v).map(|ids| c.commands.read_roles = ids)),
+    ("commands.read_users",           |c, v| ids(v).map(|ids| c.commands.read_users = ids)),
+    ("commands.queue_roles",          |c, v| ids(v).map(|ids| c.commands.queue_roles = ids)),
+    ("commands.queue_users",          |c, v| ids(v).map(|ids| c.commands.queue_users = ids)),
+    ("commands.per_user_per_minute",  |c, v| within(v, 1, 600, PER_MINUTE).map(|n| c.commands.per_user_per_minute = n)),
+    ("commands.defer_after_ms",       |c, v| within(v, 0, 2500, DEFER).map(|ms| c.commands.defer_after_ms = ms)),
 ];
+
+const CONCURRENCY: &str = "expected a number of parallel downloads from 1 to 64";
+const MIB: &str = "expected a size in MiB from 1 to 4096";
+const PER_MINUTE: &str = "expected commands per minute from 1 to 600";
+const DEFER: &str = "expected milliseconds from 0 to 2500 (Discord allows 3 s for the first reply)";
 
 /// The environment variable of a key: `archive.dir` -> `MJLINK_ARCHIVE_DIR`.
 pub fn env_var(key: &str) -> String {

@@ -2,7 +2,7 @@
 //! environment variables, then command-line flags; validated before anything runs.
 //! Secrets (the Discord token) are never printed: [`Config`]'s `Debug` redacts them.
 //!
-//! This module holds data only: every key is one row of the table in [`keys`] (its name in
+//! This module holds data only: every key is one row of the table in `keys.rs` (its name in
 //! the file, from which its environment variable is derived, and its parser). Each
 //! subsystem builds its own options from its section (`PipelineConfig::from_config`,
 //! `RunnerOptions::from_config`, `Rest::from_config`...), next to the type it builds; this
