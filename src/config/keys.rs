@@ -151,18 +151,31 @@ pub(super) fn apply_env(
     Ok(())
 }
 
+/// What a TOML value is, for an error: "a string", "an integer"...
+fn kind(value: &toml::Value) -> &'static str {
+    match value {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a float",
+        toml::Value::Boolean(_) => "true or false",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "a list",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
 fn text(raw: Raw<'_>) -> Result<String, String> {
     match raw {
         Raw::Env(text) => Ok(text.to_string()),
         Raw::File(toml::Value::String(text)) => Ok(text.clone()),
-        Raw::File(other) => Err(format!("expected a string, got {}", other.type_str())),
+        Raw::File(other) => Err(format!("expected a string, got {}", kind(other))),
     }
 }
 
 fn boolean(raw: Raw<'_>) -> Result<bool, String> {
     match raw {
         Raw::File(toml::Value::Boolean(value)) => Ok(*value),
-        Raw::File(other) => Err(format!("expected true or false, got {}", other.type_str())),
+        Raw::File(other) => Err(format!("expected true or false, got {}", kind(other))),
         Raw::Env(text) => match text.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Ok(true),
             "0" | "false" | "no" | "off" => Ok(false),
@@ -184,7 +197,7 @@ fn list(raw: Raw<'_>) -> Result<Vec<String>, String> {
             .map(|item| item.as_str().map(str::to_string))
             .collect::<Option<_>>()
             .ok_or_else(|| "expected a list of strings".to_string()),
-        Raw::File(other) => Err(format!("expected a list of strings, got {}", other.type_str())),
+        Raw::File(other) => Err(format!("expected a list of strings, got {}", kind(other))),
     }
 }
 
@@ -194,7 +207,7 @@ fn number(raw: Raw<'_>) -> Result<String, String> {
         Raw::Env(text) => Ok(text.trim().to_string()),
         Raw::File(toml::Value::Integer(n)) => Ok(n.to_string()),
         Raw::File(toml::Value::Float(n)) => Ok(n.to_string()),
-        Raw::File(other) => Err(format!("expected a number, got {}", other.type_str())),
+        Raw::File(other) => Err(format!("expected a number, got {}", kind(other))),
     }
 }
 
