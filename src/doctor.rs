@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::config::Config;
+use crate::queue::submit::DiscordTarget;
 use crate::rest::{Rest, RestError, RetryPolicy};
 use crate::store::Store;
 
@@ -85,7 +86,7 @@ fn queue_check(config: &Config) -> Check {
             "off (mjlink watches, links and archives; it submits nothing)",
         );
     }
-    match config.queue.target(&config.discord.api_base) {
+    match DiscordTarget::from_config(&config.queue, &config.discord.api_base) {
         Ok(target) => verdict(
             "queue",
             true,

@@ -15,6 +15,7 @@
 //!
 //! See ARCHITECTURE.md for the invariants.
 
+pub mod app;
 pub mod archive;
 pub mod bench;
 pub mod commands;

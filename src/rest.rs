@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::config::Secret;
+use crate::config::{DiscordConfig, Secret};
 use mjlink_core::event::{self, Event};
 use mjlink_core::snowflake::Snowflake;
 use mjlink_core::wire::Message;
@@ -38,6 +38,8 @@ pub enum RestError {
     Decode { what: String, reason: String },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// A message fetched over REST, with the digest of its JSON (for the processed set).
@@ -96,6 +98,15 @@ struct RateLimited {
 }
 
 impl Rest {
+    /// From `[discord]`: its API base and token (needed), with the default retries.
+    pub fn from_config(discord: &DiscordConfig) -> Result<Rest, RestError> {
+        Rest::new(
+            &discord.api_base,
+            discord.require_token()?.clone(),
+            RetryPolicy::default(),
+        )
+    }
+
     pub fn new(api_base: &str, token: Secret, policy: RetryPolicy) -> Result<Rest, RestError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!(

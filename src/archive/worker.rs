@@ -238,11 +238,7 @@ pub async fn archive_configured(
     let mut store = Store::open(&config.database_path)?;
     let fetcher = Fetcher::new(super::download::FetchPolicy::from_config(&config.archive))?;
     let rest = match &config.discord.token {
-        Some(token) => Some(Rest::new(
-            &config.discord.api_base,
-            token.clone(),
-            crate::rest::RetryPolicy::default(),
-        )?),
+        Some(_) => Some(Rest::from_config(&config.discord)?),
         None => None,
     };
     let options = WorkerOptions::from_config(&config.archive);

@@ -29,6 +29,15 @@ pub struct CommandState {
 }
 
 impl CommandState {
+    /// From `[commands]` (the access rules), the database and the archive folder.
+    pub fn from_config(config: &crate::config::Config) -> CommandState {
+        CommandState::new(
+            config.commands.clone(),
+            config.database_path.clone(),
+            config.archive.dir.clone(),
+        )
+    }
+
     pub fn new(access: AccessConfig, database: PathBuf, archive_root: PathBuf) -> CommandState {
         CommandState {
             access,

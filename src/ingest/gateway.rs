@@ -18,11 +18,11 @@ use crate::archive::download::{FetchPolicy, Fetcher};
 use crate::archive::worker::{keep_archiving, WorkerOptions};
 use crate::config::{Config, DiscordConfig, DISCORD_API_BASE};
 use crate::ingest::backfill;
-use crate::ingest::pipeline::Pipeline;
+use crate::ingest::pipeline::{Pipeline, PipelineConfig};
 use crate::ingest::writer::{MissingParent, Writer, WriterHandle, WriterHooks};
-use crate::queue::runner::{Runner, TickReport};
-use crate::queue::submit::DiscordSubmitter;
-use crate::rest::{Rest, RestError, RetryPolicy};
+use crate::queue::runner::{Runner, RunnerOptions, TickReport};
+use crate::queue::submit::{DiscordSubmitter, DiscordTarget};
+use crate::rest::{Rest, RestError};
 use crate::store::{Store, StoreError};
 use mjlink_core::event::{self, Event, Line};
 use mjlink_core::parse::BotIds;
@@ -341,17 +341,13 @@ pub async fn run_with(
     let committed = Arc::new(Notify::new());
     let queue_wake = Arc::new(Notify::new());
     let writer = Writer::spawn(
-        Pipeline::new(store, config.pipeline()),
+        Pipeline::new(store, PipelineConfig::from_config(config)),
         WriterHooks {
             missing: Some(missing_tx),
             committed: vec![Arc::clone(&committed), Arc::clone(&queue_wake)],
         },
     );
-    let rest = Arc::new(Rest::new(
-        &config.discord.api_base,
-        token.clone(),
-        RetryPolicy::default(),
-    )?);
+    let rest = Arc::new(Rest::from_config(&config.discord)?);
 
     // Images are archived beside the gateway, woken by each commit that stored something.
     let archiver = if config.archive.enabled {
@@ -378,12 +374,15 @@ pub async fn run_with(
     let queue_done = Arc::new(Notify::new());
     let (stop_queue, queue_stopped) = tokio::sync::watch::channel(false);
     let mut queue = if config.queue.enabled || options.drive_queue {
-        let submitter = DiscordSubmitter::new(config.queue.target(&config.discord.api_base)?)
-            .map_err(|error| BotError::Queue(error.into()))?;
+        let submitter = DiscordSubmitter::new(DiscordTarget::from_config(
+            &config.queue,
+            &config.discord.api_base,
+        )?)
+        .map_err(|error| BotError::Queue(error.into()))?;
         let runner = Runner::new(
             Store::open(&config.database_path)?,
             submitter,
-            config.queue.runner_options(),
+            RunnerOptions::from_config(&config.queue),
         );
         let ready = Arc::clone(&caught_up);
         let done = Arc::clone(&queue_done);
@@ -410,13 +409,10 @@ pub async fn run_with(
     };
 
     let handler = Handler {
-        commands: config.commands.enabled.then(|| {
-            Arc::new(crate::commands::discord::CommandState::new(
-                config.commands.clone(),
-                config.database_path.clone(),
-                config.archive.dir.clone(),
-            ))
-        }),
+        commands: config
+            .commands
+            .enabled
+            .then(|| Arc::new(crate::commands::discord::CommandState::from_config(config))),
         caught_up: Arc::clone(&caught_up),
         writer: writer.handle(),
         discord: config.discord.clone(),

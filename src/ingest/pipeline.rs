@@ -15,7 +15,7 @@ use mjlink_core::snowflake::Snowflake;
 use mjlink_core::wire::Message;
 
 /// Default fallback window: a parent must be posted at most this long before its child.
-pub const DEFAULT_WINDOW_MS: i64 = 6 * 3_600_000;
+pub const DEFAULT_WINDOW_MS: i64 = crate::config::DEFAULT_WINDOW_MS;
 
 const EVENT_CREATE: u8 = 0;
 const EVENT_UPDATE: u8 = 1;
@@ -27,6 +27,17 @@ pub struct PipelineConfig {
     pub window_ms: i64,
     /// Events per transaction; a crash loses at most the open batch, which a re-run redoes.
     pub batch_size: usize,
+}
+
+impl PipelineConfig {
+    /// From `[midjourney]` and `[linking]`.
+    pub fn from_config(config: &crate::config::Config) -> PipelineConfig {
+        PipelineConfig {
+            bots: config.bot_ids.clone(),
+            window_ms: config.window_ms,
+            ..PipelineConfig::default()
+        }
+    }
 }
 
 impl Default for PipelineConfig {

@@ -41,6 +41,32 @@ pub struct RunnerOptions {
     pub user_id: Option<Snowflake>,
 }
 
+impl RunnerOptions {
+    /// From `[queue]`: the machine's timeouts and limits, the pacing, where to look.
+    pub fn from_config(queue: &crate::config::QueueConfig) -> RunnerOptions {
+        RunnerOptions {
+            policy: Policy {
+                wait_timeout_ms: queue.wait_timeout_ms,
+                render_timeout_ms: queue.render_timeout_ms,
+                upscale_timeout_ms: queue.upscale_timeout_ms,
+                max_attempts: queue.max_attempts,
+                retry_backoff_ms: queue.retry_wait_ms,
+                queue_full_backoff_ms: queue.queue_full_wait_ms,
+                ..Default::default()
+            },
+            limits: Limits {
+                max_in_flight: queue.max_in_flight,
+                max_waiting: queue.max_waiting,
+                daily_cap: queue.daily_cap,
+            },
+            spacing_ms: queue.spacing_ms,
+            jitter_ms: queue.spacing_ms / 2,
+            channel_id: queue.channel_id,
+            user_id: queue.user_id,
+        }
+    }
+}
+
 impl Default for RunnerOptions {
     fn default() -> Self {
         RunnerOptions {

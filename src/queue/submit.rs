@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::config::Secret;
+use crate::config::{ConfigError, QueueConfig, Secret};
 use mjlink_core::snowflake::Snowflake;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +72,27 @@ pub struct DiscordTarget {
     pub command_id: Snowflake,
     pub command_version: Snowflake,
     pub session_id: String,
+}
+
+impl DiscordTarget {
+    /// From `[queue]` (and `discord.api_base`): what submitting needs, or the one-line reason
+    /// it cannot start, naming the missing key.
+    pub fn from_config(queue: &QueueConfig, api_base: &str) -> Result<DiscordTarget, ConfigError> {
+        let missing = |key: &str| ConfigError::missing(key, "needed to submit prompts");
+        Ok(DiscordTarget {
+            api_base: api_base.to_string(),
+            user_token: queue
+                .user_token
+                .clone()
+                .ok_or_else(|| missing("queue.user_token"))?,
+            application_id: queue.application_id,
+            guild_id: queue.guild_id.ok_or_else(|| missing("queue.guild_id"))?,
+            channel_id: queue.channel_id.ok_or_else(|| missing("queue.channel_id"))?,
+            command_id: queue.command_id,
+            command_version: queue.command_version,
+            session_id: queue.session_id.clone(),
+        })
+    }
 }
 
 /// The Discord implementation: `POST {api_base}/api/v9/interactions` with the user token.
@@ -189,6 +210,27 @@ mod tests {
             command_version: Snowflake(1_237_876_415_471_554_623),
             session_id: "abc123".into(),
         }
+    }
+
+    #[test]
+    fn the_target_comes_from_the_queue_section_or_names_what_is_missing() {
+        let mut queue = QueueConfig {
+            user_token: Some(Secret::new("user.secret")),
+            guild_id: Some(Snowflake(5)),
+            channel_id: Some(Snowflake(6)),
+            ..QueueConfig::default()
+        };
+        let target = DiscordTarget::from_config(&queue, "http://127.0.0.1:9").unwrap();
+        assert_eq!((target.guild_id, target.channel_id), (Snowflake(5), Snowflake(6)));
+        assert_eq!(target.api_base, "http://127.0.0.1:9");
+        queue.user_token = None;
+        let error = DiscordTarget::from_config(&queue, "http://x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("queue.user_token") && error.contains("MJLINK_QUEUE_USER_TOKEN"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,0 +1,119 @@
+//! `archive`, `images` and `verify`: the image archive.
+
+use std::io::Write;
+
+use super::{write_jsonl, Bar, ListFormat, Outcome, Progress};
+use crate::archive::worker::{self, ArchiveSummary};
+use crate::config::Config;
+use crate::store::Store;
+
+/// Downloads every pending image (`mjlink archive`).
+pub async fn archive(
+    config: &Config,
+    progress: Progress<'_>,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    let summary = archive_now(config, progress).await?;
+    writeln!(out, "{}", archive_line(&summary))?;
+    Ok(Outcome::Success)
+}
+
+/// One archive pass as the config says, with a bar.
+pub(super) async fn archive_now(config: &Config, progress: Progress<'_>) -> anyhow::Result<ArchiveSummary> {
+    let bar = progress(Bar::Archive);
+    let summary = worker::archive_configured(config, |done, seen| {
+        bar.set_length(seen);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    Ok(summary)
+}
+
+pub(super) fn archive_line(summary: &ArchiveSummary) -> String {
+    format!(
+        "archived {}, deduplicated {}, failed {}, to retry later {}, identical tiles {}",
+        summary.archived, summary.deduplicated, summary.failed, summary.retry_later, summary.same_bytes_tiles
+    )
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImagesArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+}
+
+/// Every grid and result image with its archive state.
+pub fn images(config: &Config, args: &ImagesArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    let store = Store::open(&config.database_path)?;
+    let images = store.images()?;
+    match args.format {
+        ListFormat::Jsonl => write_jsonl(out, &images)?,
+        ListFormat::Table => {
+            writeln!(
+                out,
+                "{:<20} {:<20} {:<16} {:<9} {:>10} {:<12} path",
+                "message", "attachment", "kind", "state", "bytes", "sha256"
+            )?;
+            for image in &images {
+                writeln!(
+                    out,
+                    "{:<20} {:<20} {:<16} {:<9} {:>10} {:<12} {}",
+                    image.message_id.to_string(),
+                    image.attachment_id.to_string(),
+                    image.kind,
+                    image.state,
+                    image.bytes.map_or("-".to_string(), |b| b.to_string()),
+                    image
+                        .sha256
+                        .as_deref()
+                        .map_or("-".to_string(), |h| h.chars().take(12).collect()),
+                    image.path.as_deref().unwrap_or("-")
+                )?;
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// Put missing and corrupt files back in the queue and download them again.
+    #[arg(long)]
+    pub repair: bool,
+}
+
+/// Rehashes every archived file; with `repair`, downloads the bad ones again and checks once
+/// more. Fails while a file is missing or corrupt.
+pub async fn verify(
+    config: &Config,
+    args: &VerifyArgs,
+    progress: Progress<'_>,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    let store = Store::open(&config.database_path)?;
+    let report = worker::verify(&store, &config.archive.dir, args.repair)?;
+    drop(store);
+    for (attachment, path, problem) in &report.problems {
+        writeln!(out, "{problem}: {path} (attachment {attachment})")?;
+    }
+    writeln!(
+        out,
+        "checked {}, ok {}, missing or corrupt {}",
+        report.checked,
+        report.ok,
+        report.problems.len()
+    )?;
+    if !args.repair || report.problems.is_empty() {
+        return Ok(Outcome::success_if(report.problems.is_empty()));
+    }
+    let summary = archive_now(config, progress).await?;
+    writeln!(
+        out,
+        "repaired {} (downloaded again)",
+        summary.archived + summary.deduplicated
+    )?;
+    let store = Store::open(&config.database_path)?;
+    let again = worker::verify(&store, &config.archive.dir, false)?;
+    Ok(Outcome::success_if(again.problems.is_empty()))
+}

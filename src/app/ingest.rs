@@ -1,0 +1,190 @@
+//! `replay`, `run`, `record` and `backfill`: the sources of events.
+
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::{archive, shutdown_signal, write_links, Bar, Outcome, Progress};
+use crate::config::Config;
+use crate::export::Format;
+use crate::ingest::gateway::{self, RunOptions};
+use crate::ingest::pipeline::{Pipeline, PipelineConfig};
+use crate::ingest::replay::Replay;
+use crate::ingest::report::Report;
+use crate::rest::Rest;
+use crate::store::Store;
+use mjlink_core::snowflake::Snowflake;
+use mjlink_core::text::{format_time, parse_time};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Also print every link afterwards, in this format.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub links: Option<Format>,
+    /// Print the summary as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Then download the images into the archive (as `mjlink archive`). Recorded
+    /// fixtures usually carry links that expired long ago: with a bot token configured
+    /// they are refreshed, otherwise they stay queued.
+    #[arg(long)]
+    pub download: bool,
+}
+
+/// Feeds every file through the pipeline, prints the summary (and the links), then archives
+/// when asked.
+pub async fn replay(
+    config: &Config,
+    args: &ReplayArgs,
+    progress: Progress<'_>,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    let store = Store::open(&config.database_path)?;
+    let mut replay = Replay::start(Pipeline::new(store, PipelineConfig::from_config(config)));
+    for file in &args.files {
+        tracing::debug!(file = %file.display(), database = %config.database_path.display(), "replaying");
+        if let Err(error) = replay_file(file, &mut replay, progress) {
+            // A database failure shows in `finish`; anything else (a file that cannot be
+            // opened) is this file's.
+            replay.finish()?;
+            return Err(error);
+        }
+    }
+    let (summary, store) = replay.finish()?;
+    let report = Report::gather(&summary, &store)?;
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        report.write_text(out, &config.database_path)?;
+    }
+    if let Some(format) = args.links {
+        writeln!(out)?;
+        write_links(&store, format, out)?;
+    }
+    if args.download {
+        drop(store);
+        let archived = archive::archive_now(config, progress).await?;
+        writeln!(out)?;
+        writeln!(out, "{}", archive::archive_line(&archived))?;
+    }
+    Ok(Outcome::Success)
+}
+
+fn replay_file(file: &Path, replay: &mut Replay, progress: Progress<'_>) -> anyhow::Result<()> {
+    let name = file.display().to_string();
+    if name == "-" {
+        let stdin = std::io::stdin();
+        replay.read("-", stdin.lock(), |_| {})?;
+        return Ok(());
+    }
+    let handle = std::fs::File::open(file).with_context(|| format!("cannot open {name}"))?;
+    let bytes = handle.metadata().map(|meta| meta.len()).unwrap_or(0);
+    let bar = progress(Bar::Replay {
+        name: name.clone(),
+        bytes,
+    });
+    let reader = BufReader::with_capacity(256 * 1024, handle);
+    replay.read(&name, reader, |bytes| bar.inc(bytes))?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// The live bot until Ctrl-C or SIGTERM.
+pub async fn run(config: &Config) -> anyhow::Result<Outcome> {
+    gateway::run_with(config, &RunOptions::default(), shutdown_signal()).await?;
+    Ok(Outcome::Success)
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecordArgs {
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out: PathBuf,
+}
+
+/// The live bot, every dispatch appended to `args.out` as received.
+pub async fn record(config: &Config, args: &RecordArgs) -> anyhow::Result<Outcome> {
+    let options = RunOptions {
+        record: Some(args.out.clone()),
+        ..Default::default()
+    };
+    gateway::run_with(config, &options, shutdown_signal()).await?;
+    Ok(Outcome::Success)
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackfillArgs {
+    /// The channel id.
+    #[arg(long, value_name = "ID")]
+    pub channel: String,
+    /// Start at this date (YYYY-MM-DD, UTC) or RFC 3339 time.
+    #[arg(
+        long,
+        value_name = "DATE",
+        conflicts_with = "all",
+        required_unless_present = "all"
+    )]
+    pub since: Option<String>,
+    /// Import the whole history.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// A channel's history after `--since` (or all of it) through the writer, then its images
+/// archived while their links are fresh.
+pub async fn backfill(
+    config: &Config,
+    args: &BackfillArgs,
+    progress: Progress<'_>,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    let channel = Snowflake::parse(args.channel.trim())
+        .with_context(|| format!("--channel {:?} is not a Discord channel id", args.channel))?;
+    let after = match (&args.since, args.all) {
+        (_, true) => Snowflake::default(),
+        (Some(since), false) => Snowflake::from_timestamp_ms(
+            parse_time(since).with_context(|| format!("--since {since:?} is not a date like 2024-05-01"))?,
+        ),
+        (None, false) => anyhow::bail!("give --since DATE or --all"),
+    };
+    let rest = Arc::new(Rest::from_config(&config.discord)?);
+    let store = Store::open(&config.database_path)?;
+    let pipeline = Pipeline::new(store, PipelineConfig::from_config(config));
+    let bar = progress(Bar::Backfill);
+    let result = crate::ingest::backfill::backfill(rest, pipeline, channel, after, |done| {
+        let reached = done
+            .last
+            .and_then(|id| format_time(id.timestamp_ms()))
+            .unwrap_or_default();
+        bar.set_message(format!(
+            "channel {channel}: {} messages, {} pages, up to {reached}",
+            done.messages, done.pages
+        ));
+    })
+    .await;
+    bar.finish_and_clear();
+    let report = result?;
+    let (done, stats) = (report.caught_up, report.stats);
+    writeln!(
+        out,
+        "channel {channel}: {} messages in {} pages; {} applied, {} already stored, {} not from Midjourney",
+        done.messages,
+        done.pages,
+        stats.applied,
+        stats.duplicates + stats.unchanged,
+        stats.ignored
+    )?;
+    if report.parents_fetched > 0 {
+        writeln!(out, "{} referenced parents fetched", report.parents_fetched)?;
+    }
+    // The links of a history page are fresh for about a day: archive them now.
+    if config.archive.enabled {
+        let archived = archive::archive_now(config, progress).await?;
+        writeln!(out, "{}", archive::archive_line(&archived))?;
+    }
+    Ok(Outcome::Success)
+}
