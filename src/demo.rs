@@ -117,7 +117,7 @@ pub async fn run(dir: &Path, prompts: &[String], say: Say) -> Result<Vec<Item>, 
     ));
 
     let mut store = Store::open(&config.database_path)?;
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::clock::now_ms();
     let added = runner::add(&mut store, prompts, &Upscales::all(), 0, now)?;
     drop(store);
     say(&format!("queued {} prompts, each with U1-U4:", added.len()));

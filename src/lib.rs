@@ -12,12 +12,15 @@
 //! - [`commands`]: slash commands over pure answers.
 //! - [`export`], [`doctor`], [`demo`], [`bench`]: what the commands print and check.
 //! - [`config`]: `bot.toml`, environment overrides; each subsystem reads its own section.
+//! - [`app`]: one function per command of the binary; [`clock`]: the one place the wall
+//!   clock is read.
 //!
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod app;
 pub mod archive;
 pub mod bench;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod demo;

@@ -194,7 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let config = &config;
     // Not locked: the demo's story is printed from its tasks.
     let out = &mut std::io::stdout();
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = mjlink::clock::now_ms();
     match cli.command {
         Command::Replay(args) => block_on(ingest::replay(config, &args, &progress, out)),
         Command::Run => block_on(ingest::run(config)),

@@ -421,3 +421,20 @@ fn store_files_stay_small() {
         }
     }
 }
+
+/// The wall clock is read in one place of the shell (`src/clock.rs`), and never in the core.
+#[test]
+fn the_wall_clock_is_read_in_one_place() {
+    for (name, path) in modules(&root().join("src")) {
+        if name == "clock" {
+            continue;
+        }
+        let code = code_of(&path);
+        for reading in ["Utc::now", "SystemTime::now", "Local::now"] {
+            assert!(
+                !code.contains(reading),
+                "src module {name} reads the clock ({reading}); use crate::clock"
+            );
+        }
+    }
+}

@@ -351,10 +351,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Full jitter: a random wait between half and all of `base`.
 fn jitter(base: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = crate::clock::jitter_bits();
     let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
     base.mul_f64(fraction)
 }

@@ -147,7 +147,7 @@ pub async fn archive_pending(
         seen += batch.len() as u64;
         // Links whose signature says they expired get fresh ones before any request.
         if let Some(rest) = rest {
-            let now = chrono::Utc::now().timestamp_millis();
+            let now = crate::clock::now_ms();
             let (expired, live): (Vec<_>, Vec<_>) =
                 batch.into_iter().partition(|image| link_expired(&image.url, now));
             batch = live;

@@ -386,7 +386,7 @@ fn asker(
 }
 
 async fn handle_command(ctx: &Context, command: CommandInteraction, state: &std::sync::Arc<CommandState>) {
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = crate::clock::now_ms();
     let (user, roles, guild) = asker(&command.user, command.member.as_deref(), command.guild_id);
     let limit = match command.attachment_size_limit {
         0 => DEFAULT_ATTACHMENT_LIMIT,
@@ -455,7 +455,7 @@ async fn handle_component(
     component: ComponentInteraction,
     state: &std::sync::Arc<CommandState>,
 ) {
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = crate::clock::now_ms();
     let (user, roles, guild) = asker(&component.user, component.member.as_ref(), component.guild_id);
     let Some((words, filter, page)) = answers::parse_page_button(&component.data.custom_id) else {
         return;

@@ -394,7 +394,7 @@ pub async fn run_with(
             async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             },
-            || chrono::Utc::now().timestamp_millis(),
+            crate::clock::now_ms,
             move |report| {
                 if let Some(on_tick) = &on_tick {
                     on_tick(report);

@@ -94,7 +94,7 @@ pub struct Writer {
 }
 
 fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    crate::clock::now_ms()
 }
 
 impl Writer {
