@@ -86,29 +86,27 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
         let store = Store::open(&db_path)?;
         let mut replay = Replay::start(Pipeline::new(store, PipelineConfig::default()));
         let reader = BufReader::with_capacity(256 * 1024, std::fs::File::open(&trace_path)?);
-        // Rates over the first and the last tenth of the trace: a cost that grows with the
-        // history kept shows as a slower last tenth.
-        let tenth = trace_bytes / 10;
-        let mut seen_bytes = 0u64;
-        let mut first_tenth = None;
-        let mut last_tenth_start = None;
-        let mut lines_seen = 0u64;
-        let read = replay.read("bench", reader, |bytes| {
-            seen_bytes += bytes;
-            lines_seen += 1;
-            if first_tenth.is_none() && seen_bytes >= tenth {
-                first_tenth = Some((lines_seen, start.elapsed().as_secs_f64()));
-            }
-            if last_tenth_start.is_none() && seen_bytes >= trace_bytes - tenth {
-                last_tenth_start = Some((lines_seen, start.elapsed().as_secs_f64()));
+        // Rates over the first and the last tenth of the events, by the writer's progress
+        // (it works behind the reader, up to its queue's length): a cost that grows with the
+        // history kept shows as a slower last tenth. Progress is sampled as lines are read,
+        // then while the writer finishes.
+        let applied = replay.applied_counter();
+        let mut samples: Vec<(u64, f64)> = Vec::new();
+        let mut lines_read = 0u64;
+        let sample = |samples: &mut Vec<(u64, f64)>| {
+            samples.push((applied.load(std::sync::atomic::Ordering::Relaxed), start.elapsed().as_secs_f64()));
+        };
+        let read = replay.read("bench", reader, |_| {
+            lines_read += 1;
+            if lines_read % 64 == 0 {
+                sample(&mut samples);
             }
         });
-        // The last tenth ends when the writer has applied the last event (it works behind
-        // the reader, up to its queue's length).
         while read.is_ok() && !replay.caught_up() {
+            sample(&mut samples);
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        let read_done = start.elapsed().as_secs_f64();
+        sample(&mut samples);
         // The replay is done when its data is in the database file: the last commit and
         // closing (the final WAL checkpoint) are timed too. A failed read means the writer
         // failed: `finish` says why.
@@ -119,13 +117,17 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
         drop(store);
         let elapsed = start.elapsed().as_secs_f64();
         replay_rates.push(summary.lines as f64 / elapsed);
-        if let (Some((first_lines, first_secs)), Some((last_lines, last_secs))) =
-            (first_tenth, last_tenth_start)
-        {
-            tenths = (
-                first_lines as f64 / first_secs,
-                (summary.lines - last_lines) as f64 / (read_done - last_secs),
-            );
+        let events = samples.last().map_or(0, |(done, _)| *done);
+        let when = |events_done: u64| {
+            samples
+                .iter()
+                .find(|(done, _)| *done >= events_done)
+                .map_or(0.0, |(_, at)| *at)
+        };
+        let (tenth, nine_tenths) = (events / 10, events - events / 10);
+        let (first_end, last_start, last_end) = (when(tenth), when(nine_tenths), when(events));
+        if first_end > 0.0 && last_end > last_start {
+            tenths = (tenth as f64 / first_end, (events - nine_tenths) as f64 / (last_end - last_start));
         }
         peak = peak_rss_mib();
         links = Store::open(&db_path)?

@@ -126,6 +126,11 @@ impl Replay {
         self.handle.events_done() >= self.clock.events || !self.handle.is_running()
     }
 
+    /// The writer's count of events applied, readable while [`Replay::read`] runs.
+    pub fn applied_counter(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.handle.events_done_counter()
+    }
+
     /// Applies everything read, commits, and returns the summary and the store.
     pub fn finish(self) -> Result<(ReplaySummary, Store), StoreError> {
         let Replay {

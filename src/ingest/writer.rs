@@ -245,6 +245,11 @@ impl WriterHandle {
         self.done.load(Ordering::Relaxed)
     }
 
+    /// A counter of the events applied, readable from anywhere (progress, benchmarks).
+    pub fn events_done_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.done)
+    }
+
     /// Each channel's newest stored message id, after committing what was sent before.
     pub async fn cursors(&self) -> Result<BTreeMap<Snowflake, Snowflake>, StoreError> {
         let (reply, answer) = oneshot::channel();
