@@ -94,11 +94,14 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
         let mut samples: Vec<(u64, f64)> = Vec::new();
         let mut lines_read = 0u64;
         let sample = |samples: &mut Vec<(u64, f64)>| {
-            samples.push((applied.load(std::sync::atomic::Ordering::Relaxed), start.elapsed().as_secs_f64()));
+            samples.push((
+                applied.load(std::sync::atomic::Ordering::Relaxed),
+                start.elapsed().as_secs_f64(),
+            ));
         };
         let read = replay.read("bench", reader, |_| {
             lines_read += 1;
-            if lines_read % 64 == 0 {
+            if lines_read.is_multiple_of(64) {
                 sample(&mut samples);
             }
         });
@@ -127,7 +130,10 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
         let (tenth, nine_tenths) = (events / 10, events - events / 10);
         let (first_end, last_start, last_end) = (when(tenth), when(nine_tenths), when(events));
         if first_end > 0.0 && last_end > last_start {
-            tenths = (tenth as f64 / first_end, (events - nine_tenths) as f64 / (last_end - last_start));
+            tenths = (
+                tenth as f64 / first_end,
+                (events - nine_tenths) as f64 / (last_end - last_start),
+            );
         }
         peak = peak_rss_mib();
         links = Store::open(&db_path)?
