@@ -93,10 +93,6 @@ pub struct Writer {
     thread: std::thread::JoinHandle<Result<(WriterStats, Pipeline), StoreError>>,
 }
 
-fn now_ms() -> i64 {
-    crate::clock::now_ms()
-}
-
 impl Writer {
     /// Starts the writer thread for a live source (commits whenever its queue drains).
     pub fn spawn(pipeline: Pipeline, hooks: WriterHooks) -> Writer {
@@ -197,7 +193,7 @@ impl Writer {
 impl WriterHandle {
     /// Queues an event received now. Fails only when the writer has stopped.
     pub async fn send(&self, event: Event) -> Result<(), StoreError> {
-        self.send_at(event, now_ms()).await
+        self.send_at(event, crate::clock::now_ms()).await
     }
 
     pub async fn send_at(&self, event: Event, received_ms: i64) -> Result<(), StoreError> {
