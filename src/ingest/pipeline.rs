@@ -25,9 +25,7 @@ const EVENT_DELETE: u8 = 2;
 pub struct PipelineConfig {
     pub bots: BotIds,
     pub window_ms: i64,
-    /// Events per transaction at most (10,000: measured about 5% faster than 1,000 on a
-    /// replay); a crash loses at most the open batch, which a re-run redoes. Live sources
-    /// commit sooner, whenever the writer's queue drains.
+    /// Events per transaction; a crash loses at most the open batch, which a re-run redoes.
     pub batch_size: usize,
 }
 
@@ -47,7 +45,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             bots: BotIds::default(),
             window_ms: DEFAULT_WINDOW_MS,
-            batch_size: 10_000,
+            batch_size: 1000,
         }
     }
 }
