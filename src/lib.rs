@@ -10,7 +10,8 @@
 //! - [`archive`]: downloads every image before its link expires, verified.
 //! - [`queue`]: unattended prompt queues (submitter, runner, views).
 //! - [`commands`]: slash commands over pure answers.
-//! - [`export`], [`doctor`], [`demo`], [`bench`]: what the commands print and check.
+//! - [`export`], [`demo`], and the private `doctor` and `bench`: what the commands print
+//!   and check (reached through [`app`]).
 //! - [`config`]: `bot.toml`, environment overrides; each subsystem reads its own section.
 //! - [`app`]: one function per command of the binary; [`clock`]: the one place the wall
 //!   clock is read.
@@ -19,12 +20,12 @@
 
 pub mod app;
 pub mod archive;
-pub mod bench;
+mod bench;
 pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod demo;
-pub mod doctor;
+mod doctor;
 pub mod export;
 pub mod ingest;
 pub mod queue;
