@@ -12,7 +12,6 @@ use tokio::time::Instant;
 use crate::config::{DiscordConfig, Secret};
 use mjlink_core::event::{self, Event};
 use mjlink_core::snowflake::Snowflake;
-use mjlink_core::wire::Message;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestError {
@@ -40,23 +39,6 @@ pub enum RestError {
     Client(String),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-}
-
-/// A message fetched over REST, with the digest of its JSON (for the processed set).
-#[derive(Debug, Clone)]
-pub struct Fetched {
-    pub message: Message,
-    pub digest: u64,
-}
-
-impl Fetched {
-    /// A create made by the core's event functions (the only kind a fetch makes).
-    fn from_event(event: Event) -> Option<Fetched> {
-        match event {
-            Event::Create { message, digest } => Some(Fetched { message, digest }),
-            _ => None,
-        }
-    }
 }
 
 /// How persistent the client is.
@@ -135,7 +117,7 @@ impl Rest {
         channel: Snowflake,
         after: Snowflake,
         limit: u8,
-    ) -> Result<Vec<Fetched>, RestError> {
+    ) -> Result<Vec<Event>, RestError> {
         let limit = limit.clamp(1, 100);
         let what = format!("the history of channel {channel}");
         let body = self
@@ -152,11 +134,11 @@ impl Rest {
         for (index, reason) in page.rejected {
             tracing::warn!(channel_id = %channel, index, %reason, "skipped a message that does not decode");
         }
-        Ok(page.events.into_iter().filter_map(Fetched::from_event).collect())
+        Ok(page.events)
     }
 
     /// One message; `None` when it no longer exists.
-    pub async fn message(&self, channel: Snowflake, id: Snowflake) -> Result<Option<Fetched>, RestError> {
+    pub async fn message(&self, channel: Snowflake, id: Snowflake) -> Result<Option<Event>, RestError> {
         let what = format!("message {id} in channel {channel}");
         let body = match self
             .get(&format!("/channels/{channel}/messages/{id}"), &what)
@@ -170,7 +152,7 @@ impl Rest {
             what,
             reason: reason.0,
         })?;
-        Ok(Fetched::from_event(event))
+        Ok(Some(event))
     }
 
     /// The bot's name (`GET /users/@me`): proves the token works.

@@ -224,7 +224,7 @@ async fn rate_limits_and_server_errors_are_honoured() {
     assert_eq!(page.len(), 6);
     assert!(
         page.windows(2)
-            .all(|pair| pair[0].message.id < pair[1].message.id),
+            .all(|pair| pair[0].message().map(|m| m.id) < pair[1].message().map(|m| m.id)),
         "snowflake order"
     );
     // A second request must wait for the emptied bucket to reset.

@@ -90,14 +90,14 @@ async fn refresh(
         let mut url = refreshed.get(&image.url).cloned();
         if url.is_none() {
             if let Some(channel) = image.channel_id {
-                if let Ok(Some(fetched)) = rest.message(channel, image.message_id).await {
-                    url = fetched
-                        .message
-                        .attachments
+                if let Ok(Some(event)) = rest.message(channel, image.message_id).await {
+                    url = event
+                        .message()
+                        .and_then(|message| message.attachments.as_deref())
                         .unwrap_or_default()
-                        .into_iter()
+                        .iter()
                         .find(|attachment| attachment.id == image.attachment_id)
-                        .map(|attachment| attachment.url);
+                        .map(|attachment| attachment.url.clone());
                 }
             }
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::ingest::pipeline::{Event, Pipeline};
+use crate::ingest::pipeline::Pipeline;
 use crate::ingest::writer::{MissingParent, Writer, WriterHandle, WriterHooks, WriterStats};
 use crate::rest::{Rest, RestError};
 use crate::store::StoreError;
@@ -48,20 +48,18 @@ pub async fn channel_after(
         done.pages += 1;
         let full = page.len() >= usize::from(PAGE);
         let mut advanced = false;
-        for fetched in page {
-            if fetched.message.id <= cursor {
+        for event in page {
+            let Some(id) = event.message().map(|message| message.id) else {
+                continue;
+            };
+            if id <= cursor {
                 continue; // a server that ignores `after` must not loop us forever
             }
-            cursor = fetched.message.id;
+            cursor = id;
             advanced = true;
             done.messages += 1;
             done.last = Some(cursor);
-            writer
-                .send(Event::Create {
-                    message: fetched.message,
-                    digest: fetched.digest,
-                })
-                .await?;
+            writer.send(event).await?;
         }
         on_page(&done);
         if !full || !advanced {
@@ -78,13 +76,8 @@ pub async fn fetch_parent(
     missing: MissingParent,
 ) -> Result<bool, BackfillError> {
     match rest.message(missing.channel_id, missing.message_id).await? {
-        Some(fetched) => {
-            writer
-                .send(Event::Create {
-                    message: fetched.message,
-                    digest: fetched.digest,
-                })
-                .await?;
+        Some(event) => {
+            writer.send(event).await?;
             Ok(true)
         }
         None => Ok(false), // deleted: the link to it stands, the parent stays unseen

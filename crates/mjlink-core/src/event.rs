@@ -27,6 +27,14 @@ pub enum Event {
 }
 
 impl Event {
+    /// The message a create or an update carries.
+    pub fn message(&self) -> Option<&Message> {
+        match self {
+            Event::Create { message, .. } | Event::Update { message, .. } => Some(message),
+            Event::Delete { .. } => None,
+        }
+    }
+
     /// The time the event says it happened (an edit's time, else the post time); deletions
     /// carry none.
     pub fn time_ms(&self) -> Option<i64> {
@@ -173,10 +181,8 @@ pub fn from_history_page(bytes: &[u8]) -> Result<HistoryPage, NotAPage> {
             Err(reason) => rejected.push((index, reason)),
         }
     }
-    events.sort_by_key(|event| match event {
-        Event::Create { message, .. } | Event::Update { message, .. } => message.id,
-        Event::Delete { ids, .. } => ids.first().copied().unwrap_or_default(),
-    });
+    // Every event here is a create.
+    events.sort_by_key(|event| event.message().map(|message| message.id));
     Ok(HistoryPage { events, rejected })
 }
 
