@@ -269,7 +269,7 @@ impl Pipeline {
     }
 
     /// The fallback's candidates for a result: same channel, user and normalized prompt,
-    /// posted within the window before it.
+    /// posted within the horizon before it (the core keeps the window's and the rivals').
     fn candidates(
         &self,
         child_id: Snowflake,
@@ -280,7 +280,7 @@ impl Pipeline {
         match facts.as_ref().and_then(ChildFacts::scope) {
             Some(scope) => self.store.candidates(
                 scope,
-                posted_ms - self.config.window_ms,
+                posted_ms - mjlink_core::link::horizon_ms(self.config.window_ms),
                 posted_ms,
                 tile,
                 child_id,
@@ -315,9 +315,11 @@ impl Pipeline {
         let prompt_norm = parsed.normalized_prompt();
         let scope = PromptScope::of(message.channel_id, parsed.user_id, prompt_norm.as_deref());
         if let Some(scope) = scope {
-            let children = self
-                .store
-                .fallback_children(scope, posted, posted + self.config.window_ms)?;
+            let children = self.store.fallback_children(
+                scope,
+                posted,
+                posted + mjlink_core::link::horizon_ms(self.config.window_ms),
+            )?;
             for child_id in children {
                 if child_id != message.id {
                     self.refallback(child_id)?;

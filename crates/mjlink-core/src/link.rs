@@ -174,11 +174,20 @@ pub struct Child {
     pub action: Action,
 }
 
+/// How far back the fallback looks for rivals: four windows. A parent is searched for within
+/// the window; but a window bounds the search, it does not decide it (real gaps between a
+/// grid and its upscale reach hours): a lone candidate in the window is linked only when no
+/// other candidate that fits is found further back, within the horizon.
+pub fn horizon_ms(window_ms: i64) -> i64 {
+    window_ms.saturating_mul(4)
+}
+
 /// The fallback heuristic. `candidates` already share the child's channel, requesting user
-/// and normalized prompt; this keeps those posted before the child within `window_ms`, of
-/// a shape that carries the button (see [`kinds::parent_fits`]), whose tile is free and
-/// whose button, when the wire says which were used, was used. One left: linked. More:
-/// ambiguous. None: unresolved.
+/// and normalized prompt; this keeps those posted before the child within the horizon
+/// ([`horizon_ms`]), of a shape that carries the button (see [`kinds::parent_fits`]),
+/// whose tile is free and whose button, when the wire says which were used, was used.
+/// Within `window_ms`: one left and no rival further back: linked. More, or one with a rival
+/// further back: ambiguous. None in the window: unresolved.
 pub fn heuristic(child: Child, tile: Option<u8>, candidates: &[Candidate], window_ms: i64) -> Decision {
     if !child.action.prompt_identifies_parent() {
         return Decision {
@@ -188,11 +197,12 @@ pub fn heuristic(child: Child, tile: Option<u8>, candidates: &[Candidate], windo
             candidates: Vec::new(),
         };
     }
-    let mut fitting: Vec<Snowflake> = candidates
+    let horizon = horizon_ms(window_ms);
+    let mut fitting: Vec<(Snowflake, bool)> = candidates
         .iter()
         .filter(|candidate| candidate.id != child.id)
         .filter(|candidate| candidate.posted_ms <= child.posted_ms && candidate.id < child.id)
-        .filter(|candidate| child.posted_ms - candidate.posted_ms <= window_ms)
+        .filter(|candidate| child.posted_ms - candidate.posted_ms <= horizon)
         .filter(|candidate| kinds::parent_fits(child.action, tile, candidate.shape))
         .filter(|candidate| !candidate.tile_taken)
         .filter(|candidate| {
@@ -205,28 +215,39 @@ pub fn heuristic(child: Child, tile: Option<u8>, candidates: &[Candidate], windo
                 child.posted_ms,
             )
         })
-        .map(|candidate| candidate.id)
+        .map(|candidate| (candidate.id, child.posted_ms - candidate.posted_ms <= window_ms))
         .collect();
     fitting.sort_unstable();
     fitting.dedup();
-    match fitting.len() {
-        0 => Decision {
+    let in_window: Vec<Snowflake> = fitting
+        .iter()
+        .filter(|(_, inside)| *inside)
+        .map(|(id, _)| *id)
+        .collect();
+    match (in_window.as_slice(), fitting.len()) {
+        ([], _) => Decision {
             parent: None,
             signal: None,
             status: Status::Unresolved,
             candidates: Vec::new(),
         },
-        1 => Decision {
-            parent: Some(fitting[0]),
+        ([only], 1) => Decision {
+            parent: Some(*only),
             signal: Some(Signal::Heuristic),
             status: Status::Linked,
             candidates: Vec::new(),
+        },
+        ([_], _) => Decision {
+            parent: None,
+            signal: None,
+            status: Status::Ambiguous,
+            candidates: fitting.iter().map(|(id, _)| *id).collect(),
         },
         _ => Decision {
             parent: None,
             signal: None,
             status: Status::Ambiguous,
-            candidates: fitting,
+            candidates: in_window,
         },
     }
 }
@@ -292,6 +313,23 @@ mod tests {
             Status::Unresolved
         );
 
+        // A lone candidate in the window with a rival further back (within four windows) is
+        // not certain: the true parent may be the older one.
+        let rival = heuristic(
+            child,
+            Some(2),
+            &[candidate(10, 9 * HOUR), candidate(5, 10 * HOUR - 20 * HOUR)],
+            6 * HOUR,
+        );
+        assert_eq!(rival.status, Status::Ambiguous);
+        assert_eq!(rival.candidates, vec![Snowflake(5), Snowflake(10)]);
+        let far = heuristic(
+            child,
+            Some(2),
+            &[candidate(10, 9 * HOUR), candidate(5, 10 * HOUR - 25 * HOUR)],
+            6 * HOUR,
+        );
+        assert_eq!(far.parent, Some(Snowflake(10)));
         let too_old = heuristic(child, Some(2), &[candidate(10, 3 * HOUR)], 6 * HOUR);
         assert_eq!(too_old.status, Status::Unresolved);
         let later = heuristic(child, Some(2), &[candidate(200, 11 * HOUR)], 6 * HOUR);
