@@ -517,7 +517,10 @@ impl SimMidjourney {
             // The grid replies to its own start, as the start is now (section 9).
             grid["type"] = json!(19);
             grid["nonce"] = json!(job.place.nonce);
-            grid["content"] = json!(format!("{}{SUBTEXT}", grid["content"].as_str().unwrap_or_default()));
+            grid["content"] = json!(format!(
+                "{}{SUBTEXT}",
+                grid["content"].as_str().unwrap_or_default()
+            ));
             reply_to_message(&fake, &mut grid, channel_id, job.place.guild_id, start_id.0);
         }
         self.lock().grids.insert(
@@ -789,7 +792,13 @@ fn reply_to(fake: &FakeDiscord, reply: &mut Value, grid: &SimGrid) {
 
 /// Makes `reply` a reply to a message: `message_reference`, and `referenced_message` as the
 /// fake holds it now (`null` when it was deleted).
-fn reply_to_message(fake: &FakeDiscord, reply: &mut Value, channel_id: u64, guild_id: Option<u64>, message_id: u64) {
+fn reply_to_message(
+    fake: &FakeDiscord,
+    reply: &mut Value,
+    channel_id: u64,
+    guild_id: Option<u64>,
+    message_id: u64,
+) {
     let mut reference = json!({
         "channel_id": channel_id.to_string(),
         "message_id": message_id.to_string(),

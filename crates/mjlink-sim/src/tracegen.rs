@@ -612,9 +612,14 @@ enum Video {
     Legacy,
     /// Animate in the 2026 shapes: `--ar` and `--no` dropped, then `[--raw] --motion high|low
     /// --video 1 --aspect W:H` (`--raw` in the final's echo, not in the start's).
-    Animate { high: bool, raw: bool },
+    Animate {
+        high: bool,
+        raw: bool,
+    },
     /// A native video job: [`VIDEO_IMAGE`] first, then as the start of an animation.
-    Native { high: bool },
+    Native {
+        high: bool,
+    },
 }
 
 impl Prompt {
@@ -1178,7 +1183,11 @@ struct Sim<'a> {
 }
 
 impl<'a> Sim<'a> {
-    fn new(opts: &TraceOptions, out: &'a mut dyn io::Write, truth: &'a mut dyn FnMut(TruthRecord)) -> Sim<'a> {
+    fn new(
+        opts: &TraceOptions,
+        out: &'a mut dyn io::Write,
+        truth: &'a mut dyn FnMut(TruthRecord),
+    ) -> Sim<'a> {
         let users = opts.users.clamp(1, MAX_USERS);
         let channels = opts.channels.clamp(1, MAX_CHANNELS);
         Sim {
@@ -1719,7 +1728,8 @@ impl<'a> Sim<'a> {
             t[5] = t[4];
         }
         t[6] = t[5].max(t[4]).saturating_add(self.rng.range(300, 4_000));
-        let grid_edit = matches!(action, Some(Action::Upscale(_) | Action::VideoClip(_))) && self.rng.per_mille(500);
+        let grid_edit =
+            matches!(action, Some(Action::Upscale(_) | Action::VideoClip(_))) && self.rng.per_mille(500);
         let hoist = if with_progress && self.out_of_order && self.rng.per_mille(50) {
             if n_updates > 0 {
                 Hoist::Update
@@ -1873,14 +1883,7 @@ impl<'a> Sim<'a> {
             }
             Some(a) if job.shapes_2026 && a.is_zoom_or_pan() => (Form::Progress(None), Marker::Plain, 0),
             Some(a) => (Form::Progress(None), a.marker(), 0),
-            None if job.root == Root::Video => (
-                Form::VideoProgress {
-                    pct: None,
-                    step: 0,
-                },
-                Marker::Plain,
-                0,
-            ),
+            None if job.root == Root::Video => (Form::VideoProgress { pct: None, step: 0 }, Marker::Plain, 0),
             None => (Form::Progress(None), Marker::Plain, 0),
         };
         let prompt = job.prompt.at_start();
@@ -2156,15 +2159,17 @@ impl<'a> Sim<'a> {
     fn simple_msg(&mut self, author: Author, user: u32, channel: u32, form: Form) -> Msg {
         let now = self.now;
         let interaction = match form {
-            Form::Describe(_) | Form::Error(_) | Form::Decline(_) | Form::PlainError(_) => Some(Interaction {
-                nonce: self.aux_id(now.saturating_sub(900)),
-                id: self.aux_id(now.saturating_sub(500)),
-                name: if matches!(form, Form::Describe(_)) {
-                    "describe"
-                } else {
-                    "imagine"
-                },
-            }),
+            Form::Describe(_) | Form::Error(_) | Form::Decline(_) | Form::PlainError(_) => {
+                Some(Interaction {
+                    nonce: self.aux_id(now.saturating_sub(900)),
+                    id: self.aux_id(now.saturating_sub(500)),
+                    name: if matches!(form, Form::Describe(_)) {
+                        "describe"
+                    } else {
+                        "imagine"
+                    },
+                })
+            }
             _ => None,
         };
         let att_id = self.att_id(now);
@@ -2549,11 +2554,7 @@ fn prompt_2026(p: Prompt) -> String {
     if raw {
         text.push_str(" --raw");
     }
-    text.push_str(if high {
-        " --motion high"
-    } else {
-        " --motion low"
-    });
+    text.push_str(if high { " --motion high" } else { " --motion low" });
     text.push_str(" --video 1 --aspect ");
     text.push_str(aspect);
     text.trim_start().to_string()
@@ -2772,10 +2773,7 @@ fn push_attachments(w: &World, b: &mut String, m: &Msg) {
             let name = format!("{}_{cell}_720_N.mp4", uuid.as_str());
             push_attachment(b, m, channel_id, &name, "video/mp4");
         }
-        Form::VideoProgress {
-            pct: Some(_),
-            step,
-        } => {
+        Form::VideoProgress { pct: Some(_), step } => {
             // Four frames, one per cell (numbered from 0, as the CDN's `0_{i}` tiles).
             b.push('[');
             for cell in 0..4u64 {
@@ -2810,7 +2808,9 @@ fn push_embeds(b: &mut String, m: &Msg) {
         Form::Error(i) => ERRORS.get(usize::from(i)).copied().unwrap_or(ERRORS[0]),
         Form::Decline(i) => {
             // Not a red embed: no colour; the decline code in the footer (section 9).
-            b.push_str("[{\"type\":\"rich\",\"title\":\"Sorry, something went wrong\",\"footer\":{\"text\":\"");
+            b.push_str(
+                "[{\"type\":\"rich\",\"title\":\"Sorry, something went wrong\",\"footer\":{\"text\":\"",
+            );
             push_esc(b, DECLINES.get(usize::from(i)).copied().unwrap_or(DECLINES[0]));
             b.push_str("\"}}]");
             return;
@@ -3067,7 +3067,8 @@ fn render(w: &World, b: &mut String, m: &Msg, top: bool, referenced: Option<&Msg
     b.push_str(",\"embeds\":");
     push_embeds(b, m);
     b.push_str(",\"mentions\":");
-    if m.author == Author::Human || matches!(m.form, Form::Animating | Form::Favourite | Form::PlainError(_)) {
+    if m.author == Author::Human || matches!(m.form, Form::Animating | Form::Favourite | Form::PlainError(_))
+    {
         b.push_str("[]");
     } else {
         b.push('[');
@@ -3720,7 +3721,10 @@ mod tests {
                     assert_eq!(named, names_job);
                     if kind == "video" {
                         let s = content(start);
-                        assert!(s.starts_with("Creating video with prompt **<https://s.mj.run/"), "{s}");
+                        assert!(
+                            s.starts_with("Creating video with prompt **<https://s.mj.run/"),
+                            "{s}"
+                        );
                         assert!(
                             s.ends_with(&format!("** - <@{}> (Waiting to start)", user_of(start))),
                             "{s}"
@@ -3759,7 +3763,8 @@ mod tests {
                         }
                         if kind == "blend" {
                             assert!(
-                                text.starts_with("**** - <@") || text.starts_with("**--v 7.0 --ar 1:1** - <@"),
+                                text.starts_with("**** - <@")
+                                    || text.starts_with("**--v 7.0 --ar 1:1** - <@"),
                                 "{text}"
                             );
                         }
@@ -3810,8 +3815,10 @@ mod tests {
                             assert!(!text.contains("\n-# ") && text.ends_with(')'), "{text}");
                             assert_eq!(files(child)[0].1, "image/png");
                             assert_eq!(files(child)[0].2, 2 * files(parent)[0].2);
-                            assert!(custom_ids(parent).iter().any(|c| c.starts_with("MJ::JOB::upsample_v7_2x_subtle::1::")
-                                && c.ends_with("::SOLO")));
+                            assert!(custom_ids(parent)
+                                .iter()
+                                .any(|c| c.starts_with("MJ::JOB::upsample_v7_2x_subtle::1::")
+                                    && c.ends_with("::SOLO")));
                             let s = content(seen.create(start.unwrap()));
                             assert!(s.contains(&format!("** - Upscaling by <@{user}> (0%) (")), "{s}");
                         }
@@ -3828,14 +3835,23 @@ mod tests {
                                 "{text}"
                             );
                             assert_eq!(files(child)[0].1, "image/webp");
-                            assert!(custom_ids(child).contains(&format!("MJ::JOB::video_virtual_upscale::1::{uuid}")));
-                            assert!(custom_ids(parent).iter().any(|c| c.starts_with("MJ::JOB::animate_high::1::")));
+                            assert!(custom_ids(child)
+                                .contains(&format!("MJ::JOB::video_virtual_upscale::1::{uuid}")));
+                            assert!(custom_ids(parent)
+                                .iter()
+                                .any(|c| c.starts_with("MJ::JOB::animate_high::1::")));
                             let start = start.unwrap();
                             assert_eq!(content(seen.create(start)), "Animating...");
                             let first = content(&seen.updates(start)[0]);
                             assert!(first.starts_with("Creating video with prompt **"), "{first}");
-                            assert!(first.ends_with(&format!("** - <@{user}> (Waiting to start)")), "{first}");
-                            assert!(first.contains(" --video 1 --aspect ") && !first.contains("--raw"), "{first}");
+                            assert!(
+                                first.ends_with(&format!("** - <@{user}> (Waiting to start)")),
+                                "{first}"
+                            );
+                            assert!(
+                                first.contains(" --video 1 --aspect ") && !first.contains("--raw"),
+                                "{first}"
+                            );
                         }
                         "video_clip" => {
                             let n = link.index.unwrap();
@@ -3844,21 +3860,32 @@ mod tests {
                             let f = &files(child)[0];
                             assert_eq!(f.1, "video/mp4");
                             assert_eq!(f.0, format!("{grid_uuid}_{n}_720_N.mp4"));
-                            assert!(custom_ids(parent).contains(&format!("MJ::JOB::video_virtual_upscale::{n}::{grid_uuid}")));
-                            assert!(custom_ids(child).contains(&format!("MJ::JOB::animate_high_extend::{n}::{grid_uuid}")));
-                            assert!(text.ends_with(')') && text.contains(&format!("** - <@{user}> (")), "{text}");
+                            assert!(custom_ids(parent)
+                                .contains(&format!("MJ::JOB::video_virtual_upscale::{n}::{grid_uuid}")));
+                            assert!(custom_ids(child)
+                                .contains(&format!("MJ::JOB::animate_high_extend::{n}::{grid_uuid}")));
+                            assert!(
+                                text.ends_with(')') && text.contains(&format!("** - <@{user}> (")),
+                                "{text}"
+                            );
                             assert!(start.is_none());
                         }
                         "video_extend" => {
                             assert!(link.index.is_none());
                             assert_eq!(files(parent)[0].1, "video/mp4");
                             assert_eq!(files(child)[0].1, "video/mp4");
-                            assert!(custom_ids(parent).iter().any(|c| c.starts_with("MJ::JOB::animate_")
-                                && c.contains("_extend::")));
+                            assert!(custom_ids(parent)
+                                .iter()
+                                .any(|c| c.starts_with("MJ::JOB::animate_") && c.contains("_extend::")));
                         }
                         "remix_region" => {
-                            assert!(text.contains(&format!("** - Remix (Region) by <@{user}> ")), "{text}");
-                            assert!(custom_ids(parent).iter().any(|c| c.starts_with("MJ::Inpaint::1::")));
+                            assert!(
+                                text.contains(&format!("** - Remix (Region) by <@{user}> ")),
+                                "{text}"
+                            );
+                            assert!(custom_ids(parent)
+                                .iter()
+                                .any(|c| c.starts_with("MJ::Inpaint::1::")));
                         }
                         "zoom" | "pan_left" | "pan_right" | "pan_up" | "pan_down" => {
                             if let Some(start) = start {
@@ -3891,7 +3918,10 @@ mod tests {
                         }
                         "error" if m["embeds"][0]["title"] == "Sorry, something went wrong" => {
                             count("decline");
-                            assert!(m["embeds"][0]["footer"]["text"].as_str().unwrap().starts_with("decline-"));
+                            assert!(m["embeds"][0]["footer"]["text"]
+                                .as_str()
+                                .unwrap()
+                                .starts_with("decline-"));
                             assert!(m["embeds"][0].get("color").is_none());
                         }
                         "error" if m["embeds"].as_array().unwrap().is_empty() => {
@@ -3921,7 +3951,10 @@ mod tests {
             "decline",
             "plain error",
         ] {
-            assert!(counts.get(what).copied().unwrap_or(0) > 0, "no {what}: {counts:?}");
+            assert!(
+                counts.get(what).copied().unwrap_or(0) > 0,
+                "no {what}: {counts:?}"
+            );
         }
     }
 
@@ -3952,11 +3985,27 @@ mod tests {
         };
         // `--ar` and `--no` dropped, `--aspect` added (section 9).
         assert_eq!(
-            p(0, 1, Video::Animate { high: true, raw: true }, 0),
+            p(
+                0,
+                1,
+                Video::Animate {
+                    high: true,
+                    raw: true
+                },
+                0
+            ),
             "glass --v 7.0 --raw --motion high --video 1 --aspect 16:9"
         );
         assert_eq!(
-            p(0, 4, Video::Animate { high: false, raw: false }, 0),
+            p(
+                0,
+                4,
+                Video::Animate {
+                    high: false,
+                    raw: false
+                },
+                0
+            ),
             "glass --motion low --video 1 --aspect 1:1"
         );
         assert_eq!(
@@ -3966,7 +4015,15 @@ mod tests {
         assert_eq!(p(5, 3, Video::No, 1), "");
         assert_eq!(p(5, 3, Video::No, 2), "--v 7.0 --ar 1:1");
         assert_eq!(
-            p(0, 0, Video::Animate { high: true, raw: true }, 2),
+            p(
+                0,
+                0,
+                Video::Animate {
+                    high: true,
+                    raw: true
+                },
+                2
+            ),
             "--v 7.0 --raw --motion high --video 1 --aspect 1:1"
         );
     }

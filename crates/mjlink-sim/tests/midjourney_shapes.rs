@@ -45,7 +45,8 @@ async fn world(shapes_2026: bool) -> World {
         .await
         .unwrap();
     socket.next().await.unwrap().unwrap(); // HELLO
-    let identify = json!({"op": 2, "d": {"token": format!("Bot {BOT_TOKEN}"), "intents": 33281, "properties": {}}});
+    let identify =
+        json!({"op": 2, "d": {"token": format!("Bot {BOT_TOKEN}"), "intents": 33281, "properties": {}}});
     socket.send(WsMessage::Text(identify.to_string())).await.unwrap();
     let dispatches = Dispatches::default();
     let sink = dispatches.clone();
@@ -134,18 +135,24 @@ impl World {
         self.imagine(prompt, nonce).await;
         let echo = format!("**{prompt}** - <@{USER}> (fast)");
         self.wait("the grid", |w| {
-            w.find("MESSAGE_CREATE", |d| d["content"].as_str().unwrap_or("").starts_with(&echo))
-                .is_some()
+            w.find("MESSAGE_CREATE", |d| {
+                d["content"].as_str().unwrap_or("").starts_with(&echo)
+            })
+            .is_some()
         })
         .await;
-        let (_, start) = self.find("MESSAGE_CREATE", |d| d["nonce"] == nonce && d["type"] == 20).unwrap();
+        let (_, start) = self
+            .find("MESSAGE_CREATE", |d| d["nonce"] == nonce && d["type"] == 20)
+            .unwrap();
         let start_id = start["id"].clone();
         self.wait("the start's deletion", |w| {
             w.find("MESSAGE_DELETE", |d| d["id"] == start_id).is_some()
         })
         .await;
         let (grid_at, grid) = self
-            .find("MESSAGE_CREATE", |d| d["content"].as_str().unwrap_or("").starts_with(&echo))
+            .find("MESSAGE_CREATE", |d| {
+                d["content"].as_str().unwrap_or("").starts_with(&echo)
+            })
             .unwrap();
         let (delete_at, _) = self.find("MESSAGE_DELETE", |d| d["id"] == start_id).unwrap();
         let updates = self
@@ -188,14 +195,23 @@ async fn the_2026_grid_replies_to_its_own_start_with_the_nonce_and_the_second_li
     assert_eq!(start["type"], 20);
     assert_eq!(start["nonce"], "2026001");
     assert_eq!(start["interaction"]["name"], "imagine");
-    assert_eq!(start["content"], format!("**{prompt}** - <@{USER}> (Waiting to start)"));
+    assert_eq!(
+        start["content"],
+        format!("**{prompt}** - <@{USER}> (Waiting to start)")
+    );
 
     // Section 9: every progress edit names the job UUID the grid will have.
     let uuid = uuid_of(&grid);
     let cancel = format!("MJ::CancelJob::ByJobid::{uuid}");
     assert_eq!(updates.len(), 2);
-    assert_eq!(updates[0]["content"], format!("**{prompt}** - <@{USER}> (0%) (fast)"));
-    assert_eq!(updates[1]["content"], format!("**{prompt}** - <@{USER}> (62%) (fast)"));
+    assert_eq!(
+        updates[0]["content"],
+        format!("**{prompt}** - <@{USER}> (0%) (fast)")
+    );
+    assert_eq!(
+        updates[1]["content"],
+        format!("**{prompt}** - <@{USER}> (62%) (fast)")
+    );
     for update in &updates {
         assert_eq!(custom_ids(update), vec![cancel.clone()]);
     }
@@ -251,7 +267,10 @@ async fn by_default_the_grid_has_the_2023_shape() {
     let (start, updates, grid, grid_at, delete_at) = world.one_job(prompt, "2023001").await;
 
     assert_eq!(start["type"], 20);
-    assert_eq!(start["content"], format!("**{prompt}** - <@{USER}> (Waiting to start)"));
+    assert_eq!(
+        start["content"],
+        format!("**{prompt}** - <@{USER}> (Waiting to start)")
+    );
     // The (0%) edit carries no button; the later one the preview and the Cancel button.
     assert_eq!(updates.len(), 2);
     assert!(custom_ids(&updates[0]).is_empty());
