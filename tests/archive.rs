@@ -164,7 +164,9 @@ async fn archive_images_verify_and_repair() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with("variation_strong_"))
+        // `Variations (Strong) by` replying to a grid is a V button: only the parent tells it
+        // from Vary (Strong) on an upscale (wire notes, section 3).
+        .filter(|n| n.starts_with("variation_") && !n.starts_with("variation_strong_"))
         .collect();
     assert_eq!(variation.len(), 1);
     assert!(!root.join("etc").exists() && !dir.path().join("etc").exists());

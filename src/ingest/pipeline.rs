@@ -364,8 +364,12 @@ impl Pipeline {
             }
         }
         let window = self.config.window_ms;
-        let start = start_of(&progress);
+        let mut start = start_of(&progress);
         let candidates = self.store.finals_for(&progress, progress.posted_at + window)?;
+        start.results_after = candidates.rows.iter().any(|(_, kind)| {
+            mjlink_core::kinds::shape_of_name(kind).is_result()
+                && !lineage::is_final_kind(&start, kind, candidates.by_job)
+        });
         let finals: Vec<Snowflake> = candidates
             .rows
             .iter()
@@ -410,6 +414,12 @@ fn start_of(progress: &ProgressRow) -> Start<'_> {
         has_job_uuid: progress.job_uuid.is_some(),
         deleted: progress.deleted,
         child_start: progress.action.is_none() && progress.reply_to.is_some(),
+        video: progress.action.as_deref() == Some(mjlink_core::parse::Action::Animate.as_str())
+            || progress
+                .prompt_norm
+                .as_deref()
+                .is_some_and(|prompt| prompt.contains("--video") || prompt.contains("--motion")),
+        results_after: false,
     }
 }
 

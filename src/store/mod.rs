@@ -56,7 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_archive.sql"),
     include_str!("migrations/0004_queue.sql"),
     include_str!("migrations/0005_search.sql"),
-    include_str!("migrations/0008_formats_2026.sql"),
+    include_str!("migrations/0006_formats_2026.sql"),
 ];
 
 pub struct Store {

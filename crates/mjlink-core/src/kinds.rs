@@ -128,7 +128,8 @@ pub fn parent_fits(action: Action, tile: Option<u8>, parent: Shape) -> bool {
         | Action::PanUp
         | Action::PanDown
         | Action::Animate => parent == Shape::SingleImage,
-        Action::VideoClip => parent.is_video_grid(),
+        // A clip without its reference looks the same as an Extend of a clip.
+        Action::VideoClip => parent.is_video_grid() || parent == Shape::VideoClip,
         Action::VideoExtend => parent == Shape::VideoClip,
     }
 }
@@ -268,6 +269,8 @@ mod tests {
         assert!(parent_fits(Action::VideoClip, Some(3), Shape::VideoGrid));
         assert!(parent_fits(Action::VideoClip, Some(3), Shape::RootVideo));
         assert!(!parent_fits(Action::VideoClip, Some(3), Shape::RootGrid));
+        // Until its reference tells, an mp4 may be an Extend of a clip.
+        assert!(parent_fits(Action::VideoClip, Some(3), Shape::VideoClip));
         assert!(parent_fits(Action::VideoExtend, None, Shape::VideoClip));
         assert!(!parent_fits(Action::VideoExtend, None, Shape::VideoGrid));
         for action in Action::ALL {

@@ -186,15 +186,37 @@ pub struct ReplyTarget<'a> {
 pub fn reply_question(save: &Save) -> Option<Snowflake> {
     let target = save.parsed.reply_to?;
     let asks = match save.parsed.kind {
-        Kind::Result(Action::Reroll | Action::Animate | Action::VideoClip) => true,
-        Kind::Result(Action::Upscale) => save.parsed.tile.is_none(),
-        Kind::Progress {
-            action: Some(Action::Upscale),
-            ..
-        } => save.parsed.tile.is_none(),
+        Kind::Result(Action::Reroll | Action::Animate) => true,
+        Kind::Result(action)
+        | Kind::Progress {
+            action: Some(action), ..
+        } => action_depends_on_parent(action, save.parsed.tile),
         _ => false,
     };
     asks.then_some(target)
+}
+
+/// Whether the parent's shape can change what `action` (with `tile`) is (see [`refine`]).
+fn action_depends_on_parent(action: Action, tile: Option<u8>) -> bool {
+    match action {
+        Action::Upscale => tile.is_none(),
+        Action::VideoClip | Action::VariationStrong | Action::VariationSubtle => true,
+        _ => false,
+    }
+}
+
+/// What an action really is once its parent's shape is known (`None`: unknown or no change):
+/// `Upscaled by` on a single image is the V7 upscaler; an mp4 replying to a clip is an
+/// Extend; `Variations (Strong|Subtle) by` on a grid is a V button (wire notes, section 3:
+/// only the parent tells them apart).
+pub fn refine(action: Action, tile: Option<u8>, parent: Option<Shape>) -> Option<Action> {
+    let parent = parent?;
+    match action {
+        Action::Upscale if tile.is_none() && parent == Shape::SingleImage => Some(Action::UpscaleV7),
+        Action::VideoClip if parent == Shape::VideoClip => Some(Action::VideoExtend),
+        Action::VariationStrong | Action::VariationSubtle if parent.is_grid() => Some(Action::Variation),
+        _ => None,
+    }
 }
 
 /// Decides what a reply is from what is known of the message it replies to (`None`: nothing
@@ -205,8 +227,8 @@ pub fn reply_question(save: &Save) -> Option<Snowflake> {
 /// - replying to a result it stays that result's child (reroll, animate);
 /// - replying to nothing known, a message that answers an application command (its
 ///   `interaction_metadata` names no pressed message) is a root; anything else stays a child;
-/// - `Upscaled by` replying to a single image is the V7 upscaler (`upscale_v7`), no tile;
-/// - an mp4 replying to a clip is an Extend (`video_extend`).
+/// - otherwise the action is [`refine`]d by the parent's shape, for a result and for the
+///   start of one alike.
 pub fn resolve_reply(save: &mut Save, target: Option<ReplyTarget<'_>>) {
     let target_shape = target.map(|target| kinds::shape_of_name(target.kind));
     let target_is_start = target.is_some_and(|target| target.kind == "progress");
@@ -240,25 +262,28 @@ pub fn resolve_reply(save: &mut Save, target: Option<ReplyTarget<'_>>) {
                 .filter(|target| same_job(&save.parsed, target))
                 .and(save.parsed.reply_to);
         }
-        Kind::Result(Action::Upscale) if target_shape == Some(Shape::SingleImage) => {
-            set_action(save, Action::UpscaleV7);
-        }
-        Kind::Result(Action::VideoClip) if target_shape == Some(Shape::VideoClip) => {
-            // A longer clip of a clip: the cell belongs to the clip it extends.
-            set_action(save, Action::VideoExtend);
-            save.parsed.tile = None;
-            if let LinkWork::Relink { tile, .. } = &mut save.link {
-                *tile = None;
+        Kind::Result(action) => {
+            if let Some(refined) = refine(action, save.parsed.tile, target_shape) {
+                set_action(save, refined);
+                if refined == Action::VideoExtend {
+                    // A longer clip of a clip: the cell belongs to the clip it extends.
+                    save.parsed.tile = None;
+                    if let LinkWork::Relink { tile, .. } = &mut save.link {
+                        *tile = None;
+                    }
+                }
             }
         }
         Kind::Progress {
             stage,
-            action: Some(Action::Upscale),
-        } if target_shape == Some(Shape::SingleImage) => {
-            save.parsed.kind = Kind::Progress {
-                stage,
-                action: Some(Action::UpscaleV7),
-            };
+            action: Some(action),
+        } => {
+            if let Some(refined) = refine(action, save.parsed.tile, target_shape) {
+                save.parsed.kind = Kind::Progress {
+                    stage,
+                    action: Some(refined),
+                };
+            }
         }
         _ => {}
     }
@@ -424,6 +449,14 @@ pub struct Start<'a> {
     /// It has no action and replies to another message: the start of a button's result
     /// whose marker has not appeared yet.
     pub child_start: bool,
+    /// A video job's start (Animate, or a prompt with `--video`/`--motion`): its final's
+    /// prompt is rewritten (`--raw`, `--aspect` added), so a final found by prompt is never
+    /// all there is.
+    pub video: bool,
+    /// A result of another kind than its finals was posted in its scope after it: a start
+    /// without a marker may have been that button's (section 9), so none of its own finals
+    /// existing does not prove moderation.
+    pub results_after: bool,
 }
 
 /// Whether a stored message of kind `kind` can be the final of `start`: by job UUID any
@@ -435,8 +468,9 @@ pub fn is_final_kind(start: &Start<'_>, kind: &str, found_by_job: bool) -> bool 
     match start.action {
         Some(action) => kind == action,
         // A start without a marker that replies to a result (a Zoom or Pan before its first
-        // percentage edit, section 9) ends in a result, never a root.
-        None if start.child_start => kinds::shape_of_name(kind).is_result() && !kinds::is_root_name(kind),
+        // percentage edit, section 9) ends in a result; one stripped of its reference looks
+        // like a root, so any result counts (the rivals keep it honest).
+        None if start.child_start => kinds::shape_of_name(kind).is_result(),
         None => kinds::is_root_name(kind),
     }
 }
@@ -465,6 +499,11 @@ pub fn settle(start: &Start<'_>, finals: &[Snowflake], rivals: &[Rival<'_>]) -> 
             .all(|rival| rival.id == start.id || rival.action != start.action);
     match (finals, start.deleted) {
         ([only], _) if certain => Outcome::Completed(*only),
+        // Its final cannot be found by prompt (rewritten): not a proof of moderation.
+        ([], true) if start.video && !start.has_job_uuid => Outcome::Unknown,
+        ([], true) if start.action.is_none() && !start.has_job_uuid && start.results_after => {
+            Outcome::Unknown
+        }
         ([], true) => Outcome::Failed,
         (_, true) => Outcome::Unknown,
         (_, false) => Outcome::Running,
@@ -658,6 +697,8 @@ mod tests {
             has_job_uuid,
             deleted,
             child_start: false,
+            video: false,
+            results_after: false,
         }
     }
 
@@ -681,6 +722,30 @@ mod tests {
         assert_eq!(settle(&start(true, false, None), &[], &[]), Outcome::Failed);
         assert_eq!(settle(&start(true, true, None), &[], &[]), Outcome::Failed);
         assert_eq!(Outcome::Failed.as_str(), "failed");
+    }
+
+    #[test]
+    fn settle_a_video_start_without_its_job_is_never_called_moderated() {
+        // Section 9: the video grid's prompt is rewritten, so finding no final by prompt
+        // does not mean there is none.
+        let video = Start {
+            video: true,
+            action: Some("animate"),
+            ..start(true, false, None)
+        };
+        assert_eq!(settle(&video, &[], &[]), Outcome::Unknown);
+        let with_job = Start {
+            has_job_uuid: true,
+            ..video
+        };
+        assert_eq!(settle(&with_job, &[], &[]), Outcome::Failed);
+        // A marker-less start that lost its reference looks like /imagine's; a Pan with its
+        // prompt after it may have been its final.
+        let maybe_a_button = Start {
+            results_after: true,
+            ..start(true, false, None)
+        };
+        assert_eq!(settle(&maybe_a_button, &[], &[]), Outcome::Unknown);
     }
 
     #[test]

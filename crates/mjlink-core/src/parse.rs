@@ -340,7 +340,7 @@ pub fn parse(message: &Message, bots: &BotIds) -> Parsed {
             .interaction_metadata
             .as_ref()
             .is_some_and(|meta| meta.interacted_message_id.is_some());
-    let legacy = parse_legacy_prefix(shape.prefix, is_reply);
+    let legacy = parse_legacy_prefix(shape.prefix, is_reply || !answers_a_command(message));
     let marker = parse_marker(tail.marker);
     parsed.tile = legacy.and_then(|(_, tile)| tile).or(marker.tile);
     parsed.detail = marker.detail;
@@ -370,6 +370,9 @@ pub fn parse(message: &Message, bots: &BotIds) -> Parsed {
         // pipeline tells, see `lineage::resolve_reply`). Its cell: the extend buttons or
         // the file name `{uuid}_{cell}_720_N.mp4`.
         parsed.tile = parsed.tile.or_else(|| video_cell(message, &parsed.attachments));
+        // The UUID in a clip's file name and Extend buttons is its video grid's (a video U is
+        // a "virtual upscale", `{uuid}_{cell}_720_N.mp4`): not a job of its own.
+        parsed.job_uuid = None;
         Kind::Result(Action::VideoClip)
     } else if prompt.params.contains_key("motion") || (is_reply && prompt.params.contains_key("video")) {
         // `--motion` belongs to the video model, reached only through Animate; a bare
@@ -387,6 +390,18 @@ pub fn parse(message: &Message, bots: &BotIds) -> Parsed {
     };
     parsed.prompt = Some(prompt);
     parsed
+}
+
+/// Whether the message answers an application command (`/imagine`): an interaction response
+/// (type 20), or its interaction is named `imagine`.
+fn answers_a_command(message: &Message) -> bool {
+    message.kind == Some(20)
+        || message.interaction.as_ref().and_then(|i| i.name.as_deref()) == Some("imagine")
+        || message
+            .interaction_metadata
+            .as_ref()
+            .and_then(|meta| meta.name.as_deref())
+            == Some("imagine")
 }
 
 /// Plain-content messages that have no `**prompt** - ` shape: the 2026 `Animating...` start,
@@ -720,9 +735,9 @@ fn parse_marker(marker: &str) -> Marker {
 
 /// Start wordings before the prompt: the legacy `Upscaling image #1 with **cat** - ...` and
 /// `Making variations for image #1 with prompt **cat** - ...` (still used in 2026), and the
-/// video start `Creating video with prompt **...** - ...` (an Animate when it replies to the
-/// image it animates, else a native `--video` job, whose final is a root).
-fn parse_legacy_prefix(prefix: &str, is_reply: bool) -> Option<(Option<Action>, Option<u8>)> {
+/// video start `Creating video with prompt **...** - ...` (an Animate unless it answers the
+/// `/imagine` command: then a native `--video` job, whose final is a root).
+fn parse_legacy_prefix(prefix: &str, animate: bool) -> Option<(Option<Action>, Option<u8>)> {
     let prefix = prefix.trim();
     if prefix.is_empty() {
         return None;
@@ -736,7 +751,7 @@ fn parse_legacy_prefix(prefix: &str, is_reply: bool) -> Option<(Option<Action>, 
     } else if prefix.starts_with("Making variations") {
         Some((Some(Action::Variation), tile))
     } else if prefix.starts_with("Creating video") {
-        Some((is_reply.then_some(Action::Animate), None))
+        Some((animate.then_some(Action::Animate), None))
     } else {
         None
     }

@@ -417,3 +417,54 @@ fn results_keep_their_nonce_and_empty_ids_are_absent() {
     assert_eq!(result.guild_id, None);
     check(&result, "upscale", Some(2));
 }
+
+#[test]
+fn strong_and_subtle_variations_of_a_grid_are_v_buttons() {
+    // Section 3: V1..V4 from a grid and Vary (Strong) from an upscale have the same marker;
+    // only the parent tells them apart.
+    let result = mj(
+        "**a house** - Variations (Strong) by <@439110225975443468> (fast)",
+        &format!(
+            "{}{}",
+            reply_to(1400000000000000001),
+            image(&format!("u_{UUID}.png"), "image/png")
+        ),
+    );
+    check(&result, "variation_strong", None);
+    let save = check_reply(&result, Some(stored("imagine")), "variation");
+    assert_eq!(save.parsed.detail.as_deref(), Some("Strong"));
+    check_reply(&result, Some(stored("upscale")), "variation_strong");
+}
+
+#[test]
+fn a_native_video_start_answers_a_command_and_an_animate_start_does_not() {
+    let native = mj(
+        "Creating video with prompt **a fox --motion low --video 1** - <@439110225975443468> (Waiting to start)",
+        r#","type":20,"interaction":{"id":"1","type":2,"name":"imagine"}"#,
+    );
+    let parsed = parse(&native, &BotIds::default());
+    assert!(matches!(
+        parsed.kind,
+        mjlink_core::parse::Kind::Progress { action: None, .. }
+    ));
+    // An Animate start that lost its reference is still an Animate.
+    let animate = mj("Creating video with prompt **a fox --motion low --video 1** - <@439110225975443468> (Waiting to start)", "");
+    let parsed = parse(&animate, &BotIds::default());
+    assert!(matches!(
+        parsed.kind,
+        mjlink_core::parse::Kind::Progress {
+            action: Some(mjlink_core::parse::Action::Animate),
+            ..
+        }
+    ));
+    // A clip carries its video grid's UUID, not a job of its own.
+    let clip = mj(
+        "**a fox --video 1** - <@439110225975443468> (fast)",
+        &format!(
+            "{}{}",
+            reply_to(2),
+            image(&format!("{UUID}_2_720_N.mp4"), "video/mp4")
+        ),
+    );
+    assert_eq!(parse(&clip, &BotIds::default()).job_uuid, None);
+}
