@@ -189,6 +189,8 @@ pub struct InteractionMetadata {
     pub user: Option<User>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interacted_message_id: Option<Snowflake>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggering_interaction_metadata: Option<Box<InteractionMetadata>>,
 }
 
 /// A message as far as mjlink cares. `None` means "not in this payload" (MESSAGE_UPDATE
