@@ -347,7 +347,7 @@ pub async fn run_with(
         })?;
     *client.ws_url.lock().await = relay.url.clone();
     let (stop_live, live_stopped) = tokio::sync::watch::channel(false);
-    let live = tokio::spawn(
+    let mut live = tokio::spawn(
         Live::new(writer.handle(), Arc::clone(&watch), config.bot_ids.clone()).run(frames_rx, live_stopped),
     );
     let shard_manager = Arc::clone(&client.shard_manager);
@@ -397,7 +397,8 @@ pub async fn run_with(
     // fetched again by the next start's catch-up (it overlaps).
     let _ = stop_live.send(true);
     drop(relay);
-    if tokio::time::timeout(LIVE_DRAIN, live).await.is_err() {
+    if tokio::time::timeout(LIVE_DRAIN, &mut live).await.is_err() {
+        live.abort();
         tracing::warn!("the live path did not finish in time; the next start's catch-up fetches what it had");
     }
     fetcher.abort();

@@ -74,7 +74,7 @@ pub async fn start(
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
                 if let Err(error) = relay(stream, shared).await {
-                    tracing::warn!(%error, "recording relay connection ended with an error");
+                    tracing::warn!(%error, "a gateway relay connection ended with an error");
                 }
             });
         }
