@@ -868,7 +868,9 @@ async fn what_serenity_cannot_read_is_stored_from_the_raw_frame() {
     let store = Store::open(&db).unwrap();
     let id = |message: &Value| Snowflake::parse(message["id"].as_str().unwrap()).unwrap();
     let stored = store.load_message(id(&grid)).unwrap().unwrap();
-    assert!(stored.doc.message.components.unwrap().0[0].contains("upsample::1"));
+    assert!(stored.doc.message.components.unwrap().0[0]
+        .id
+        .contains("upsample::1"));
     let stored = store.load_message(id(&remix)).unwrap().unwrap();
     let metadata = stored.doc.message.interaction_metadata.unwrap();
     assert_eq!(metadata.name.as_deref(), Some("imagine"));

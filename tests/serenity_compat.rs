@@ -139,7 +139,9 @@ async fn what_serenity_drops_the_live_path_keeps() {
         .load_message(Snowflake(1_300_000_000_000_000_001))
         .unwrap()
         .expect("stored");
-    assert!(kept.doc.message.components.unwrap().0[0].contains("upsample::1"));
+    assert!(kept.doc.message.components.unwrap().0[0]
+        .id
+        .contains("upsample::1"));
     let kept = store
         .load_message(Snowflake(1_300_000_000_000_000_002))
         .unwrap()

@@ -18,6 +18,7 @@ mod archive;
 mod docs;
 mod lineage;
 mod queue;
+mod replies;
 mod search;
 mod stats;
 
@@ -25,6 +26,7 @@ pub use archive::{ArchivedCopy, FamilyFile, FamilyMessage, FamilyRecord, ImageRo
 pub use lineage::{
     ChildFacts, FinalCandidates, LinkRow, MessagePlace, MessageRow, ProgressRow, PromptScope, StoredMessage,
 };
+pub use replies::ReplyTargetRow;
 pub use search::{fts_query, SearchFilter, SearchHit};
 pub use stats::{ArchiveCounts, LinkExport};
 
@@ -54,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_archive.sql"),
     include_str!("migrations/0004_queue.sql"),
     include_str!("migrations/0005_search.sql"),
+    include_str!("migrations/0008_formats_2026.sql"),
 ];
 
 pub struct Store {

@@ -170,9 +170,8 @@ NULL;
 "##;
 
 /// Every schema object of the database, one after the other, as [`SCHEMA`] writes them.
-fn schema_of(store: &Store) -> String {
-    let mut stmt = store
-        .conn
+fn schema_of(conn: &rusqlite::Connection) -> String {
+    let mut stmt = conn
         .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
         .unwrap();
     let rows = stmt
@@ -193,15 +192,30 @@ fn schema_of(store: &Store) -> String {
 
 #[test]
 fn migrated_schema_is_unchanged() {
+    // The first five migrations give the schema from before the split...
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    for sql in &MIGRATIONS[..5] {
+        conn.execute_batch(sql).unwrap();
+    }
+    assert_eq!(schema_of(&conn), SCHEMA);
+    // ...and a fresh store runs every migration.
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
-    assert_eq!(schema_of(&store), SCHEMA);
+    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    let schema = schema_of(&store.conn);
+    for column in ["reply_to INTEGER", "used_buttons TEXT", "rated_by INTEGER"] {
+        assert!(schema.contains(column), "{column}");
+    }
+    // The full-text pending index lists the kinds the core says have a prompt of their own.
+    assert!(schema.contains(&format!(
+        "kind IN {}",
+        mjlink_core::kinds::sql_list_names(mjlink_core::kinds::has_own_prompt_name)
+    )));
 }
 
 #[test]
 fn migrations_are_the_same_bytes() {
     // Length and SHA-256 of each migration's text as first shipped: history, never edited.
-    const SHIPPED: [(usize, &str); 5] = [
+    const SHIPPED: [(usize, &str); 6] = [
         (
             3108,
             "970f8a878ddd5afc0a3a1654315eceb51edf8ba7a6487d35b9737d56d29982f8",
@@ -221,6 +235,10 @@ fn migrations_are_the_same_bytes() {
         (
             1418,
             "0f70e8a41ff979db08d82808e123698c730f0920414ee7e3c6ced91d7e30f551",
+        ),
+        (
+            1181,
+            "fff59943e41481edccac2c84b392dd5799a6a6ce4a7415ddaa1fa49e0309f4ab",
         ),
     ];
     assert_eq!(MIGRATIONS.len(), SHIPPED.len());
