@@ -38,6 +38,14 @@
 //! and a `Slow Down!` embed, and no image. Presses of other buttons, of unknown grids or
 //! with a UUID that is not the grid's are ignored (logged).
 //!
+//! # The 2026 shape ([`SimOptions::shapes_2026`], off by default)
+//! Section 9 of the doc: every progress edit carries the Cancel button
+//! `MJ::CancelJob::ByJobid::{uuid}` naming the job's UUID (the `(0%)` one too); the grid is a
+//! type-19 reply to its own start (`message_reference` to the start, `referenced_message` =
+//! the start as the fake holds it then), carries the request's `nonce`, and its content has
+//! the second line `\n-# Create, explore, and organize on [midjourney.com](<https://midjourney.com/imagine?from_discord=1>)`;
+//! an upscale carries the `nonce` of the press. The start is still deleted after the grid.
+//!
 //! # Markers in the prompt (they stay in the echoed prompt)
 //! Checked in this order:
 //! - `[banned]`: instead of a start, a type-20 message with the `nonce`, the `interaction`,
@@ -83,6 +91,9 @@ const ERROR_COLOUR: u32 = 16_711_680;
 const NOTICE_COLOUR: u32 = 16_776_960;
 /// The longest file-name slug taken from a prompt.
 const MAX_SLUG_CHARS: usize = 40;
+/// The second line of a final's content since 2025 (section 2 of the doc).
+pub const SUBTEXT: &str =
+    "\n-# Create, explore, and organize on [midjourney.com](<https://midjourney.com/imagine?from_discord=1>)";
 
 /// How the simulated Midjourney behaves. `Debug` leaves the token out.
 #[derive(Clone)]
@@ -99,6 +110,8 @@ pub struct SimOptions {
     pub max_running: usize,
     /// Jobs waiting for a slot before `Queue full`.
     pub max_queued: usize,
+    /// Post the 2026 shape (see the module's documentation) instead of the 2023 one.
+    pub shapes_2026: bool,
 }
 
 impl std::fmt::Debug for SimOptions {
@@ -110,6 +123,7 @@ impl std::fmt::Debug for SimOptions {
             .field("step", &self.step)
             .field("max_running", &self.max_running)
             .field("max_queued", &self.max_queued)
+            .field("shapes_2026", &self.shapes_2026)
             .finish()
     }
 }
@@ -123,6 +137,7 @@ impl Default for SimOptions {
             step: Duration::from_millis(300),
             max_running: 3,
             max_queued: 10,
+            shapes_2026: false,
         }
     }
 }
@@ -438,26 +453,37 @@ impl SimMidjourney {
             tokio::time::sleep(step).await;
         }
         let user_id = self.inner.options.user_id;
+        let shapes_2026 = self.inner.options.shapes_2026;
         let channel_id = job.place.channel_id;
         let start_id = fake.next_snowflake();
         let waiting = format!("**{}** - <@{user_id}> (Waiting to start)", job.prompt);
         fake.post(&self.interaction_response(start_id, &job, &waiting, Vec::new()));
         tracing::info!(prompt = %job.prompt, start_id = start_id.0, "sim midjourney: job started");
 
+        let job_uuid = Uuid::new_v4();
+        let cancel = row(vec![button(
+            &format!("MJ::CancelJob::ByJobid::{job_uuid}"),
+            Some("Cancel Job"),
+            None,
+            2,
+        )]);
         tokio::time::sleep(step).await;
-        fake.update(&json!({
+        let mut zero = json!({
             "id": start_id.to_string(),
             "channel_id": channel_id.to_string(),
             "content": format!("**{}** - <@{user_id}> (0%) (fast)", job.prompt),
             "edited_timestamp": self.edit_time(start_id),
-        }));
+        });
+        if shapes_2026 {
+            zero["components"] = json!([cancel.clone()]);
+        }
+        fake.update(&zero);
         if fate == Fate::Stalled {
             tracing::info!(prompt = %job.prompt, start_id = start_id.0, "sim midjourney: job stalls for ever");
             self.release_slot();
             return;
         }
 
-        let job_uuid = Uuid::new_v4();
         tokio::time::sleep(step).await;
         let preview_name = format!("{job_uuid}_grid_0.webp");
         let preview_id = fake.next_snowflake();
@@ -476,9 +502,7 @@ impl SimMidjourney {
                 "height": GRID_PIXELS / 2,
                 "content_type": "image/webp",
             }],
-            "components": [row(vec![
-                button(&format!("MJ::CancelJob::ByJobid::{job_uuid}"), Some("Cancel Job"), None, 2),
-            ])],
+            "components": [cancel],
         }));
 
         tokio::time::sleep(step).await;
@@ -488,7 +512,17 @@ impl SimMidjourney {
             self.release_slot();
             return;
         }
-        let (grid_id, grid) = self.grid_message(&fake, &job, job_uuid);
+        let (grid_id, mut grid) = self.grid_message(&fake, &job, job_uuid);
+        if shapes_2026 {
+            // The grid replies to its own start, as the start is now (section 9).
+            grid["type"] = json!(19);
+            grid["nonce"] = json!(job.place.nonce);
+            grid["content"] = json!(format!(
+                "{}{SUBTEXT}",
+                grid["content"].as_str().unwrap_or_default()
+            ));
+            reply_to_message(&fake, &mut grid, channel_id, job.place.guild_id, start_id.0);
+        }
         self.lock().grids.insert(
             grid_id.0,
             SimGrid {
@@ -542,6 +576,10 @@ impl SimMidjourney {
         let content = format!("**{}** - Image #{tile} <@{}>", grid.prompt, options.user_id);
         let mut reply = self.message(id, place, 19, &content);
         reply["attachments"] = json!([attachment]);
+        if options.shapes_2026 {
+            // Results carry the nonce of the press (section 9).
+            reply["nonce"] = json!(place.nonce);
+        }
         reply["components"] = json!([
             row(vec![
                 button(
@@ -749,17 +787,27 @@ impl SimMidjourney {
 /// Makes `reply` a reply to `grid`: `message_reference`, and `referenced_message` as the
 /// fake holds the grid now (`null` when it was deleted, as Discord sends it).
 fn reply_to(fake: &FakeDiscord, reply: &mut Value, grid: &SimGrid) {
+    reply_to_message(fake, reply, grid.channel_id, grid.guild_id, grid.message_id);
+}
+
+/// Makes `reply` a reply to a message: `message_reference`, and `referenced_message` as the
+/// fake holds it now (`null` when it was deleted).
+fn reply_to_message(
+    fake: &FakeDiscord,
+    reply: &mut Value,
+    channel_id: u64,
+    guild_id: Option<u64>,
+    message_id: u64,
+) {
     let mut reference = json!({
-        "channel_id": grid.channel_id.to_string(),
-        "message_id": grid.message_id.to_string(),
+        "channel_id": channel_id.to_string(),
+        "message_id": message_id.to_string(),
     });
-    if let Some(guild_id) = grid.guild_id {
+    if let Some(guild_id) = guild_id {
         reference["guild_id"] = json!(guild_id.to_string());
     }
     reply["message_reference"] = reference;
-    reply["referenced_message"] = fake
-        .message(grid.channel_id, grid.message_id)
-        .unwrap_or(Value::Null);
+    reply["referenced_message"] = fake.message(channel_id, message_id).unwrap_or(Value::Null);
 }
 
 /// A real PNG served by the fake, described as Discord describes an attachment, with a

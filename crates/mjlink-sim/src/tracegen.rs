@@ -7,6 +7,21 @@
 //! (child, parent, action) through a callback. The output depends only on the options (same
 //! options, same bytes), is produced as a stream, and uses memory bounded by the number of jobs
 //! in flight plus a fixed-size window of recent messages, never by the length of the trace.
+//!
+//! # The 2026 shapes
+//! With [`TraceOptions::shapes_2026_per_mille`], a share of the job families takes the shapes of
+//! section 9 of `shared/docs/midjourney-on-discord.md` (the doc, never mjlink's parser, is the
+//! model): the final of an `/imagine` (and of a `/blend`, an assumption: the doc names only
+//! `/imagine`) replies to its own start; native `--video 1` jobs end in a video grid replying to
+//! their `Creating video with prompt` start; Zoom and Pan starts carry no marker until their
+//! first percentage; the V7 upscaler (`Upscaling by` / `Upscaled by`) on a single image;
+//! Animate (`Animating...`, then a video grid), its clips (mp4) and their extensions; `Remix
+//! (Region) by`; jobs submitted through a modal, whose parent is only in
+//! `interaction_metadata.triggering_interaction_metadata`; a `nonce` on results; the
+//! `(Open on website)` link; the favourite confirmation; errors that are not red embeds.
+//! [`generate_records`] reports, besides each result, every root and the start it finalizes,
+//! every start and the final that settles it, every Midjourney message that is not a job, and
+//! which signal each result carries ([`TruthRecord`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -57,6 +72,11 @@ pub struct TraceOptions {
     pub duplicates: bool,
     /// Some progress edits/deletes are written just before the create of their message (default true).
     pub out_of_order: bool,
+    /// Per mille of job families in the 2026 shapes (see the module's documentation; default 0,
+    /// saturated to 1000). A root job (`/imagine`) draws its shape, and every job pressed from
+    /// its messages, and from theirs, inherits it; a share of the public errors take the 2026
+    /// forms too. At 0 no draw is made, so traces made before this option stay byte-identical.
+    pub shapes_2026_per_mille: u32,
 }
 
 impl Default for TraceOptions {
@@ -71,6 +91,7 @@ impl Default for TraceOptions {
             noise: true,
             duplicates: true,
             out_of_order: true,
+            shapes_2026_per_mille: 0,
         }
     }
 }
@@ -84,12 +105,69 @@ pub struct TruthLink {
     pub parent_id: u64,
     /// One of `upscale`, `upscale_2x`, `upscale_4x`, `upscale_subtle`, `upscale_creative`,
     /// `variation`, `variation_strong`, `variation_subtle`, `variation_region`, `remix`, `reroll`,
-    /// `zoom`, `pan_left`, `pan_right`, `pan_up`, `pan_down`, `animate`.
+    /// `zoom`, `pan_left`, `pan_right`, `pan_up`, `pan_down`, `animate` (an animated image in
+    /// the older shape; a video grid from a single image in the 2026 shapes), and in the 2026
+    /// shapes only: `upscale_v7` (the V7 upscaler on a single image), `remix_region`,
+    /// `video_clip` (an mp4 from a cell of a video grid), `video_extend` (a longer clip from a
+    /// clip).
     pub action: &'static str,
-    /// Tile number (1..=4), only for `upscale`.
+    /// Tile number (1..=4) for `upscale`; the cell (1..=4) for `video_clip`; else `None`.
     pub index: Option<u8>,
     /// Whether the result carries `message_reference` and `referenced_message`.
     pub has_reference: bool,
+}
+
+/// The exact signal a result carries to its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carried {
+    /// `message_reference.message_id` (with `referenced_message`).
+    Reference,
+    /// Only `interaction_metadata.triggering_interaction_metadata.interacted_message_id` (a job
+    /// submitted through a modal; no `message_reference`).
+    Interaction,
+    /// Neither: stripped (see [`TraceOptions::strip_reference_per_mille`]).
+    Nothing,
+}
+
+/// Ground truth reported by [`generate_records`], one record per fact, in the order the
+/// messages that establish it are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TruthRecord {
+    /// A result message: the same link [`generate`] reports, and the signal it carries.
+    Result {
+        link: TruthLink,
+        carried: Carried,
+        /// Whether the job has the 2026 shapes.
+        shapes_2026: bool,
+    },
+    /// The final of a root job: not a result, linked to nothing.
+    Root {
+        id: u64,
+        /// `imagine`, `blend` (2026 shapes only) or `video` (a native `--video 1` job, 2026
+        /// shapes only).
+        kind: &'static str,
+        /// The job's start message, which this final settles.
+        start_id: u64,
+        /// Whether the final replies to its start (the 2026 shapes); else it carries no reference.
+        replies_to_start: bool,
+    },
+    /// A start/progress message, written once its job has ended.
+    Start {
+        id: u64,
+        /// The final that settles it; `None` when it was deleted without one (silent moderation).
+        final_id: Option<u64>,
+        /// The message whose button was pressed; `None` for a root job.
+        parent_id: Option<u64>,
+        /// Whether one of its edits named the final's job UUID (the `{uuid}_grid_0.webp`
+        /// preview or the Cancel button): a start that only ever said `(Waiting to start)`
+        /// names nothing.
+        names_job: bool,
+        /// Whether the job has the 2026 shapes.
+        shapes_2026: bool,
+    },
+    /// A Midjourney message that is not a job and links to nothing: `error` (public errors,
+    /// red or not), `slow_down`, `describe`, `favourite` (the rating confirmation).
+    NotAJob { id: u64, what: &'static str },
 }
 
 /// Counts of what [`generate`] wrote.
@@ -105,10 +183,13 @@ pub struct TraceStats {
     pub deletes: usize,
     /// Result messages written (= number of `truth` calls).
     pub results: usize,
-    /// Final grids of `/imagine` jobs written.
+    /// Finals of root jobs written: `/imagine` grids (and, in the 2026 shapes, `/blend` grids
+    /// and native video grids).
     pub grids: usize,
-    /// `/imagine` jobs whose start message was deleted without a grid (silent moderation).
+    /// Root jobs whose start message was deleted without a final (silent moderation).
     pub failed_jobs: usize,
+    /// Jobs planned in the 2026 shapes.
+    pub jobs_2026: usize,
 }
 
 /// A few malformed gateway lines, kept apart from the generated trace (which never contains
@@ -142,6 +223,20 @@ pub fn generate(
     opts: &TraceOptions,
     out: &mut dyn io::Write,
     truth: &mut dyn FnMut(TruthLink),
+) -> io::Result<TraceStats> {
+    generate_records(opts, out, &mut |record| {
+        if let TruthRecord::Result { link, .. } = record {
+            truth(link);
+        }
+    })
+}
+
+/// [`generate`] with the whole ground truth: the same bytes, and every [`TruthRecord`] (each
+/// result, root, start and non-job message) instead of the results alone.
+pub fn generate_records(
+    opts: &TraceOptions,
+    out: &mut dyn io::Write,
+    truth: &mut dyn FnMut(TruthRecord),
 ) -> io::Result<TraceStats> {
     let mut sim = Sim::new(opts, out, truth);
     sim.run()?;
@@ -295,6 +390,18 @@ const REMIX_MODS: &[&str] = &[
     ", wide angle, golden hour",
 ];
 const VIDEO_SUFFIX: &str = " --motion high --video 1";
+/// The image a native video job starts from (the doc: image links are echoed `<https://s.mj.run/...>`).
+const VIDEO_IMAGE: &str = "<https://s.mj.run/vId30clip>";
+/// The prompt of a parameter-only blend (section 9); the other blends have an empty prompt.
+const BLEND_PARAMS: &str = " --v 7.0 --ar 1:1";
+/// Width and height of a 1:1 video grid (an animated `.webp` of four cells, section 9).
+const VIDEO_GRID_PIXELS: u32 = 624;
+/// Width and height of one frame of a video job's progress (section 9).
+const VIDEO_FRAME_PIXELS: u32 = 256;
+/// The shorter side of a clip (`~720p`, section 9).
+const CLIP_PIXELS: u32 = 720;
+/// How many times a clip can be extended (+4 s each, up to 21 s: 5 s + 4 x 4 s).
+const MAX_EXTENDS: u8 = 4;
 const SUBTEXT: &str =
     "\n-# Create, explore, and organize on [midjourney.com](<https://midjourney.com/imagine?from_discord=1>)";
 const MODES: &[&str] = &["fast", "relaxed", "turbo", "fast, stealth"];
@@ -371,6 +478,20 @@ const HUMAN_TEXTS: &[&str] = &[
 const DESCRIBES: &[&str] = &[
     "1️⃣ a watercolor painting of a fox in a misty forest, soft pastel colors --ar 3:2\n\n2️⃣ fox in the fog, dreamy storybook illustration --ar 3:2\n\n3️⃣ a red fox standing among birch trees, muted tones --ar 3:2\n\n4️⃣ ethereal woodland scene with a fox, japanese ink style --ar 3:2",
     "1️⃣ a neon-lit street at night with rain reflections, cyberpunk --ar 16:9\n\n2️⃣ rainy tokyo alley, cinematic still --ar 16:9\n\n3️⃣ wet asphalt and neon signs, blade runner mood --ar 16:9\n\n4️⃣ night city street photography, moody lights --ar 16:9",
+];
+
+/// Moderation decline codes, the footer `decline-<words>` of `Sorry, something went wrong`
+/// (section 9; the words are made up).
+const DECLINES: &[&str] = &[
+    "decline-amber-lantern-drift",
+    "decline-quiet-harbor-stone",
+    "decline-velvet-orbit-pine",
+];
+
+/// Errors in plain content, not an embed (section 9).
+const PLAIN_ERRORS: &[&str] = &[
+    "Invalid parameter\nUnrecognized parameter(s): `--vv`",
+    "Invalid parameter\nUnrecognized parameter(s): `--motion fast`",
 ];
 
 /// Public error embeds: title, description, color.
@@ -478,7 +599,27 @@ struct Prompt {
     body: u8,
     suffix: u8,
     remix: u8,
-    video: bool,
+    video: Video,
+    /// 0: not a blend; 1: a blend with an empty prompt; 2: with [`BLEND_PARAMS`] only.
+    blend: u8,
+}
+
+/// How a prompt carries video parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Video {
+    No,
+    /// The older animation: [`VIDEO_SUFFIX`] appended.
+    Legacy,
+    /// Animate in the 2026 shapes: `--ar` and `--no` dropped, then `[--raw] --motion high|low
+    /// --video 1 --aspect W:H` (`--raw` in the final's echo, not in the start's).
+    Animate {
+        high: bool,
+        raw: bool,
+    },
+    /// A native video job: [`VIDEO_IMAGE`] first, then as the start of an animation.
+    Native {
+        high: bool,
+    },
 }
 
 impl Prompt {
@@ -488,6 +629,31 @@ impl Prompt {
 
     fn v5(self) -> bool {
         suffix(self.suffix).v5
+    }
+
+    /// The prompt as a video job's start echoes it.
+    fn at_start(self) -> Prompt {
+        match self.video {
+            Video::Animate { high, .. } => Prompt {
+                video: Video::Animate { high, raw: false },
+                ..self
+            },
+            _ => self,
+        }
+    }
+
+    /// Width and height of a video grid (624x624 for 1:1, the grid's aspect otherwise).
+    fn video_grid_dims(self) -> (u32, u32) {
+        let (w, h) = self.grid_dims();
+        let long = w.max(h).max(1);
+        (w * VIDEO_GRID_PIXELS / long, h * VIDEO_GRID_PIXELS / long)
+    }
+
+    /// Width and height of a clip: the shorter side 720 pixels.
+    fn clip_dims(self) -> (u32, u32) {
+        let (w, h) = self.grid_dims();
+        let short = w.min(h).max(1);
+        (w * CLIP_PIXELS / short, h * CLIP_PIXELS / short)
     }
 }
 
@@ -516,6 +682,21 @@ enum Form {
     Video,
     /// Start/progress message: `None` = "Waiting to start", else the percentage.
     Progress(Option<u8>),
+    /// 2026: a video grid, one animated `.webp` of four cells with the video U buttons.
+    VideoGrid,
+    /// 2026: one clip (`.mp4`) of cell `cell`, extended `extends` times, with Extend buttons.
+    Clip { cell: u8, extends: u8 },
+    /// 2026: the plain-text start of an animation, `Animating...`.
+    Animating,
+    /// 2026: `Creating video with prompt **...** - <@id> (Waiting to start)` (`pct` = `None`),
+    /// or its progress with four frames of step `step`.
+    VideoProgress { pct: Option<u8>, step: u8 },
+    /// 2026: the favourite confirmation, a reply to the rated message (not a job).
+    Favourite,
+    /// 2026: the embed `Sorry, something went wrong` with a decline footer (index into [`DECLINES`]).
+    Decline(u8),
+    /// 2026: an error in plain content (index into [`PLAIN_ERRORS`]).
+    PlainError(u8),
     /// Human chat line (index into [`HUMAN_TEXTS`]) with an optional png.
     Human { text: u8, attachment: bool },
     /// Describe result embed (index into [`DESCRIBES`]).
@@ -531,6 +712,25 @@ struct Interaction {
     id: u64,
     nonce: u64,
     name: &'static str,
+}
+
+/// `interaction_metadata` of a job submitted through a modal: the modal's interaction, the
+/// button press that opened it and the message that button was on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Modal {
+    id: u64,
+    trigger_id: u64,
+    target: u64,
+}
+
+/// The link to the job on the website, between the user and the mode (section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extra {
+    No,
+    /// `[(Open on website)](<https://midjourney.com/jobs/{uuid}>)` (2026).
+    OpenOnWebsite,
+    /// `[(Open on website for full quality)](<https://midjourney.com/jobs/{uuid}>)` (video grids).
+    FullQuality,
 }
 
 /// Everything needed to render one message; small and `Copy`, so snapshots are cheap.
@@ -556,6 +756,12 @@ struct Msg {
     used_u: u8,
     ref_id: Option<u64>,
     interaction: Option<Interaction>,
+    /// A `nonce` on a message without `interaction` (2026: results and button jobs' starts).
+    nonce: Option<u64>,
+    modal: Option<Modal>,
+    extra: Extra,
+    /// The message has the 2026 shapes (its buttons, and the jobs pressed from it).
+    shapes_2026: bool,
 }
 
 /// A message whose buttons can still be pressed, with its own parent (for `referenced_message`).
@@ -584,7 +790,22 @@ enum Action {
     PanRight,
     PanUp,
     PanDown,
-    Animate,
+    /// `high`: Animate (High motion); the older shape only knows high motion.
+    Animate {
+        high: bool,
+    },
+    /// 2026: the V7 upscaler (Subtle or Creative) on a single image.
+    UpscaleV7 {
+        creative: bool,
+    },
+    /// 2026: `Remix (Region) by`, from a single image.
+    RemixRegion,
+    /// 2026: a video U (cell 1..=4) of a video grid.
+    VideoClip(u8),
+    /// 2026: Extend (High|Low motion) of a clip.
+    VideoExtend {
+        high: bool,
+    },
 }
 
 impl Action {
@@ -606,7 +827,19 @@ impl Action {
             Action::PanRight => "pan_right",
             Action::PanUp => "pan_up",
             Action::PanDown => "pan_down",
-            Action::Animate => "animate",
+            Action::Animate { .. } => "animate",
+            Action::UpscaleV7 { .. } => "upscale_v7",
+            Action::RemixRegion => "remix_region",
+            Action::VideoClip(_) => "video_clip",
+            Action::VideoExtend { .. } => "video_extend",
+        }
+    }
+
+    /// The tile (`upscale`) or cell (`video_clip`) the result is of.
+    fn index(self) -> Option<u8> {
+        match self {
+            Action::Upscale(n) | Action::VideoClip(n) => Some(n),
+            _ => None,
         }
     }
 
@@ -627,8 +860,38 @@ impl Action {
             Action::PanRight => Marker::Text("Pan Right by"),
             Action::PanUp => Marker::Text("Pan Up by"),
             Action::PanDown => Marker::Text("Pan Down by"),
-            Action::Reroll | Action::Animate => Marker::Plain,
+            Action::UpscaleV7 { .. } => Marker::Text("Upscaled by"),
+            Action::RemixRegion => Marker::Text("Remix (Region) by"),
+            // The content of clips is not documented: the plainest form, no marker (assumption).
+            Action::Reroll | Action::Animate { .. } | Action::VideoClip(_) | Action::VideoExtend { .. } => {
+                Marker::Plain
+            }
         }
+    }
+
+    /// The marker of the job's progress edits.
+    fn progress_marker(self) -> Marker {
+        match self {
+            Action::UpscaleV7 { .. } => Marker::Text("Upscaling by"),
+            other => other.marker(),
+        }
+    }
+
+    /// Zoom and Pan: in the 2026 shapes their start has no marker.
+    fn is_zoom_or_pan(self) -> bool {
+        matches!(
+            self,
+            Action::Zoom | Action::PanLeft | Action::PanRight | Action::PanUp | Action::PanDown
+        )
+    }
+
+    /// Submitted through a pop-up form in the 2026 shapes (section 9), so the parent may be
+    /// named only in `interaction_metadata.triggering_interaction_metadata`.
+    fn may_use_modal(self) -> bool {
+        matches!(
+            self,
+            Action::Remix | Action::VariationRegion | Action::RemixRegion
+        )
     }
 
     /// Upscalers produce their result directly, without a progress message.
@@ -674,10 +937,42 @@ enum Hoist {
     Delete,
 }
 
+/// What a root job (no button pressed) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Root {
+    Imagine,
+    /// 2026 shapes only.
+    Blend,
+    /// A native `/imagine <image> ... --video 1` job (2026 shapes only).
+    Video,
+}
+
+impl Root {
+    fn name(self) -> &'static str {
+        match self {
+            Root::Imagine => "imagine",
+            Root::Blend => "blend",
+            Root::Video => "video",
+        }
+    }
+}
+
 /// One job in flight (an `/imagine` or a button press).
 struct Job {
-    /// `None` = `/imagine`.
+    /// `None` = a root job (`/imagine`, `/blend`).
     action: Option<Action>,
+    root: Root,
+    /// The job has the 2026 shapes.
+    shapes_2026: bool,
+    /// Submitted through a modal: the parent only in `interaction_metadata` (2026).
+    modal: bool,
+    /// The `nonce` of the interaction that made the job (2026; drawn when first needed).
+    nonce: Option<u64>,
+    /// The modal's interaction id and the id of the press that opened it (drawn when first needed).
+    modal_ids: Option<(u64, u64)>,
+    extra: Extra,
+    /// One of the start's edits named the job's UUID.
+    names_job: bool,
     /// Snapshot of the pressed message (refreshed from the live window when the result is written).
     parent: Option<Msg>,
     channel: u32,
@@ -877,9 +1172,10 @@ struct Sim<'a> {
     impostor_last: Option<Msg>,
     buf: String,
     em: Emitter<'a>,
-    truth: &'a mut dyn FnMut(TruthLink),
+    truth: &'a mut dyn FnMut(TruthRecord),
     target: usize,
     strip_per_mille: u32,
+    shapes_2026_per_mille: u32,
     noise: bool,
     out_of_order: bool,
     peak_heap: usize,
@@ -887,7 +1183,11 @@ struct Sim<'a> {
 }
 
 impl<'a> Sim<'a> {
-    fn new(opts: &TraceOptions, out: &'a mut dyn io::Write, truth: &'a mut dyn FnMut(TruthLink)) -> Sim<'a> {
+    fn new(
+        opts: &TraceOptions,
+        out: &'a mut dyn io::Write,
+        truth: &'a mut dyn FnMut(TruthRecord),
+    ) -> Sim<'a> {
         let users = opts.users.clamp(1, MAX_USERS);
         let channels = opts.channels.clamp(1, MAX_CHANNELS);
         Sim {
@@ -916,6 +1216,7 @@ impl<'a> Sim<'a> {
             truth,
             target: opts.events,
             strip_per_mille: opts.strip_reference_per_mille.min(1000),
+            shapes_2026_per_mille: opts.shapes_2026_per_mille.min(1000),
             noise: opts.noise,
             out_of_order: opts.out_of_order,
             peak_heap: 0,
@@ -1024,8 +1325,52 @@ impl<'a> Sim<'a> {
             body,
             suffix,
             remix: 0,
-            video: false,
+            video: Video::No,
+            blend: 0,
         }
+    }
+
+    /// Whether something drawn now takes the 2026 shapes. Draws nothing when the option is 0.
+    fn draw_2026(&mut self) -> bool {
+        self.shapes_2026_per_mille > 0 && self.rng.per_mille(self.shapes_2026_per_mille)
+    }
+
+    /// The nonce of a 2026 job's interaction, drawn the first time it is needed.
+    fn job_nonce(&mut self, job: &mut Job, at: i64) -> u64 {
+        match job.nonce {
+            Some(n) => n,
+            None => {
+                let n = self.aux_id(at.saturating_sub(1_300));
+                job.nonce = Some(n);
+                n
+            }
+        }
+    }
+
+    /// The `interaction_metadata` of a modal job still carrying its signal, else `None`.
+    fn job_modal(&mut self, job: &mut Job, at: i64) -> Option<Modal> {
+        if !job.modal || job.strip {
+            return None;
+        }
+        let target = job.parent?.id;
+        let (id, trigger_id) = match job.modal_ids {
+            Some(ids) => ids,
+            None => {
+                let trigger_id = self.aux_id(at.saturating_sub(9_000));
+                let ids = (self.aux_id(at.saturating_sub(700)), trigger_id);
+                job.modal_ids = Some(ids);
+                ids
+            }
+        };
+        Some(Modal {
+            id,
+            trigger_id,
+            target,
+        })
+    }
+
+    fn record(&mut self, record: TruthRecord) {
+        (self.truth)(record);
     }
 
     fn remember(&mut self, user: u32, channel: u32, prompt: Prompt) {
@@ -1158,6 +1503,57 @@ impl<'a> Sim<'a> {
                     Action::Reroll
                 }
             }
+            Form::Upscale { upscalers } if m.shapes_2026 => {
+                if self.rng.per_mille(40) {
+                    return self.favourite(idx);
+                }
+                let up = if upscalers { 7 } else { 0 };
+                let (a, b) = if m.prompt.v5() {
+                    (Action::Upscale2x, Action::Upscale4x)
+                } else {
+                    (
+                        Action::UpscaleV7 { creative: false },
+                        Action::UpscaleV7 { creative: true },
+                    )
+                };
+                let choices = [
+                    (Action::VariationStrong, 14),
+                    (Action::VariationSubtle, 14),
+                    (Action::VariationRegion, 4),
+                    (Action::RemixRegion, 5),
+                    (Action::Zoom, 12),
+                    (Action::PanLeft, 4),
+                    (Action::PanRight, 4),
+                    (Action::PanUp, 4),
+                    (Action::PanDown, 4),
+                    (a, up),
+                    (b, up),
+                    (Action::Animate { high: true }, 6),
+                    (Action::Animate { high: false }, 5),
+                ];
+                let weights: Vec<u32> = choices.iter().map(|c| c.1).collect();
+                choices[self.rng.weighted(&weights)].0
+            }
+            Form::VideoGrid => {
+                let n = self.rng.below(4) as u8;
+                let free = if m.used_u & (1 << n) == 0 {
+                    Some(n)
+                } else {
+                    (0..4u8).find(|i| m.used_u & (1 << i) == 0)
+                };
+                match free {
+                    Some(i) => Action::VideoClip(i + 1),
+                    None => {
+                        self.new_imagine();
+                        return Ok(());
+                    }
+                }
+            }
+            Form::Clip { extends, .. } if extends < MAX_EXTENDS && self.rng.per_mille(400) => {
+                Action::VideoExtend {
+                    high: self.rng.per_mille(500),
+                }
+            }
             Form::Upscale { upscalers } => {
                 let up = if upscalers { 7 } else { 0 };
                 let (a, b) = if m.prompt.v5() {
@@ -1176,7 +1572,7 @@ impl<'a> Sim<'a> {
                     (Action::PanDown, 4),
                     (a, up),
                     (b, up),
-                    (Action::Animate, 8),
+                    (Action::Animate { high: true }, 8),
                 ];
                 let weights: Vec<u32> = choices.iter().map(|c| c.1).collect();
                 choices[self.rng.weighted(&weights)].0
@@ -1186,14 +1582,19 @@ impl<'a> Sim<'a> {
                 return Ok(());
             }
         };
-        if let Action::Upscale(n) = action {
+        if let Action::Upscale(n) | Action::VideoClip(n) = action {
             self.live[idx].msg.used_u |= 1 << (n - 1);
         }
         let parent = self.live[idx].msg;
         let mut prompt = parent.prompt;
         match action {
-            Action::Remix => prompt.remix = 1 + self.rng.index(REMIX_MODS.len() - 1) as u8,
-            Action::Animate => prompt.video = true,
+            Action::Remix | Action::RemixRegion => {
+                prompt.remix = 1 + self.rng.index(REMIX_MODS.len() - 1) as u8;
+            }
+            Action::Animate { high } if parent.shapes_2026 => {
+                prompt.video = Video::Animate { high, raw: true };
+            }
+            Action::Animate { .. } => prompt.video = Video::Legacy,
             _ => {}
         }
         // Nobody presses a button within seconds of seeing the image.
@@ -1223,6 +1624,34 @@ impl<'a> Sim<'a> {
         if action.is_none() {
             self.remember(user, channel, prompt);
         }
+        // A root draws its shape (nothing is drawn when the option is 0); a press inherits it.
+        let shapes_2026 = match parent {
+            Some(p) => p.shapes_2026,
+            None => self.draw_2026(),
+        };
+        let mut prompt = prompt;
+        let mut root = Root::Imagine;
+        if shapes_2026 && action.is_none() {
+            match self.rng.below(100) {
+                0..=5 => {
+                    root = Root::Blend;
+                    prompt = Prompt {
+                        body: 0,
+                        suffix: 0,
+                        remix: 0,
+                        video: Video::No,
+                        blend: 1 + self.rng.below(2) as u8,
+                    };
+                }
+                6..=17 => {
+                    root = Root::Video;
+                    prompt.video = Video::Native {
+                        high: self.rng.per_mille(500),
+                    };
+                }
+                _ => {}
+            }
+        }
         let mode = self.pick_mode(user);
         let uuid = self.new_uuid();
         let subtext = self.rng.below(3) == 0;
@@ -1230,8 +1659,23 @@ impl<'a> Sim<'a> {
         let moderated = action.is_none() && self.rng.per_mille(50);
         let with_progress = match action {
             None => true,
+            Some(Action::UpscaleV7 { .. } | Action::Animate { .. }) if shapes_2026 => true,
+            Some(Action::VideoClip(_) | Action::VideoExtend { .. }) => false,
             Some(a) if a.is_upscale() => false,
             Some(_) => self.rng.per_mille(500),
+        };
+        // The V7 upscaler's start is already at 0%; an animation's first edit is its
+        // `Creating video with prompt ... (Waiting to start)`.
+        let zero_start = shapes_2026 && matches!(action, Some(Action::UpscaleV7 { .. }));
+        let animating = shapes_2026 && matches!(action, Some(Action::Animate { .. }));
+        let modal = shapes_2026 && action.is_some_and(Action::may_use_modal) && self.rng.per_mille(500);
+        let extra = match action {
+            _ if !shapes_2026 => Extra::No,
+            Some(Action::UpscaleV7 { .. } | Action::VideoClip(_) | Action::VideoExtend { .. }) => Extra::No,
+            Some(Action::Animate { .. }) => Extra::FullQuality,
+            None if root == Root::Video => Extra::FullQuality,
+            _ if self.rng.per_mille(500) => Extra::OpenOnWebsite,
+            _ => Extra::No,
         };
         let (wait, gap_lo, gap_hi) = match mode_text(mode) {
             "relaxed" => (self.rng.range(2_000, 180_000), 8_000, 25_000),
@@ -1244,9 +1688,17 @@ impl<'a> Sim<'a> {
         let mut pcts = [0u8; 3];
         if with_progress {
             t[0] = now.saturating_add(self.rng.range(300, 3_000));
-            n_updates = self.rng.below(4) as u8;
+            n_updates = if animating {
+                1 + self.rng.below(3) as u8
+            } else {
+                self.rng.below(4) as u8
+            };
             // A sorted random subset of the usual percentages (selection sampling).
-            let all = [0u8, 15, 31, 46, 62, 78, 93];
+            let all: &[u8] = if zero_start {
+                &[15, 31, 46, 62, 78, 93]
+            } else {
+                &[0, 15, 31, 46, 62, 78, 93]
+            };
             let mut needed = usize::from(n_updates);
             let mut k = 0;
             for (i, &pct) in all.iter().enumerate() {
@@ -1276,7 +1728,8 @@ impl<'a> Sim<'a> {
             t[5] = t[4];
         }
         t[6] = t[5].max(t[4]).saturating_add(self.rng.range(300, 4_000));
-        let grid_edit = matches!(action, Some(Action::Upscale(_))) && self.rng.per_mille(500);
+        let grid_edit =
+            matches!(action, Some(Action::Upscale(_) | Action::VideoClip(_))) && self.rng.per_mille(500);
         let hoist = if with_progress && self.out_of_order && self.rng.per_mille(50) {
             if n_updates > 0 {
                 Hoist::Update
@@ -1287,8 +1740,18 @@ impl<'a> Sim<'a> {
             Hoist::No
         };
         let stage = if with_progress { Stage::Start } else { Stage::Final };
+        if shapes_2026 {
+            self.em.stats.jobs_2026 = self.em.stats.jobs_2026.saturating_add(1);
+        }
         let job = Job {
             action,
+            root,
+            shapes_2026,
+            modal,
+            nonce: None,
+            modal_ids: None,
+            extra,
+            names_job: false,
             parent,
             channel,
             user,
@@ -1339,6 +1802,15 @@ impl<'a> Sim<'a> {
                 }
                 if job.moderated {
                     self.em.stats.failed_jobs = self.em.stats.failed_jobs.saturating_add(1);
+                    if let Some(start) = job.progress {
+                        self.record(TruthRecord::Start {
+                            id: start.id,
+                            final_id: None,
+                            parent_id: job.parent.map(|p| p.id),
+                            names_job: job.names_job,
+                            shapes_2026: job.shapes_2026,
+                        });
+                    }
                 }
             }
             Stage::GridEdit => self.grid_edit(&job)?,
@@ -1373,18 +1845,48 @@ impl<'a> Sim<'a> {
             Some(Interaction {
                 nonce: self.aux_id(now.saturating_sub(1_300)),
                 id: self.aux_id(now.saturating_sub(700)),
-                name: "imagine",
+                name: if job.root == Root::Blend {
+                    "blend"
+                } else {
+                    "imagine"
+                },
             })
         } else {
             None
         };
+        if let Some(i) = interaction.filter(|_| job.shapes_2026) {
+            // The final carries the nonce of the same interaction.
+            job.nonce = Some(i.nonce);
+        }
         let parent = self.current_parent(job);
-        let ref_id = if job.strip { None } else { parent.map(|p| p.id) };
+        let modal = self.job_modal(job, now);
+        let ref_id = if job.strip || job.modal {
+            None
+        } else {
+            parent.map(|p| p.id)
+        };
         let mtype = match (job.action, ref_id) {
             (None, _) => 20,
+            _ if modal.is_some() => 20,
             (Some(_), Some(_)) => 19,
             (Some(_), None) => 0,
         };
+        let nonce = match job.action {
+            Some(_) if job.shapes_2026 => Some(self.job_nonce(job, now)),
+            _ => None,
+        };
+        let (form, marker, att_id) = match job.action {
+            Some(Action::Animate { .. }) if job.shapes_2026 => (Form::Animating, Marker::Plain, 0),
+            Some(a @ Action::UpscaleV7 { .. }) => {
+                job.names_job = true;
+                (Form::Progress(Some(0)), a.progress_marker(), self.att_id(now))
+            }
+            Some(a) if job.shapes_2026 && a.is_zoom_or_pan() => (Form::Progress(None), Marker::Plain, 0),
+            Some(a) => (Form::Progress(None), a.marker(), 0),
+            None if job.root == Root::Video => (Form::VideoProgress { pct: None, step: 0 }, Marker::Plain, 0),
+            None => (Form::Progress(None), Marker::Plain, 0),
+        };
+        let prompt = job.prompt.at_start();
         let msg = Msg {
             id: self.msg_id(now),
             mtype,
@@ -1393,18 +1895,22 @@ impl<'a> Sim<'a> {
             user: job.user,
             ts: now,
             edited: None,
-            prompt: job.prompt,
+            prompt,
             mode: job.mode,
-            marker: job.action.map_or(Marker::Plain, Action::marker),
-            form: Form::Progress(None),
+            marker,
+            form,
             uuid: job.uuid,
-            att_id: 0,
+            att_id,
             w: gw / 2,
             h: gh / 2,
             subtext: false,
             used_u: 0,
             ref_id,
             interaction,
+            nonce,
+            modal,
+            extra: Extra::No,
+            shapes_2026: job.shapes_2026,
         };
         job.progress = Some(msg);
         let referenced = if ref_id.is_some() { parent } else { None };
@@ -1423,9 +1929,35 @@ impl<'a> Sim<'a> {
             return Ok(());
         };
         let at = job.t[Stage::Update(k).time_index()];
+        let pct = job.pcts[usize::from(k.min(2))];
         msg.edited = Some(at);
-        msg.form = Form::Progress(Some(job.pcts[usize::from(k.min(2))]));
+        msg.form = match job.action {
+            Some(Action::Animate { .. }) if job.shapes_2026 => Form::VideoProgress {
+                pct: if k == 0 { None } else { Some(pct) },
+                step: k,
+            },
+            None if job.root == Root::Video => Form::VideoProgress {
+                pct: Some(pct),
+                step: k + 1,
+            },
+            _ => Form::Progress(Some(pct)),
+        };
+        if let Some(a) = job.action {
+            // The same marker as the start's, except 2026 Zoom/Pan (marker from the first
+            // percentage) and the V7 upscaler (`Upscaling by`).
+            msg.marker = a.progress_marker();
+        }
         msg.att_id = self.att_id(at);
+        if let Form::VideoProgress { pct: Some(_), .. } = msg.form {
+            // Four frames: the ids after `att_id` are kept for them.
+            self.ctr = self.ctr.wrapping_add(3);
+        }
+        if matches!(
+            msg.form,
+            Form::Progress(Some(_)) | Form::VideoProgress { pct: Some(_), .. }
+        ) {
+            job.names_job = true;
+        }
         job.progress = Some(msg);
         let referenced = if msg.ref_id.is_some() {
             self.current_parent(job)
@@ -1451,9 +1983,13 @@ impl<'a> Sim<'a> {
         let parent = self.current_parent(job);
         let (gw, gh) = job.prompt.grid_dims();
         let (form, w, h) = match job.action {
+            None if job.root == Root::Video => {
+                let (w, h) = job.prompt.video_grid_dims();
+                (Form::VideoGrid, w, h)
+            }
             None | Some(Action::Reroll) => (Form::Grid, gw, gh),
             Some(Action::Upscale(_)) => (Form::Upscale { upscalers: true }, gw / 2, gh / 2),
-            Some(a) if a.is_upscale() => {
+            Some(a) if a.is_upscale() || matches!(a, Action::UpscaleV7 { .. }) => {
                 let k = if a == Action::Upscale4x { 4 } else { 2 };
                 let (pw, ph) = parent.map_or((gw / 2, gh / 2), |p| (p.w, p.h));
                 (
@@ -1462,13 +1998,57 @@ impl<'a> Sim<'a> {
                     ph.saturating_mul(k),
                 )
             }
-            Some(Action::Animate) => (Form::Video, gw * 5 / 16, gh * 5 / 16),
+            Some(Action::Animate { .. }) if job.shapes_2026 => {
+                let (w, h) = job.prompt.video_grid_dims();
+                (Form::VideoGrid, w, h)
+            }
+            Some(Action::Animate { .. }) => (Form::Video, gw * 5 / 16, gh * 5 / 16),
+            Some(Action::VideoClip(cell)) => {
+                let (w, h) = job.prompt.clip_dims();
+                (Form::Clip { cell, extends: 0 }, w, h)
+            }
+            Some(Action::VideoExtend { .. }) => {
+                let extends = match parent.map(|p| p.form) {
+                    Some(Form::Clip { extends, .. }) => extends.saturating_add(1),
+                    _ => 1,
+                };
+                let (w, h) = job.prompt.clip_dims();
+                (Form::Clip { cell: 1, extends }, w, h)
+            }
             Some(_) => (Form::Grid, gw, gh),
         };
-        let ref_id = if job.strip { None } else { parent.map(|p| p.id) };
+        let start = job.progress;
+        // In the 2026 shapes a root's final replies to its own start; a result replies to the
+        // pressed message unless stripped or submitted through a modal.
+        let (ref_id, referenced) = match job.action {
+            None if job.shapes_2026 => (start.map(|s| s.id), start),
+            None => (None, None),
+            Some(_) if job.strip || job.modal => (None, None),
+            Some(_) => (parent.map(|p| p.id), parent),
+        };
+        let modal = self.job_modal(job, now);
         let mtype = match (job.action, ref_id) {
-            (None, _) | (Some(_), None) => 0,
-            (Some(_), Some(_)) => 19,
+            (None, None) | (Some(_), None) => 0,
+            (None, Some(_)) | (Some(_), Some(_)) => 19,
+        };
+        let nonce = if job.shapes_2026 {
+            Some(self.job_nonce(job, now))
+        } else {
+            None
+        };
+        let uuid = match (job.action, parent) {
+            // A video U is a "virtual upscale": the clip is a cell of the video grid's job,
+            // whose UUID its file name and its Extend buttons name with the cell (assumption
+            // read from the doc's `{uuid}_{n}_720_N.mp4` and `animate_high_extend::{n}::{uuid}`).
+            (Some(Action::VideoClip(_)), Some(p)) => p.uuid,
+            _ => job.uuid,
+        };
+        let subtext = match form {
+            _ if !job.shapes_2026 => job.subtext,
+            Form::VideoGrid | Form::Clip { .. } => false,
+            _ if job.action.is_none() => true,
+            _ if matches!(job.action, Some(Action::UpscaleV7 { .. })) => false,
+            _ => job.subtext,
         };
         let att_id = self.att_id(now);
         let msg = Msg {
@@ -1483,16 +2063,19 @@ impl<'a> Sim<'a> {
             mode: job.mode,
             marker: job.action.map_or(Marker::Plain, Action::marker),
             form,
-            uuid: job.uuid,
+            uuid,
             att_id,
             w,
             h,
-            subtext: job.subtext,
+            subtext,
             used_u: 0,
             ref_id,
             interaction: None,
+            nonce,
+            modal,
+            extra: job.extra,
+            shapes_2026: job.shapes_2026,
         };
-        let referenced = if ref_id.is_some() { parent } else { None };
         self.buf.clear();
         render(&self.world, &mut self.buf, &msg, true, referenced.as_ref());
         self.em.emit("MESSAGE_CREATE", &self.buf)?;
@@ -1500,24 +2083,58 @@ impl<'a> Sim<'a> {
             (Some(action), Some(p)) => {
                 let s = &mut self.em.stats;
                 s.results = s.results.saturating_add(1);
-                (self.truth)(TruthLink {
+                let link = TruthLink {
                     child_id: msg.id,
                     parent_id: p.id,
                     action: action.name(),
-                    index: match action {
-                        Action::Upscale(n) => Some(n),
-                        _ => None,
-                    },
+                    index: action.index(),
                     has_reference: ref_id.is_some(),
+                };
+                let carried = if ref_id.is_some() {
+                    Carried::Reference
+                } else if modal.is_some() {
+                    Carried::Interaction
+                } else {
+                    Carried::Nothing
+                };
+                self.record(TruthRecord::Result {
+                    link,
+                    carried,
+                    shapes_2026: job.shapes_2026,
                 });
             }
             _ => {
                 let s = &mut self.em.stats;
                 s.grids = s.grids.saturating_add(1);
+                if let Some(start) = start {
+                    self.record(TruthRecord::Root {
+                        id: msg.id,
+                        kind: job.root.name(),
+                        start_id: start.id,
+                        replies_to_start: ref_id.is_some(),
+                    });
+                }
             }
         }
-        if matches!(form, Form::Grid | Form::Upscale { .. }) {
-            let own_parent = if ref_id.is_some() { parent } else { None };
+        if let Some(start) = start {
+            self.record(TruthRecord::Start {
+                id: start.id,
+                final_id: Some(msg.id),
+                parent_id: job.parent.map(|p| p.id),
+                names_job: job.names_job,
+                shapes_2026: job.shapes_2026,
+            });
+        }
+        if matches!(
+            form,
+            Form::Grid | Form::Upscale { .. } | Form::VideoGrid | Form::Clip { .. }
+        ) {
+            // Its `referenced_message` when it is edited later: the parent, still there; a
+            // root's start is deleted by then (`null`).
+            let own_parent = match job.action {
+                Some(_) if ref_id.is_some() => parent,
+                _ => None,
+            };
             self.add_live(msg, own_parent);
         }
         Ok(())
@@ -1542,15 +2159,17 @@ impl<'a> Sim<'a> {
     fn simple_msg(&mut self, author: Author, user: u32, channel: u32, form: Form) -> Msg {
         let now = self.now;
         let interaction = match form {
-            Form::Describe(_) | Form::Error(_) => Some(Interaction {
-                nonce: self.aux_id(now.saturating_sub(900)),
-                id: self.aux_id(now.saturating_sub(500)),
-                name: if matches!(form, Form::Describe(_)) {
-                    "describe"
-                } else {
-                    "imagine"
-                },
-            }),
+            Form::Describe(_) | Form::Error(_) | Form::Decline(_) | Form::PlainError(_) => {
+                Some(Interaction {
+                    nonce: self.aux_id(now.saturating_sub(900)),
+                    id: self.aux_id(now.saturating_sub(500)),
+                    name: if matches!(form, Form::Describe(_)) {
+                        "describe"
+                    } else {
+                        "imagine"
+                    },
+                })
+            }
             _ => None,
         };
         let att_id = self.att_id(now);
@@ -1566,7 +2185,8 @@ impl<'a> Sim<'a> {
                 body: 0,
                 suffix: 0,
                 remix: 0,
-                video: false,
+                video: Video::No,
+                blend: 0,
             },
             mode: 0,
             marker: Marker::Plain,
@@ -1579,6 +2199,10 @@ impl<'a> Sim<'a> {
             used_u: 0,
             ref_id: None,
             interaction,
+            nonce: None,
+            modal: None,
+            extra: Extra::No,
+            shapes_2026: false,
         }
     }
 
@@ -1594,15 +2218,51 @@ impl<'a> Sim<'a> {
         let mut msg = self.simple_msg(Author::Mj, grid.user, grid.channel, Form::SlowDown);
         msg.mtype = 19;
         msg.ref_id = Some(grid.id);
-        self.emit_create(&msg, Some(&grid))
+        self.emit_create(&msg, Some(&grid))?;
+        self.record(TruthRecord::NotAJob {
+            id: msg.id,
+            what: "slow_down",
+        });
+        Ok(())
+    }
+
+    /// The favourite (❤️) button of a 2026 single image: a reply confirming the rating, with
+    /// the nonce of the press. Not a job.
+    fn favourite(&mut self, idx: usize) -> io::Result<()> {
+        let rated = self.live[idx].msg;
+        let nonce = self.aux_id(self.now.saturating_sub(1_100));
+        let mut msg = self.simple_msg(Author::Mj, rated.user, rated.channel, Form::Favourite);
+        msg.mtype = 19;
+        msg.ref_id = Some(rated.id);
+        msg.nonce = Some(nonce);
+        msg.shapes_2026 = true;
+        self.emit_create(&msg, Some(&rated))?;
+        self.record(TruthRecord::NotAJob {
+            id: msg.id,
+            what: "favourite",
+        });
+        Ok(())
     }
 
     fn public_error(&mut self) -> io::Result<()> {
         let user = self.rng.index(self.world.users.len()) as u32;
         let channel = self.pick_channel(user);
-        let e = self.rng.index(ERRORS.len()) as u8;
-        let msg = self.simple_msg(Author::Mj, user, channel, Form::Error(e));
-        self.emit_create(&msg, None)
+        let form = if self.draw_2026() {
+            if self.rng.per_mille(500) {
+                Form::Decline(self.rng.index(DECLINES.len()) as u8)
+            } else {
+                Form::PlainError(self.rng.index(PLAIN_ERRORS.len()) as u8)
+            }
+        } else {
+            Form::Error(self.rng.index(ERRORS.len()) as u8)
+        };
+        let msg = self.simple_msg(Author::Mj, user, channel, form);
+        self.emit_create(&msg, None)?;
+        self.record(TruthRecord::NotAJob {
+            id: msg.id,
+            what: "error",
+        });
+        Ok(())
     }
 
     fn describe(&mut self) -> io::Result<()> {
@@ -1610,7 +2270,12 @@ impl<'a> Sim<'a> {
         let channel = self.pick_channel(user);
         let d = self.rng.index(DESCRIBES.len()) as u8;
         let msg = self.simple_msg(Author::Mj, user, channel, Form::Describe(d));
-        self.emit_create(&msg, None)
+        self.emit_create(&msg, None)?;
+        self.record(TruthRecord::NotAJob {
+            id: msg.id,
+            what: "describe",
+        });
+        Ok(())
     }
 
     fn human(&mut self) -> io::Result<()> {
@@ -1701,6 +2366,8 @@ impl<'a> Sim<'a> {
         msg.att_id = att_id;
         msg.used_u = 0;
         msg.ref_id = None;
+        msg.nonce = None;
+        msg.modal = None;
         if self.rng.per_mille(500) {
             msg.mtype = 0;
             self.impostor_last = Some(msg);
@@ -1803,6 +2470,9 @@ impl UuidStr {
 /// words joined by `_`, only ASCII letters, digits, `.`, `-` and `_` kept, at most 40 bytes.
 fn push_slug(b: &mut String, p: Prompt) {
     let start = b.len();
+    if p.blend != 0 {
+        return;
+    }
     let mut text = String::with_capacity(128);
     text.push_str(body_text(p.body));
     text.push_str(remix_text(p.remix));
@@ -1829,12 +2499,65 @@ fn push_slug(b: &mut String, p: Prompt) {
 }
 
 fn push_prompt(b: &mut String, p: Prompt) {
-    push_esc(b, body_text(p.body));
-    push_esc(b, remix_text(p.remix));
-    push_esc(b, suffix(p.suffix).text);
-    if p.video {
-        b.push_str(VIDEO_SUFFIX);
+    match (p.video, p.blend) {
+        (Video::No | Video::Legacy, 0) => {
+            push_esc(b, body_text(p.body));
+            push_esc(b, remix_text(p.remix));
+            push_esc(b, suffix(p.suffix).text);
+            if p.video == Video::Legacy {
+                b.push_str(VIDEO_SUFFIX);
+            }
+        }
+        _ => push_esc(b, &prompt_2026(p)),
     }
+}
+
+/// The echo of a blend or of a 2026 video prompt (section 9): a video drops `--ar` and `--no`
+/// and gains `[--raw] --motion high|low --video 1 --aspect W:H`.
+fn prompt_2026(p: Prompt) -> String {
+    let mut text = String::with_capacity(160);
+    if let Video::Native { .. } = p.video {
+        text.push_str(VIDEO_IMAGE);
+        text.push(' ');
+    }
+    let params = match p.blend {
+        0 => {
+            text.push_str(body_text(p.body));
+            suffix(p.suffix).text
+        }
+        1 => "",
+        _ => BLEND_PARAMS,
+    };
+    text.push_str(remix_text(p.remix));
+    let (high, raw) = match p.video {
+        Video::No => {
+            text.push_str(params);
+            return text.trim_start().to_string();
+        }
+        Video::Legacy => {
+            text.push_str(params);
+            text.push_str(VIDEO_SUFFIX);
+            return text.trim_start().to_string();
+        }
+        Video::Animate { high, raw } => (high, raw),
+        Video::Native { high } => (high, false),
+    };
+    let mut aspect = "1:1";
+    for part in params.split(" --").skip(1) {
+        if let Some(ratio) = part.strip_prefix("ar ") {
+            aspect = ratio;
+        } else if !part.starts_with("no ") {
+            text.push_str(" --");
+            text.push_str(part);
+        }
+    }
+    if raw {
+        text.push_str(" --raw");
+    }
+    text.push_str(if high { " --motion high" } else { " --motion low" });
+    text.push_str(" --video 1 --aspect ");
+    text.push_str(aspect);
+    text.trim_start().to_string()
 }
 
 fn push_user_obj(w: &World, b: &mut String, user: u32) {
@@ -1867,7 +2590,16 @@ fn push_author(w: &World, b: &mut String, m: &Msg) {
 fn push_content(w: &World, b: &mut String, m: &Msg) {
     b.push('"');
     match m.form {
-        Form::Grid | Form::Upscale { .. } | Form::Video | Form::Progress(_) => {
+        Form::Grid
+        | Form::Upscale { .. }
+        | Form::Video
+        | Form::Progress(_)
+        | Form::VideoGrid
+        | Form::Clip { .. }
+        | Form::VideoProgress { .. } => {
+            if let Form::VideoProgress { .. } = m.form {
+                b.push_str("Creating video with prompt ");
+            }
             b.push_str("**");
             push_prompt(b, m.prompt);
             b.push_str("** - ");
@@ -1887,8 +2619,10 @@ fn push_content(w: &World, b: &mut String, m: &Msg) {
             push_num(b, w.user(m.user).id);
             b.push('>');
             match (m.form, m.marker) {
-                (Form::Progress(None), _) => b.push_str(" (Waiting to start)"),
-                (Form::Progress(Some(p)), _) => {
+                (Form::Progress(None) | Form::VideoProgress { pct: None, .. }, _) => {
+                    b.push_str(" (Waiting to start)");
+                }
+                (Form::Progress(Some(p)) | Form::VideoProgress { pct: Some(p), .. }, _) => {
                     b.push_str(" (");
                     push_num(b, u64::from(p));
                     b.push_str("%) (");
@@ -1897,6 +2631,19 @@ fn push_content(w: &World, b: &mut String, m: &Msg) {
                 }
                 (_, Marker::Image(_)) => {}
                 _ => {
+                    match m.extra {
+                        Extra::No => {}
+                        Extra::OpenOnWebsite => {
+                            b.push_str(" [(Open on website)](<https://midjourney.com/jobs/");
+                            b.push_str(UuidStr::new(m.uuid).as_str());
+                            b.push_str(">)");
+                        }
+                        Extra::FullQuality => {
+                            b.push_str(" [(Open on website for full quality)](<https://midjourney.com/jobs/");
+                            b.push_str(UuidStr::new(m.uuid).as_str());
+                            b.push_str(">)");
+                        }
+                    }
                     b.push_str(" (");
                     b.push_str(mode_text(m.mode));
                     b.push(')');
@@ -1909,27 +2656,65 @@ fn push_content(w: &World, b: &mut String, m: &Msg) {
         Form::Human { text, .. } => {
             push_esc(b, HUMAN_TEXTS.get(usize::from(text)).copied().unwrap_or(""));
         }
-        Form::Describe(_) | Form::Error(_) | Form::SlowDown => {}
+        Form::Animating => b.push_str("Animating..."),
+        Form::Favourite => {
+            let (channel_id, guild_id) = w.channel(m.channel);
+            let _ = write!(
+                b,
+                "You have successfully rated [this job](https://discord.com/channels/{guild_id}/{channel_id}/{}) with 😍",
+                m.ref_id.unwrap_or(0)
+            );
+        }
+        Form::PlainError(i) => {
+            push_esc(b, PLAIN_ERRORS.get(usize::from(i)).copied().unwrap_or(""));
+        }
+        Form::Describe(_) | Form::Error(_) | Form::SlowDown | Form::Decline(_) => {}
     }
     b.push('"');
 }
 
-/// One attachment object with a signed CDN URL.
+/// An array of one attachment object.
 fn push_attachment(b: &mut String, m: &Msg, channel_id: u64, filename: &str, content_type: &str) {
+    b.push('[');
+    let file = File {
+        att_id: m.att_id,
+        name: filename,
+        content_type,
+        width: m.w,
+        height: m.h,
+    };
+    push_attachment_object(b, m, channel_id, &file);
+    b.push(']');
+}
+
+/// One attached file of a message.
+struct File<'a> {
+    att_id: u64,
+    name: &'a str,
+    content_type: &'a str,
+    width: u32,
+    height: u32,
+}
+
+/// One attachment object with a signed CDN URL.
+fn push_attachment_object(b: &mut String, m: &Msg, channel_id: u64, file: &File<'_>) {
     let issued = (m.edited.unwrap_or(m.ts).max(0) / 1000) as u64;
-    let h = mix(m.att_id);
+    let h = mix(file.att_id);
+    let pixels = u64::from(file.width) * u64::from(file.height);
     let size = match m.form {
-        Form::Progress(_) => u64::from(m.w) * u64::from(m.h) / 8 + h % 40_000,
-        Form::Video => 2_000_000 + h % 3_000_000,
-        _ => u64::from(m.w) * u64::from(m.h) * (1_200 + h % 800) / 1_000,
+        Form::Progress(_) => pixels / 8 + h % 40_000,
+        Form::VideoProgress { .. } => pixels / 4 + h % 8_000,
+        Form::Video | Form::VideoGrid => 2_000_000 + h % 3_000_000,
+        Form::Clip { extends, .. } => (3_000_000 + h % 2_000_000) * (1 + u64::from(extends)),
+        _ => pixels * (1_200 + h % 800) / 1_000,
     };
     let mut url = String::with_capacity(256);
     url.push_str("/attachments/");
     push_num(&mut url, channel_id);
     url.push('/');
-    push_num(&mut url, m.att_id);
+    push_num(&mut url, file.att_id);
     url.push('/');
-    url.push_str(filename);
+    url.push_str(file.name);
     let _ = write!(
         url,
         "?ex={:08x}&is={:08x}&hm={:016x}{:016x}{:016x}{:016x}&",
@@ -1940,10 +2725,10 @@ fn push_attachment(b: &mut String, m: &Msg, channel_id: u64, filename: &str, con
         mix(h ^ 3),
         mix(h ^ 4)
     );
-    b.push_str("[{\"id\":\"");
-    push_num(b, m.att_id);
+    b.push_str("{\"id\":\"");
+    push_num(b, file.att_id);
     b.push_str("\",\"filename\":\"");
-    push_esc(b, filename);
+    push_esc(b, file.name);
     b.push_str("\",\"size\":");
     push_num(b, size);
     b.push_str(",\"url\":\"https://cdn.discordapp.com");
@@ -1951,26 +2736,26 @@ fn push_attachment(b: &mut String, m: &Msg, channel_id: u64, filename: &str, con
     b.push_str("\",\"proxy_url\":\"https://media.discordapp.net");
     push_esc(b, &url);
     b.push_str("\",\"width\":");
-    push_num(b, u64::from(m.w));
+    push_num(b, u64::from(file.width));
     b.push_str(",\"height\":");
-    push_num(b, u64::from(m.h));
+    push_num(b, u64::from(file.height));
     b.push_str(",\"content_type\":\"");
-    b.push_str(content_type);
-    b.push_str("\"}]");
+    b.push_str(file.content_type);
+    b.push_str("\"}");
 }
 
 fn push_attachments(w: &World, b: &mut String, m: &Msg) {
     let channel_id = w.channel(m.channel).0;
     let uuid = UuidStr::new(m.uuid);
     match m.form {
-        Form::Grid | Form::Upscale { .. } | Form::Video => {
+        Form::Grid | Form::Upscale { .. } | Form::Video | Form::VideoGrid => {
             let mut name = String::with_capacity(128);
             name.push_str(&w.user(m.user).name);
             name.push('_');
             push_slug(&mut name, m.prompt);
             name.push('_');
             name.push_str(uuid.as_str());
-            if m.form == Form::Video {
+            if matches!(m.form, Form::Video | Form::VideoGrid) {
                 name.push_str(".webp");
                 push_attachment(b, m, channel_id, &name, "image/webp");
             } else {
@@ -1981,6 +2766,31 @@ fn push_attachments(w: &World, b: &mut String, m: &Msg) {
         Form::Progress(Some(_)) => {
             let name = format!("{}_grid_0.webp", uuid.as_str());
             push_attachment(b, m, channel_id, &name, "image/webp");
+        }
+        Form::Clip { cell, .. } => {
+            // `_N` is literal in the doc's `{uuid}_{n}_720_N.mp4`; `n` is the cell, as in the
+            // video U button that made the clip (1..=4).
+            let name = format!("{}_{cell}_720_N.mp4", uuid.as_str());
+            push_attachment(b, m, channel_id, &name, "video/mp4");
+        }
+        Form::VideoProgress { pct: Some(_), step } => {
+            // Four frames, one per cell (numbered from 0, as the CDN's `0_{i}` tiles).
+            b.push('[');
+            for cell in 0..4u64 {
+                if cell > 0 {
+                    b.push(',');
+                }
+                let name = format!("{}_{cell}_step_{step}.jpeg", uuid.as_str());
+                let file = File {
+                    att_id: m.att_id.wrapping_add(cell),
+                    name: &name,
+                    content_type: "image/jpeg",
+                    width: VIDEO_FRAME_PIXELS,
+                    height: VIDEO_FRAME_PIXELS,
+                };
+                push_attachment_object(b, m, channel_id, &file);
+            }
+            b.push(']');
         }
         Form::Human { attachment: true, .. } => push_attachment(b, m, channel_id, "image.png", "image/png"),
         _ => b.push_str("[]"),
@@ -1996,6 +2806,15 @@ fn push_embeds(b: &mut String, m: &Msg) {
             return;
         }
         Form::Error(i) => ERRORS.get(usize::from(i)).copied().unwrap_or(ERRORS[0]),
+        Form::Decline(i) => {
+            // Not a red embed: no colour; the decline code in the footer (section 9).
+            b.push_str(
+                "[{\"type\":\"rich\",\"title\":\"Sorry, something went wrong\",\"footer\":{\"text\":\"",
+            );
+            push_esc(b, DECLINES.get(usize::from(i)).copied().unwrap_or(DECLINES[0]));
+            b.push_str("\"}}]");
+            return;
+        }
         Form::SlowDown => (
             "Slow Down!",
             "You've already upscaled this image. Please wait a moment and try a different button.",
@@ -2111,21 +2930,20 @@ fn push_components(b: &mut String, m: &Msg) {
                         "",
                     );
                 } else {
-                    push_button(
-                        b,
-                        &["MJ::JOB::upsample_v6_2x_subtle::1::", u, "::SOLO"],
-                        2,
-                        "Upscale (Subtle)",
-                        "",
-                    );
+                    let (subtle, creative) = if m.shapes_2026 {
+                        (
+                            "MJ::JOB::upsample_v7_2x_subtle::1::",
+                            "MJ::JOB::upsample_v7_2x_creative::1::",
+                        )
+                    } else {
+                        (
+                            "MJ::JOB::upsample_v6_2x_subtle::1::",
+                            "MJ::JOB::upsample_v6_2x_creative::1::",
+                        )
+                    };
+                    push_button(b, &[subtle, u, "::SOLO"], 2, "Upscale (Subtle)", "");
                     b.push(',');
-                    push_button(
-                        b,
-                        &["MJ::JOB::upsample_v6_2x_creative::1::", u, "::SOLO"],
-                        2,
-                        "Upscale (Creative)",
-                        "",
-                    );
+                    push_button(b, &[creative, u, "::SOLO"], 2, "Upscale (Creative)", "");
                 }
                 b.push_str("]},");
             }
@@ -2158,6 +2976,16 @@ fn push_components(b: &mut String, m: &Msg) {
                 "🎞️",
             );
             b.push(',');
+            if m.shapes_2026 {
+                push_button(
+                    b,
+                    &["MJ::JOB::animate_low::1::", u, "::SOLO"],
+                    2,
+                    "Animate (Low motion)",
+                    "🎞️",
+                );
+                b.push(',');
+            }
             push_button(b, &["MJ::BOOKMARK::", u], 2, "", "❤️");
             b.push_str(
                 ",{\"type\":2,\"style\":5,\"label\":\"Web\",\"url\":\"https://www.midjourney.com/jobs/",
@@ -2165,9 +2993,46 @@ fn push_components(b: &mut String, m: &Msg) {
             b.push_str(u);
             b.push_str("\"}]}]");
         }
-        Form::Progress(Some(_)) => {
+        Form::Progress(Some(_)) | Form::VideoProgress { pct: Some(_), .. } => {
             b.push_str("[{\"type\":1,\"components\":[");
             push_button(b, &["MJ::CancelJob::ByJobid::", u], 2, "Cancel Job", "");
+            b.push_str("]}]");
+        }
+        Form::VideoGrid => {
+            b.push_str("[{\"type\":1,\"components\":[");
+            for n in 1..=4 {
+                if n > 1 {
+                    b.push(',');
+                }
+                let style = if m.used_u & (1 << (n - 1)) != 0 { 1 } else { 2 };
+                push_button(
+                    b,
+                    &["MJ::JOB::video_virtual_upscale::", DIGITS[n], "::", u],
+                    style,
+                    U_LABELS[n],
+                    "",
+                );
+            }
+            b.push_str("]}]");
+        }
+        Form::Clip { cell, .. } => {
+            let cell = DIGITS.get(usize::from(cell)).copied().unwrap_or("1");
+            b.push_str("[{\"type\":1,\"components\":[");
+            push_button(
+                b,
+                &["MJ::JOB::animate_high_extend::", cell, "::", u],
+                2,
+                "Extend (High motion)",
+                "",
+            );
+            b.push(',');
+            push_button(
+                b,
+                &["MJ::JOB::animate_low_extend::", cell, "::", u],
+                2,
+                "Extend (Low motion)",
+                "",
+            );
             b.push_str("]}]");
         }
         Form::Describe(_) => {
@@ -2202,7 +3067,8 @@ fn render(w: &World, b: &mut String, m: &Msg, top: bool, referenced: Option<&Msg
     b.push_str(",\"embeds\":");
     push_embeds(b, m);
     b.push_str(",\"mentions\":");
-    if m.author == Author::Human {
+    if m.author == Author::Human || matches!(m.form, Form::Animating | Form::Favourite | Form::PlainError(_))
+    {
         b.push_str("[]");
     } else {
         b.push('[');
@@ -2247,6 +3113,32 @@ fn render(w: &World, b: &mut String, m: &Msg, top: bool, referenced: Option<&Msg
         b.push_str(",\"nonce\":\"");
         push_num(b, m.id.saturating_sub(211 << 22));
         b.push('"');
+    } else if let Some(nonce) = m.nonce {
+        b.push_str(",\"nonce\":\"");
+        push_num(b, nonce);
+        b.push('"');
+    }
+    if let Some(modal) = m.modal {
+        // A job submitted through a modal: the parent only in the press that opened it.
+        b.push_str(",\"webhook_id\":\"");
+        push_num(b, MIDJOURNEY_BOT_ID);
+        b.push_str("\",\"application_id\":\"");
+        push_num(b, MIDJOURNEY_BOT_ID);
+        b.push_str("\",\"interaction_metadata\":{\"id\":\"");
+        push_num(b, modal.id);
+        b.push_str("\",\"type\":5,\"user\":");
+        push_user_obj(w, b, m.user);
+        b.push_str(",\"authorizing_integration_owners\":{\"0\":\"");
+        push_num(b, guild_id);
+        b.push_str("\"},\"triggering_interaction_metadata\":{\"id\":\"");
+        push_num(b, modal.trigger_id);
+        b.push_str("\",\"type\":3,\"user\":");
+        push_user_obj(w, b, m.user);
+        b.push_str(",\"authorizing_integration_owners\":{\"0\":\"");
+        push_num(b, guild_id);
+        b.push_str("\"},\"interacted_message_id\":\"");
+        push_num(b, modal.target);
+        b.push_str("\"}}");
     }
     if let Some(r) = m.ref_id {
         b.push_str(",\"message_reference\":{\"channel_id\":\"");
@@ -2288,6 +3180,10 @@ mod tests {
     use super::*;
     use serde_json::Value;
     use std::collections::{HashMap, HashSet};
+
+    /// The second line of 2025+ finals, as the doc writes it.
+    const SUBTEXT_TEXT: &str =
+        "\n-# Create, explore, and organize on [midjourney.com](<https://midjourney.com/imagine?from_discord=1>)";
 
     fn run(opts: &TraceOptions) -> (Vec<u8>, Vec<TruthLink>, TraceStats) {
         let mut out = Vec::new();
@@ -2596,17 +3492,470 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded() {
-        let o = opts(7, 200_000);
-        let mut sink = io::sink();
-        let mut results = 0usize;
-        let mut truth = |_t: TruthLink| results += 1;
-        let mut sim = Sim::new(&o, &mut sink, &mut truth);
-        sim.run().unwrap();
-        assert!(sim.em.stats.lines >= 200_000);
-        assert!(sim.peak_jobs < 200, "{}", sim.peak_jobs);
-        assert!(sim.peak_heap < 300, "{}", sim.peak_heap);
-        assert!(sim.live.len() <= LIVE_WINDOW);
-        assert!(sim.em.pending.len() < 20);
+        for (events, shapes_2026_per_mille) in [(200_000, 0), (100_000, 500)] {
+            let o = TraceOptions {
+                shapes_2026_per_mille,
+                ..opts(7, events)
+            };
+            let mut sink = io::sink();
+            let mut results = 0usize;
+            let mut truth = |_t: TruthRecord| results += 1;
+            let mut sim = Sim::new(&o, &mut sink, &mut truth);
+            sim.run().unwrap();
+            assert!(sim.em.stats.lines >= events);
+            assert!(sim.peak_jobs < 200, "{}", sim.peak_jobs);
+            assert!(sim.peak_heap < 300, "{}", sim.peak_heap);
+            assert!(sim.live.len() <= LIVE_WINDOW);
+            assert!(sim.em.pending.len() < 20);
+        }
+    }
+
+    /// `fixtures/generated/channel_mix_1500.jsonl` and its truth file are what
+    /// `mjlink gen-trace --events 1500 --seed 2024` wrote before the 2026 shapes existed: with
+    /// the option at its default (0) the generator still writes them byte for byte.
+    #[test]
+    fn bundled_generated_fixture_is_regenerated_byte_for_byte() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/generated");
+        let (out, truth, _) = run(&opts(2024, 1_500));
+        let want = std::fs::read(dir.join("channel_mix_1500.jsonl")).unwrap();
+        assert!(out == want, "the bundled trace changed");
+        let rows: Vec<Value> = std::fs::read_to_string(dir.join("channel_mix_1500.truth.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        let ours: Vec<Value> = truth
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "child_id": t.child_id.to_string(),
+                    "parent_id": t.parent_id.to_string(),
+                    "action": t.action,
+                    "index": t.index,
+                    "has_reference": t.has_reference,
+                })
+            })
+            .collect();
+        assert_eq!(ours, rows);
+    }
+
+    #[test]
+    fn records_report_what_generate_reports() {
+        let o = TraceOptions {
+            shapes_2026_per_mille: 500,
+            ..opts(8, 5_000)
+        };
+        let (out, truth, stats) = run(&o);
+        let mut records = Vec::new();
+        let mut again = Vec::new();
+        let stats_again = generate_records(&o, &mut again, &mut |r| records.push(r)).unwrap();
+        assert!(out == again);
+        assert_eq!(stats, stats_again);
+        let links: Vec<TruthLink> = records
+            .iter()
+            .filter_map(|r| match r {
+                TruthRecord::Result { link, .. } => Some(*link),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(links, truth);
+        let roots = records
+            .iter()
+            .filter(|r| matches!(r, TruthRecord::Root { .. }))
+            .count();
+        assert_eq!(roots, stats.grids);
+        assert!(stats.jobs_2026 > 0);
+        // Same options, same bytes, with the 2026 shapes too.
+        assert_eq!(run(&o).0, out);
+    }
+
+    /// Everything of a trace, indexed: the first create of each message, its updates in
+    /// order, whether it was deleted.
+    struct Seen {
+        creates: HashMap<u64, Value>,
+        updates: HashMap<u64, Vec<Value>>,
+        deleted: HashSet<u64>,
+    }
+
+    impl Seen {
+        fn of(out: &[u8]) -> Seen {
+            let mut seen = Seen {
+                creates: HashMap::new(),
+                updates: HashMap::new(),
+                deleted: HashSet::new(),
+            };
+            for l in lines(out) {
+                let d = l["d"].clone();
+                let Some(id) = d["id"].as_str().map(|s| s.parse::<u64>().unwrap()) else {
+                    continue;
+                };
+                match l["t"].as_str().unwrap() {
+                    "MESSAGE_CREATE" => {
+                        seen.creates.entry(id).or_insert(d);
+                    }
+                    "MESSAGE_UPDATE" => seen.updates.entry(id).or_default().push(d),
+                    "MESSAGE_DELETE" => {
+                        seen.deleted.insert(id);
+                    }
+                    _ => {}
+                }
+            }
+            seen
+        }
+
+        fn create(&self, id: u64) -> &Value {
+            &self.creates[&id]
+        }
+
+        fn updates(&self, id: u64) -> &[Value] {
+            self.updates.get(&id).map_or(&[], Vec::as_slice)
+        }
+    }
+
+    fn content(m: &Value) -> &str {
+        m["content"].as_str().unwrap()
+    }
+
+    fn custom_ids(m: &Value) -> Vec<String> {
+        m["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row["components"].as_array().unwrap().iter())
+            .filter_map(|b| b["custom_id"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn files(m: &Value) -> Vec<(String, String, u64, u64)> {
+        m["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["filename"].as_str().unwrap().to_string(),
+                    a["content_type"].as_str().unwrap().to_string(),
+                    a["width"].as_u64().unwrap(),
+                    a["height"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// The job UUID at the end of an image's file name stem.
+    fn uuid_of_file(name: &str) -> &str {
+        let stem = name.rsplit_once('.').unwrap().0;
+        &stem[stem.len() - 36..]
+    }
+
+    fn user_of(m: &Value) -> String {
+        m["mentions"][0]["id"].as_str().unwrap().to_string()
+    }
+
+    /// The 2026 shapes against the strings of section 9 of `midjourney-on-discord.md`.
+    #[test]
+    fn shapes_2026_follow_the_doc() {
+        let o = TraceOptions {
+            shapes_2026_per_mille: 500,
+            strip_reference_per_mille: 300,
+            ..opts(9, 30_000)
+        };
+        let mut out = Vec::new();
+        let mut records = Vec::new();
+        generate_records(&o, &mut out, &mut |r| records.push(r)).unwrap();
+        let seen = Seen::of(&out);
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        let mut count = |what: &str| *counts.entry(what.to_string()).or_default() += 1;
+        let starts: HashMap<u64, TruthRecord> = records
+            .iter()
+            .filter_map(|r| match r {
+                TruthRecord::Start {
+                    final_id: Some(f), ..
+                } => Some((*f, *r)),
+                _ => None,
+            })
+            .collect();
+        let (mut roots, mut roots_2026) = (0, 0);
+        for record in &records {
+            match *record {
+                TruthRecord::Root {
+                    id,
+                    kind,
+                    start_id,
+                    replies_to_start,
+                } => {
+                    roots += 1;
+                    let fin = seen.create(id);
+                    let start = seen.create(start_id);
+                    let text = content(fin);
+                    let uuid = uuid_of_file(&files(fin)[0].0).to_string();
+                    assert!(seen.deleted.contains(&start_id), "the start is deleted");
+                    assert_eq!(start["type"], 20);
+                    let name = start["interaction"]["name"].as_str().unwrap();
+                    assert_eq!(name, if kind == "blend" { "blend" } else { "imagine" });
+                    if !replies_to_start {
+                        assert_eq!(kind, "imagine");
+                        assert!(fin.get("message_reference").is_none());
+                        continue;
+                    }
+                    roots_2026 += 1;
+                    count(kind);
+                    assert_eq!(fin["type"], 19);
+                    assert_eq!(id_of(&fin["message_reference"]["message_id"]), start_id);
+                    assert_eq!(id_of(&fin["referenced_message"]["id"]), start_id);
+                    assert_eq!(fin["nonce"], start["nonce"], "the final carries its job's nonce");
+                    // The start as it was when the final came: its last edit, if any.
+                    let last = seen
+                        .updates(start_id)
+                        .iter()
+                        .max_by_key(|u| ms_of(&u["edited_timestamp"]))
+                        .unwrap_or(start);
+                    assert_eq!(fin["referenced_message"]["content"], last["content"]);
+                    let named = seen
+                        .updates(start_id)
+                        .iter()
+                        .any(|u| custom_ids(u).contains(&format!("MJ::CancelJob::ByJobid::{uuid}")));
+                    let TruthRecord::Start { names_job, .. } = starts[&id] else {
+                        unreachable!()
+                    };
+                    assert_eq!(named, names_job);
+                    if kind == "video" {
+                        let s = content(start);
+                        assert!(
+                            s.starts_with("Creating video with prompt **<https://s.mj.run/"),
+                            "{s}"
+                        );
+                        assert!(
+                            s.ends_with(&format!("** - <@{}> (Waiting to start)", user_of(start))),
+                            "{s}"
+                        );
+                        assert!(s.contains(" --video 1 --aspect "), "{s}");
+                        let prompt = &s["Creating video with prompt ".len()..s.find("** - <@").unwrap() + 2];
+                        assert!(text.starts_with(prompt), "{text}");
+                        assert!(
+                            text.contains(&format!(
+                                "> [(Open on website for full quality)](<https://midjourney.com/jobs/{uuid}>) ("
+                            )),
+                            "{text}"
+                        );
+                        let f = &files(fin)[0];
+                        assert_eq!(f.1, "image/webp");
+                        assert!(f.0.ends_with(".webp"));
+                        let ids = custom_ids(fin);
+                        for n in 1..=4 {
+                            assert!(ids.contains(&format!("MJ::JOB::video_virtual_upscale::{n}::{uuid}")));
+                        }
+                        for u in seen.updates(start_id) {
+                            let frames = files(u);
+                            if !frames.is_empty() {
+                                assert_eq!(frames.len(), 4);
+                                assert!(frames.iter().all(|f| f.0.starts_with(&uuid)
+                                    && f.0.contains("_step_")
+                                    && f.0.ends_with(".jpeg")
+                                    && (f.2, f.3) == (256, 256)));
+                            }
+                        }
+                    } else {
+                        assert!(text.ends_with(SUBTEXT_TEXT), "{text}");
+                        assert!(text.contains("\n-# Create, explore, and organize on"));
+                        for u in seen.updates(start_id) {
+                            assert_eq!(files(u)[0].0, format!("{uuid}_grid_0.webp"));
+                        }
+                        if kind == "blend" {
+                            assert!(
+                                text.starts_with("**** - <@")
+                                    || text.starts_with("**--v 7.0 --ar 1:1** - <@"),
+                                "{text}"
+                            );
+                        }
+                    }
+                }
+                TruthRecord::Result {
+                    link,
+                    carried,
+                    shapes_2026,
+                } => {
+                    let child = seen.create(link.child_id);
+                    let parent = seen.create(link.parent_id);
+                    let text = content(child);
+                    let user = user_of(child);
+                    match carried {
+                        Carried::Reference => {
+                            assert_eq!(id_of(&child["message_reference"]["message_id"]), link.parent_id);
+                            assert_eq!(child["type"], 19);
+                        }
+                        Carried::Interaction => {
+                            assert!(child.get("message_reference").is_none());
+                            let trigger = &child["interaction_metadata"]["triggering_interaction_metadata"];
+                            assert_eq!(id_of(&trigger["interacted_message_id"]), link.parent_id);
+                            assert_eq!(trigger["type"], 3);
+                            assert_eq!(child["interaction_metadata"]["type"], 5);
+                            count("interaction");
+                        }
+                        Carried::Nothing => {
+                            assert!(child.get("message_reference").is_none());
+                            assert!(child.get("interaction_metadata").is_none());
+                        }
+                    }
+                    assert_eq!(link.has_reference, carried == Carried::Reference);
+                    if !shapes_2026 {
+                        assert!(child.get("nonce").is_none());
+                        continue;
+                    }
+                    id_of(&child["nonce"]);
+                    count(link.action);
+                    let start = starts.get(&link.child_id).map(|r| match r {
+                        TruthRecord::Start { id, .. } => *id,
+                        _ => unreachable!(),
+                    });
+                    match link.action {
+                        "upscale_v7" => {
+                            assert!(link.index.is_none());
+                            assert!(text.contains(&format!("** - Upscaled by <@{user}> (")), "{text}");
+                            assert!(!text.contains("\n-# ") && text.ends_with(')'), "{text}");
+                            assert_eq!(files(child)[0].1, "image/png");
+                            assert_eq!(files(child)[0].2, 2 * files(parent)[0].2);
+                            assert!(custom_ids(parent)
+                                .iter()
+                                .any(|c| c.starts_with("MJ::JOB::upsample_v7_2x_subtle::1::")
+                                    && c.ends_with("::SOLO")));
+                            let s = content(seen.create(start.unwrap()));
+                            assert!(s.contains(&format!("** - Upscaling by <@{user}> (0%) (")), "{s}");
+                        }
+                        "animate" => {
+                            assert!(link.index.is_none());
+                            let uuid = uuid_of_file(&files(child)[0].0).to_string();
+                            assert!(text.contains("--raw --motion "), "{text}");
+                            assert!(text.contains(" --video 1 --aspect "), "{text}");
+                            assert!(!text.contains(" --ar ") && !text.contains(" --no "), "{text}");
+                            assert!(
+                                text.contains(&format!(
+                                    "** - <@{user}> [(Open on website for full quality)](<https://midjourney.com/jobs/{uuid}>) ("
+                                )),
+                                "{text}"
+                            );
+                            assert_eq!(files(child)[0].1, "image/webp");
+                            assert!(custom_ids(child)
+                                .contains(&format!("MJ::JOB::video_virtual_upscale::1::{uuid}")));
+                            assert!(custom_ids(parent)
+                                .iter()
+                                .any(|c| c.starts_with("MJ::JOB::animate_high::1::")));
+                            let start = start.unwrap();
+                            assert_eq!(content(seen.create(start)), "Animating...");
+                            let first = content(&seen.updates(start)[0]);
+                            assert!(first.starts_with("Creating video with prompt **"), "{first}");
+                            assert!(
+                                first.ends_with(&format!("** - <@{user}> (Waiting to start)")),
+                                "{first}"
+                            );
+                            assert!(
+                                first.contains(" --video 1 --aspect ") && !first.contains("--raw"),
+                                "{first}"
+                            );
+                        }
+                        "video_clip" => {
+                            let n = link.index.unwrap();
+                            assert!((1..=4).contains(&n));
+                            let grid_uuid = uuid_of_file(&files(parent)[0].0).to_string();
+                            let f = &files(child)[0];
+                            assert_eq!(f.1, "video/mp4");
+                            assert_eq!(f.0, format!("{grid_uuid}_{n}_720_N.mp4"));
+                            assert!(custom_ids(parent)
+                                .contains(&format!("MJ::JOB::video_virtual_upscale::{n}::{grid_uuid}")));
+                            assert!(custom_ids(child)
+                                .contains(&format!("MJ::JOB::animate_high_extend::{n}::{grid_uuid}")));
+                            assert!(
+                                text.ends_with(')') && text.contains(&format!("** - <@{user}> (")),
+                                "{text}"
+                            );
+                            assert!(start.is_none());
+                        }
+                        "video_extend" => {
+                            assert!(link.index.is_none());
+                            assert_eq!(files(parent)[0].1, "video/mp4");
+                            assert_eq!(files(child)[0].1, "video/mp4");
+                            assert!(custom_ids(parent)
+                                .iter()
+                                .any(|c| c.starts_with("MJ::JOB::animate_") && c.contains("_extend::")));
+                        }
+                        "remix_region" => {
+                            assert!(
+                                text.contains(&format!("** - Remix (Region) by <@{user}> ")),
+                                "{text}"
+                            );
+                            assert!(custom_ids(parent)
+                                .iter()
+                                .any(|c| c.starts_with("MJ::Inpaint::1::")));
+                        }
+                        "zoom" | "pan_left" | "pan_right" | "pan_up" | "pan_down" => {
+                            if let Some(start) = start {
+                                let s = content(seen.create(start));
+                                assert!(s.ends_with(&format!("** - <@{user}> (Waiting to start)")), "{s}");
+                                for u in seen.updates(start) {
+                                    assert!(content(u).contains(" by <@"), "{}", content(u));
+                                }
+                                count("zoom or pan start");
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                TruthRecord::NotAJob { id, what } => {
+                    let m = seen.create(id);
+                    match what {
+                        "favourite" => {
+                            count(what);
+                            let target = id_of(&m["message_reference"]["message_id"]);
+                            assert_eq!(
+                                content(m),
+                                format!(
+                                    "You have successfully rated [this job](https://discord.com/channels/{}/{}/{target}) with 😍",
+                                    id_of(&m["guild_id"]),
+                                    id_of(&m["channel_id"])
+                                )
+                            );
+                            id_of(&m["nonce"]);
+                        }
+                        "error" if m["embeds"][0]["title"] == "Sorry, something went wrong" => {
+                            count("decline");
+                            assert!(m["embeds"][0]["footer"]["text"]
+                                .as_str()
+                                .unwrap()
+                                .starts_with("decline-"));
+                            assert!(m["embeds"][0].get("color").is_none());
+                        }
+                        "error" if m["embeds"].as_array().unwrap().is_empty() => {
+                            count("plain error");
+                            assert!(content(m).starts_with("Invalid parameter\nUnrecognized parameter(s): "));
+                        }
+                        _ => {}
+                    }
+                }
+                TruthRecord::Start { .. } => {}
+            }
+        }
+        let share = roots_2026 * 1000 / roots;
+        assert!((400..600).contains(&share), "{share}");
+        for what in [
+            "imagine",
+            "blend",
+            "video",
+            "upscale_v7",
+            "animate",
+            "video_clip",
+            "video_extend",
+            "remix_region",
+            "interaction",
+            "zoom or pan start",
+            "favourite",
+            "decline",
+            "plain error",
+        ] {
+            assert!(
+                counts.get(what).copied().unwrap_or(0) > 0,
+                "no {what}: {counts:?}"
+            );
+        }
     }
 
     #[test]
@@ -2621,6 +3970,62 @@ mod tests {
             });
             assert!(!ok, "{l}");
         }
+    }
+
+    #[test]
+    fn formats_2026() {
+        let p = |body: u8, suffix: u8, video: Video, blend: u8| {
+            prompt_2026(Prompt {
+                body,
+                suffix,
+                remix: 0,
+                video,
+                blend,
+            })
+        };
+        // `--ar` and `--no` dropped, `--aspect` added (section 9).
+        assert_eq!(
+            p(
+                0,
+                1,
+                Video::Animate {
+                    high: true,
+                    raw: true
+                },
+                0
+            ),
+            "glass --v 7.0 --raw --motion high --video 1 --aspect 16:9"
+        );
+        assert_eq!(
+            p(
+                0,
+                4,
+                Video::Animate {
+                    high: false,
+                    raw: false
+                },
+                0
+            ),
+            "glass --motion low --video 1 --aspect 1:1"
+        );
+        assert_eq!(
+            p(21, 0, Video::Native { high: true }, 0),
+            "<https://s.mj.run/vId30clip> tiger --motion high --video 1 --aspect 1:1"
+        );
+        assert_eq!(p(5, 3, Video::No, 1), "");
+        assert_eq!(p(5, 3, Video::No, 2), "--v 7.0 --ar 1:1");
+        assert_eq!(
+            p(
+                0,
+                0,
+                Video::Animate {
+                    high: true,
+                    raw: true
+                },
+                2
+            ),
+            "--v 7.0 --raw --motion high --video 1 --aspect 1:1"
+        );
     }
 
     #[test]
@@ -2654,7 +4059,8 @@ mod tests {
                     body,
                     suffix: 3,
                     remix,
-                    video: false,
+                    video: Video::No,
+                    blend: 0,
                 },
             );
             s
