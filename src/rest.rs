@@ -1,4 +1,5 @@
-//! Discord's REST API, as far as mjlink needs it: channel history and single messages.
+//! Discord's REST API, as far as mjlink needs it: channel history, single messages, channels
+//! and threads.
 //! Discord's rate limits are honoured (a 429's `retry_after`, and `X-RateLimit-Remaining` /
 //! `X-RateLimit-Reset-After` before the next request), server errors and dropped connections
 //! are retried with backoff. The token is sent, never logged.
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::config::{DiscordConfig, Secret};
+use mjlink_core::channel::{self, Channel, ThreadList};
 use mjlink_core::event::{self, Event};
 use mjlink_core::snowflake::Snowflake;
 
@@ -153,6 +155,56 @@ impl Rest {
             reason: reason.0,
         })?;
         Ok(Some(event))
+    }
+
+    /// One channel (`GET /channels/{id}`); `None` when it does not exist.
+    pub async fn channel(&self, id: Snowflake) -> Result<Option<Channel>, RestError> {
+        let what = format!("channel {id}");
+        let body = match self.get(&format!("/channels/{id}"), &what).await {
+            Ok(body) => body,
+            Err(RestError::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        channel::from_channel(&body)
+            .map(Some)
+            .map_err(|reason| RestError::Decode {
+                what,
+                reason: reason.0,
+            })
+    }
+
+    /// A guild's active threads (`GET /guilds/{guild}/threads/active`), of every channel.
+    pub async fn active_threads(&self, guild: Snowflake) -> Result<ThreadList, RestError> {
+        let what = format!("the active threads of guild {guild}");
+        let body = self
+            .get(&format!("/guilds/{guild}/threads/active"), &what)
+            .await?;
+        channel::from_thread_list(&body).map_err(|reason| RestError::Decode {
+            what,
+            reason: reason.0,
+        })
+    }
+
+    /// One page (up to 100, most recently archived first) of a channel's archived threads,
+    /// public or private, archived before `before` (an RFC 3339 time) when given.
+    pub async fn archived_threads(
+        &self,
+        parent: Snowflake,
+        private: bool,
+        before: Option<&str>,
+    ) -> Result<ThreadList, RestError> {
+        let which = if private { "private" } else { "public" };
+        let what = format!("the archived {which} threads of channel {parent}");
+        let mut path = format!("/channels/{parent}/threads/archived/{which}?limit=100");
+        if let Some(before) = before {
+            path.push_str("&before=");
+            path.push_str(&query_value(before));
+        }
+        let body = self.get(&path, &what).await?;
+        channel::from_thread_list(&body).map_err(|reason| RestError::Decode {
+            what,
+            reason: reason.0,
+        })
     }
 
     /// The bot's name (`GET /users/@me`): proves the token works.
@@ -363,6 +415,20 @@ impl Rest {
             backoff = (backoff * 2).min(self.policy.max_backoff);
         }
     }
+}
+
+/// A value for a query string: everything but unreserved characters percent-encoded (an RFC
+/// 3339 time's `+` would otherwise read as a space).
+fn query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// A non-negative, finite number of seconds (Discord's fields are floats), capped at an hour.

@@ -3,13 +3,16 @@
 mod common;
 
 use common::fake_cdn::{self, Cdn};
+use common::serenity_loses;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::fake_discord::{mj_message, FakeDiscord, Fault};
+use common::fake_discord::{mj_message, text_channel, thread_channel, FakeDiscord, Fault};
 use mjlink::config::{Config, Secret};
+use mjlink::ingest::gateway::RunOptions;
 use mjlink::store::Store;
+use mjlink_core::snowflake::Snowflake;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -40,21 +43,35 @@ fn config(fake: &FakeDiscord, db: &Path) -> Config {
     config
 }
 
+type BotTask = tokio::task::JoinHandle<Result<(), mjlink::ingest::gateway::BotError>>;
+
 /// Runs the bot in this process until the returned sender fires (or is dropped).
-fn start_bot(
-    config: Config,
-) -> (
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), mjlink::ingest::gateway::BotError>>,
-) {
+fn start_bot(config: Config) -> (oneshot::Sender<()>, BotTask) {
+    start_bot_with(config, RunOptions::default())
+}
+
+/// [`start_bot`] with run options (a recording...).
+fn start_bot_with(config: Config, options: RunOptions) -> (oneshot::Sender<()>, BotTask) {
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        mjlink::ingest::gateway::run(&config, async {
+        mjlink::ingest::gateway::run_with(&config, &options, async {
             let _ = stopped.await;
         })
         .await
     });
     (stop, task)
+}
+
+/// [`start_bot_with`], once the bot has had its first READY from `fake`.
+async fn ready_bot(
+    fake: &FakeDiscord,
+    config: Config,
+    options: RunOptions,
+) -> (oneshot::Sender<()>, BotTask) {
+    let started = start_bot_with(config, options);
+    fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
+        .await;
+    started
 }
 
 fn links(db: &Path) -> String {
@@ -100,10 +117,8 @@ async fn a_fixture_through_the_gateway_gives_the_same_links_as_replay() {
     fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
         .await;
     for line in fixture_lines(fixture) {
-        // serenity turns a dispatch it cannot decode into a silent Unknown event: check first.
         let kind = line["t"].as_str().unwrap().to_string();
         if kind == "MESSAGE_CREATE" {
-            serde_json::from_value::<serenity::model::channel::Message>(line["d"].clone()).unwrap();
             fake.post(&line["d"]);
         } else {
             fake.dispatch(&kind, line["d"].clone());
@@ -269,7 +284,9 @@ async fn output_of(mut command: std::process::Command) -> std::process::Output {
         .unwrap()
 }
 
-fn mjlink_bin(fake: &FakeDiscord, db: &Path, token: &str) -> std::process::Command {
+/// The binary against `fake` with the database `db` and no archiving; the caller adds the
+/// command and its arguments.
+fn mjlink_against(fake: &FakeDiscord, db: &Path, token: &str) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
     command
         .current_dir(common::root())
@@ -278,8 +295,13 @@ fn mjlink_bin(fake: &FakeDiscord, db: &Path, token: &str) -> std::process::Comma
         .env("MJLINK_DISCORD_API_BASE", fake.api_base())
         .env("MJLINK_ARCHIVE_ENABLED", "false")
         .arg("--db")
-        .arg(db)
-        .arg("run");
+        .arg(db);
+    command
+}
+
+fn mjlink_bin(fake: &FakeDiscord, db: &Path, token: &str) -> std::process::Command {
+    let mut command = mjlink_against(fake, db, token);
+    command.arg("run");
     command
 }
 
@@ -508,28 +530,20 @@ async fn doctor_reports_what_is_wrong() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recorded_session_replays_to_the_same_links() {
-    let dir = tempfile::tempdir().unwrap();
+/// A session recorded by the bot (`mjlink record`) while `fixture`'s dispatches were sent:
+/// the fake, the bot's database and the recording. The bot is stopped once the recording
+/// holds every dispatch (stopping applies every frame the relay received before).
+async fn record_a_session(dir: &Path, fixture: &str) -> (FakeDiscord, PathBuf, PathBuf) {
     let fake = FakeDiscord::start(TOKEN).await.unwrap();
-    let live = dir.path().join("live.db");
-    let recording = dir.path().join("session.jsonl");
-    let config = config(&fake, &live);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let options = mjlink::ingest::gateway::RunOptions {
+    let db = dir.join("live.db");
+    let recording = dir.join("session.jsonl");
+    let options = RunOptions {
         record: Some(recording.clone()),
         ..Default::default()
     };
-    let task = tokio::spawn(async move {
-        mjlink::ingest::gateway::run_with(&config, &options, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
-    fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
-        .await;
-    let fixture = "fixtures/scenarios/heuristics.jsonl";
-    for line in fixture_lines(fixture) {
+    let (stop, task) = ready_bot(&fake, config(&fake, &db), options).await;
+    let lines = fixture_lines(fixture);
+    for line in &lines {
         let kind = line["t"].as_str().unwrap().to_string();
         if kind == "MESSAGE_CREATE" {
             fake.post(&line["d"]);
@@ -537,14 +551,18 @@ async fn a_recorded_session_replays_to_the_same_links() {
             fake.dispatch(&kind, line["d"].clone());
         }
     }
-    let expected_count = fixture_lines(fixture).len() + 1; // and READY
-    wait_until("the recording", || {
-        std::fs::read_to_string(&recording).map_or(0, |text| text.lines().count()) >= expected_count
-    })
-    .await;
-    wait_until("the live database", || count_seen(&live) == 27).await;
+    let lines_in = |path: &Path| std::fs::read_to_string(path).map_or(0, |text| text.lines().count());
+    wait_until("the recording", || lines_in(&recording) > lines.len()).await; // and READY
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
+    (fake, db, recording)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_session_replays_to_the_same_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, live, recording) = record_a_session(dir.path(), "fixtures/scenarios/heuristics.jsonl").await;
+    assert_eq!(count_seen(&live), 27);
 
     let text = std::fs::read_to_string(&recording).unwrap();
     assert!(!text.contains(TOKEN));
@@ -617,16 +635,12 @@ async fn backfill_imports_a_channel_history_once() {
     fake.inject(Fault::RateLimit(0.2));
     let db: PathBuf = dir.path().join("backfill.db");
     let run = |extra: &[&str]| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
+        let mut command = mjlink_against(&fake, &db, TOKEN);
         command
-            .env_remove("RUST_LOG")
-            .env("MJLINK_DISCORD_TOKEN", TOKEN)
-            .env("MJLINK_DISCORD_API_BASE", fake.api_base())
+            .env("MJLINK_ARCHIVE_ENABLED", "true")
             // The fake messages point at cdn.discordapp.com: tests never reach it.
             .env("MJLINK_ARCHIVE_HOSTS", "127.0.0.1")
             .env("MJLINK_ARCHIVE_DIR", dir.path().join("archive"))
-            .arg("--db")
-            .arg(&db)
             .args(["backfill", "--channel", "6060"])
             .args(extra);
         command
@@ -679,15 +693,8 @@ async fn backfill_fetches_a_parent_older_than_the_history_it_imports() {
         .format("%Y-%m-%d")
         .to_string();
     let db: PathBuf = dir.path().join("backfill.db");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
-    command
-        .env_remove("RUST_LOG")
-        .env("MJLINK_DISCORD_TOKEN", TOKEN)
-        .env("MJLINK_DISCORD_API_BASE", fake.api_base())
-        .env("MJLINK_ARCHIVE_ENABLED", "false")
-        .arg("--db")
-        .arg(&db)
-        .args(["backfill", "--channel", "7070", "--since", &since]);
+    let mut command = mjlink_against(&fake, &db, TOKEN);
+    command.args(["backfill", "--channel", "7070", "--since", &since]);
     let output = output_of(command).await;
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(
@@ -796,4 +803,338 @@ async fn images_are_archived_while_the_bot_runs() {
             assert_eq!(cdn.hits(&path).len(), 1, "{path}");
         }
     }
+}
+
+/// The live bot's events come from the raw frames, through the same core function as
+/// replay: a session recorded while it ran, replayed into its own database, is all known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_session_replayed_into_its_own_database_applies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Creates, partial updates, deletions, replies with and without their parent's copy.
+    let fixture = "fixtures/scenarios/every_format.jsonl";
+    let (fake, db, recording) = record_a_session(dir.path(), fixture).await;
+    let live_links = links(&db);
+    assert!(live_links.lines().count() > 20);
+
+    let (summary, store) = common::replay_files(&[recording], &db);
+    assert_eq!(summary.malformed, 0);
+    // The same bytes make the same events with the same digests: every one is a duplicate
+    // (not merely "unchanged", as a re-serialized copy would be at best).
+    let message_events = fixture_lines(fixture)
+        .iter()
+        .filter(|line| line["t"].as_str().is_some_and(|t| t.starts_with("MESSAGE_")))
+        .count() as u64;
+    assert_eq!(
+        (summary.applied, summary.unchanged, summary.duplicates),
+        (0, 0, message_events),
+        "{summary:?}"
+    );
+    assert_eq!(common::links_jsonl(&store), live_links);
+    // The relay asked Discord for uncompressed payloads, and for the GUILDS intent (threads).
+    let identifies = fake.identifies();
+    assert!(!identifies.is_empty());
+    for identify in identifies {
+        assert_eq!(identify["compress"], false, "{identify}");
+        assert_eq!(identify["intents"].as_u64().unwrap_or(0) & 1, 1, "{identify}");
+        assert!(identify.get("token").is_none());
+    }
+}
+
+/// What serenity 0.12.5 cannot read or does not model is stored from the raw frame: a whole
+/// MESSAGE_CREATE it fails to deserialize, and `interaction_metadata.name` with
+/// `triggering_interaction_metadata`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_serenity_cannot_read_is_stored_from_the_raw_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    let db = dir.path().join("live.db");
+    let (stop, task) = ready_bot(&fake, config(&fake, &db), RunOptions::default()).await;
+    let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
+
+    // A message serenity fails to deserialize as a whole, and one whose
+    // `interaction_metadata` it does not fully model (see `common::serenity_loses`).
+    let (mut grid, _) = grid_and_upscale(3131, 0, base);
+    grid["components"] = serenity_loses::row_with_a_components_v2_node();
+    let error = serde_json::from_value::<serenity::model::channel::Message>(grid.clone()).unwrap_err();
+    assert!(error.to_string().contains("Unknown component type"), "{error}");
+    let (mut remix, _) = grid_and_upscale(3131, 1, base);
+    remix["interaction_metadata"] = serenity_loses::modal_interaction_metadata(&grid["id"]);
+    fake.post(&grid);
+    fake.post(&remix);
+    wait_until("both messages", || count_seen(&db) == 2).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    let store = Store::open(&db).unwrap();
+    let id = |message: &Value| Snowflake::parse(message["id"].as_str().unwrap()).unwrap();
+    let stored = store.load_message(id(&grid)).unwrap().unwrap();
+    assert!(stored.doc.message.components.unwrap().0[0]
+        .id
+        .contains("upsample::1"));
+    let stored = store.load_message(id(&remix)).unwrap().unwrap();
+    let metadata = stored.doc.message.interaction_metadata.unwrap();
+    assert_eq!(metadata.name.as_deref(), Some("imagine"));
+    assert_eq!(
+        metadata
+            .triggering_interaction_metadata
+            .and_then(|trigger| trigger.interacted_message_id),
+        Some(id(&grid))
+    );
+}
+
+fn stored_in(db: &Path, channel: u64) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(
+        "SELECT COUNT(*) FROM messages WHERE seen = 1 AND channel_id = ?1",
+        [channel as i64],
+        |row| row.get(0),
+    )
+    .unwrap_or(0)
+}
+
+/// A grid stored in `channel`'s history without a dispatch (posted while the bot was away).
+fn post_in_history(fake: &FakeDiscord, channel: u64, n: u64, base: i64) {
+    let (grid, _) = grid_and_upscale(channel, n, base);
+    fake.store(&grid);
+}
+
+fn channel_lookups(fake: &FakeDiscord, channel: u64) -> usize {
+    let path = format!("/api/v10/channels/{channel}");
+    fake.requests()
+        .iter()
+        .filter(|request| request.path == path)
+        .count()
+}
+
+/// A thread of a watched channel is watched (learned from GUILD_CREATE, THREAD_CREATE,
+/// THREAD_LIST_SYNC, or looked up once with `GET /channels/{id}`); one of another channel is
+/// not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn midjourney_in_a_thread_of_a_watched_channel_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    let db = dir.path().join("live.db");
+    let (watched, other, guild) = (5100u64, 5200u64, 900u64);
+    let now = chrono::Utc::now().timestamp_millis();
+    fake.add_channel(&text_channel(watched, guild, "midjourney"));
+    fake.add_channel(&text_channel(other, guild, "elsewhere"));
+    let from_guild_create = 5101;
+    let created_live = 5102;
+    let looked_up = 5103;
+    let from_list_sync = 5104;
+    let other_created = 5201;
+    let other_looked_up = 5202;
+    fake.add_channel(&thread_channel(
+        from_guild_create,
+        guild,
+        watched,
+        "in guild create",
+        None,
+    ));
+    let mut config = config(&fake, &db);
+    config.discord.channels = [Snowflake(watched)].into_iter().collect();
+    let (stop, task) = ready_bot(&fake, config, RunOptions::default()).await;
+    fake.guild_create(guild);
+    // GUILD_CREATE follows Discord's documented shape: serenity decodes it too.
+    let guild_create: Value = fake
+        .sent_payloads()
+        .iter()
+        .map(|payload| serde_json::from_str::<Value>(payload).unwrap())
+        .find(|payload| payload["t"] == "GUILD_CREATE")
+        .unwrap();
+    serde_json::from_value::<serenity::model::guild::Guild>(guild_create["d"].clone()).unwrap();
+    fake.create_thread(&thread_channel(created_live, guild, watched, "opened live", None));
+    fake.create_thread(&thread_channel(
+        other_created,
+        guild,
+        other,
+        "opened elsewhere",
+        None,
+    ));
+    fake.add_channel(&thread_channel(from_list_sync, guild, watched, "synced", None));
+    fake.thread_list_sync(guild);
+    // Threads no dispatch tells about (opened while the bot could not see them).
+    fake.add_channel(&thread_channel(
+        looked_up,
+        guild,
+        watched,
+        "never dispatched",
+        None,
+    ));
+    fake.add_channel(&thread_channel(
+        other_looked_up,
+        guild,
+        other,
+        "never dispatched either",
+        None,
+    ));
+
+    let base = now - 3_600_000;
+    let mut n = 0;
+    let mut post_in = |channel: u64| {
+        n += 1;
+        let (grid, _) = grid_and_upscale(channel, n, base);
+        fake.post(&grid);
+    };
+    // Not watched first: the live path takes frames in order, so once the last watched
+    // message is stored, these were decided too.
+    post_in(other);
+    post_in(other_created);
+    post_in(other_looked_up);
+    post_in(other_looked_up);
+    for channel in [
+        watched,
+        from_guild_create,
+        created_live,
+        looked_up,
+        looked_up,
+        from_list_sync,
+    ] {
+        post_in(channel);
+    }
+    wait_until("the six watched messages", || count_seen(&db) == 6).await;
+    // A thread has its own cursor: after a reconnect that is not a RESUME, what was posted
+    // in it meanwhile is caught up like a channel's history.
+    fake.drop_connection();
+    post_in_history(&fake, looked_up, 20, base);
+    post_in_history(&fake, other_looked_up, 21, base);
+    fake.wait_for("a new session", WAIT, |fake| {
+        fake.readies() == 2 && fake.connected()
+    })
+    .await;
+    wait_until("the message posted while away", || count_seen(&db) == 7).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    assert_eq!(count_seen(&db), 7);
+    for (channel, expected) in [
+        (watched, 1),
+        (from_guild_create, 1),
+        (created_live, 1),
+        (looked_up, 3),
+        (from_list_sync, 1),
+        (other, 0),
+        (other_created, 0),
+        (other_looked_up, 0),
+    ] {
+        assert_eq!(stored_in(&db, channel), expected, "channel {channel}");
+    }
+    // Only ids nothing told about were looked up, each once.
+    assert_eq!(channel_lookups(&fake, looked_up), 1);
+    assert_eq!(channel_lookups(&fake, other_looked_up), 1);
+    for known in [
+        watched,
+        other,
+        from_guild_create,
+        created_live,
+        from_list_sync,
+        other_created,
+    ] {
+        assert_eq!(channel_lookups(&fake, known), 0, "channel {known}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_with_threads_fetches_active_and_archived_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    let (channel, other, guild) = (6100u64, 6200u64, 900u64);
+    let now = chrono::Utc::now().timestamp_millis();
+    let hour = 3_600_000;
+    fake.add_channel(&text_channel(channel, guild, "midjourney"));
+    fake.add_channel(&text_channel(other, guild, "elsewhere"));
+    let (active, archived, archived_earlier, elsewhere) = (6101u64, 6102u64, 6103u64, 6201u64);
+    fake.add_channel(&thread_channel(active, guild, channel, "active", None));
+    fake.add_channel(&thread_channel(
+        archived,
+        guild,
+        channel,
+        "archived",
+        Some(now - 2 * hour),
+    ));
+    fake.add_channel(&thread_channel(
+        archived_earlier,
+        guild,
+        channel,
+        "archived before",
+        Some(now - 3 * hour),
+    ));
+    fake.add_channel(&thread_channel(
+        elsewhere,
+        guild,
+        other,
+        "another channel's",
+        Some(now - 2 * hour),
+    ));
+    // One archived thread per page: the second is reached with `before`.
+    fake.set_thread_page_size(1);
+    let base = now - 30 * hour;
+    let mut n = 0;
+    for (place, count) in [
+        (channel, 2),
+        (active, 2),
+        (archived, 3),
+        (archived_earlier, 1),
+        (elsewhere, 4),
+    ] {
+        for _ in 0..count {
+            n += 1;
+            let (grid, _) = grid_and_upscale(place, n, base);
+            fake.store(&grid);
+        }
+    }
+    let db: PathBuf = dir.path().join("backfill.db");
+    let run = |extra: &[&str]| {
+        let mut command = mjlink_against(&fake, &db, TOKEN);
+        command
+            .args(["backfill", "--channel", &channel.to_string(), "--all"])
+            .args(extra);
+        command
+    };
+    let without = output_of(run(&[])).await;
+    let text = String::from_utf8(without.stdout).unwrap();
+    assert!(text.contains("2 messages in 1 pages; 2 applied"), "{text}");
+    assert!(!text.contains("threads"), "{text}");
+
+    let with = output_of(run(&["--threads"])).await;
+    let text = String::from_utf8(with.stdout).unwrap();
+    assert!(
+        with.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert!(text.contains("threads: 1 active, 2 archived"), "{text}");
+    assert!(
+        text.contains("8 messages in 4 pages; 6 applied, 2 already stored"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: archived private threads of channel 6100 skipped")
+            && text.contains("Manage Threads"),
+        "{text}"
+    );
+    for (place, expected) in [
+        (channel, 2),
+        (active, 2),
+        (archived, 3),
+        (archived_earlier, 1),
+        (elsewhere, 0),
+    ] {
+        assert_eq!(stored_in(&db, place), expected, "channel {place}");
+    }
+    let paths: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|request| request.path.clone())
+        .collect();
+    assert!(
+        paths.contains(&format!("/api/v10/guilds/{guild}/threads/active")),
+        "{paths:?}"
+    );
+    let archived_pages: Vec<&String> = paths
+        .iter()
+        .filter(|path| path.contains(&format!("/channels/{channel}/threads/archived/public")))
+        .collect();
+    assert_eq!(archived_pages.len(), 2, "{archived_pages:?}");
+    assert!(archived_pages[1].contains("&before=20"), "{archived_pages:?}");
 }

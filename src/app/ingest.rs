@@ -132,6 +132,10 @@ pub struct BackfillArgs {
     /// Import the whole history.
     #[arg(long)]
     pub all: bool,
+    /// Also the channel's threads: the active ones and the archived ones (public; private
+    /// too when the bot has the Manage Threads permission, else skipped with a note).
+    #[arg(long)]
+    pub threads: bool,
 }
 
 /// A channel's history after `--since` (or all of it) through the writer, then its images
@@ -155,7 +159,7 @@ pub async fn backfill(
     let store = Store::open(&config.database_path)?;
     let pipeline = Pipeline::new(store, PipelineConfig::from_config(config));
     let bar = progress(Bar::Backfill);
-    let result = crate::ingest::backfill::backfill(rest, pipeline, channel, after, |done| {
+    let result = crate::ingest::backfill::backfill(rest, pipeline, channel, after, args.threads, |done| {
         let reached = done
             .last
             .and_then(|id| format_time(id.timestamp_ms()))
@@ -169,6 +173,17 @@ pub async fn backfill(
     bar.finish_and_clear();
     let report = result?;
     let (done, stats) = (report.caught_up, report.stats);
+    if let Some(threads) = &report.threads {
+        writeln!(
+            out,
+            "threads: {} active, {} archived (their messages are counted below)",
+            threads.active.len(),
+            threads.archived.len()
+        )?;
+        for note in &threads.notes {
+            writeln!(out, "note: {note}")?;
+        }
+    }
     writeln!(
         out,
         "channel {channel}: {} messages in {} pages; {} applied, {} already stored, {} not from Midjourney",

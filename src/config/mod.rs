@@ -86,14 +86,17 @@ impl Default for DiscordConfig {
 }
 
 impl DiscordConfig {
-    /// Whether a message in `channel` of `guild` is watched.
+    /// Whether a message in `channel` of `guild` is watched (a thread's own id is a channel
+    /// here; the live bot also watches a thread whose parent is watched).
     pub fn watches(&self, guild: Option<Snowflake>, channel: Snowflake) -> bool {
+        self.watches_guild(guild) && (self.channels.is_empty() || self.channels.contains(&channel))
+    }
+
+    /// Whether messages of `guild` (`None`: direct messages) may be watched at all.
+    pub fn watches_guild(&self, guild: Option<Snowflake>) -> bool {
         match guild {
-            None => self.direct_messages && (self.channels.is_empty() || self.channels.contains(&channel)),
-            Some(guild) => {
-                (self.guilds.is_empty() || self.guilds.contains(&guild))
-                    && (self.channels.is_empty() || self.channels.contains(&channel))
-            }
+            None => self.direct_messages,
+            Some(guild) => self.guilds.is_empty() || self.guilds.contains(&guild),
         }
     }
 

@@ -1,15 +1,15 @@
-//! The live bot: serenity's gateway client feeding the one pipeline (through the writer),
-//! with catch-up over REST after every start and every reconnect that was not a RESUME.
+//! The live bot. serenity is the gateway client (login, heartbeats, resume, slash commands)
+//! and talks to Discord through the relay ([`crate::ingest::relay`]); the message events come
+//! from the relay's raw frames ([`crate::ingest::live`]), not from serenity's typed model.
+//! serenity's handler starts the catch-up over REST after every start and every reconnect
+//! that was not a RESUME, and answers slash commands.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use serenity::all::{
-    ChannelId, Context, EventHandler, GatewayIntents, GuildId, HttpBuilder, MessageId, MessageUpdateEvent,
-    Ready, ResumedEvent,
-};
+use serenity::all::{Context, EventHandler, GatewayIntents, GuildId, HttpBuilder, Ready, ResumedEvent};
 use serenity::async_trait;
 use serenity::gateway::{ConnectionStage, ShardStageUpdateEvent};
 use tokio::sync::{mpsc, Notify};
@@ -18,16 +18,14 @@ use crate::archive::download::{FetchPolicy, Fetcher};
 use crate::archive::worker::{keep_archiving, WorkerOptions};
 use crate::config::{Config, DiscordConfig, DISCORD_API_BASE};
 use crate::ingest::backfill;
+use crate::ingest::live::{Live, Watch};
 use crate::ingest::pipeline::{Pipeline, PipelineConfig};
 use crate::ingest::writer::{MissingParent, Writer, WriterHandle, WriterHooks};
 use crate::queue::runner::{Runner, RunnerOptions, TickReport};
 use crate::queue::submit::{DiscordSubmitter, DiscordTarget};
 use crate::rest::{Rest, RestError};
 use crate::store::{Store, StoreError};
-use mjlink_core::event::{self, Event, Line};
-use mjlink_core::parse::BotIds;
 use mjlink_core::snowflake::Snowflake;
-use mjlink_core::wire::Message;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
@@ -39,6 +37,8 @@ pub enum BotError {
     InvalidIntents,
     #[error("the gateway connection failed: {0}")]
     Gateway(String),
+    #[error("cannot start the gateway relay on 127.0.0.1: {0}")]
+    Relay(String),
     #[error("cannot open the recording {path}: {reason}")]
     Record {
         path: std::path::PathBuf,
@@ -56,12 +56,17 @@ pub enum BotError {
     Rest(#[from] RestError),
 }
 
+/// How long a shutdown waits for the live path to apply what the relay received.
+const LIVE_DRAIN: Duration = Duration::from_secs(15);
+
 /// How far before a channel's cursor a catch-up starts.
 pub const CATCH_UP_OVERLAP_MS: i64 = 15 * 60 * 1000;
 
-/// The intents mjlink asks for.
+/// The intents mjlink asks for: guild messages with their content, and guilds (GUILD_CREATE
+/// and the THREAD_* dispatches tell which thread belongs to which channel).
 pub fn intents(discord: &DiscordConfig) -> GatewayIntents {
-    let mut intents = GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
+    let mut intents =
+        GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
     if discord.direct_messages {
         intents |= GatewayIntents::DIRECT_MESSAGES;
     }
@@ -75,6 +80,9 @@ struct Gap {
     cursors: Option<BTreeMap<Snowflake, Snowflake>>,
 }
 
+/// serenity's event handler: READY (slash commands, catch-up), RESUMED, the connection's
+/// stages (the cursors when it is lost), and interactions. Message events are not taken
+/// here: they come from the relay's raw frames ([`Live`]), so none counts twice.
 struct Handler {
     /// The slash commands (when enabled).
     commands: Option<Arc<crate::commands::discord::CommandState>>,
@@ -82,45 +90,13 @@ struct Handler {
     caught_up: Arc<Notify>,
     writer: WriterHandle,
     discord: DiscordConfig,
-    bots: BotIds,
+    watch: Arc<Watch>,
     rest: Arc<Rest>,
     gap: Arc<Mutex<Gap>>,
-    warned_empty: AtomicBool,
     catching_up: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Handler {
-    fn watched(&self, guild: Option<GuildId>, channel: ChannelId) -> bool {
-        self.discord
-            .watches(guild.map(|id| Snowflake(id.get())), Snowflake(channel.get()))
-    }
-
-    async fn feed(&self, event: Event) {
-        if let Err(error) = self.writer.send(event).await {
-            tracing::error!(%error, "an event could not be stored");
-        }
-    }
-
-    /// Midjourney's messages arrive with empty content, embeds, attachments and components
-    /// when the bot lacks the MESSAGE_CONTENT intent: say so once.
-    fn check_content(&self, message: &Message) {
-        let from_midjourney = message
-            .author
-            .as_ref()
-            .is_some_and(|author| self.bots.0.contains(&author.id));
-        let empty = message.content.as_deref().is_none_or(str::is_empty)
-            && message.attachments.as_ref().is_none_or(Vec::is_empty)
-            && message.embeds.as_ref().is_none_or(Vec::is_empty)
-            && message.components.as_ref().is_none_or(|c| c.0.is_empty());
-        if from_midjourney && empty && !self.warned_empty.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "Midjourney's messages arrive empty: the bot does not have the Message Content intent. \
-                 Enable it in the Discord Developer Portal (your application -> Bot -> Privileged Gateway Intents -> \
-                 Message Content Intent) and restart mjlink."
-            );
-        }
-    }
-
     async fn catch_up(&self) {
         if !self.discord.backfill_on_start {
             return;
@@ -146,11 +122,12 @@ impl Handler {
             channels.entry(*channel).or_default();
         }
         for (channel, after) in channels {
-            if !self.discord.channels.is_empty() && !self.discord.channels.contains(&channel) {
-                continue;
-            }
             if after == Snowflake::default() {
                 // Nothing stored yet: a new channel's history is imported with `mjlink backfill`.
+                continue;
+            }
+            // A configured channel, or a thread of one (a thread has its own cursor).
+            if !self.watch.watches_channel(channel).await {
                 continue;
             }
             // Start a little before the cursor: an event that was in flight when the last run
@@ -164,15 +141,6 @@ impl Handler {
                 Err(error) => tracing::warn!(channel_id = %channel, %error, "catch-up failed"),
             }
         }
-    }
-}
-
-/// A message event from serenity's typed model, made through the core's one event function
-/// (`event::from_gateway`): serenity's model serialized back to Discord's JSON.
-pub fn event_from_serenity(event_type: &str, value: &impl serde::Serialize) -> Line {
-    match serde_json::to_value(value).and_then(|value| serde_json::to_string(&value)) {
-        Ok(json) => event::from_gateway(event_type, &json),
-        Err(error) => Line::Malformed(format!("serenity's {event_type} does not serialize ({error})")),
     }
 }
 
@@ -233,78 +201,6 @@ impl EventHandler for Handler {
         if let Some(commands) = &self.commands {
             crate::commands::discord::handle(&ctx, interaction, commands).await;
         }
-    }
-
-    async fn message(&self, _ctx: Context, new_message: serenity::model::channel::Message) {
-        if !self.watched(new_message.guild_id, new_message.channel_id) {
-            return;
-        }
-        let event = match event_from_serenity("MESSAGE_CREATE", &new_message) {
-            Line::Event(event) => *event,
-            other => {
-                tracing::warn!(message_id = %new_message.id, line = ?other, "a message could not be converted; skipped");
-                return;
-            }
-        };
-        if let Event::Create { message, .. } = &event {
-            self.check_content(message);
-        }
-        self.feed(event).await;
-    }
-
-    async fn message_update(
-        &self,
-        _ctx: Context,
-        _old: Option<serenity::model::channel::Message>,
-        _new: Option<serenity::model::channel::Message>,
-        event: MessageUpdateEvent,
-    ) {
-        if !self.watched(event.guild_id, event.channel_id) {
-            return;
-        }
-        match event_from_serenity("MESSAGE_UPDATE", &event) {
-            Line::Event(update) => self.feed(*update).await,
-            other => {
-                tracing::warn!(message_id = %event.id, line = ?other, "an update could not be converted; skipped")
-            }
-        }
-    }
-
-    async fn message_delete(
-        &self,
-        _ctx: Context,
-        channel_id: ChannelId,
-        deleted_message_id: MessageId,
-        guild_id: Option<GuildId>,
-    ) {
-        if !self.watched(guild_id, channel_id) {
-            return;
-        }
-        self.feed(Event::Delete {
-            ids: vec![Snowflake(deleted_message_id.get())],
-            channel_id: Some(Snowflake(channel_id.get())),
-        })
-        .await;
-    }
-
-    async fn message_delete_bulk(
-        &self,
-        _ctx: Context,
-        channel_id: ChannelId,
-        multiple_deleted_messages_ids: Vec<MessageId>,
-        guild_id: Option<GuildId>,
-    ) {
-        if !self.watched(guild_id, channel_id) {
-            return;
-        }
-        self.feed(Event::Delete {
-            ids: multiple_deleted_messages_ids
-                .iter()
-                .map(|id| Snowflake(id.get()))
-                .collect(),
-            channel_id: Some(Snowflake(channel_id.get())),
-        })
-        .await;
     }
 }
 
@@ -408,6 +304,7 @@ pub async fn run_with(
         None
     };
 
+    let watch = Arc::new(Watch::new(config.discord.clone(), Arc::clone(&rest)));
     let handler = Handler {
         commands: config
             .commands
@@ -416,10 +313,9 @@ pub async fn run_with(
         caught_up: Arc::clone(&caught_up),
         writer: writer.handle(),
         discord: config.discord.clone(),
-        bots: config.bot_ids.clone(),
+        watch: Arc::clone(&watch),
         rest: Arc::clone(&rest),
         gap: Arc::new(Mutex::new(Gap::default())),
-        warned_empty: AtomicBool::new(false),
         catching_up: Arc::new(tokio::sync::Mutex::new(())),
     };
     // serenity's rate limiter ignores the proxy setting, so it is off when traffic goes
@@ -436,21 +332,24 @@ pub async fn run_with(
         .event_handler(handler)
         .await
         .map_err(|error| BotError::Gateway(error.to_string()))?;
-    // Recording: serenity talks to a relay that writes every dispatch down before passing it on.
-    let _relay = match &options.record {
-        Some(path) => {
-            let upstream = client.ws_url.lock().await.clone();
-            let relay = crate::ingest::record::start(&upstream, path)
-                .await
-                .map_err(|error| BotError::Record {
-                    path: path.clone(),
-                    reason: error.to_string(),
-                })?;
-            *client.ws_url.lock().await = relay.url.clone();
-            Some(relay)
-        }
-        None => None,
-    };
+    // serenity talks to the relay, which hands every dispatch frame to the live path (and
+    // appends it to the recording when asked) before passing it on.
+    let (frames_tx, frames_rx) = mpsc::unbounded_channel::<String>();
+    let upstream = client.ws_url.lock().await.clone();
+    let relay = crate::ingest::relay::start(&upstream, options.record.as_deref(), frames_tx)
+        .await
+        .map_err(|error| match &options.record {
+            Some(path) => BotError::Record {
+                path: path.clone(),
+                reason: error.to_string(),
+            },
+            None => BotError::Relay(error.to_string()),
+        })?;
+    *client.ws_url.lock().await = relay.url.clone();
+    let (stop_live, live_stopped) = tokio::sync::watch::channel(false);
+    let mut live = tokio::spawn(
+        Live::new(writer.handle(), Arc::clone(&watch), config.bot_ids.clone()).run(frames_rx, live_stopped),
+    );
     let shard_manager = Arc::clone(&client.shard_manager);
 
     let queue_finished = async {
@@ -494,13 +393,18 @@ pub async fn run_with(
         }
     }
     drop(client);
+    // Every frame the relay received before serenity stopped is taken; anything later is
+    // fetched again by the next start's catch-up (it overlaps).
+    let _ = stop_live.send(true);
+    drop(relay);
+    if tokio::time::timeout(LIVE_DRAIN, &mut live).await.is_err() {
+        live.abort();
+        tracing::warn!("the live path did not finish in time; the next start's catch-up fetches what it had");
+    }
     fetcher.abort();
     if let Some(archiver) = archiver {
         archiver.abort();
     }
-    // Handler tasks that serenity spawned before the shutdown get a moment to hand over their
-    // event; anything later is fetched again by the next start's catch-up (it overlaps).
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let stats = writer.close().await?;
     tracing::info!(
         applied = stats.applied,

@@ -1,16 +1,17 @@
 //! Every source of events and the one pipeline they feed.
 //!
-//! - Sources: [`gateway`] (the live bot, serenity), [`replay`] (recordings and history
-//!   dumps), [`backfill`] (channel history over REST); [`record`] is the relay that records
-//!   the gateway's frames exactly as received.
+//! - Sources: [`gateway`] (the live bot: serenity behind the [`relay`], whose raw frames
+//!   [`live`] makes into events), [`replay`] (recordings and history dumps), [`backfill`]
+//!   (channel and thread history over REST).
 //! - [`writer`]: the single writer; every source sends its events to it.
 //! - [`pipeline`]: read -> decide -> write for one event (the decisions are the core's).
 //! - [`report`]: what a replay did, for people.
 
 pub mod backfill;
 pub mod gateway;
+pub mod live;
 pub mod pipeline;
-pub mod record;
+pub mod relay;
 pub mod replay;
 pub mod report;
 pub mod writer;

@@ -1,6 +1,6 @@
 //! The single writer, the one entry every source feeds: one thread owns the [`Pipeline`] and
-//! applies events in the order they reach it. serenity handles every gateway event in its own
-//! task, catch-up and backfill run beside the gateway, replay reads files on its own thread;
+//! applies events in the order they reach it. The live path takes the gateway's frames in
+//! one task, catch-up and backfill run beside it, replay reads files on its own thread;
 //! all of them only send here, so nothing else ever writes the lineage, and every source's
 //! events are counted the same way ([`WriterStats`]).
 
@@ -169,7 +169,7 @@ impl Writer {
     }
 
     /// Applies everything sent before this call, commits, closes the database and returns.
-    /// Handles still held elsewhere (a task serenity has not finished) fail from then on.
+    /// Handles still held elsewhere (a catch-up that has not finished) fail from then on.
     pub async fn close(self) -> Result<WriterStats, StoreError> {
         let _ = self.handle.tx.send(Input::Close).await;
         drop(self.handle);

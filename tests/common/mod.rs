@@ -124,3 +124,36 @@ pub fn files_under(root: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// What serenity 0.12.5 cannot read, for the tests that show the live path keeps it.
+pub mod serenity_loses {
+    use serde_json::{json, Value};
+
+    /// `components` whose top-level action row holds a grid's U1 button and a Components-V2
+    /// text display (type 10). serenity 0.12.5 knows component types 1 to 8 only and fails a
+    /// whole message whose action row holds another (`src/model/application/component.rs`,
+    /// `ActionRowComponent::deserialize`: "Unknown component type"); its gateway then makes
+    /// the dispatch an `Event::Unknown`, logged at debug level, that no handler sees.
+    pub fn row_with_a_components_v2_node() -> Value {
+        json!([{"type": 1, "components": [
+            {"type": 2, "style": 2, "custom_id": "MJ::JOB::upsample::1::5eed0000-0000-4000-8000-000000000001", "label": "U1"},
+            {"type": 10, "content": "a Components-V2 node"}
+        ]}])
+    }
+
+    /// `interaction_metadata` of a job submitted through a pop-up form (a modal submit,
+    /// type 5): its parent is only in `triggering_interaction_metadata.interacted_message_id`.
+    /// serenity 0.12.5 models `interaction_metadata` without `name`.
+    pub fn modal_interaction_metadata(parent_id: &Value) -> Value {
+        json!({
+            "id": "1300000000000000100", "type": 5, "name": "imagine",
+            "user": {"id": "42", "username": "someone"},
+            "authorizing_integration_owners": {"0": "900"},
+            "triggering_interaction_metadata": {
+                "id": "1300000000000000099", "type": 3, "user": {"id": "42", "username": "someone"},
+                "authorizing_integration_owners": {"0": "900"},
+                "interacted_message_id": parent_id
+            }
+        })
+    }
+}

@@ -8,7 +8,8 @@
 //! - Ids and bytes: [`snowflake`] (the one place ids are converted), [`digest`] (the stable
 //!   64-bit digest), [`secret`] (a token that never prints), [`text`] (times and cutting).
 //! - Discord: [`wire`] (Discord's JSON, lean), [`event`] (the one way from bytes to an
-//!   [`event::Event`]), [`merge`] (combining snapshots of one message).
+//!   [`event::Event`]), [`merge`] (combining snapshots of one message), [`channel`] (where a
+//!   dispatch happened; threads and their parents).
 //! - Midjourney: [`prompt`] (prompt text and `--parameters`), [`parse`] (one message -> one
 //!   [`parse::Kind`]), [`kinds`] (the stored kind names and their shapes).
 //! - Lineage: [`link`] (which parent, how sure), [`lineage`] (what applying a message
@@ -17,6 +18,7 @@
 //!   (who may use which command; the rate limit), [`layout`] (where an archived image goes).
 
 pub mod access;
+pub mod channel;
 pub mod digest;
 pub mod event;
 pub mod kinds;

@@ -1,8 +1,7 @@
 //! Discord's wire format, kept lean: only the fields mjlink reads.
 //!
-//! Everything that enters the pipeline (gateway dispatches, recorded fixtures, REST history,
-//! serenity's own `Message` re-serialized) is decoded into these types, so there is one
-//! decoder for Discord JSON. Unknown fields are skipped; every field is optional so that
+//! Everything that enters the pipeline (live gateway frames, recorded fixtures, REST history)
+//! is decoded into these types, so there is one decoder for Discord JSON. Unknown fields are skipped; every field is optional so that
 //! partial MESSAGE_UPDATE payloads decode too.
 
 use std::fmt;

@@ -4,13 +4,18 @@
 //! Two servers on ephemeral ports:
 //! - a small HTTP/1.1 server (one request per connection): the gateway address, channel
 //!   history and single messages (the latest state of each, edits applied, deleted ones
-//!   gone, as Discord serves them), `attachments/refresh-urls`, injectable 429/5xx answers for
+//!   gone, as Discord serves them), channels and threads (`GET /channels/{id}`, a guild's
+//!   active threads, a channel's archived public threads paged with `before`/`has_more`,
+//!   archived private ones answered 403 unless allowed), `attachments/refresh-urls`,
+//!   injectable 429/5xx answers for
 //!   history pages, binary files served on GET (the CDN of simulated images), extra routes
 //!   mounted by other simulations ([`crate::midjourney`] answers `POST /interactions`),
 //!   and a log of every request. Malformed requests get 400; nothing a client sends can
 //!   panic it.
 //! - a WebSocket gateway: HELLO, IDENTIFY -> READY (or close code 4004/4014), heartbeats,
-//!   RESUME (with redelivery), dispatches, connections dropped without a close frame.
+//!   RESUME (with redelivery), dispatches (GUILD_CREATE with the guild's channels and active
+//!   threads, THREAD_CREATE / THREAD_UPDATE / THREAD_LIST_SYNC, messages), connections
+//!   dropped without a close frame.
 //!
 //! What it takes for serenity to talk to it is in `shared/docs/fake-discord.md`.
 
@@ -141,6 +146,14 @@ struct State {
     readies: u32,
     resumes: u32,
     identify_tokens: Vec<String>,
+    /// IDENTIFY's `d` without its token, in order.
+    identifies: Vec<Value>,
+    /// Channel objects (text channels and threads) by id.
+    channel_objects: BTreeMap<u64, Value>,
+    /// Whether archived private threads may be listed (the bot has Manage Threads).
+    allow_private_threads: bool,
+    /// At most this many archived threads per page, whatever `limit` asks (tests paging).
+    thread_page_size: usize,
     /// Mounted routes by (method, path).
     routes: HashMap<(String, String), RouteHandler>,
     /// Files served on GET by path.
@@ -179,6 +192,10 @@ impl FakeDiscord {
                 readies: 0,
                 resumes: 0,
                 identify_tokens: Vec::new(),
+                identifies: Vec::new(),
+                channel_objects: BTreeMap::new(),
+                allow_private_threads: false,
+                thread_page_size: 100,
                 routes: HashMap::new(),
                 files: HashMap::new(),
                 last_snowflake: 0,
@@ -253,6 +270,133 @@ impl FakeDiscord {
     /// The tokens IDENTIFY carried, in order (tests check what the bot sends).
     pub fn identify_tokens(&self) -> Vec<String> {
         self.lock().identify_tokens.clone()
+    }
+
+    /// IDENTIFY's `d` as the bot sent it, without the token (tests check `compress`,
+    /// `intents`).
+    pub fn identifies(&self) -> Vec<Value> {
+        self.lock().identifies.clone()
+    }
+
+    /// Whether `GET /channels/{id}/threads/archived/private` is answered (else 403, as for
+    /// a bot without Manage Threads).
+    pub fn allow_private_threads(&self, allow: bool) {
+        self.lock().allow_private_threads = allow;
+    }
+
+    /// Serves at most `size` archived threads per page (at least 1), so a few threads need
+    /// several pages.
+    pub fn set_thread_page_size(&self, size: usize) {
+        self.lock().thread_page_size = size.max(1);
+    }
+
+    /// Stores a channel or thread object (see [`text_channel`], [`thread_channel`]) without
+    /// dispatching anything; `GET /channels/{id}` and the thread lists serve it.
+    pub fn add_channel(&self, channel: &Value) {
+        let Some(id) = id_field(channel, "id") else {
+            tracing::warn!("fake discord: a channel without a readable id is not stored");
+            return;
+        };
+        self.lock().channel_objects.insert(id, channel.clone());
+    }
+
+    /// The stored channel or thread object.
+    pub fn channel_object(&self, id: u64) -> Option<Value> {
+        self.lock().channel_objects.get(&id).cloned()
+    }
+
+    /// Opens a thread: stored, and THREAD_CREATE dispatched with `newly_created: true` (the
+    /// extra field Discord adds when the thread was just created).
+    pub fn create_thread(&self, thread: &Value) {
+        self.add_channel(thread);
+        let mut data = thread.clone();
+        data["newly_created"] = Value::Bool(true);
+        self.dispatch("THREAD_CREATE", data);
+    }
+
+    /// Changes a thread (archives it, renames it): the fields of `fields` (which carries
+    /// `id`) replace the stored ones, and THREAD_UPDATE carries the whole thread.
+    pub fn update_thread(&self, fields: &Value) {
+        let Some(id) = id_field(fields, "id") else {
+            return;
+        };
+        let merged = {
+            let mut state = self.lock();
+            let stored = state.channel_objects.entry(id).or_insert_with(|| json!({}));
+            if let (Some(stored), Some(fields)) = (stored.as_object_mut(), fields.as_object()) {
+                for (name, value) in fields {
+                    stored.insert(name.clone(), value.clone());
+                }
+            }
+            stored.clone()
+        };
+        self.dispatch("THREAD_UPDATE", merged);
+    }
+
+    /// Dispatches GUILD_CREATE for `guild_id`: a whole guild object as Discord documents it,
+    /// with the guild's stored channels and its active threads (the extra fields of the
+    /// gateway event).
+    pub fn guild_create(&self, guild_id: u64) {
+        let (channels, threads) = self.guild_channels(guild_id);
+        // The guild object, then the extra fields of the gateway event.
+        let mut data = json!({
+            "id": guild_id.to_string(), "name": format!("guild {guild_id}"), "icon": null, "icon_hash": null,
+            "splash": null, "discovery_splash": null, "owner_id": "4242", "afk_channel_id": null, "afk_timeout": 300,
+            "widget_enabled": false, "widget_channel_id": null, "verification_level": 0,
+            "default_message_notifications": 0, "explicit_content_filter": 0, "roles": [], "emojis": [],
+            "features": [], "mfa_level": 0, "application_id": null, "system_channel_id": null,
+            "system_channel_flags": 0, "rules_channel_id": null, "max_presences": null, "max_members": 500000,
+            "vanity_url_code": null, "description": null, "banner": null, "premium_tier": 0,
+            "premium_subscription_count": 0, "preferred_locale": "en-US", "public_updates_channel_id": null,
+            "max_video_channel_users": 25, "max_stage_video_channel_users": 50, "nsfw_level": 0, "stickers": [],
+            "premium_progress_bar_enabled": false, "safety_alerts_channel_id": null, "incidents_data": null
+        });
+        let extra = json!({
+            "joined_at": rfc3339_of_ms(chrono::Utc::now().timestamp_millis()), "large": false,
+            "unavailable": false, "member_count": 2, "voice_states": [], "members": [], "channels": channels,
+            "threads": threads, "presences": [], "stage_instances": [], "guild_scheduled_events": [],
+            "soundboard_sounds": []
+        });
+        if let (Some(fields), Value::Object(extra)) = (data.as_object_mut(), extra) {
+            fields.extend(extra);
+        }
+        self.dispatch("GUILD_CREATE", data);
+    }
+
+    /// Dispatches THREAD_LIST_SYNC for `guild_id` with its active threads (as Discord does
+    /// when the bot gains access to channels).
+    pub fn thread_list_sync(&self, guild_id: u64) {
+        let (_, threads) = self.guild_channels(guild_id);
+        self.dispatch(
+            "THREAD_LIST_SYNC",
+            json!({"guild_id": guild_id.to_string(), "threads": threads, "members": []}),
+        );
+    }
+
+    /// A guild's stored channels (without `guild_id`, as GUILD_CREATE lists them) and its
+    /// active threads.
+    fn guild_channels(&self, guild_id: u64) -> (Vec<Value>, Vec<Value>) {
+        let state = self.lock();
+        let in_guild = state
+            .channel_objects
+            .values()
+            .filter(|channel| id_field(channel, "guild_id") == Some(guild_id));
+        let mut channels = Vec::new();
+        let mut threads = Vec::new();
+        for channel in in_guild {
+            if is_thread(channel) {
+                if !is_archived(channel) {
+                    threads.push(channel.clone());
+                }
+            } else {
+                let mut listed = channel.clone();
+                if let Some(fields) = listed.as_object_mut() {
+                    fields.remove("guild_id");
+                }
+                channels.push(listed);
+            }
+        }
+        (channels, threads)
     }
 
     /// The dispatches sent in the current session, exactly as sent.
@@ -574,6 +718,81 @@ impl FakeDiscord {
                 response.headers = headers;
                 response
             }
+            ("GET", ["channels", id]) => {
+                match id
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|id| state.channel_objects.get(&id))
+                {
+                    Some(channel) => HttpResponse::json(200, channel),
+                    None => HttpResponse::error(404, "Unknown Channel", 10003),
+                }
+            }
+            ("GET", ["guilds", guild, "threads", "active"]) => {
+                let guild: u64 = guild.parse().unwrap_or(0);
+                let threads: Vec<Value> = state
+                    .channel_objects
+                    .values()
+                    .filter(|channel| {
+                        is_thread(channel)
+                            && !is_archived(channel)
+                            && id_field(channel, "guild_id") == Some(guild)
+                    })
+                    .cloned()
+                    .collect();
+                HttpResponse::json(200, &json!({"threads": threads, "members": []}))
+            }
+            ("GET", ["channels", parent, "threads", "archived", which @ ("public" | "private")]) => {
+                let private = *which == "private";
+                if private && !state.allow_private_threads {
+                    return HttpResponse::error(403, "Missing Permissions", 50013);
+                }
+                let params: BTreeMap<&str, &str> = request
+                    .query
+                    .split('&')
+                    .filter_map(|pair| pair.split_once('='))
+                    .collect();
+                let before = params
+                    .get("before")
+                    .map(|value| percent_decoded(value))
+                    .and_then(|value| time_ms(&value))
+                    .unwrap_or(i64::MAX);
+                let limit: usize = params
+                    .get("limit")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(50)
+                    .clamp(1, 100)
+                    .min(state.thread_page_size);
+                let parent: u64 = parent.parse().unwrap_or(0);
+                let wanted_type = if private { 12 } else { 11 };
+                let mut archived: Vec<(i64, Value)> = state
+                    .channel_objects
+                    .values()
+                    .filter(|channel| {
+                        is_archived(channel)
+                            && id_field(channel, "parent_id") == Some(parent)
+                            && channel["type"].as_u64() == Some(wanted_type)
+                    })
+                    .filter_map(|channel| {
+                        let at = channel["thread_metadata"]["archive_timestamp"]
+                            .as_str()
+                            .and_then(time_ms)?;
+                        (at < before).then(|| (at, channel.clone()))
+                    })
+                    .collect();
+                // Most recently archived first.
+                archived.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+                let has_more = archived.len() > limit;
+                let threads: Vec<Value> = archived
+                    .into_iter()
+                    .take(limit)
+                    .map(|(_, thread)| thread)
+                    .collect();
+                HttpResponse::json(
+                    200,
+                    &json!({"threads": threads, "members": [], "has_more": has_more}),
+                )
+            }
             ("GET", ["channels", channel, "messages", id]) => {
                 let channel: u64 = channel.parse().unwrap_or(0);
                 let id: u64 = id.parse().unwrap_or(0);
@@ -632,6 +851,11 @@ impl FakeDiscord {
                             let (valid, disallowed) = {
                                 let mut state = self.lock();
                                 state.identify_tokens.push(token.clone());
+                                let mut identify = payload["d"].clone();
+                                if let Some(fields) = identify.as_object_mut() {
+                                    fields.remove("token");
+                                }
+                                state.identifies.push(identify);
                                 (token == format!("Bot {}", state.token) || token == state.token, state.disallow_intents)
                             };
                             if !valid || disallowed {
@@ -715,6 +939,45 @@ fn id_field(message: &Value, name: &str) -> Option<u64> {
     }
 }
 
+fn is_thread(channel: &Value) -> bool {
+    matches!(channel["type"].as_u64(), Some(10..=12))
+}
+
+fn is_archived(channel: &Value) -> bool {
+    channel["thread_metadata"]["archived"].as_bool() == Some(true)
+}
+
+/// Unix milliseconds of an RFC 3339 time.
+fn time_ms(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|time| time.timestamp_millis())
+}
+
+/// A query value with its `%XX` escapes decoded (`+` stays `+`: Discord's clients escape it).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = (bytes[index] == b'%')
+            .then(|| text.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                index += 3;
+            }
+            None => {
+                out.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Reads one HTTP/1.1 request: `Ok(None)` when the client closed before sending one,
 /// `Err(reason)` for anything malformed (answered 400).
 async fn read_request(stream: &mut TcpStream) -> Result<Option<HttpRequest>, &'static str> {
@@ -794,6 +1057,7 @@ async fn write_response(stream: &mut TcpStream, response: &HttpResponse) -> std:
         204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
@@ -847,6 +1111,31 @@ pub fn mj_message(
         message["referenced_message"] = parent.clone();
     }
     message
+}
+
+/// A guild text channel (type 0) as `GET /channels/{id}` returns it.
+pub fn text_channel(id: u64, guild: u64, name: &str) -> Value {
+    json!({
+        "id": id.to_string(), "type": 0, "guild_id": guild.to_string(), "name": name, "position": 0,
+        "permission_overwrites": [], "nsfw": false, "parent_id": null, "topic": null, "last_message_id": null,
+        "rate_limit_per_user": 0, "flags": 0
+    })
+}
+
+/// A public thread (type 11) of `parent` as Discord documents it: its own channel id, the
+/// parent's id in `parent_id`, `thread_metadata` archived at `archived_at_ms` when given.
+pub fn thread_channel(id: u64, guild: u64, parent: u64, name: &str, archived_at_ms: Option<i64>) -> Value {
+    let created = rfc3339_of(Snowflake(id));
+    json!({
+        "id": id.to_string(), "type": 11, "guild_id": guild.to_string(), "parent_id": parent.to_string(),
+        "owner_id": "4242", "name": name, "last_message_id": null, "rate_limit_per_user": 0,
+        "message_count": 0, "member_count": 1, "total_message_sent": 0, "flags": 0,
+        "thread_metadata": {
+            "archived": archived_at_ms.is_some(), "auto_archive_duration": 1440,
+            "archive_timestamp": archived_at_ms.map(rfc3339_of_ms).unwrap_or_else(|| created.clone()),
+            "locked": false, "create_timestamp": created
+        }
+    })
 }
 
 /// Discord's RFC 3339 form (microseconds, `+00:00`) of the time inside `id`.

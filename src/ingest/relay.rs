@@ -1,16 +1,24 @@
-//! Byte-exact recording for `mjlink record`: a WebSocket relay on 127.0.0.1 between serenity
-//! and Discord's gateway. Every dispatch frame from Discord is appended to the recording
-//! exactly as it arrived, then forwarded. Two things are changed on the way, never in the
-//! recording: IDENTIFY asks for uncompressed payloads (so every frame is readable text), and
-//! READY's `resume_gateway_url` points back at the relay (so resumed sessions are recorded
-//! too). Dispatches carry no token, so none reaches the file.
+//! The gateway relay: a WebSocket server on 127.0.0.1 between serenity and Discord's gateway.
+//! serenity stays the client (login, heartbeats, resume, slash commands); the relay forwards
+//! every frame both ways and hands each dispatch frame from Discord, exactly as it arrived, to
+//! the live path ([`crate::ingest::live`]), which makes the events of the raw JSON (serenity's
+//! typed model drops fields and whole dispatches it cannot read). With `mjlink record` it
+//! also appends each dispatch frame to the recording.
+//!
+//! Two things are changed on the way, never in what is handed over or recorded: IDENTIFY
+//! asks for uncompressed payloads (so every frame is readable text; a compressed frame that
+//! arrives anyway is inflated), and READY's `resume_gateway_url` points back at the relay (so
+//! resumed sessions pass through it too). Only frames from Discord are handed over or
+//! recorded: IDENTIFY, which carries the token, goes the other way.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{Callback, ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
@@ -30,27 +38,43 @@ impl Drop for Relay {
 struct Shared {
     /// Where the next connection goes: the gateway, then the session's resume address.
     upstream: Mutex<String>,
-    file: Mutex<std::fs::File>,
+    /// The recording, when asked for.
+    file: Option<Mutex<std::fs::File>>,
+    /// Where every dispatch frame goes, in the order received.
+    frames: mpsc::UnboundedSender<String>,
     url: String,
+    /// A compressed frame was seen (warned once).
+    warned_compressed: AtomicBool,
 }
 
 /// Starts the relay in front of `upstream` (a `ws://` or `wss://` gateway address without a
-/// query), appending dispatches to `path`.
-pub async fn start(upstream: &str, path: &Path) -> std::io::Result<Relay> {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+/// query). Every dispatch frame is sent to `frames`, and appended to `recording` when given.
+pub async fn start(
+    upstream: &str,
+    recording: Option<&Path>,
+    frames: mpsc::UnboundedSender<String>,
+) -> std::io::Result<Relay> {
+    let file = match recording {
+        Some(path) => Some(Mutex::new(
+            std::fs::OpenOptions::new().create(true).append(true).open(path)?,
+        )),
+        None => None,
+    };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("ws://{}", listener.local_addr()?);
     let shared = Arc::new(Shared {
         upstream: Mutex::new(upstream.trim_end_matches('/').to_string()),
-        file: Mutex::new(file),
+        file,
+        frames,
         url: url.clone(),
+        warned_compressed: AtomicBool::new(false),
     });
     let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
                 if let Err(error) = relay(stream, shared).await {
-                    tracing::warn!(%error, "recording relay connection ended with an error");
+                    tracing::warn!(%error, "a gateway relay connection ended with an error");
                 }
             });
         }
@@ -97,19 +121,22 @@ async fn relay(
     let downward = async {
         while let Some(frame) = from_server.next().await {
             let frame = match frame? {
-                Frame::Text(text) => {
-                    if is_dispatch(&text) {
-                        let mut line = text.clone();
-                        line.push('\n');
-                        if let Err(error) = lock(&shared.file).write_all(line.as_bytes()) {
-                            tracing::error!(%error, "cannot append to the recording");
+                Frame::Text(text) => Frame::Text(received(text, &shared)),
+                Frame::Binary(bytes) => match inflate(&bytes) {
+                    Some(text) => {
+                        if !shared.warned_compressed.swap(true, Ordering::Relaxed) {
+                            tracing::warn!("the gateway sent compressed frames although the relay asked for none; inflating them");
                         }
+                        Frame::Text(received(text, &shared))
                     }
-                    match redirect_resume(&text, &shared) {
-                        Some(rewritten) => Frame::Text(rewritten),
-                        None => Frame::Text(text),
+                    None => {
+                        tracing::warn!(
+                            bytes = bytes.len(),
+                            "a binary gateway frame that is not zlib text; passed on unread"
+                        );
+                        Frame::Binary(bytes)
                     }
-                }
+                },
                 other => other,
             };
             let closing = matches!(frame, Frame::Close(_));
@@ -137,6 +164,33 @@ impl Callback for QueryOf<'_> {
         *self.0 = request.uri().query().unwrap_or_default().to_string();
         Ok(response)
     }
+}
+
+/// A text frame from Discord: a dispatch is recorded (when asked) and handed to the live
+/// path exactly as received; the frame serenity gets back may be rewritten (READY).
+fn received(text: String, shared: &Shared) -> String {
+    if is_dispatch(&text) {
+        if let Some(file) = &shared.file {
+            let mut line = text.clone();
+            line.push('\n');
+            if let Err(error) = lock(file).write_all(line.as_bytes()) {
+                tracing::error!(%error, "cannot append to the recording");
+            }
+        }
+        // The live path may have stopped (shutdown): nothing is waiting for the frame.
+        let _ = shared.frames.send(text.clone());
+    }
+    redirect_resume(&text, shared).unwrap_or(text)
+}
+
+/// A zlib-compressed payload (IDENTIFY's `compress`), inflated to text; `None` otherwise.
+fn inflate(bytes: &[u8]) -> Option<String> {
+    let mut text = String::new();
+    flate2::read::ZlibDecoder::new(bytes)
+        .take(64 * 1024 * 1024)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 fn is_dispatch(text: &str) -> bool {
@@ -179,4 +233,29 @@ fn redirect_resume(text: &str, shared: &Shared) -> Option<String> {
     *lock(&shared.upstream) = resume;
     data.insert("resume_gateway_url".into(), shared.url.clone().into());
     Some(payload.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identify_is_made_uncompressed_and_nothing_else_is_touched() {
+        let identify = r#"{"op":2,"d":{"token":"Bot x","compress":true,"intents":1}}"#;
+        let rewritten: serde_json::Value =
+            serde_json::from_str(&uncompressed_identify(identify).unwrap()).unwrap();
+        assert_eq!(rewritten["d"]["compress"], false);
+        assert_eq!(rewritten["d"]["intents"], 1);
+        assert!(uncompressed_identify(r#"{"op":1,"d":5}"#).is_none());
+        assert!(uncompressed_identify("not json").is_none());
+    }
+
+    #[test]
+    fn compressed_frames_are_inflated() {
+        let text = r#"{"op":0,"t":"MESSAGE_CREATE","s":3,"d":{"id":"1"}}"#;
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(text.as_bytes()).unwrap();
+        assert_eq!(inflate(&encoder.finish().unwrap()).as_deref(), Some(text));
+        assert_eq!(inflate(b"plain bytes"), None);
+    }
 }
