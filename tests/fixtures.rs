@@ -105,3 +105,10 @@ fn generated_channel_mix_1500() {
 fn scenario_disorder() {
     run_fixture("fixtures/scenarios/disorder.jsonl");
 }
+
+/// Section 9 of the wire notes, one job per 2026 format (fixtures/tools/make_scenarios.py,
+/// `formats_2026`): the expected file was checked against the notes line by line.
+#[test]
+fn scenario_formats_2026() {
+    run_fixture("fixtures/scenarios/formats_2026.jsonl");
+}

@@ -87,7 +87,7 @@ proptest! {
         ).unwrap();
         message.content = Some(content);
         if let Some(description) = embeds {
-            message.embeds = Some(vec![mjlink_core::wire::Embed { title: Some(description.clone()), description: Some(description), color: Some(15_548_997) }]);
+            message.embeds = Some(vec![mjlink_core::wire::Embed { title: Some(description.clone()), description: Some(description), color: Some(15_548_997), ..Default::default() }]);
         }
         let _ = parse(&message, &BotIds::default());
     }

@@ -31,6 +31,11 @@ fn fixture_messages_decode_in_serenity_and_parse_the_same() {
                 let d = &value["d"];
                 let ours: Result<Message, _> = serde_json::from_value(d.clone());
                 let Ok(ours) = ours else { continue }; // deliberately malformed lines
+                if d["webhook_id"] == "" {
+                    // A line as discordgo exports it (empty-string ids): not what the gateway
+                    // sends, and serenity rejects it; mjlink reads it (formats_2026).
+                    continue;
+                }
                 let theirs: serenity::model::channel::Message = serde_json::from_value(d.clone())
                     .unwrap_or_else(|e| {
                         panic!("{}:{}: serenity cannot decode: {e}", path.display(), number + 1)

@@ -145,7 +145,8 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
     let line = |message: &FamilyMessage, depth: usize| -> String {
         let name = match (message.kind.as_str(), message.tile) {
             ("upscale", Some(tile)) => format!("U{tile}"),
-            (kind, _) if kinds::is_root_grid_name(kind) => "grid".to_string(),
+            ("video_clip", Some(cell)) => format!("video clip {cell}"),
+            (kind, _) if kinds::shape_of_name(kind) == kinds::Shape::RootGrid => "grid".to_string(),
             (kind, _) => kind.to_string(),
         };
         let indent = "\u{2003}".repeat(depth);
@@ -393,7 +394,7 @@ pub fn stats(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
     let kinds = store.count_by_kind()?;
     let grids: i64 = kinds
         .iter()
-        .filter(|(k, _)| kinds::is_root_grid_name(k))
+        .filter(|(k, _)| kinds::is_root_name(k))
         .map(|(_, n)| n)
         .sum();
     let results: Vec<String> = kinds

@@ -4,7 +4,7 @@
 //! starts waiting for a final), calls one pure function of [`mjlink_core::lineage`], and
 //! writes the effects it returns. It decides nothing itself. The clock is passed in.
 
-use crate::store::{ChildFacts, MessageRow, ProgressRow, PromptScope, Store, StoreError};
+use crate::store::{ChildFacts, MessageRow, ProgressRow, PromptScope, ReplyTargetRow, Store, StoreError};
 pub use mjlink_core::event::Event;
 pub use mjlink_core::lineage::Applied;
 use mjlink_core::lineage::{self, Absorbed, Known, LinkWork, Outcome, Relinked, Rival, Save, Source, Start};
@@ -169,6 +169,13 @@ impl Pipeline {
             }
         }
 
+        // What a reply is can depend on what it replies to (read after the reply's copy of
+        // it was stored just above).
+        let mut save = *save;
+        if let Some(target_id) = lineage::reply_question(&save) {
+            let target = self.store.reply_target(target_id)?;
+            lineage::resolve_reply(&mut save, target.as_ref().map(ReplyTargetRow::as_target));
+        }
         let Save {
             doc,
             parsed,
@@ -176,9 +183,19 @@ impl Pipeline {
             link,
             may_be_parent,
             settle,
-        } = *save;
+            completes,
+        } = save;
         self.store.save_message(&row_for(&doc, Some(&parsed), true))?;
         crate::ingest::drift::after_save(&self.store, &self.config.drift, &doc, &parsed.kind, was_unknown)?;
+        if let Some(start) = completes {
+            // The final replies to its own start: that start is completed by it, exactly.
+            let outcome = Outcome::Completed(doc.message.id);
+            self.store
+                .set_outcome(start, outcome.as_str(), outcome.final_id())?;
+        }
+        if let Kind::Rating { target: Some(target) } = parsed.kind {
+            self.store.set_rated(target, doc.message.id)?;
+        }
         self.store
             .replace_attachments(doc.message.id, &parsed.attachments, !is_new)?;
         match link {
@@ -271,7 +288,7 @@ impl Pipeline {
     }
 
     /// The fallback's candidates for a result: same channel, user and normalized prompt,
-    /// posted within the window before it.
+    /// posted within the horizon before it (the core keeps the window's and the rivals').
     fn candidates(
         &self,
         child_id: Snowflake,
@@ -282,7 +299,7 @@ impl Pipeline {
         match facts.as_ref().and_then(ChildFacts::scope) {
             Some(scope) => self.store.candidates(
                 scope,
-                posted_ms - self.config.window_ms,
+                posted_ms - mjlink_core::link::horizon_ms(self.config.window_ms),
                 posted_ms,
                 tile,
                 child_id,
@@ -317,9 +334,11 @@ impl Pipeline {
         let prompt_norm = parsed.normalized_prompt();
         let scope = PromptScope::of(message.channel_id, parsed.user_id, prompt_norm.as_deref());
         if let Some(scope) = scope {
-            let children = self
-                .store
-                .fallback_children(scope, posted, posted + self.config.window_ms)?;
+            let children = self.store.fallback_children(
+                scope,
+                posted,
+                posted + mjlink_core::link::horizon_ms(self.config.window_ms),
+            )?;
             for child_id in children {
                 if child_id != message.id {
                     self.refallback(child_id)?;
@@ -356,6 +375,13 @@ impl Pipeline {
         let Some(progress) = self.store.progress_row(id)? else {
             return Ok(());
         };
+        if let Some(final_id) = progress.final_id {
+            // Completed by a final that replies to it: nothing found by job or prompt can be
+            // more certain than that.
+            if self.store.reply_target_of(final_id)? == Some(progress.id) {
+                return Ok(());
+            }
+        }
         let window = self.config.window_ms;
         let start = start_of(&progress);
         let candidates = self.store.finals_for(&progress, progress.posted_at + window)?;
@@ -402,6 +428,7 @@ fn start_of(progress: &ProgressRow) -> Start<'_> {
         action: progress.action.as_deref(),
         has_job_uuid: progress.job_uuid.is_some(),
         deleted: progress.deleted,
+        child_start: progress.action.is_none() && progress.reply_to.is_some(),
     }
 }
 
@@ -452,6 +479,11 @@ fn row_for(doc: &Doc, parsed: Option<&Parsed>, seen: bool) -> MessageRow {
             _ => None,
         };
         row.job_uuid = parsed.job_uuid.clone();
+        row.reply_to = match parsed.kind {
+            Kind::Rating { target } => target,
+            _ => parsed.reply_to,
+        };
+        row.used_buttons = parsed.used_buttons.clone();
         row.detail = parsed.detail.clone();
         row.outcome = lineage::initial_outcome(&parsed.kind).map(Outcome::as_str);
         match &parsed.kind {

@@ -141,10 +141,20 @@ impl<S: Submitter> Runner<S> {
         Ok(seen)
     }
 
-    /// The grid of a submitted job: the final the pipeline settled for its start message, else
+    /// The grid of a submitted job: the root carrying its nonce, else the final the pipeline
+    /// settled for its start message, else
     /// the grid with its job UUID, else (last resort) the one grid of this user in this channel
     /// with exactly this prompt since the submission that no other item has taken.
     fn find_grid(&self, item: &Item, seen: &Seen, now_ms: i64) -> Result<Option<Snowflake>, StoreError> {
+        // Since 2025 a final carries the nonce of the interaction that made it (wire notes,
+        // section 9): a root with this item's nonce is its grid, exactly.
+        if let Some(root) = seen
+            .by_nonce
+            .iter()
+            .find(|message| mjlink_core::kinds::is_root_name(&message.kind))
+        {
+            return Ok(Some(root.id));
+        }
         for message in seen.by_nonce.iter().filter(|message| message.kind == "progress") {
             if let Some(grid) = self.store.final_of(message.id)? {
                 return Ok(Some(grid));

@@ -330,13 +330,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn archived_kinds_are_the_list_the_store_had() {
+    fn archived_kinds_are_the_list_the_store_had_and_the_2026_kinds() {
+        // The list of before issue 11, plus `video` (a native video job), `upscale_v7`,
+        // `remix_region`, `video_clip` and `video_extend` (wire notes, section 9).
         assert_eq!(
             super::archived_kinds(),
-            "('imagine', 'blend', 'upscale', 'upscale_2x', 'upscale_4x', 'upscale_subtle', \
-             'upscale_creative', 'variation', 'variation_strong', 'variation_subtle', 'variation_region', \
-             'remix', 'remix_strong', 'remix_subtle', 'reroll', 'zoom', 'pan_left', 'pan_right', 'pan_up', \
-             'pan_down', 'animate')"
+            "('imagine', 'blend', 'video', 'upscale', 'upscale_2x', 'upscale_4x', 'upscale_subtle', \
+             'upscale_creative', 'upscale_v7', 'variation', 'variation_strong', 'variation_subtle', 'variation_region', \
+             'remix', 'remix_strong', 'remix_subtle', 'remix_region', 'reroll', 'zoom', 'pan_left', 'pan_right', 'pan_up', \
+             'pan_down', 'animate', 'video_clip', 'video_extend')"
         );
         assert!(std::ptr::eq(super::archived_kinds(), super::archived_kinds()));
     }

@@ -5,7 +5,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension};
 
-use mjlink_core::kinds::{self, Shape};
+use mjlink_core::kinds;
 use mjlink_core::link::{Candidate, Decision, Signal, Status};
 use mjlink_core::merge::Doc;
 use mjlink_core::parse::Action;
@@ -47,6 +47,10 @@ pub struct MessageRow {
     pub posted_at: Option<i64>,
     pub edited_at: Option<i64>,
     pub nonce: Option<String>,
+    /// The message it replies to (never a forward); for a rating, the job it rates.
+    pub reply_to: Option<Snowflake>,
+    /// Its used buttons (`wire::used_buttons`); `None` when its buttons are unknown.
+    pub used_buttons: Option<String>,
     /// A start/progress message's first outcome (`running`, from the core); `None` for any
     /// other kind. An outcome already settled is kept.
     pub outcome: Option<&'static str>,
@@ -116,6 +120,10 @@ pub struct ProgressRow {
     pub job_uuid: Option<String>,
     pub posted_at: i64,
     pub deleted: bool,
+    /// The message it replies to.
+    pub reply_to: Option<Snowflake>,
+    /// Its final, when settled `completed`.
+    pub final_id: Option<Snowflake>,
 }
 
 impl ProgressRow {
@@ -198,9 +206,9 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO messages (id, channel_id, guild_id, author_id, seen, kind, prompt, prompt_norm, params,
                  user_id, mode, stealth, tile, job_uuid, detail, stage, error_title, posted_at, edited_at, outcome, action,
-                 prompt_key, job_key, day, nonce)
+                 prompt_key, job_key, day, nonce, reply_to, used_buttons)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 ?24, ?20, ?21, ?22, ?25, ?23)
+                 ?24, ?20, ?21, ?22, ?25, ?23, ?26, ?27)
              ON CONFLICT(id) DO UPDATE SET channel_id = excluded.channel_id, guild_id = excluded.guild_id,
                  author_id = excluded.author_id, seen = excluded.seen, kind = excluded.kind,
                  prompt = excluded.prompt, prompt_norm = excluded.prompt_norm, params = excluded.params,
@@ -210,7 +218,8 @@ impl Store {
                  outcome = CASE WHEN excluded.outcome IS NOT NULL THEN COALESCE(messages.outcome, excluded.outcome) END,
                  final_id = CASE WHEN excluded.outcome IS NOT NULL THEN messages.final_id END,
                  action = excluded.action, prompt_key = excluded.prompt_key, job_key = excluded.job_key,
-                 day = excluded.day, nonce = excluded.nonce",
+                 day = excluded.day, nonce = excluded.nonce, reply_to = excluded.reply_to,
+                 used_buttons = excluded.used_buttons",
         )?;
         stmt.execute(params![
             row.id.to_sql(),
@@ -238,6 +247,8 @@ impl Store {
             row.nonce,
             row.outcome,
             row.posted_at.map(mjlink_core::text::day_of),
+            opt_sql(row.reply_to),
+            row.used_buttons,
         ])?;
         let mut doc = self.conn.prepare_cached(
             "INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
@@ -372,18 +383,19 @@ impl Store {
         self.select(
             "SELECT m.id, m.posted_at, m.kind,
                  :tile IS NOT NULL AND EXISTS (SELECT 1 FROM links l WHERE l.parent_id = m.id AND l.tile = :tile
-                     AND l.status = 'linked' AND l.child_id != :child)
+                     AND l.status = 'linked' AND l.child_id != :child),
+                 m.used_buttons, m.edited_at
              FROM messages m WHERE {filter}",
             filter,
             |row| {
                 let kind: String = row.get(2)?;
-                let shape = kinds::shape_of_name(&kind);
                 Ok(Candidate {
                     id: Snowflake::from_sql(row.get(0)?),
                     posted_ms: row.get(1)?,
-                    is_grid: shape.is_grid(),
-                    is_single_image: shape == Shape::SingleImage,
+                    shape: kinds::shape_of_name(&kind),
                     tile_taken: row.get(3)?,
+                    used_buttons: row.get(4)?,
+                    marks_as_of_ms: row.get(5)?,
                 })
             },
         )
@@ -436,7 +448,7 @@ impl Store {
 
     pub fn progress_row(&self, id: Snowflake) -> Result<Option<ProgressRow>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action FROM messages
+            "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action, reply_to, final_id FROM messages
              WHERE id = ?1 AND kind = 'progress' AND seen = 1",
         )?;
         Ok(stmt.query_row([id.to_sql()], progress_from_row).optional()?)
@@ -452,7 +464,7 @@ impl Store {
         to_ms: i64,
     ) -> Result<Vec<ProgressRow>> {
         const SQL: &str =
-            "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action
+            "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action, reply_to, final_id
              FROM messages WHERE {filter} AND kind = 'progress' AND seen = 1";
         let mut out = Vec::new();
         if let Some(uuid) = job_uuid {
@@ -554,5 +566,7 @@ fn progress_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProgressRow> {
         posted_at: row.get::<_, Option<i64>>(5)?.unwrap_or_else(|| id.timestamp_ms()),
         deleted: row.get::<_, Option<i64>>(6)?.is_some(),
         action: row.get(7)?,
+        reply_to: opt_snowflake(row.get(8)?),
+        final_id: opt_snowflake(row.get(9)?),
     })
 }

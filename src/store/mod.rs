@@ -21,6 +21,7 @@ mod drift;
 mod lineage;
 mod messages;
 mod queue;
+mod replies;
 mod search;
 mod stats;
 
@@ -30,6 +31,7 @@ pub use lineage::{
     ChildFacts, FinalCandidates, LinkRow, MessagePlace, MessageRow, ProgressRow, PromptScope, StoredMessage,
 };
 pub use messages::{MessageDoc, MessageExport, MessageFilter};
+pub use replies::ReplyTargetRow;
 pub use search::{fts_query, SearchFilter, SearchHit};
 pub use stats::{ArchiveCounts, LinkExport};
 
@@ -63,6 +65,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_queue.sql"),
     include_str!("migrations/0005_search.sql"),
     include_str!("migrations/0006_drift_and_media.sql"),
+    include_str!("migrations/0008_formats_2026.sql"),
 ];
 
 pub struct Store {

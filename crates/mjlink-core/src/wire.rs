@@ -61,13 +61,60 @@ pub struct Embed {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub color: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footer: Option<EmbedFooter>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbedFooter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// One button, as far as mjlink cares: its custom id (or a link button's URL) and whether
+/// Midjourney marked it used (a pressed U/V button turns `style: 1`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Button {
+    pub id: String,
+    pub used: bool,
 }
 
 /// Buttons and action rows, flattened on decode to what identifies a job: the custom ids
-/// and link-button URLs, in order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct Components(pub Vec<String>);
+/// and link-button URLs, in order, each with its used mark. Stored as a list of strings, a
+/// used button as `{"custom_id": .., "style": 1}` (which decodes back the same way).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Components(pub Vec<Button>);
+
+impl Components {
+    /// The custom ids and URLs, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|button| button.id.as_str())
+    }
+}
+
+impl Serialize for Components {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Used<'a>(&'a str);
+        impl Serialize for Used<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("custom_id", self.0)?;
+                map.serialize_entry("style", &1)?;
+                map.end()
+            }
+        }
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for button in &self.0 {
+            if button.used {
+                seq.serialize_element(&Used(&button.id))?;
+            } else {
+                seq.serialize_element(&button.id)?;
+            }
+        }
+        seq.end()
+    }
+}
 
 impl<'de> Deserialize<'de> for Components {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -78,8 +125,9 @@ impl<'de> Deserialize<'de> for Components {
 }
 
 /// Walks `[node, ...]` where a node is either a component object (its `custom_id` and `url`
-/// are kept, its `components` walked) or a string (the flattened form mjlink stores).
-struct NodesVisitor<'a>(&'a mut Vec<String>);
+/// are kept with its `style`, its `components` walked) or a string (the flattened form
+/// mjlink stores).
+struct NodesVisitor<'a>(&'a mut Vec<Button>);
 
 impl<'de> Visitor<'de> for NodesVisitor<'_> {
     type Value = ();
@@ -94,7 +142,7 @@ impl<'de> Visitor<'de> for NodesVisitor<'_> {
     }
 }
 
-struct NodeSeed<'a>(&'a mut Vec<String>);
+struct NodeSeed<'a>(&'a mut Vec<Button>);
 
 impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
     type Value = ();
@@ -112,29 +160,41 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
-        self.0.push(text.to_string());
+        self.0.push(Button {
+            id: text.to_string(),
+            used: false,
+        });
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut ids = Vec::new();
+        let mut style = None;
+        // Children are walked into a list of their own so that this node's id comes first
+        // whatever the key order.
+        let mut children = Vec::new();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
                 "custom_id" | "url" => {
                     if let Some(text) = map.next_value::<Option<String>>()? {
-                        self.0.push(text);
+                        ids.push(text);
                     }
                 }
-                "components" => map.next_value_seed(NodesSeed(&mut *self.0))?,
+                "style" => style = map.next_value::<serde_json::Value>()?.as_u64(),
+                "components" => map.next_value_seed(NodesSeed(&mut children))?,
                 _ => {
                     map.next_value::<de::IgnoredAny>()?;
                 }
             }
         }
+        let used = style == Some(1);
+        self.0.extend(ids.into_iter().map(|id| Button { id, used }));
+        self.0.append(&mut children);
         Ok(())
     }
 }
 
-struct NodesSeed<'a>(&'a mut Vec<String>);
+struct NodesSeed<'a>(&'a mut Vec<Button>);
 
 impl<'de> DeserializeSeed<'de> for NodesSeed<'_> {
     type Value = ();
@@ -145,7 +205,7 @@ impl<'de> DeserializeSeed<'de> for NodesSeed<'_> {
 }
 
 /// `components: null` is tolerated as empty.
-struct NullOrNodes<'a>(&'a mut Vec<String>);
+struct NullOrNodes<'a>(&'a mut Vec<Button>);
 
 impl<'de> Visitor<'de> for NullOrNodes<'_> {
     type Value = ();
@@ -163,14 +223,70 @@ impl<'de> Visitor<'de> for NullOrNodes<'_> {
     }
 }
 
+/// The buttons Midjourney marked used on a message (`style: 1`), as short keys without the
+/// job UUID (`upsample::2 variation::1`), for the store's `used_buttons` column. `None` when
+/// the message has no buttons known.
+pub fn used_buttons(components: Option<&Components>) -> Option<String> {
+    let components = components?;
+    if components.0.is_empty() {
+        return None;
+    }
+    let keys: Vec<&str> = components
+        .0
+        .iter()
+        .filter(|button| button.used)
+        .filter_map(|button| button_key(&button.id))
+        .collect();
+    Some(keys.join(" "))
+}
+
+/// `MJ::JOB::upsample::2::{uuid}` -> `upsample::2`; `MJ::Outpaint::50::1::{uuid}::SOLO` ->
+/// `Outpaint::50::1`. `None` for ids that are not Midjourney's buttons.
+pub(crate) fn button_key(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix("MJ::")?;
+    let rest = rest.strip_prefix("JOB::").unwrap_or(rest);
+    // Cut before the job UUID (36 characters with dashes at 8, 13, 18, 23).
+    let mut end = rest.len();
+    for (index, _) in rest.match_indices("::") {
+        let tail = &rest[index + 2..];
+        if tail.len() >= 36 && tail.as_bytes()[8] == b'-' && tail.as_bytes()[13] == b'-' {
+            end = index;
+            break;
+        }
+    }
+    let key = &rest[..end];
+    (!key.is_empty() && !key.contains(char::is_whitespace)).then_some(key)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageReference {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `0` (or absent) a reply, `1` a forward (whose content is in `message_snapshots`).
+    #[serde(
+        rename = "type",
+        default,
+        deserialize_with = "small_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kind: Option<u8>,
+    #[serde(default, deserialize_with = "opt_id", skip_serializing_if = "Option::is_none")]
     pub message_id: Option<Snowflake>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "opt_id", skip_serializing_if = "Option::is_none")]
     pub channel_id: Option<Snowflake>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "opt_id", skip_serializing_if = "Option::is_none")]
     pub guild_id: Option<Snowflake>,
+}
+
+/// `message_reference.type` of a forward: never a parent link.
+pub const REFERENCE_FORWARD: u8 = 1;
+
+impl MessageReference {
+    /// The message this one replies to; `None` for a forward.
+    pub fn reply_to(&self) -> Option<Snowflake> {
+        if self.kind == Some(REFERENCE_FORWARD) {
+            return None;
+        }
+        self.message_id
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,8 +303,12 @@ pub struct InteractionMetadata {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<User>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "opt_id", skip_serializing_if = "Option::is_none")]
     pub interacted_message_id: Option<Snowflake>,
+    /// For a job submitted through a pop-up form (Remix, Vary (Region), Custom Zoom...): the
+    /// interaction that opened the form, whose `interacted_message_id` is the parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggering_interaction_metadata: Option<Box<InteractionMetadata>>,
 }
 
 /// A message as far as mjlink cares. `None` means "not in this payload" (MESSAGE_UPDATE
@@ -196,9 +316,9 @@ pub struct InteractionMetadata {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub id: Snowflake,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "opt_id", skip_serializing_if = "Option::is_none")]
     pub channel_id: Option<Snowflake>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "opt_id", skip_serializing_if = "Option::is_none")]
     pub guild_id: Option<Snowflake>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<User>,
@@ -233,7 +353,7 @@ pub struct Message {
         skip_serializing_if = "Option::is_none"
     )]
     pub nonce: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "opt_id", skip_serializing_if = "Option::is_none")]
     pub webhook_id: Option<Snowflake>,
 }
 
@@ -246,6 +366,52 @@ pub struct Delete {
     pub ids: Option<Vec<Snowflake>>,
     #[serde(default)]
     pub channel_id: Option<Snowflake>,
+}
+
+/// An optional id where other libraries' exports write `""` for "none" (discordgo writes
+/// `"webhook_id": ""`): read as absent rather than rejecting the message.
+fn opt_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Snowflake>, D::Error> {
+    struct OptId;
+    impl<'de> Visitor<'de> for OptId {
+        type Value = Option<Snowflake>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a Discord id, an empty string or null")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Snowflake(v)))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(|v| Some(Snowflake(v)))
+                .map_err(|_| E::custom("negative id"))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            Snowflake::parse(v)
+                .map(Some)
+                .ok_or_else(|| E::custom(format!("not a Discord id: {v:.40}")))
+        }
+    }
+    deserializer.deserialize_option(OptId)
+}
+
+/// A small number (an enum tag such as `message_reference.type`); anything else reads as
+/// absent rather than rejecting the message.
+fn small_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u8>, D::Error> {
+    Ok(serde_json::Value::deserialize(deserializer)?
+        .as_u64()
+        .and_then(|n| u8::try_from(n).ok()))
 }
 
 fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
