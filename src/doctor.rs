@@ -77,6 +77,20 @@ fn creatable(name: &'static str, path: &Path) -> Check {
     verdict(name, false, format!("{} cannot be created", path.display()))
 }
 
+/// Format drift: how many Midjourney messages mjlink could not read, by day. Informative
+/// (never a failure): the log warns when a day's count jumps.
+fn drift_check(store: &Store) -> Check {
+    match crate::ingest::drift::describe(store, 3) {
+        Ok(line) if line == "0" => verdict("formats", true, "every Midjourney message stored is of a known kind"),
+        Ok(line) => verdict(
+            "formats",
+            true,
+            format!("Midjourney messages of no known kind: {line} (samples: mjlink messages --kind unknown --raw)"),
+        ),
+        Err(error) => verdict("formats", false, error.to_string()),
+    }
+}
+
 /// The prompt queue: off, or on with everything submitting needs.
 fn queue_check(config: &Config) -> Check {
     if !config.queue.enabled {
@@ -113,13 +127,18 @@ pub async fn check(config: &Config, config_file: Option<&Path>) -> Vec<Check> {
 
     let database = &config.database_path;
     if database.exists() {
-        match Store::open(database).and_then(|store| Ok((store.schema_version()?, store.quick_check()?))) {
-            Ok((version, integrity)) if integrity == "ok" => checks.push(verdict(
-                "database",
-                true,
-                format!("{} (schema version {version}, integrity ok)", database.display()),
-            )),
-            Ok((_, integrity)) => checks.push(verdict(
+        match Store::open(database)
+            .and_then(|store| Ok((store.schema_version()?, store.quick_check()?, store)))
+        {
+            Ok((version, integrity, store)) if integrity == "ok" => {
+                checks.push(verdict(
+                    "database",
+                    true,
+                    format!("{} (schema version {version}, integrity ok)", database.display()),
+                ));
+                checks.push(drift_check(&store));
+            }
+            Ok((_, integrity, _)) => checks.push(verdict(
                 "database",
                 false,
                 format!("{} fails its integrity check: {integrity}", database.display()),
@@ -196,5 +215,27 @@ mod tests {
         let check = queue_check(&config);
         assert!(check.ok && check.detail.contains("channel 6"), "{}", check.detail);
         assert!(!check.detail.contains("user.secret"));
+    }
+
+    #[test]
+    fn the_formats_check_counts_what_mjlink_could_not_read() {
+        let store = Store::open_in_memory().unwrap();
+        let check = drift_check(&store);
+        assert!(
+            check.ok && check.detail.contains("known kind"),
+            "{}",
+            check.detail
+        );
+        // 2024-10-04: a Midjourney payload that did not decode.
+        store
+            .note_undecodable(1, mjlink_core::snowflake::Snowflake(1), 20_000)
+            .unwrap();
+        let check = drift_check(&store);
+        assert!(check.ok, "informative, not a failure");
+        assert!(
+            check.detail.contains("1 (1 did not decode) by day: 2024-10-04 1"),
+            "{}",
+            check.detail
+        );
     }
 }

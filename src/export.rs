@@ -1,4 +1,8 @@
-//! Writing links out for people and scripts: an aligned table, JSON lines, or CSV.
+//! Writing links and messages out for people and scripts: an aligned table, JSON lines, or
+//! CSV. The CSV rules (RFC 4180 quoting, formulas defused) and the table's cell text are here
+//! once, for both; [`messages`] has the rows of `mjlink messages`.
+
+pub mod messages;
 
 use std::io::Write;
 
@@ -85,12 +89,10 @@ impl<W: Write> LinkWriter<W> {
             }
             Format::Csv => {
                 if !self.wrote_header {
-                    writeln!(self.out, "{}", COLUMNS.join(","))?;
+                    write_csv_row(&mut self.out, &COLUMNS)?;
                     self.wrote_header = true;
                 }
-                let fields = fields(record);
-                let line: Vec<String> = fields.iter().map(|field| csv_field(field)).collect();
-                writeln!(self.out, "{}", line.join(","))
+                write_csv_row(&mut self.out, &fields(record))
             }
             Format::Table => {
                 if !self.wrote_header {
@@ -106,14 +108,7 @@ impl<W: Write> LinkWriter<W> {
                     (None, false) => format!("{} candidates", record.candidates.len()),
                     (None, true) => "-".to_string(),
                 };
-                let prompt: String = record
-                    .prompt
-                    .as_deref()
-                    .unwrap_or("")
-                    .replace(['\n', '\r', '\t'], " ")
-                    .chars()
-                    .take(60)
-                    .collect();
+                let prompt = table_cell(record.prompt.as_deref().unwrap_or(""), 60);
                 writeln!(
                     self.out,
                     "{:<20} {:<20} {:<16} {:>5} {:<11} {:<10} {}",
@@ -156,6 +151,24 @@ fn fields(record: &LinkRecord) -> [String; 10] {
     ]
 }
 
+/// One CSV record: RFC 4180 quoting (a field holding a comma, a quote or a line break is
+/// quoted, its quotes doubled), each field defused ([`csv_field`]); records end with `\n`
+/// (RFC 4180 says CRLF; spreadsheets and CSV readers take either).
+pub fn write_csv_row(out: &mut impl Write, fields: &[impl AsRef<str>]) -> std::io::Result<()> {
+    for (index, field) in fields.iter().enumerate() {
+        if index > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(csv_field(field.as_ref()).as_bytes())?;
+    }
+    out.write_all(b"\n")
+}
+
+/// Text for one cell of an aligned table: on one line, at most `max` characters.
+pub fn table_cell(text: &str, max: usize) -> String {
+    text.replace(['\n', '\r', '\t'], " ").chars().take(max).collect()
+}
+
 /// RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is prefixed with `'` so spreadsheets do
 /// not run a prompt as a formula.
 fn csv_field(field: &str) -> String {
@@ -181,5 +194,14 @@ mod tests {
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
         assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("-- ar 2:3"), "'-- ar 2:3");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn a_csv_row_is_its_fields_joined() {
+        let mut out = Vec::new();
+        write_csv_row(&mut out, &["a", "b,c", "", "@x"]).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "a,\"b,c\",,'@x\n");
     }
 }

@@ -87,6 +87,13 @@ enum Command {
     Demo(misc::DemoArgs),
     /// Export the links (one row per result: its parent, action, tile, signal and status).
     Links(misc::LinksArgs),
+    /// List every stored message and what mjlink made of it: its kind and action, tile,
+    /// prompt and parameters, user, job UUID, its link (parent, signal, status) and, for a
+    /// start/progress message, its outcome and final.
+    ///
+    /// Rows stream in message id order (the database is never loaded whole). `--kind unknown
+    /// --raw` prints the Midjourney messages mjlink could not read, kept to become fixtures.
+    Messages(misc::MessagesArgs),
     /// Write a synthetic Midjourney trace (gateway dispatch lines) and its ground truth.
     ///
     /// Interleaved users and channels, identical-prompt bursts, every result kind, noise,
@@ -216,6 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             block_on(misc::demo(&args, say))
         }
         Command::Links(args) => misc::links(config, &args, out),
+        Command::Messages(args) => misc::messages(config, &args, out),
         Command::GenTrace(args) => misc::gen_trace(&args, out),
         Command::Bench(args) => block_on(misc::bench(&args, out)),
     }

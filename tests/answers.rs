@@ -152,6 +152,7 @@ fn stats_and_export_on_the_generated_channel() {
         value("Links by signal")
     );
     assert!(value("Archive").starts_with("archived 0"), "{}", value("Archive"));
+    assert_eq!(value("Unknown formats"), "0");
     let reply: Reply = answers::export(&ctx(&store, None), None, ExportFormat::Json).unwrap();
     let FileData::Bytes(bytes) = &reply.files[0].data else {
         panic!()
@@ -172,4 +173,18 @@ fn stats_and_export_on_the_generated_channel() {
     );
     let none = answers::export(&ctx(&store, None), Some(Snowflake(5)), ExportFormat::Csv).unwrap();
     assert!(none.ephemeral && none.content.contains("No links in"));
+}
+
+/// Format drift in /stats: the scenario's one Midjourney message of no known kind (an
+/// `Image #2` result without its image), by its day.
+#[test]
+fn stats_count_unknown_formats_by_day() {
+    let (_dir, store) = fixture_db(&["fixtures/scenarios/every_format.jsonl"]);
+    let reply = answers::stats(&ctx(&store, None)).unwrap();
+    let (_, value, _) = reply.embeds[0]
+        .fields
+        .iter()
+        .find(|(name, _, _)| name == "Unknown formats")
+        .unwrap();
+    assert_eq!(value, "1 by day: 2024-05-01 1");
 }

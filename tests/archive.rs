@@ -374,3 +374,186 @@ async fn expired_links_are_refreshed_then_downloaded() {
         "{listed:?}"
     );
 }
+
+/// A message with one attachment of `content_type`, buttons `custom_ids`, maybe a reply.
+fn media_message(
+    id: u64,
+    content: &str,
+    (url, filename, content_type): (&str, &str, &str),
+    custom_ids: &[String],
+    reply_to: Option<&Value>,
+) -> Value {
+    let mut message = message(id, content, url, filename, reply_to);
+    message["attachments"][0]["content_type"] = content_type.into();
+    let buttons: Vec<Value> = custom_ids
+        .iter()
+        .map(|custom_id| json!({"type": 2, "style": 2, "custom_id": custom_id}))
+        .collect();
+    message["components"] = json!([{"type": 1, "components": buttons}]);
+    message
+}
+
+/// Video (doc section 9): Animate on an upscale gives a video grid (one animated WebP, four
+/// cells, buttons `MJ::JOB::video_virtual_upscale::{n}::{uuid}`) replying to the upscale;
+/// a video U gives a clip (an mp4 named `{uuid}_{n}_720_N.mp4`, buttons
+/// `MJ::JOB::animate_high_extend::{n}::{uuid}`) replying to the video grid. Each is archived
+/// in its parent's family folder, named by its kind (and cell), with the extension of its
+/// bytes, and listed in that folder's metadata.json; a "video" that is an HTML page is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_grid_and_its_clip_are_archived_in_their_families() {
+    use common::fake_cdn::{animated_webp, mp4, ok};
+    const GRID: &str = "5eed0000-0000-4000-8000-0000000000a1";
+    const UPSCALE: &str = "5eed0000-0000-4000-8000-0000000000a2";
+    const VIDEO: &str = "5eed0000-0000-4000-8000-0000000000a3";
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
+    // 2025-06-15T00:00:00Z.
+    let start = (1_749_945_600_000i64 - 1_420_070_400_000) as u64;
+    let id = |n: u64| ((start + n * 60_000) << 22) + n;
+    cdn.serve("/grid.png", png(21, 30_000));
+    cdn.serve("/u1.png", png(22, 20_000));
+    cdn.script("/video.webp", vec![ok(animated_webp(40_000), "image/webp")]);
+    cdn.script("/clip2", vec![ok(mp4(60_000), "video/mp4")]);
+    cdn.script(
+        "/clip3",
+        vec![ok(b"<html><body>sign in</body></html>".to_vec(), "video/mp4")],
+    );
+    let prompt = "a cat --motion high --video 1 --aspect 1:1";
+    let grid = message(
+        id(1),
+        "**a cat** - <@5> (fast)",
+        &format!("{base}/grid.png"),
+        &format!("u_a_cat_{GRID}.png"),
+        None,
+    );
+    let upscale = media_message(
+        id(2),
+        "**a cat** - Image #1 <@5>",
+        (
+            &format!("{base}/u1.png"),
+            &format!("u_a_cat_{UPSCALE}.png"),
+            "image/png",
+        ),
+        &[format!("MJ::JOB::animate_high::1::{UPSCALE}::SOLO")],
+        Some(&grid),
+    );
+    let video = media_message(
+        id(3),
+        &format!("**{prompt}** - <@5> (fast)"),
+        (
+            &format!("{base}/video.webp"),
+            &format!("u_a_cat_{VIDEO}.webp"),
+            "image/webp",
+        ),
+        &(1..=4)
+            .map(|n| format!("MJ::JOB::video_virtual_upscale::{n}::{VIDEO}"))
+            .collect::<Vec<_>>(),
+        Some(&upscale),
+    );
+    let clip = |n: u64, path: &str| {
+        media_message(
+            id(3 + n),
+            &format!("**{prompt}** - <@5> (fast)"),
+            // A hostile name changes nothing: names come from the kind and the job.
+            (
+                &format!("{base}{path}"),
+                &format!("../../{VIDEO}_{n}_720_N.mp4"),
+                "video/mp4",
+            ),
+            &[format!("MJ::JOB::animate_high_extend::{n}::{VIDEO}")],
+            Some(&video),
+        )
+    };
+    let lines = [&grid, &upscale, &video, &clip(2, "/clip2"), &clip(3, "/clip3")].map(dispatch);
+    let trace = dir.path().join("t.jsonl");
+    std::fs::write(&trace, lines.join("\n")).unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let (output, listed, messages) = tokio::task::spawn_blocking(move || {
+        let output = run(mjlink(&dir_path, "").args(["replay", "--download"]).arg(&trace));
+        let messages = run(mjlink(&dir_path, "").args(["messages", "--format", "jsonl"]));
+        (output, images(&dir_path, ""), messages)
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    // The HTML "clip" is refused for good (not an image or video); the rest is archived.
+    assert!(text.contains("archived 4, deduplicated 0, failed 1"), "{text}");
+    let messages: Vec<Value> = String::from_utf8(messages.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let row = |message_id: u64| {
+        let message = messages
+            .iter()
+            .find(|row| row["id"].as_str() == Some(&message_id.to_string()))
+            .unwrap();
+        let image = listed
+            .iter()
+            .find(|row| row["message_id"].as_str() == Some(&message_id.to_string()))
+            .unwrap();
+        (message.clone(), image.clone())
+    };
+    let root = dir.path().join("archive");
+    let name = |message: &Value, uuid: &str, extension: &str| match message["index"].as_u64() {
+        Some(cell) => format!("{}_{cell}_{uuid}.{extension}", message["kind"].as_str().unwrap()),
+        None => format!("{}_{uuid}.{extension}", message["kind"].as_str().unwrap()),
+    };
+
+    // The video grid: in the upscale's folder (its parent's family), an animated WebP.
+    let (video_message, video_image) = row(id(3));
+    assert_eq!(video_message["parent_id"], id(2).to_string());
+    let video_path = format!("2025/06/{UPSCALE}/{}", name(&video_message, VIDEO, "webp"));
+    assert_eq!(video_image["path"], video_path.as_str(), "{video_image}");
+    assert_eq!(video_image["media"], "webp_animated");
+    assert_eq!(
+        std::fs::read(root.join(&video_path)).unwrap(),
+        animated_webp(40_000)
+    );
+
+    // The clip: in the video grid's folder, an mp4 by its bytes.
+    let (clip_message, clip_image) = row(id(5));
+    assert_eq!(clip_message["parent_id"], id(3).to_string());
+    let clip_path = format!("2025/06/{VIDEO}/{}", name(&clip_message, VIDEO, "mp4"));
+    assert_eq!(clip_image["path"], clip_path.as_str(), "{clip_image}");
+    assert_eq!(clip_image["media"], "mp4");
+    assert_eq!(std::fs::read(root.join(&clip_path)).unwrap(), mp4(60_000));
+    let (_, refused) = row(id(6));
+    assert_eq!(refused["state"], "failed");
+    assert!(
+        refused["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not an image or video"),
+        "{refused}"
+    );
+
+    // Each family's metadata.json lists its video files.
+    let metadata = |folder: &str| -> Value {
+        let text = std::fs::read_to_string(root.join("2025/06").join(folder).join("metadata.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let upscale_family = metadata(UPSCALE);
+    assert_eq!(upscale_family["grid"]["job_uuid"], UPSCALE);
+    let results = upscale_family["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{upscale_family}");
+    assert_eq!(results[0]["files"][0]["path"], video_path.as_str());
+    assert_eq!(results[0]["files"][0]["media"], "webp_animated");
+    let video_family = metadata(VIDEO);
+    assert_eq!(video_family["grid"]["message_id"], id(3).to_string());
+    let clips: Vec<&Value> = video_family["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|result| !result["files"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(clips.len(), 1, "{video_family}");
+    assert_eq!(clips[0]["files"][0]["path"], clip_path.as_str());
+    assert_eq!(clips[0]["files"][0]["media"], "mp4");
+    // Nothing was written outside the archive.
+    assert!(common::files_under(dir.path())
+        .iter()
+        .all(|path| path.starts_with(&root) || path.extension().is_none_or(|ext| ext != "mp4")));
+}

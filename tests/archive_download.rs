@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::fake_cdn::{ok, png, status, Cdn, Reply};
 use mjlink::archive::download::{hash_file, put_in_place, FetchError, FetchPolicy, Fetcher};
-use mjlink_core::layout::ImageKind;
+use mjlink_core::layout::MediaKind;
 
 fn policy() -> FetchPolicy {
     FetchPolicy {
@@ -88,7 +88,7 @@ async fn downloads_with_faults() {
         .await
         .unwrap();
     assert_eq!(good.bytes, image.len() as u64);
-    assert_eq!(good.kind, ImageKind::Png);
+    assert_eq!(good.kind, MediaKind::Png);
     assert_eq!(
         hash_file(&good.temp_path).unwrap(),
         (good.sha256.clone(), good.bytes)
@@ -173,4 +173,43 @@ async fn downloads_with_faults() {
         6,
         "only successful downloads remain as temporary files"
     );
+}
+
+/// Videos are recognized by their bytes: an mp4 served as an octet stream under a `.png`
+/// name is an mp4; an animated WebP is told from a still one; an HTML page served as
+/// `video/mp4` is refused.
+#[tokio::test]
+async fn videos_are_known_by_their_bytes() {
+    use common::fake_cdn::{animated_webp, mp4};
+    let cdn = Cdn::default();
+    cdn.script("/clip.png", vec![ok(mp4(50_000), "application/octet-stream")]);
+    cdn.script("/grid.webp", vec![ok(animated_webp(40_000), "image/webp")]);
+    cdn.script(
+        "/fake.mp4",
+        vec![ok(b"<!DOCTYPE html><html>ftyp isom</html>".to_vec(), "video/mp4")],
+    );
+    let base = format!("http://{}", cdn.clone().start().await);
+    let fetcher = Fetcher::new(policy()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let clip = fetcher
+        .fetch(&format!("{base}/clip.png"), dir.path())
+        .await
+        .unwrap();
+    assert_eq!(clip.kind, MediaKind::Mp4);
+    assert_eq!(clip.bytes, mp4(50_000).len() as u64);
+    assert_eq!(
+        hash_file(&clip.temp_path).unwrap(),
+        (clip.sha256.clone(), clip.bytes)
+    );
+    let grid = fetcher
+        .fetch(&format!("{base}/grid.webp"), dir.path())
+        .await
+        .unwrap();
+    assert_eq!(grid.kind, MediaKind::AnimatedWebp);
+    let error = fetcher
+        .fetch(&format!("{base}/fake.mp4"), dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FetchError::NotAnImage { .. }), "{error}");
 }

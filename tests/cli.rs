@@ -6,14 +6,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn mjlink() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mjlink"));
-    command.current_dir(common::root()).env_remove("RUST_LOG");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MJLINK_") {
-            command.env_remove(key);
-        }
-    }
-    command
+    common::mjlink_command()
 }
 
 #[test]

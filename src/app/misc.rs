@@ -1,14 +1,16 @@
-//! `doctor`, `demo`, `links`, `gen-trace` and `bench`.
+//! `doctor`, `demo`, `links`, `messages`, `gen-trace` and `bench`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{write_links, Outcome};
+use super::{closed_pipe_is_fine, stream_rows, write_links, Outcome};
 use crate::config::Config;
+use crate::export::messages::{MessageRecord, MessageWriter};
 use crate::export::Format;
-use crate::store::Store;
+use crate::store::{MessageFilter, Store};
+use mjlink_core::snowflake::Snowflake;
 
 /// Every check, one line each; fails when one does. `config_file` is the `--config` given.
 pub async fn doctor(
@@ -49,15 +51,130 @@ pub struct LinksArgs {
 
 /// Every link, from an existing database.
 pub fn links(config: &Config, args: &LinksArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    let store = existing_store(config)?;
+    write_links(&store, args.format, out)?;
+    Ok(Outcome::Success)
+}
+
+/// The database of `config`, which must exist (a listing never creates one).
+fn existing_store(config: &Config) -> anyhow::Result<Store> {
     if !config.database_path.exists() {
         anyhow::bail!(
             "no database at {} (run `mjlink replay` first, or pass --db)",
             config.database_path.display()
         );
     }
-    let store = Store::open(&config.database_path)?;
-    write_links(&store, args.format, out)?;
+    Ok(Store::open(&config.database_path)?)
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct MessagesArgs {
+    /// How rows are written: `table` (aligned, for people; long prompts cut), `jsonl` (one
+    /// JSON object per line, ids as strings, absent values null) or `csv` (a header row, RFC
+    /// 4180 quoting; a cell starting with = + - @ gets a leading ' so a spreadsheet does not
+    /// run it as a formula).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Only messages stored with this kind: `imagine`, `blend`, an action (`upscale`,
+    /// `variation`, `zoom`, `animate`...), `progress` (starts and progress), `error`,
+    /// `describe`, `other` (from Midjourney but of no kind mjlink knows), `not_midjourney`,
+    /// `pending` (known only from edits). `unknown` lists the format-drift samples instead:
+    /// the Midjourney messages mjlink could not read that were kept (drift.keep_samples).
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// Only messages of this channel (its id).
+    #[arg(long, value_name = "ID", value_parser = channel_id)]
+    pub channel: Option<Snowflake>,
+    /// Print each message as a gateway dispatch line (`{"op":0,"t":"MESSAGE_CREATE","d":{..}}`)
+    /// instead of a row: what `mjlink replay` reads, to make fixtures of. A message is the
+    /// JSON mjlink stored (merged from all it saw; fields it does not read are not kept), a
+    /// deleted one followed by its MESSAGE_DELETE; with `--kind unknown`, the samples as kept
+    /// (a payload that did not decode is there exactly as received).
+    #[arg(long, conflicts_with = "format")]
+    pub raw: bool,
+}
+
+fn channel_id(text: &str) -> Result<Snowflake, String> {
+    Snowflake::parse(text.trim()).ok_or_else(|| format!("`{text}` is not a channel id (a number)"))
+}
+
+/// The stored kind of the format-drift samples in `mjlink messages --kind`.
+const UNKNOWN: &str = "unknown";
+
+/// Every stored message (or the format-drift samples) as rows, or as dispatch lines with
+/// `--raw`, streamed from an existing database. When a kind selects nothing and no message
+/// has it, stderr lists the kinds stored (a typo would otherwise print nothing; a kind mjlink
+/// makes but this database does not hold yet is no error).
+pub fn messages(config: &Config, args: &MessagesArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    let store = existing_store(config)?;
+    let drift = args.kind.as_deref() == Some(UNKNOWN);
+    let filter = MessageFilter {
+        kind: args.kind.as_deref().filter(|_| !drift),
+        channel_id: args.channel,
+    };
+    let mut rows = 0u64;
+    if args.raw && drift {
+        let mut out = std::io::BufWriter::new(out);
+        stream_rows(
+            |visit| store.for_each_drift_sample(args.channel, visit),
+            |(_, raw)| {
+                rows += 1;
+                writeln!(out, "{raw}")
+            },
+        )?;
+        closed_pipe_is_fine(out.flush())?;
+    } else if args.raw {
+        let mut out = std::io::BufWriter::new(out);
+        stream_rows(
+            |visit| store.for_each_message_doc(filter, visit),
+            |stored| {
+                rows += 1;
+                write_dispatch_lines(&mut out, &stored)
+            },
+        )?;
+        closed_pipe_is_fine(out.flush())?;
+    } else {
+        let mut writer = MessageWriter::new(std::io::BufWriter::new(out), args.format);
+        let write = |message| {
+            rows += 1;
+            writer.write(&MessageRecord::from(message))
+        };
+        if drift {
+            stream_rows(|visit| store.for_each_drift_message(filter, visit), write)?;
+        } else {
+            stream_rows(|visit| store.for_each_message(filter, visit), write)?;
+        }
+        closed_pipe_is_fine(writer.finish().map(drop))?;
+    }
+    if let (0, Some(kind)) = (rows, args.kind.as_deref().filter(|_| !drift)) {
+        // Nothing printed: say which kinds there are (a typo would otherwise print nothing).
+        let stored: Vec<String> = store.count_by_kind()?.into_iter().map(|(name, _)| name).collect();
+        if !stored.iter().any(|name| name == kind) {
+            eprintln!(
+                "mjlink: no message has the kind `{kind}`; the kinds stored are {} (and `unknown`: the format-drift samples)",
+                stored.join(", ")
+            );
+        }
+    }
     Ok(Outcome::Success)
+}
+
+/// A stored message as the dispatch lines that make it again: a create (an update when only
+/// its edits were seen), then its deletion.
+fn write_dispatch_lines(out: &mut impl Write, stored: &crate::store::MessageDoc) -> std::io::Result<()> {
+    use mjlink_core::event::to_dispatch_line;
+    let message = &stored.doc.message;
+    let event_type = if stored.seen {
+        "MESSAGE_CREATE"
+    } else {
+        "MESSAGE_UPDATE"
+    };
+    writeln!(out, "{}", to_dispatch_line(event_type, message)?)?;
+    if stored.deleted {
+        let deletion = serde_json::json!({"id": message.id, "channel_id": message.channel_id});
+        writeln!(out, "{}", to_dispatch_line("MESSAGE_DELETE", &deletion)?)?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -8,14 +8,14 @@
 //! - [`ingest`]: `replay`, `run`, `record`, `backfill`;
 //! - [`archive`]: `archive`, `images`, `verify`;
 //! - [`queue`]: `queue add|list|show|cancel|run`;
-//! - [`misc`]: `doctor`, `demo`, `links`, `gen-trace`, `bench`.
+//! - [`misc`]: `doctor`, `demo`, `links`, `messages`, `gen-trace`, `bench`.
 
 use std::io::Write;
 
 use indicatif::ProgressBar;
 
 use crate::export::{Format, LinkRecord, LinkWriter};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 pub mod archive;
 pub mod ingest;
@@ -87,23 +87,39 @@ pub async fn shutdown_signal() {
 /// Every link in `format`; a reader that went away (a closed pipe) ends it quietly.
 fn write_links(store: &Store, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
     let mut writer = LinkWriter::new(out, format);
+    stream_rows(
+        |visit| store.for_each_link(visit),
+        |export| writer.write(&LinkRecord::from(export)),
+    )?;
+    closed_pipe_is_fine(writer.finish().map(drop))
+}
+
+/// Passes each row that `for_each` reads to `write`, streaming. A reader that went away (a
+/// closed pipe) ends it at once and quietly; another write error is the error.
+fn stream_rows<T>(
+    for_each: impl FnOnce(&mut dyn FnMut(T) -> Result<(), StoreError>) -> Result<(), StoreError>,
+    mut write: impl FnMut(T) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     let mut write_error = None;
-    store.for_each_link(|export| {
-        if write_error.is_none() {
-            if let Err(error) = writer.write(&LinkRecord::from(export)) {
-                write_error = Some(error);
-            }
-        }
-        Ok(())
-    })?;
-    if let Some(error) = write_error {
-        if error.kind() == std::io::ErrorKind::BrokenPipe {
-            return Ok(());
-        }
-        return Err(error.into());
+    let read = for_each(&mut |row| {
+        write(row).map_err(|error| {
+            write_error = Some(error);
+            StoreError::Stopped
+        })
+    });
+    match (write_error, read) {
+        (Some(error), _) => closed_pipe_is_fine(Err(error)),
+        (None, read) => Ok(read?),
     }
-    writer.finish()?;
-    Ok(())
+}
+
+/// Output to a reader that went away (a closed pipe: `mjlink messages | head`) is not an
+/// error: the reader has what it wanted.
+fn closed_pipe_is_fine(written: std::io::Result<()>) -> anyhow::Result<()> {
+    match written {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Each value as one JSON line.

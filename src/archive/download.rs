@@ -1,5 +1,7 @@
-//! Downloading one image: streamed to a temporary file while hashing (SHA-256), refused when
-//! it is too large, not an image, or from a host outside the allowlist (redirects included),
+//! Downloading one image or video: streamed to a temporary file while hashing (SHA-256),
+//! refused when it is too large, not an image or video by its first bytes (PNG, WebP still or
+//! animated, JPEG, GIF, mp4; the server's content type and the file name are never trusted), or
+//! from a host outside the allowlist (redirects included),
 //! retried with exponential backoff and jitter on server errors, timeouts, resets and
 //! truncated bodies, with a 429's `Retry-After` honoured; fsynced before it is handed over.
 
@@ -10,7 +12,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use mjlink_core::layout::{sniff, ImageKind, SIGNATURE_BYTES};
+use mjlink_core::layout::{sniff, MediaKind, SIGNATURE_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -21,7 +23,7 @@ pub enum FetchError {
     HostNotAllowed { host: String },
     #[error("larger than the {limit}-byte limit")]
     TooLarge { limit: u64 },
-    #[error("not an image (content type {content_type}, no PNG/WebP/JPEG/GIF signature)")]
+    #[error("not an image or video (content type {content_type}, no PNG/WebP/JPEG/GIF/MP4 signature)")]
     NotAnImage { content_type: String },
     #[error("answered {status} after {attempts} attempts")]
     Status { status: u16, attempts: u32 },
@@ -46,7 +48,7 @@ pub struct Downloaded {
     pub temp_path: PathBuf,
     pub sha256: String,
     pub bytes: u64,
-    pub kind: ImageKind,
+    pub kind: MediaKind,
 }
 
 #[derive(Debug, Clone)]

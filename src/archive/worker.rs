@@ -1,5 +1,5 @@
-//! Working through the download queue that lives in the database: every pending image of a
-//! grid or result is downloaded (a few at a time), verified, put in its place, and only then
+//! Working through the download queue that lives in the database: every pending image or
+//! video of a grid or result is downloaded (a few at a time), verified, put in its place, and only then
 //! marked archived. A crash at any moment leaves at worst a temporary file and a pending row,
 //! which the next run redoes.
 
@@ -543,6 +543,7 @@ fn record_group(
                     &path,
                     &downloaded.sha256,
                     downloaded.bytes,
+                    downloaded.kind.as_str(),
                     same_tile_bug.then_some(other),
                 )?;
                 summary.deduplicated += 1;
@@ -556,6 +557,7 @@ fn record_group(
                         &relative.to_string_lossy(),
                         &downloaded.sha256,
                         downloaded.bytes,
+                        downloaded.kind.as_str(),
                         None,
                     )?;
                     summary.archived += 1;
@@ -651,7 +653,7 @@ pub fn verify(store: &Store, root: &Path, repair: bool) -> Result<VerifyReport, 
 mod tests {
     use super::*;
     use crate::ingest::pipeline::{Event, Pipeline, PipelineConfig};
-    use mjlink_core::layout::ImageKind;
+    use mjlink_core::layout::MediaKind;
 
     const UUID: &str = "5eed0000-0000-4000-8000-00000000abcd";
 
@@ -684,7 +686,7 @@ mod tests {
             temp_path,
             sha256,
             bytes: size,
-            kind: ImageKind::Png,
+            kind: MediaKind::Png,
         }
     }
 

@@ -424,6 +424,8 @@ pub fn stats(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
         }
     };
     let paused = if store.queue_paused()? { " (paused)" } else { "" };
+    // Midjourney messages mjlink could not read: a jump means its format changed.
+    let unknown_formats = crate::ingest::drift::describe(store, 3)?;
     Ok(Reply {
         embeds: vec![Embed {
             title: "mjlink stats".to_string(),
@@ -445,6 +447,7 @@ pub fn stats(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
                     false,
                 ),
                 (format!("Queue{paused}"), or_none(queue), false),
+                ("Unknown formats".to_string(), unknown_formats, false),
             ],
             ..Embed::default()
         }],

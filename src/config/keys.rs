@@ -32,6 +32,7 @@ const KEYS: &[(&str, Set)] = &[
     ("midjourney.bot_ids",            |c, v| bot_ids(v).map(|ids| c.bot_ids = ids)),
     ("linking.window_hours",          |c, v| window(v).map(|ms| c.window_ms = ms)),
     ("log.filter",                    |c, v| text(v).map(|filter| c.log_filter = filter)),
+    ("drift.keep_samples",            |c, v| count(v, 0, 100_000).map(|n| c.drift_keep_samples = n)),
     ("discord.token",                 |c, v| token(v).map(|token| c.discord.token = Some(token))),
     ("discord.api_base",              |c, v| api_base(v).map(|base| c.discord.api_base = base)),
     ("discord.guilds",                |c, v| ids(v).map(|ids| c.discord.guilds = ids)),

@@ -52,6 +52,9 @@ impl ConfigError {
 /// long before its child.
 pub const DEFAULT_WINDOW_MS: i64 = 6 * 3_600_000;
 
+/// Default `drift.keep_samples`: unknown Midjourney messages kept to become fixtures.
+pub const DEFAULT_DRIFT_SAMPLES: usize = 200;
+
 pub use mjlink_core::secret::Secret;
 
 /// Discord's real API; `api_base` points elsewhere for a proxy or a test double.
@@ -198,6 +201,8 @@ pub struct Config {
     pub bot_ids: BotIds,
     pub window_ms: i64,
     pub log_filter: String,
+    /// Format drift: how many unknown Midjourney messages are kept as samples.
+    pub drift_keep_samples: usize,
     pub discord: DiscordConfig,
     pub archive: ArchiveConfig,
     pub queue: QueueConfig,
@@ -211,6 +216,7 @@ impl fmt::Debug for Config {
             .field("bot_ids", &self.bot_ids)
             .field("window_ms", &self.window_ms)
             .field("log_filter", &self.log_filter)
+            .field("drift_keep_samples", &self.drift_keep_samples)
             .field("discord", &self.discord)
             .field("archive", &self.archive)
             .field("queue", &self.queue)
@@ -226,6 +232,7 @@ impl Default for Config {
             bot_ids: BotIds::default(),
             window_ms: DEFAULT_WINDOW_MS,
             log_filter: "warn,mjlink=info".to_string(),
+            drift_keep_samples: DEFAULT_DRIFT_SAMPLES,
             discord: DiscordConfig::default(),
             archive: ArchiveConfig::default(),
             queue: QueueConfig::default(),

@@ -5,9 +5,12 @@
 //!   (channel and thread history over REST).
 //! - [`writer`]: the single writer; every source sends its events to it.
 //! - [`pipeline`]: read -> decide -> write for one event (the decisions are the core's).
+//! - [`drift`]: format drift as the pipeline meets it (unknown Midjourney messages counted
+//!   by day, kept as samples, a warning when a day's count jumps).
 //! - [`report`]: what a replay did, for people.
 
 pub mod backfill;
+pub mod drift;
 pub mod gateway;
 pub mod live;
 pub mod pipeline;

@@ -27,6 +27,8 @@ pub struct PipelineConfig {
     pub window_ms: i64,
     /// Events per transaction; a crash loses at most the open batch, which a re-run redoes.
     pub batch_size: usize,
+    /// Format drift: samples kept, and when a day's count of unknown messages jumps.
+    pub drift: crate::ingest::drift::DriftOptions,
 }
 
 impl PipelineConfig {
@@ -35,6 +37,7 @@ impl PipelineConfig {
         PipelineConfig {
             bots: config.bot_ids.clone(),
             window_ms: config.window_ms,
+            drift: crate::ingest::drift::DriftOptions::from_config(config),
             ..PipelineConfig::default()
         }
     }
@@ -46,6 +49,7 @@ impl Default for PipelineConfig {
             bots: BotIds::default(),
             window_ms: DEFAULT_WINDOW_MS,
             batch_size: 1000,
+            drift: Default::default(),
         }
     }
 }
@@ -139,6 +143,9 @@ impl Pipeline {
             kind: stored.kind,
             deleted: stored.deleted_at.is_some(),
         });
+        let was_unknown = known
+            .as_ref()
+            .is_some_and(|known| mjlink_core::drift::is_unknown_name(&known.kind));
         let save = match lineage::absorb(known, incoming, source, &self.config.bots) {
             Absorbed::Unchanged => return Ok(Applied::Unchanged),
             Absorbed::Ignore => return Ok(Applied::Ignored),
@@ -179,6 +186,7 @@ impl Pipeline {
             completes,
         } = save;
         self.store.save_message(&row_for(&doc, Some(&parsed), true))?;
+        crate::ingest::drift::after_save(&self.store, &self.config.drift, &doc, &parsed.kind, was_unknown)?;
         if let Some(start) = completes {
             // The final replies to its own start: that start is completed by it, exactly.
             let outcome = Outcome::Completed(doc.message.id);
@@ -202,6 +210,17 @@ impl Pipeline {
             self.settle_progress(doc.message.id)?;
         }
         Ok(Applied::Applied)
+    }
+
+    /// Format drift: a payload the decoder rejected that `found` says is a message (counted
+    /// and kept when Midjourney wrote it; see [`crate::ingest::drift`]).
+    pub fn undecodable(
+        &mut self,
+        found: &mjlink_core::drift::Undecodable,
+        raw: &str,
+    ) -> Result<bool, StoreError> {
+        self.store.begin()?;
+        crate::ingest::drift::undecodable(&self.store, &self.config.drift, &self.config.bots, found, raw)
     }
 
     /// The parent of `child` when the child is linked to it by an exact signal but the

@@ -227,6 +227,10 @@ fn read_into(
             Line::Malformed(reason) => {
                 tracing::debug!(file = source, line = line_number, reason = %reason, "malformed line skipped");
                 summary.malformed(source, line_number, reason);
+                // A message that does not decode may be Midjourney's new format: counted.
+                if let Some(found) = mjlink_core::drift::undecodable(&line) {
+                    writer.send_undecodable_blocking(found, String::from_utf8_lossy(&line).into_owned())?;
+                }
             }
         }
     }

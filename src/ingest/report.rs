@@ -6,7 +6,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::ingest::replay::ReplaySummary;
-use crate::store::{Store, StoreError};
+use crate::store::{DriftDay, Store, StoreError};
+
+/// Days of format drift the summary lists, newest first.
+const DRIFT_DAYS_SHOWN: usize = 7;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -18,16 +21,26 @@ pub struct Report {
     pub links_by_status: Vec<(String, i64)>,
     /// Start/progress messages by outcome (failed = deleted with no final grid).
     pub progress_outcomes: Vec<(String, i64)>,
+    /// Format drift: Midjourney messages of no known kind, or that did not decode, over the
+    /// whole database (`day` 0), and the newest days that had any.
+    pub unknown_formats: DriftDay,
+    pub unknown_formats_by_day: Vec<DriftDay>,
+    /// Samples of them kept (`mjlink messages --kind unknown --raw`).
+    pub unknown_samples: u64,
 }
 
 impl Report {
     pub fn gather(summary: &ReplaySummary, store: &Store) -> Result<Report, StoreError> {
+        let (unknown_formats, unknown_samples) = store.drift_totals()?;
         Ok(Report {
             replay: summary.clone(),
             jobs_by_kind: store.count_by_kind()?,
             links_by_signal: store.count_links_by_signal()?,
             links_by_status: store.count_links_by_status()?,
             progress_outcomes: store.count_outcomes()?,
+            unknown_formats,
+            unknown_formats_by_day: store.drift_days(DRIFT_DAYS_SHOWN)?,
+            unknown_samples,
         })
     }
 
@@ -82,6 +95,18 @@ impl Report {
             .map(|(outcome, count)| format!("{outcome} {count}"))
             .collect();
         writeln!(out, "started jobs        {}", outcomes.join(", "))?;
+        writeln!(
+            out,
+            "unknown formats     {}",
+            crate::ingest::drift::line(&self.unknown_formats, &self.unknown_formats_by_day)
+        )?;
+        if self.unknown_formats.total() > 0 {
+            writeln!(
+                out,
+                "  {} kept as samples: mjlink messages --kind unknown --raw",
+                self.unknown_samples
+            )?;
+        }
         Ok(())
     }
 }

@@ -20,6 +20,11 @@ enum Input {
         event: Box<Event>,
         received_ms: i64,
     },
+    /// A payload the decoder rejected that says it is a message (format drift).
+    Undecodable {
+        found: mjlink_core::drift::Undecodable,
+        raw: String,
+    },
     /// Commit what is applied and answer with each channel's newest stored message id.
     Cursors(oneshot::Sender<BTreeMap<Snowflake, Snowflake>>),
     /// Commit, then answer.
@@ -143,6 +148,12 @@ impl Writer {
                                 commit(&mut pipeline, &mut applied_since_commit)?;
                             }
                         }
+                        Input::Undecodable { found, raw } => {
+                            pipeline.undecodable(&found, &raw)?;
+                            if policy == CommitPolicy::WhenIdle && rx.is_empty() {
+                                commit(&mut pipeline, &mut applied_since_commit)?;
+                            }
+                        }
                         Input::Cursors(reply) => {
                             commit(&mut pipeline, &mut applied_since_commit)?;
                             let _ = reply.send(pipeline.store().channel_cursors()?);
@@ -214,6 +225,17 @@ impl WriterHandle {
             event: Box::new(event),
             received_ms,
         })
+    }
+
+    /// Sends a payload the decoder rejected but [`mjlink_core::drift::undecodable`] could
+    /// read (`raw`, as received): counted and kept if Midjourney wrote it. For synchronous
+    /// code, like [`WriterHandle::send_blocking`].
+    pub fn send_undecodable_blocking(
+        &self,
+        found: mjlink_core::drift::Undecodable,
+        raw: String,
+    ) -> Result<(), StoreError> {
+        self.put_blocking(Input::Undecodable { found, raw })
     }
 
     fn put_blocking(&self, mut input: Input) -> Result<(), StoreError> {

@@ -1,4 +1,4 @@
-//! The image archive's rows: attachments waiting to be archived, archived copies (for
+//! The archive's rows (images and videos): attachments waiting to be archived, archived copies (for
 //! duplicate bytes), each attachment's archive state and URL, the family records written
 //! next to the files, and the list `mjlink images` prints.
 
@@ -62,6 +62,9 @@ pub struct FamilyFile {
     pub path: Option<String>,
     pub bytes: Option<i64>,
     pub sha256: Option<String>,
+    /// What the file is, by its signature: `png`, `webp`, `webp_animated` (a video grid),
+    /// `jpeg`, `gif`, `mp4` (a clip).
+    pub media: Option<String>,
     pub discord_filename: String,
 }
 
@@ -104,6 +107,8 @@ pub struct ImageRow {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub same_bytes_as: Option<Snowflake>,
+    /// What the archived file is (`png`, `webp_animated`, `mp4`...); `None` until archived.
+    pub media: Option<String>,
 }
 
 /// Kinds whose images are archived, as an SQL list: grids and every result (not progress
@@ -173,24 +178,28 @@ impl Store {
             .optional()?)
     }
 
+    /// Marks an attachment archived at `path`; `media` is what its bytes are
+    /// ([`mjlink_core::layout::MediaKind::as_str`]).
     pub fn mark_archived(
         &self,
         attachment: Snowflake,
         path: &str,
         sha256: &str,
         bytes: u64,
+        media: &str,
         same_bytes_as: Option<Snowflake>,
     ) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE attachments SET state = 'archived', path = ?2, sha256 = ?3, bytes = ?4, same_bytes_as = ?5,
-                 attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                 media = ?6, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
         )?;
         stmt.execute(params![
             attachment.to_sql(),
             path,
             sha256,
             bytes as i64,
-            opt_sql(same_bytes_as)
+            opt_sql(same_bytes_as),
+            media
         ])?;
         Ok(())
     }
@@ -262,7 +271,7 @@ impl Store {
             })?
             .collect::<rusqlite::Result<_>>()?;
         let mut files = self.conn.prepare_cached(
-            "SELECT path, bytes, sha256, filename FROM attachments WHERE message_id = ?1 AND state = 'archived' ORDER BY position",
+            "SELECT path, bytes, sha256, filename, media FROM attachments WHERE message_id = ?1 AND state = 'archived' ORDER BY position",
         )?;
         let mut files_of = |id: Snowflake| -> rusqlite::Result<Vec<FamilyFile>> {
             files
@@ -272,6 +281,7 @@ impl Store {
                         bytes: row.get(1)?,
                         sha256: row.get(2)?,
                         discord_filename: row.get(3)?,
+                        media: row.get(4)?,
                     })
                 })?
                 .collect()
@@ -293,7 +303,7 @@ impl Store {
         let archived = archived_kinds();
         let sql = format!(
             "SELECT a.message_id, a.id, m.kind, a.state, a.path, a.sha256, a.bytes, a.attempts, a.last_error,
-                    a.same_bytes_as
+                    a.same_bytes_as, a.media
              FROM attachments a JOIN messages m ON m.id = a.message_id
              WHERE m.seen = 1 AND m.kind IN {archived} ORDER BY a.message_id, a.position"
         );
@@ -310,6 +320,7 @@ impl Store {
                 attempts: row.get(7)?,
                 last_error: row.get(8)?,
                 same_bytes_as: opt_snowflake(row.get(9)?),
+                media: row.get(10)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -2,8 +2,9 @@
 //! out; snowflakes cross into SQL only through [`Snowflake::to_sql`]/[`Snowflake::from_sql`].
 //!
 //! One `impl Store` per concern, each in its own file: `lineage.rs` (what the pipeline
-//! writes and the linker reads), `archive.rs`, `queue.rs`, `search.rs` and `stats.rs`, each
-//! with its row types (re-exported here). This file holds the store itself (opening,
+//! writes and the linker reads), `archive.rs`, `queue.rs`, `search.rs`, `stats.rs`,
+//! `drift.rs` (unknown formats by day, their samples) and `messages.rs` (the listing of
+//! `mjlink messages`), each with its row types (re-exported here). This file holds the store itself (opening,
 //! migrations, transactions) and the helpers they share. The migrations are the numbered
 //! files in `migrations/`: history, never edited once shipped (`tests.rs` pins them).
 
@@ -16,16 +17,20 @@ use mjlink_core::snowflake::Snowflake;
 
 mod archive;
 mod docs;
+mod drift;
 mod lineage;
+mod messages;
 mod queue;
 mod replies;
 mod search;
 mod stats;
 
 pub use archive::{ArchivedCopy, FamilyFile, FamilyMessage, FamilyRecord, ImageRow, PendingImage};
+pub use drift::DriftDay;
 pub use lineage::{
     ChildFacts, FinalCandidates, LinkRow, MessagePlace, MessageRow, ProgressRow, PromptScope, StoredMessage,
 };
+pub use messages::{MessageDoc, MessageExport, MessageFilter};
 pub use replies::ReplyTargetRow;
 pub use search::{fts_query, SearchFilter, SearchHit};
 pub use stats::{ArchiveCounts, LinkExport};
@@ -40,6 +45,9 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("the database writer stopped")]
     WriterGone,
+    /// A reader of rows (`for_each_*`) asked to stop early (its output went away).
+    #[error("the listing was stopped by its reader")]
+    Stopped,
     #[error("a stored message could not be read back ({id}): {source}")]
     CorruptDoc {
         id: Snowflake,
@@ -57,6 +65,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_queue.sql"),
     include_str!("migrations/0005_search.sql"),
     include_str!("migrations/0006_formats_2026.sql"),
+    include_str!("migrations/0007_drift_and_media.sql"),
 ];
 
 pub struct Store {
@@ -232,6 +241,23 @@ impl Store {
         if self.in_batch {
             self.conn.execute_batch("COMMIT")?;
             self.in_batch = false;
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` with `params` and hands each row, as `read` makes it, to `visit`: one row
+    /// at a time, so a listing of the whole history holds one row in memory.
+    fn visit_rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        mut read: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+        mut visit: impl FnMut(T) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let mut rows = stmt.query(params)?;
+        while let Some(row) = rows.next()? {
+            visit(read(row)?)?;
         }
         Ok(())
     }

@@ -205,6 +205,16 @@ fn migrated_schema_is_unchanged() {
     for column in ["reply_to INTEGER", "used_buttons TEXT", "rated_by INTEGER"] {
         assert!(schema.contains(column), "{column}");
     }
+    // 0006: format drift's counts and samples, and what each archived file is.
+    for object in [
+        "CREATE INDEX messages_unknown_by_day ON messages(day) WHERE kind = 'other'",
+        "CREATE TABLE undecodable (",
+        "CREATE INDEX undecodable_by_day ON undecodable(day)",
+        "CREATE TABLE drift_samples (",
+        "same_bytes_as INTEGER, media TEXT",
+    ] {
+        assert!(schema.contains(object), "{object}");
+    }
     // The full-text pending index lists the kinds the core says have a prompt of their own.
     assert!(schema.contains(&format!(
         "kind IN {}",
@@ -215,7 +225,7 @@ fn migrated_schema_is_unchanged() {
 #[test]
 fn migrations_are_the_same_bytes() {
     // Length and SHA-256 of each migration's text as first shipped: history, never edited.
-    const SHIPPED: [(usize, &str); 6] = [
+    const SHIPPED: [(usize, &str); 7] = [
         (
             3108,
             "970f8a878ddd5afc0a3a1654315eceb51edf8ba7a6487d35b9737d56d29982f8",
@@ -239,6 +249,10 @@ fn migrations_are_the_same_bytes() {
         (
             1181,
             "fff59943e41481edccac2c84b392dd5799a6a6ce4a7415ddaa1fa49e0309f4ab",
+        ),
+        (
+            1549,
+            "f73e9e7a9483cff89055e12fcac491700205c97fdccc14189f0d6ef8c3ee13a3",
         ),
     ];
     assert_eq!(MIGRATIONS.len(), SHIPPED.len());

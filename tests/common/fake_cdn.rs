@@ -39,6 +39,48 @@ pub fn png(size: usize) -> Vec<u8> {
     bytes
 }
 
+/// An mp4 of about `size` bytes: a FileTypeBox (ISO/IEC 14496-12, 4.3: 32-bit big-endian
+/// size 24, `ftyp`, major brand `isom`, minor version 0x200, compatible brands `isom mp41`),
+/// then an `mdat` box (size, `mdat`, payload) standing in for the media data.
+pub fn mp4(size: usize) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 0, 24];
+    bytes.extend_from_slice(b"ftypisom");
+    bytes.extend_from_slice(&[0, 0, 2, 0]);
+    bytes.extend_from_slice(b"isommp41");
+    bytes.extend_from_slice(&((size + 8) as u32).to_be_bytes());
+    bytes.extend_from_slice(b"mdat");
+    bytes.extend((0..size).map(|i| (i * 7 % 253) as u8));
+    bytes
+}
+
+/// An animated WebP of about `size` bytes (the WebP Container Specification): `RIFF`, the size
+/// of what follows (32-bit little-endian), `WEBP`; a `VP8X` chunk (payload 10 bytes: flags
+/// 0x12 = alpha | animation, 3 reserved bytes, canvas 624 x 624 as width - 1 and height - 1
+/// in 24 bits each); an `ANIM` chunk (background colour, loop count 0); one `ANMF` frame.
+pub fn animated_webp(size: usize) -> Vec<u8> {
+    let chunk = |fourcc: &[u8; 4], payload: &[u8]| {
+        let mut bytes = fourcc.to_vec();
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(payload);
+        if payload.len() % 2 == 1 {
+            bytes.push(0);
+        }
+        bytes
+    };
+    let frame: Vec<u8> = (0..size).map(|i| (i * 13 % 241) as u8).collect();
+    let mut body = b"WEBP".to_vec();
+    body.extend(chunk(
+        b"VP8X",
+        &[0x12, 0, 0, 0, 0x6f, 0x02, 0x00, 0x6f, 0x02, 0x00],
+    ));
+    body.extend(chunk(b"ANIM", &[0, 0, 0, 0, 0, 0]));
+    body.extend(chunk(b"ANMF", &frame));
+    let mut bytes = b"RIFF".to_vec();
+    bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    bytes.extend(body);
+    bytes
+}
+
 pub fn ok(body: Vec<u8>, content_type: &str) -> Reply {
     Reply::Full {
         status: 200,

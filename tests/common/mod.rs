@@ -18,6 +18,19 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The `mjlink` binary as a user runs it from the repository, with no `MJLINK_*` variable
+/// of the test's own environment (and no `RUST_LOG`).
+pub fn mjlink_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
+    command.current_dir(root()).env_remove("RUST_LOG");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MJLINK_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 /// Replays `files` into the database at `db`.
 pub fn replay_files(files: &[PathBuf], db: &Path) -> (ReplaySummary, Store) {
     let store = Store::open(db).expect("open store");

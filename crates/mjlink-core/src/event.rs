@@ -186,6 +186,16 @@ pub fn from_history_page(bytes: &[u8]) -> Result<HistoryPage, NotAPage> {
     Ok(HistoryPage { events, rejected })
 }
 
+/// The inverse of [`from_dispatch_line`]: one recorded line, a gateway dispatch of
+/// `event_type` (`MESSAGE_CREATE`...) carrying `payload`, as `mjlink replay` reads it.
+pub fn to_dispatch_line(event_type: &str, payload: &impl serde::Serialize) -> serde_json::Result<String> {
+    Ok(format!(
+        r#"{{"op":0,"t":{},"d":{}}}"#,
+        serde_json::to_string(event_type)?,
+        serde_json::to_string(payload)?
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +270,20 @@ mod tests {
         assert_eq!(page.rejected[0].0, 1);
         assert!(from_history_page(b"{\"id\":\"1\"}").is_err());
         assert!(from_history_page(b"[").is_err());
+    }
+
+    #[test]
+    fn a_message_written_as_a_dispatch_line_reads_back_the_same() {
+        let line = br#"{"op":0,"t":"MESSAGE_CREATE","s":9,"d":{"id":"5","channel_id":"7","content":"**a cat** - <@1> (fast)","components":[{"type":1,"components":[{"type":2,"custom_id":"MJ::JOB::upsample::1::x"}]}]}}"#;
+        let Line::Event(event) = from_dispatch_line(line) else {
+            panic!("a message create");
+        };
+        let message = event.message().unwrap();
+        let written = to_dispatch_line("MESSAGE_CREATE", message).unwrap();
+        let Line::Event(again) = from_dispatch_line(written.as_bytes()) else {
+            panic!("{written}");
+        };
+        assert!(matches!(*again, Event::Create { .. }));
+        assert_eq!(again.message(), Some(message));
     }
 }

@@ -15,11 +15,13 @@
 //! - Lineage: [`link`] (which parent, how sure), [`lineage`] (what applying a message
 //!   changes: relinks, outcomes of starts; the pipeline's decisions).
 //! - Around it: [`queue`] (the prompt queue's items and its state machine), [`access`]
-//!   (who may use which command; the rate limit), [`layout`] (where an archived image goes).
+//!   (who may use which command; the rate limit), [`layout`] (where an archived image or
+//!   video goes), [`drift`] (which messages are unknown formats; when their count jumps).
 
 pub mod access;
 pub mod channel;
 pub mod digest;
+pub mod drift;
 pub mod event;
 pub mod kinds;
 pub mod layout;
