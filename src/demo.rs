@@ -104,8 +104,10 @@ pub async fn run(dir: &Path, prompts: &[String], say: Say) -> Result<Vec<Item>, 
     let fake = FakeDiscord::start(BOT_TOKEN)
         .await
         .map_err(DemoError::Simulation)?;
+    // Today's Midjourney: the grid replies to its own start (wire notes, section 9).
     let sim_options = SimOptions {
         step: Duration::from_millis(150),
+        shapes_2026: true,
         ..SimOptions::default()
     };
     let _midjourney = SimMidjourney::attach(&fake, sim_options.clone());

@@ -516,7 +516,13 @@ async fn a_video_grid_and_its_clip_are_archived_in_their_families() {
     // The clip: in the video grid's folder, an mp4 by its bytes.
     let (clip_message, clip_image) = row(id(5));
     assert_eq!(clip_message["parent_id"], id(3).to_string());
-    let clip_path = format!("2025/06/{VIDEO}/{}", name(&clip_message, VIDEO, "mp4"));
+    // The UUID a clip carries is its video grid's (a video U is a "virtual upscale"), not a
+    // job of its own: the clip is named by its message id.
+    assert!(clip_message["job_uuid"].is_null(), "{clip_message}");
+    let clip_path = format!(
+        "2025/06/{VIDEO}/{}",
+        name(&clip_message, &id(5).to_string(), "mp4")
+    );
     assert_eq!(clip_image["path"], clip_path.as_str(), "{clip_image}");
     assert_eq!(clip_image["media"], "mp4");
     assert_eq!(std::fs::read(root.join(&clip_path)).unwrap(), mp4(60_000));

@@ -28,10 +28,15 @@ struct World {
 }
 
 async fn world(step_ms: u64) -> World {
+    world_with(step_ms, false).await
+}
+
+async fn world_with(step_ms: u64, shapes_2026: bool) -> World {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeDiscord::start(BOT_TOKEN).await.unwrap();
     let sim = SimOptions {
         step: Duration::from_millis(step_ms),
+        shapes_2026,
         ..SimOptions::default()
     };
     let midjourney = SimMidjourney::attach(&fake, sim.clone());
@@ -184,6 +189,59 @@ async fn two_hundred_prompts_three_in_flight_every_item_done_with_its_four_upsca
         let mut rest = canonical.iter();
         assert!(path.iter().all(|status| rest.any(|c| c == status)), "{path:?}");
     }
+    let _ = &world.fake;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_2026_shapes_each_grid_is_its_jobs_root_and_completes_its_start() {
+    // Midjourney in 2026: the grid replies to its own start message and carries the
+    // submission's nonce (wire notes, section 9).
+    let world = world_with(5, true).await;
+    let prompts: Vec<String> = (0..20).map(|n| format!("twenty six {} --v 7", n % 10)).collect();
+    let ids = add(&world.config, &prompts, "1,3");
+    drive(&world.config, std::future::pending()).await;
+
+    let db = &world.config.database_path;
+    let items = items(db);
+    let links = links(db);
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut seen_grids = std::collections::BTreeSet::new();
+    for id in &ids {
+        let item = &items[id];
+        assert_eq!(item.status, Status::Done, "{item:?}");
+        let grid = item.grid_message_id.unwrap();
+        assert!(seen_grids.insert(grid), "two items took grid {grid}");
+        let kind: String = conn
+            .query_row(
+                "SELECT kind FROM messages WHERE id = ?1",
+                [grid.to_sql()],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            kind, "imagine",
+            "the grid replying to its start is a root, not a reroll"
+        );
+        let start = item.start_message_id.unwrap();
+        let (outcome, final_id): (String, Option<i64>) = conn
+            .query_row(
+                "SELECT outcome, final_id FROM messages WHERE id = ?1",
+                [start.to_sql()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((outcome.as_str(), final_id), ("completed", Some(grid.to_sql())));
+        assert_eq!(item.results.len(), 2);
+        for (tile, result) in &item.results {
+            assert_eq!(links[result], (grid, *tile));
+        }
+    }
+    let reroll_links: i64 = conn
+        .query_row("SELECT COUNT(*) FROM links WHERE action = 'reroll'", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(reroll_links, 0);
     let _ = &world.fake;
 }
 
