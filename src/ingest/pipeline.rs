@@ -527,11 +527,7 @@ fn start_of(progress: &ProgressRow) -> Start<'_> {
         has_job_uuid: progress.job_uuid.is_some(),
         deleted: progress.deleted,
         child_start: progress.action.is_none() && progress.reply_to.is_some(),
-        video: progress.action.as_deref() == Some(mjlink_core::parse::Action::Animate.as_str())
-            || progress
-                .prompt_norm
-                .as_deref()
-                .is_some_and(|prompt| prompt.contains("--video") || prompt.contains("--motion")),
+        video: lineage::is_video_start(progress.action.as_deref(), progress.prompt_norm.as_deref()),
         results_after: false,
     }
 }

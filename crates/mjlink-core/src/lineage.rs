@@ -569,6 +569,17 @@ pub fn settle(start: &Start<'_>, finals: &[Snowflake], rivals: &[Rival<'_>]) -> 
     }
 }
 
+/// Whether a start is a video job's: an Animate, or a prompt with `--video` or `--motion`
+/// among its parameters (section 9: a native video job's start; its final may not echo the
+/// prompt, see [`settle`]). `action` and `prompt_norm` as stored.
+pub fn is_video_start(action: Option<&str>, prompt_norm: Option<&str>) -> bool {
+    action == Some(Action::Animate.as_str())
+        || prompt_norm.is_some_and(|prompt| {
+            let params = crate::prompt::split(prompt).params;
+            params.contains_key("video") || params.contains_key("motion")
+        })
+}
+
 /// Whether another start appearing near `start` can change its outcome: only a start without
 /// a job UUID has its final found by prompt, where rivals count (see [`settle`]).
 pub fn rivals_matter(start: &Start<'_>) -> bool {
@@ -653,6 +664,17 @@ mod tests {
                 redecide: vec![(Snowflake(1), 2), (Snowflake(2), 2)],
             }
         );
+    }
+
+    #[test]
+    fn a_start_is_a_video_jobs_by_its_action_or_its_parameters_not_its_words() {
+        assert!(is_video_start(Some("animate"), None));
+        assert!(is_video_start(None, Some("a cat --video 1")));
+        assert!(is_video_start(None, Some("a cat --motion low --raw")));
+        assert!(!is_video_start(None, Some("a cat --v 7")));
+        // Words of the prompt, not parameters.
+        assert!(!is_video_start(None, Some("a music--video poster")));
+        assert!(!is_video_start(Some("upscale"), Some("slow--motion replay")));
     }
 
     #[test]
