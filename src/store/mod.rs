@@ -66,6 +66,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_search.sql"),
     include_str!("migrations/0006_formats_2026.sql"),
     include_str!("migrations/0007_drift_and_media.sql"),
+    include_str!("migrations/0009_archive_trust.sql"),
 ];
 
 pub struct Store {
