@@ -1016,3 +1016,54 @@ async fn one_slow_image_never_holds_up_the_others() {
         "a long Retry-After is not waited for in the pass"
     );
 }
+
+/// S1: links that answered 403 are refreshed and fetched again side by side, not one at a
+/// time: with every answer taking 400 ms, requests for fresh links arrive together (one at a
+/// time, each would come at least 400 ms after the one before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshed_links_are_fetched_side_by_side() {
+    use common::fake_discord::FakeDiscord;
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::with_delay(Duration::from_millis(400));
+    let base = format!("http://{}", cdn.clone().start().await);
+    let discord = FakeDiscord::start("archive-token").await.unwrap();
+    let start = (1_714_521_600_000i64 - 1_420_070_400_000) as u64;
+    let mut lines = Vec::new();
+    for n in 0..8u64 {
+        let id = ((start + n * 1000) << 22) + n;
+        cdn.script(
+            &format!("/old/r{n}.png"),
+            vec![common::fake_cdn::status(403, vec![])],
+        );
+        cdn.serve(&format!("/fresh/r{n}.png"), png(n as u8 + 60, 2_000));
+        lines.push(dispatch(&message(
+            id,
+            &format!("**refreshed {n}** - <@5> (fast)"),
+            &format!("{base}/old/r{n}.png?ex=7fffffff&is=0&hm=00&"),
+            &format!("u_5eed0000-0000-4000-8000-{n:012}.png"),
+            None,
+        )));
+    }
+    let dir_path = dir.path().to_path_buf();
+    let api = discord.api_base();
+    let output = tokio::task::spawn_blocking(move || {
+        replay(&dir_path, "", &lines);
+        run(mjlink(&dir_path, "")
+            .env("MJLINK_DISCORD_TOKEN", "archive-token")
+            .env("MJLINK_DISCORD_API_BASE", api)
+            .arg("archive"))
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("archived 8, deduplicated 0, failed 0"), "{text}");
+    let mut fresh: Vec<std::time::Instant> = (0..8)
+        .flat_map(|n| cdn.hits(&format!("/fresh/r{n}.png")))
+        .collect();
+    fresh.sort();
+    let closest = fresh.windows(2).map(|pair| pair[1] - pair[0]).min().unwrap();
+    assert!(
+        closest < Duration::from_millis(200),
+        "fresh links one at a time: {fresh:?}"
+    );
+}
