@@ -46,8 +46,8 @@ pub enum RootError {
     )]
     NotMarked { path: PathBuf, recorded: String },
     #[error(
-        "{path} holds none of the {count} files this database archived, and no {MARKER}; point \
-         archive.dir at the database's archive"
+        "{path} holds none of the files this database archived (the first 64 of {count} were \
+         looked for) and no {MARKER}; point archive.dir at the database's archive"
     )]
     Unknown { path: PathBuf, count: i64 },
     #[error("another archive pass is working in {path} (it holds {LOCK}); try again when it ends")]
