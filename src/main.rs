@@ -61,10 +61,13 @@ enum Command {
     /// Download every pending grid and result image into the archive (archive.dir).
     ///
     /// Each file is streamed to a temporary file, hashed, checked to be an image, fsynced and
-    /// renamed into place before it is marked archived. Failed downloads stay queued and are
-    /// retried by the next run (up to 5 attempts). With a bot token configured, expired links
-    /// are refreshed through Discord and tried again.
-    Archive,
+    /// renamed into place before it is marked archived. A local or temporary failure (disk,
+    /// permissions, 429, 5xx, a stall) keeps the image queued with its reason and a next-try
+    /// time, however often it happens; only a permanent answer about the file (gone after its
+    /// link was refreshed, not an image, over the size cap) marks it failed (--retry-failed
+    /// queues those again). With a bot token configured, expired links are refreshed through
+    /// Discord and tried again. One pass at a time per archive folder.
+    Archive(archive::ArchiveArgs),
     /// List every grid and result image with its archive state.
     Images(archive::ImagesArgs),
     /// Rehash every archived file and report missing or corrupt ones (non-zero exit if any).
@@ -82,8 +85,9 @@ enum Command {
     ///
     /// Starts a fake Discord (REST and gateway on 127.0.0.1) with a simulated Midjourney in
     /// this process, runs the real bot against it, queues a few prompts with every upscale,
-    /// archives the images, and prints each item's lineage. DIR/demo.db and DIR/archive are
-    /// made anew each time.
+    /// archives the images, and prints each item's lineage in DIR/demo.db and DIR/archive.
+    /// DIR must be new or empty: the demo never touches a folder that holds anything (--db
+    /// does not apply).
     Demo(misc::DemoArgs),
     /// Export the links (one row per result: its parent, action, tile, signal and status).
     Links(misc::LinksArgs),
@@ -190,6 +194,9 @@ fn progress(bar: Bar) -> ProgressBar {
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let mut config = Config::load(cli.config.as_deref(), |key| std::env::var(key).ok())?;
+    if let (Command::Demo(_), Some(db)) = (&cli.command, &cli.db) {
+        anyhow::bail!(misc::demo_db_refused(db));
+    }
     if let Some(db) = cli.db {
         config.database_path = db;
     }
@@ -208,7 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Record(args) => block_on(ingest::record(config, &args)),
         Command::Doctor => block_on(misc::doctor(config, cli.config.as_deref(), out)),
         Command::Backfill(args) => block_on(ingest::backfill(config, &args, &progress, out)),
-        Command::Archive => block_on(archive::archive(config, &progress, out)),
+        Command::Archive(args) => block_on(archive::archive(config, &args, &progress, out)),
         Command::Images(args) => archive::images(config, &args, out),
         Command::Verify(args) => block_on(archive::verify(config, &args, &progress, out)),
         Command::Queue { action } => match action {

@@ -246,3 +246,112 @@ fn queue_add_list_show_cancel_as_a_user_runs_them() {
         assert!(err.contains(expected), "{args:?}: {err}");
     }
 }
+
+/// D1: `demo --dir` on a folder that holds anything (here a bot's real archive) is refused
+/// with one line, and nothing in it is touched; `--db` does not apply to the demo.
+#[test]
+fn demo_refuses_a_folder_that_holds_anything_and_the_db_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let precious = dir.path().join("archive/2024/05/family/grid.png");
+    std::fs::create_dir_all(precious.parent().unwrap()).unwrap();
+    std::fs::write(&precious, b"the user's image").unwrap();
+    let output = mjlink()
+        .arg("demo")
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(std::fs::read(&precious).unwrap(), b"the user's image");
+
+    let empty = dir.path().join("new");
+    let output = mjlink()
+        .arg("--db")
+        .arg(dir.path().join("x.db"))
+        .arg("demo")
+        .arg("--dir")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--db") && stderr.contains("does not apply"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("x.db").exists());
+}
+
+/// E3: an archive folder that cannot be created (a file stands where a folder must be) is a
+/// failed check.
+#[test]
+fn doctor_fails_an_archive_folder_it_cannot_create() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("afile"), b"not a folder").unwrap();
+    let output = mjlink()
+        .env("MJLINK_ARCHIVE_DIR", dir.path().join("afile/archive"))
+        .env("MJLINK_DATABASE_PATH", dir.path().join("d.db"))
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|line| line.contains("archive"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(line.starts_with("FAIL"), "{stdout}");
+    assert!(line.contains("afile"), "{line}");
+    assert!(!output.status.success());
+}
+
+/// D2: relative paths in bot.toml are read from bot.toml's folder, not the working directory.
+#[test]
+fn relative_paths_in_the_config_file_resolve_against_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = dir.path().join("bot");
+    std::fs::create_dir_all(&bot).unwrap();
+    std::fs::write(
+        bot.join("bot.toml"),
+        "[database]\npath = \"data/m.db\"\n[archive]\ndir = \"pictures\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(bot.join("data")).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let output = mjlink()
+        .current_dir(&elsewhere)
+        .arg("--config")
+        .arg(bot.join("bot.toml"))
+        .args([
+            "replay",
+            &format!(
+                "{}/fixtures/real/wxapi_upscale_image4.jsonl",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(bot.join("data/m.db").exists());
+    assert!(!elsewhere.join("data").exists());
+    let output = mjlink()
+        .current_dir(&elsewhere)
+        .arg("--config")
+        .arg(bot.join("bot.toml"))
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&bot.join("pictures").display().to_string()),
+        "{stdout}"
+    );
+}

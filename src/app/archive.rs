@@ -7,12 +7,26 @@ use crate::archive::worker::{self, ArchiveSummary};
 use crate::config::Config;
 use crate::store::Store;
 
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ArchiveArgs {
+    /// First put the images marked failed (a permanent answer: gone, not an image, too
+    /// large) back in the queue, and try them again.
+    #[arg(long)]
+    pub retry_failed: bool,
+}
+
 /// Downloads every pending image (`mjlink archive`).
 pub async fn archive(
     config: &Config,
+    args: &ArchiveArgs,
     progress: Progress<'_>,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
+    if args.retry_failed {
+        let store = Store::open(&config.database_path)?;
+        let again = store.retry_failed()?;
+        writeln!(out, "{again} failed images queued again")?;
+    }
     let summary = archive_now(config, progress).await?;
     writeln!(out, "{}", archive_line(&summary))?;
     Ok(Outcome::Success)

@@ -30,8 +30,17 @@ pub async fn doctor(
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
+    /// A new or empty folder for the demo's database and archive (refused if it holds anything).
     #[arg(long, value_name = "DIR", default_value = "mjlink-demo")]
     pub dir: PathBuf,
+}
+
+/// Why `--db` is refused with `demo` (its database is always DIR/demo.db, made anew).
+pub fn demo_db_refused(db: &std::path::Path) -> String {
+    format!(
+        "--db {} does not apply to demo: the demo makes its own database, DIR/demo.db, in a new folder (choose it with --dir)",
+        db.display()
+    )
 }
 
 /// The whole product against the simulation, telling its story through `say`; fails when an

@@ -259,6 +259,16 @@ impl Config {
                 source,
             })?;
             keys::apply_file(&mut config, &path, &text)?;
+            // Relative paths (set in the file or left at their defaults) are read from the
+            // file's folder, whatever the working directory; the environment and flags are
+            // read from the working directory.
+            if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+                for relative in [&mut config.database_path, &mut config.archive.dir] {
+                    if relative.is_relative() {
+                        *relative = folder.join(&*relative);
+                    }
+                }
+            }
         }
         keys::apply_env(&mut config, env)?;
         Ok(config)
@@ -283,7 +293,8 @@ mod tests {
         )
         .unwrap();
         let config = Config::load(Some(&path), no_env).unwrap();
-        assert_eq!(config.database_path, PathBuf::from("x.db"));
+        // Relative to the file's folder.
+        assert_eq!(config.database_path, dir.path().join("x.db"));
         assert_eq!(config.window_ms, 2 * 3_600_000);
         assert!(config.bot_ids.0.contains(&Snowflake(5)));
 
@@ -341,7 +352,13 @@ mod tests {
     fn the_example_file_loads_and_states_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml.example");
         let config = Config::load(Some(&path), no_env).unwrap();
-        let defaults = Config::default();
+        let mut defaults = Config::default();
+        // Relative paths are read from the file's folder.
+        defaults.archive.dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(&defaults.archive.dir);
+        assert_eq!(
+            config.database_path,
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("mjlink.db")
+        );
         assert_eq!(format!("{:?}", config.queue), format!("{:?}", defaults.queue));
         assert_eq!(format!("{:?}", config.archive), format!("{:?}", defaults.archive));
         assert_eq!(config.commands, defaults.commands);

@@ -67,6 +67,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_formats_2026.sql"),
     include_str!("migrations/0007_drift_and_media.sql"),
     include_str!("migrations/0008_start_replies.sql"),
+    include_str!("migrations/0009_archive_trust.sql"),
 ];
 
 pub struct Store {
