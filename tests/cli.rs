@@ -365,6 +365,19 @@ fn a_damaged_history_array_loses_only_its_damaged_elements() {
     assert!(place.is_some_and(|index| (20..50).contains(&index)), "{report}");
     assert_eq!(events(&report), events(&clean) - 1, "{report}");
 
+    // Pages of history one per line (`jq -c`): every element of every line counts.
+    let messages: Vec<serde_json::Value> = serde_json::from_slice(&bytes).unwrap();
+    let (first, second) = messages.split_at(20);
+    let pages = format!(
+        "{}\n{}\n",
+        serde_json::to_string(first).unwrap(),
+        serde_json::to_string(second).unwrap()
+    );
+    let file = dir.path().join("pages.jsonl");
+    std::fs::write(&file, pages).unwrap();
+    let (code, report, _) = replay_json(&[&file]);
+    assert_eq!((code, events(&report)), (Some(0), events(&clean)), "{report}");
+
     // Cut short: every element before the cut is kept.
     let file = dir.path().join("cut.json");
     std::fs::write(&file, &bytes[..bytes.len() * 3 / 4]).unwrap();

@@ -382,6 +382,19 @@ impl Reading<'_> {
                 self.malformed(place, format!("line longer than {MAX_LINE_BYTES} bytes"), &[])?;
                 continue;
             }
+            // A line that is a JSON array is a page of history (`jq -c` of several pages):
+            // its elements are read one by one too.
+            if line.trim_ascii_start().starts_with(b"[") {
+                if let Ok(page) = event::from_history_page(&line) {
+                    for (index, reason) in page.rejected {
+                        self.malformed(place, format!("element {index}: {reason}"), &[])?;
+                    }
+                    for event in page.events {
+                        self.send(event)?;
+                    }
+                    continue;
+                }
+            }
             match decode_line(&line) {
                 Line::Event(event) => self.send(*event)?,
                 Line::Blank => {}
