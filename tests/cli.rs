@@ -361,6 +361,9 @@ fn relative_paths_in_the_config_file_resolve_against_its_folder() {
     assert!(
         stdout.contains(&bot.join("pictures").display().to_string()),
         "{stdout}"
+    );
+}
+
 /// `mjlink replay --json FILES` into a fresh database: (exit code, report, stderr).
 fn replay_json(files: &[&std::path::Path]) -> (Option<i32>, serde_json::Value, String) {
     let dir = tempfile::tempdir().unwrap();
