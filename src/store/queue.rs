@@ -149,13 +149,17 @@ impl Store {
 
     /// One item by its id, or by a prefix of it that only it has.
     pub fn queue_item(&self, id_or_prefix: &str) -> Result<Option<crate::queue::Item>> {
-        let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
+        // Compared as text, character for character: `%` and `_` are not wildcards, and an
+        // empty prefix (which every id starts with) names nothing.
+        if id_or_prefix.is_empty() {
+            return Ok(None);
+        }
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {} FROM queue_items WHERE id LIKE ?1 ORDER BY id LIMIT 2",
+            "SELECT {} FROM queue_items WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT 2",
             Self::QUEUE_COLUMNS
         ))?;
         let items = stmt
-            .query_map([pattern], Self::queue_item_from_row)?
+            .query_map([id_or_prefix], Self::queue_item_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(match items.as_slice() {
             [only] => Some(only.clone()),
