@@ -149,7 +149,7 @@ fn init_tracing(filter: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(mjlink::logging::line)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
@@ -196,6 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     // The demo tells its own story; its log stays quiet unless asked for.
     let demo_quiet =
         matches!(cli.command, Command::Demo(_)) && std::env::var_os("MJLINK_LOG_FILTER").is_none();
+    mjlink::logging::hide_secrets(&config);
     init_tracing(if demo_quiet { "error" } else { &config.log_filter });
 
     let config = &config;

@@ -1138,3 +1138,53 @@ async fn backfill_with_threads_fetches_active_and_archived_threads() {
     assert_eq!(archived_pages.len(), 2, "{archived_pages:?}");
     assert!(archived_pages[1].contains("&before=20"), "{archived_pages:?}");
 }
+
+/// The token never reaches a log, at any level: `record` and `run` at trace logging, through
+/// IDENTIFY (the relay and serenity both see it), REST requests (catch-up, a parent fetch)
+/// and a slash-command answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_never_logged_even_at_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    for command in ["record", "run"] {
+        let readies = fake.readies();
+        let db: PathBuf = dir.path().join(format!("{command}.db"));
+        let mut bin = mjlink_against(&fake, &db, TOKEN);
+        bin.env("MJLINK_LOG_FILTER", "trace")
+            .env("MJLINK_DISCORD_CHANNELS", "4242")
+            .arg(command);
+        if command == "record" {
+            bin.arg("--out").arg(dir.path().join("session.jsonl"));
+        }
+        // To a file: trace logging fills a pipe long before anyone reads it.
+        let log = dir.path().join(format!("{command}.log"));
+        let mut child = tokio::process::Command::from(bin)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        fake.wait_for("READY", WAIT, |fake| {
+            fake.readies() == readies + 1 && fake.connected()
+        })
+        .await;
+        let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
+        let (grid, upscale) = grid_and_upscale(4242, readies as u64 + 1, base);
+        fake.post(&grid);
+        fake.post(&upscale);
+        wait_until("the messages", || count_seen(&db) >= 2).await;
+        let pid = child.id().unwrap() as i32;
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap();
+        let stderr = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+        assert!(
+            stderr.lines().count() > 20,
+            "{command}: trace logging was on: {stderr}"
+        );
+        let leaks: Vec<&str> = stderr.lines().filter(|line| line.contains(TOKEN)).collect();
+        assert!(leaks.is_empty(), "{command}: the token leaked: {leaks:#?}");
+    }
+}
