@@ -1188,3 +1188,106 @@ async fn the_token_is_never_logged_even_at_trace() {
         assert!(leaks.is_empty(), "{command}: the token leaked: {leaks:#?}");
     }
 }
+
+/// `mjlink run` against `api_base` with a 3 s connection deadline: its exit status, stderr,
+/// and how long it ran (killed after 20 s: a run that never gives up fails the test).
+async fn run_against(api_base: &str) -> (Option<i32>, String, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
+    command
+        .current_dir(common::root())
+        .env_remove("RUST_LOG")
+        .env("MJLINK_DISCORD_TOKEN", TOKEN)
+        .env("MJLINK_DISCORD_API_BASE", api_base)
+        .env("MJLINK_DISCORD_CONNECT_TIMEOUT_SECS", "3")
+        .env("MJLINK_ARCHIVE_ENABLED", "false")
+        .arg("--db")
+        .arg(dir.path().join("x.db"))
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let started = Instant::now();
+    let mut child = tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let status = match tokio::time::timeout(Duration::from_secs(20), child.wait()).await {
+        Ok(status) => status.unwrap().code(),
+        Err(_) => {
+            child.kill().await.unwrap();
+            None
+        }
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    (status, stderr, started.elapsed())
+}
+
+/// Never connected: a non-zero exit within the deadline (and a margin), the reason in one
+/// last line that names the configured base, no Debug dumps, no other host tried.
+fn assert_gave_up(what: &str, base: &str, (status, stderr, took): (Option<i32>, String, Duration)) {
+    assert_eq!(
+        status,
+        Some(1),
+        "{what}: did not give up within 20 s ({took:?}): {stderr}"
+    );
+    assert!(took < Duration::from_secs(13), "{what}: took {took:?}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("mjlink: could not connect to Discord within 3 s"),
+        "{what}: {stderr}"
+    );
+    assert!(
+        last.contains(base),
+        "{what}: the reason names the configured base: {stderr}"
+    );
+    let reasons = stderr.lines().filter(|line| line.starts_with("mjlink: ")).count();
+    assert_eq!(reasons, 1, "{what}: {stderr}");
+    for dump in ["Error {", "kind:", "source:", "gateway.discord.gg", "discord.com"] {
+        assert!(!stderr.contains(dump), "{what}: {dump:?} in {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_api_gives_up_within_the_connect_deadline() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    assert_gave_up("unreachable", &base, run_against(&base).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_that_accepts_and_never_answers_gives_up_within_the_connect_deadline() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    assert_gave_up("silent", &base, run_against(&base).await);
+    silent.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_gateway_fetch_never_falls_back_to_another_host() {
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    fake.mount("GET", "/api/v10/gateway", |_, _| {
+        mjlink_sim::discord::HttpResponse::json(500, &serde_json::json!({"message": "oops"}))
+    });
+    let base = fake.api_base();
+    assert_gave_up("gateway fetch failing", &base, run_against(&base).await);
+    // Only the configured base was asked, and only for the gateway's address.
+    let requests = fake.requests();
+    assert!(!requests.is_empty());
+    assert!(
+        requests.iter().all(|request| request.path == "/api/v10/gateway"),
+        "{requests:?}"
+    );
+    assert!(!fake.connected());
+}

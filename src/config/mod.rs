@@ -73,6 +73,9 @@ pub struct DiscordConfig {
     pub direct_messages: bool,
     /// Fetch what was missed while offline at start and after every non-resumed reconnect.
     pub backfill_on_start: bool,
+    /// A bot that has not connected within this many seconds of its start gives up with the
+    /// reason (`discord.connect_timeout_secs`); once connected, outages are retried forever.
+    pub connect_timeout_secs: u64,
 }
 
 impl Default for DiscordConfig {
@@ -84,6 +87,7 @@ impl Default for DiscordConfig {
             channels: BTreeSet::new(),
             direct_messages: false,
             backfill_on_start: true,
+            connect_timeout_secs: 120,
         }
     }
 }
