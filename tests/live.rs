@@ -1291,3 +1291,35 @@ async fn a_failing_gateway_fetch_never_falls_back_to_another_host() {
     );
     assert!(!fake.connected());
 }
+
+/// Once connected, an outage longer than the connection deadline is waited out: the bot
+/// reconnects when Discord is back and goes on storing messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_bot_rides_out_an_outage_longer_than_the_connect_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    let db = dir.path().join("outage.db");
+    let mut config = config(&fake, &db);
+    config.discord.connect_timeout_secs = 1;
+    let (stop, task) = ready_bot(&fake, config, RunOptions::default()).await;
+    let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    let (grid, _) = grid_and_upscale(4242, 1, base);
+    fake.post(&grid);
+    wait_until("the first message", || count_seen(&db) == 1).await;
+
+    fake.set_down(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !task.is_finished(),
+        "the bot gave up during an outage: {:?}",
+        task.await
+    );
+    fake.set_down(false);
+    fake.wait_for("a new session", WAIT, |fake| fake.connected())
+        .await;
+    let (grid, _) = grid_and_upscale(4242, 2, base);
+    fake.post(&grid);
+    wait_until("a message after the outage", || count_seen(&db) == 2).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
