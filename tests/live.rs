@@ -1323,3 +1323,23 @@ async fn a_connected_bot_rides_out_an_outage_longer_than_the_connect_deadline() 
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_cannot_be_reached_gives_up_within_the_connect_deadline() {
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gateway = format!("ws://127.0.0.1:{port}");
+    let url = gateway.clone();
+    fake.mount("GET", "/api/v10/gateway", move |_, _| {
+        mjlink_sim::discord::HttpResponse::json(200, &serde_json::json!({ "url": url }))
+    });
+    assert_gave_up(
+        "gateway unreachable",
+        &gateway,
+        run_against(&fake.api_base()).await,
+    );
+}

@@ -235,7 +235,7 @@ impl Default for Config {
             database_path: PathBuf::from("mjlink.db"),
             bot_ids: BotIds::default(),
             window_ms: DEFAULT_WINDOW_MS,
-            log_filter: "warn,mjlink=info".to_string(),
+            log_filter: "warn,serenity=error,mjlink=info".to_string(),
             drift_keep_samples: DEFAULT_DRIFT_SAMPLES,
             discord: DiscordConfig::default(),
             archive: ArchiveConfig::default(),
