@@ -16,6 +16,18 @@ pub fn of(error: &(dyn Error + 'static)) -> String {
     mjlink_core::text::one_line(causes)
 }
 
+/// [`of`] for a failed HTTP request, without its URL (a CDN link carries its signature):
+/// "error sending request: connection refused", not only the first line.
+pub fn of_request(error: &reqwest::Error) -> String {
+    let mut text = of(error);
+    if let Some(url) = error.url() {
+        text = text
+            .replace(&format!(" ({url})"), "")
+            .replace(url.as_str(), "<url>");
+    }
+    text
+}
+
 /// [`of`] for the binary's `anyhow::Error`.
 pub fn of_anyhow(error: &anyhow::Error) -> String {
     mjlink_core::text::one_line(error.chain().map(ToString::to_string))

@@ -331,14 +331,14 @@ impl Rest {
                 .send()
                 .await;
             let retry_reason = match sent {
-                Err(error) => format!("transport: {}", without_url(&error)),
+                Err(error) => format!("transport: {}", crate::causes::of_request(&error)),
                 Ok(response) => {
                     let status = response.status();
                     self.note_bucket(response.headers());
                     match status.as_u16() {
                         200..=299 => match response.bytes().await {
                             Ok(body) => return Ok(body.to_vec()),
-                            Err(error) => format!("body: {}", without_url(&error)),
+                            Err(error) => format!("body: {}", crate::causes::of_request(&error)),
                         },
                         429 => {
                             rate_limited += 1;
@@ -438,16 +438,4 @@ fn seconds(value: f64) -> Duration {
     } else {
         Duration::ZERO
     }
-}
-
-/// reqwest's error text with its causes (`connection refused`, `dns error`...), without the
-/// URL (which carries nothing secret, but is long).
-fn without_url(error: &reqwest::Error) -> String {
-    let mut text = crate::causes::of(error);
-    if let Some(url) = error.url() {
-        text = text
-            .replace(&format!(" ({url})"), "")
-            .replace(url.as_str(), "<url>");
-    }
-    text
 }

@@ -241,7 +241,12 @@ impl Fetcher {
                         .to_string(),
                 }))
             }
-            Err(error) => return Err(Attempt::Retry(format!("transport: {error}"), None)),
+            Err(error) => {
+                return Err(Attempt::Retry(
+                    format!("transport: {}", crate::causes::of_request(&error)),
+                    None,
+                ))
+            }
         };
         let status = response.status().as_u16();
         match status {
@@ -304,7 +309,9 @@ impl Fetcher {
         let mut bytes = 0u64;
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|error| Attempt::Retry(format!("body: {error}"), None))?;
+            let chunk = chunk.map_err(|error| {
+                Attempt::Retry(format!("body: {}", crate::causes::of_request(&error)), None)
+            })?;
             bytes += chunk.len() as u64;
             let elapsed = started.elapsed();
             if elapsed > self.policy.rate_grace

@@ -107,7 +107,7 @@ impl DiscordSubmitter {
             .no_proxy()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|error| SubmitError::Transport(error.to_string()))?;
+            .map_err(|error| SubmitError::Transport(crate::causes::of_request(&error)))?;
         Ok(DiscordSubmitter { client, target })
     }
 
@@ -154,7 +154,7 @@ impl DiscordSubmitter {
             .json(&body)
             .send()
             .await
-            .map_err(|error| SubmitError::Transport(error.without_url().to_string()))?;
+            .map_err(|error| SubmitError::Transport(crate::causes::of_request(&error)))?;
         let status = response.status().as_u16();
         match status {
             200..=299 => Ok(()),
