@@ -21,6 +21,9 @@ const ITS_GRID: &str = "1128599623762714675";
 /// A result that fits ten grids equally (fixtures/scenarios/heuristics.jsonl).
 const AMBIGUOUS: &str = "1235020614205440026";
 const XSS: &str = "<script>alert(1)</script>";
+/// A start completed by its grid (fixtures/scenarios/formats_2026.jsonl).
+const START: &str = "1514932273152000002";
+const START_FINAL: &str = "1514932440924160006";
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -64,12 +67,13 @@ fn fixture() -> Fixture {
         "fixtures/real/mjwrapper_10_grids.jsonl",
         "fixtures/real/wxapi_upscale_image4.jsonl",
         "fixtures/scenarios/heuristics.jsonl",
+        "fixtures/scenarios/formats_2026.jsonl",
     ]
     .iter()
     .map(|f| common::root().join(f))
     .collect();
     let (_, store) = common::replay_files(&files, &db);
-    let xss_ms = 1_767_225_600_000; // 2026-01-01, newer than every fixture
+    let xss_ms = 1_788_220_800_000; // 2026-09-01, newer than every fixture
     let (_, store) = common::replay_lines(&[grid_line(xss_ms, &format!("{XSS} a red fox"))], store);
     let xss_grid = Snowflake(((xss_ms - 1_420_070_400_000) << 22) as u64);
     for (n, image) in store.images().unwrap().iter().enumerate() {
@@ -300,6 +304,11 @@ async fn the_api_answers_as_the_slash_commands_do_and_serves_files_by_id_only() 
     assert_eq!(status, 200);
     assert_eq!(message["family"], ITS_GRID);
     assert_eq!(message["node"]["tile"], 4);
+    // A start message leads to the family of the grid that completed it (2026 shapes).
+    let (status, start) = json(&format!("{base}/api/message/{START}")).await;
+    assert_eq!(status, 200, "{start}");
+    let (_, final_grid) = json(&format!("{base}/api/message/{START_FINAL}")).await;
+    assert_eq!(start["family"], final_grid["family"], "{start}");
     let (status, missing) = json(&format!("{base}/api/message/42")).await;
     assert_eq!(status, 404);
     assert!(missing["error"]
@@ -449,6 +458,54 @@ fn serving_beyond_loopback_without_a_token_is_refused_in_one_line() {
     );
     let config = Config::default();
     assert!(WebOptions::from_config(&config, Some("localhost")).is_err());
+}
+
+/// The binary as a user runs it: prints where it serves, serves, stops cleanly on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mjlink_serve_prints_its_address_serves_and_stops_on_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+
+    let fixture = fixture();
+    let mut child = tokio::process::Command::from(common::mjlink_command())
+        .args([
+            "--db",
+            fixture.db.to_str().unwrap(),
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .env("MJLINK_ARCHIVE_DIR", &fixture.archive)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(first.starts_with("Serving the gallery of "), "{first}");
+    let base = first
+        .split(" on ")
+        .nth(1)
+        .and_then(|rest| rest.split('/').nth(2))
+        .map(|host| format!("http://{host}"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let (status, gallery) = json(&format!("{base}/api/gallery")).await;
+    assert_eq!(status, 200);
+    let attachment = gallery["items"][0]["attachment_id"].as_str().unwrap().to_string();
+    let image = get(&format!("{base}/api/image/{attachment}")).await;
+    assert_eq!(image.status(), 200, "archive.dir from the environment is served");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
 }
 
 // ---- The browser: headless Chromium through chromedriver ----
