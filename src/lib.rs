@@ -10,6 +10,7 @@
 //! - [`archive`]: downloads every image before its link expires, verified.
 //! - [`queue`]: unattended prompt queues (submitter, runner, views).
 //! - [`commands`]: slash commands over pure answers.
+//! - [`web`]: the web gallery and its JSON API (`mjlink serve`), over the same answers.
 //! - [`export`], [`demo`], and the private `doctor` and `bench`: what the commands print
 //!   and check (reached through [`app`]).
 //! - [`logging`]: the log's writer, which masks every secret.
@@ -34,3 +35,4 @@ pub mod logging;
 pub mod queue;
 pub mod rest;
 pub mod store;
+pub mod web;

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use mjlink::app::{archive, ingest, misc, queue, Bar, Outcome};
+use mjlink::app::{archive, ingest, misc, queue, web, Bar, Outcome};
 use mjlink::config::Config;
 use mjlink_core::text::for_terminal;
 
@@ -123,6 +123,12 @@ enum Command {
     /// that write each to a file (the baseline), then `archive` of the same images queued in
     /// a fresh database, both at --concurrency, and reports both rates and their ratio.
     Bench(misc::BenchArgs),
+    /// Serve the web gallery: families as thumbnails, each family's tree with its images and
+    /// links, prompt search, the stats, and a JSON API under /api/.
+    ///
+    /// Listens on web.bind (127.0.0.1:8080 by default; --bind overrides). Pages work without
+    /// JavaScript; files are served by attachment id from archive.dir only.
+    Serve(web::ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -256,6 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Messages(args) => misc::messages(config, &args, out),
         Command::GenTrace(args) => misc::gen_trace(&args, out),
         Command::Bench(args) => block_on(misc::bench(&args, out)),
+        Command::Serve(args) => block_on(web::serve(config, &args, out)),
     }
 }
 

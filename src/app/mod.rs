@@ -8,7 +8,8 @@
 //! - [`ingest`]: `replay`, `run`, `record`, `backfill`;
 //! - [`archive`]: `archive`, `images`, `verify`;
 //! - [`queue`]: `queue add|list|show|cancel|run`;
-//! - [`misc`]: `doctor`, `demo`, `links`, `messages`, `gen-trace`, `bench`.
+//! - [`misc`]: `doctor`, `demo`, `links`, `messages`, `gen-trace`, `bench`;
+//! - [`web`] (`serve`).
 
 use std::io::Write;
 
@@ -21,6 +22,7 @@ pub mod archive;
 pub mod ingest;
 pub mod misc;
 pub mod queue;
+pub mod web;
 
 /// A progress display a command asks for; the binary decides whether and how it is drawn.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -66,48 +66,93 @@ fn jump(guild: Option<Snowflake>, channel: Option<Snowflake>, message: Snowflake
     format!("https://discord.com/channels/{guild}/{channel}/{message}")
 }
 
-/// `/lineage message:<link or id>`: the whole family of the message, with archived images.
-pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
-    let (link_guild, asked) = match parse_message_ref(input) {
-        Ok(parsed) => parsed,
-        Err(reason) => return Ok(Reply::refusal(reason)),
-    };
-    if link_guild.is_some() && ctx.guild_id.is_some() && link_guild != ctx.guild_id {
-        return Ok(Reply::refusal(
-            "That link is to another server: I only look up messages from this one.",
-        ));
+/// How a message is linked to its parent, as the family shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeLink {
+    pub parent: Option<Snowflake>,
+    pub action: String,
+    pub tile: Option<u8>,
+    /// `reference`, `interaction`, `heuristic`... (`None` when not linked).
+    pub signal: Option<String>,
+    /// `linked`, `ambiguous` or `unresolved`.
+    pub status: String,
+    /// The parents an ambiguous result fits equally.
+    pub candidates: Vec<Snowflake>,
+}
+
+impl NodeLink {
+    fn of(link: &crate::store::LinkRow) -> NodeLink {
+        NodeLink {
+            parent: link.decision.parent,
+            action: link.action.as_str().to_string(),
+            tile: link.tile,
+            signal: link.decision.signal.map(|signal| signal.as_str().to_string()),
+            status: link.decision.status.as_str().to_string(),
+            candidates: link.decision.candidates.clone(),
+        }
     }
-    let Some(crate::store::MessagePlace {
-        guild_id: guild,
-        kind,
-        ..
-    }) = ctx.store.message_place(asked)?
-    else {
-        return Ok(Reply::refusal(format!(
+}
+
+/// One message of a family: what it is, how it is linked, its files and its Discord link.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FamilyNode {
+    /// 0 for the root, 1 for its results, 2 for theirs...
+    pub depth: usize,
+    #[serde(flatten)]
+    pub message: FamilyMessage,
+    /// `None` for a root grid.
+    pub link: Option<NodeLink>,
+    /// Every file of the message by attachment id (archived or not).
+    pub attachments: Vec<crate::store::MessageFile>,
+    pub jump_url: String,
+}
+
+/// The whole family of a message: the grid it started from and every result under it,
+/// depth first (each result right under its parent).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Family {
+    /// The message asked about (any member of the family).
+    pub asked: Snowflake,
+    /// How the asked message is linked (`None` for a root grid).
+    pub asked_link: Option<NodeLink>,
+    /// The root first, then every result depth first.
+    pub nodes: Vec<FamilyNode>,
+    /// Whether the tree was cut at `limit` nodes.
+    pub truncated: bool,
+}
+
+/// The family of message `asked`, up to `limit` nodes: `Err(reason)` is the one sentence
+/// saying why there is none. The answer of `/lineage`, of the web gallery's family page and
+/// of `/api/family`.
+pub fn family(store: &Store, asked: Snowflake, limit: usize) -> Result<Result<Family, String>, StoreError> {
+    let Some(place) = store.message_place(asked)? else {
+        return Ok(Err(format!(
             "I have no record of message {asked}: it is not a Midjourney message I have seen (try `mjlink backfill` for older history)."
         )));
     };
-    if guild.is_some() && ctx.guild_id.is_some() && guild != ctx.guild_id {
-        return Ok(Reply::refusal(
-            "That message is in another server: I only look up messages from this one.",
-        ));
+    if place.kind == "not_midjourney" || place.kind == "pending" {
+        return Ok(Err(format!("Message {asked} is not from Midjourney.")));
     }
-    if kind == "not_midjourney" || kind == "pending" {
-        return Ok(Reply::refusal(format!("Message {asked} is not from Midjourney.")));
-    }
+    // A start (progress) message belongs to the family of the final that completed it.
+    let mut root = match place.kind.as_str() {
+        "progress" => store
+            .progress_row(asked)?
+            .and_then(|start| start.final_id)
+            .unwrap_or(asked),
+        _ => asked,
+    };
     // Up to the root: the grid the family started from.
-    let mut root = asked;
     let mut asked_link = None;
     for depth in 0..8 {
-        let Some(link) = ctx.store.parent_of(root)? else {
+        let Some(link) = store.parent_of(root)? else {
             break;
         };
         if depth == 0 {
-            asked_link = Some(link.clone());
+            asked_link = Some(NodeLink::of(&link));
         }
         match link.decision.parent {
             Some(parent) if link.decision.status == mjlink_core::link::Status::Linked => {
-                if ctx.store.message_place(parent)?.is_none() {
+                if store.message_place(parent)?.is_none() {
                     break;
                 }
                 root = parent;
@@ -119,11 +164,13 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
     let mut nodes: Vec<(usize, FamilyMessage)> = Vec::new();
     let mut frontier = vec![(0usize, root)];
     let mut root_message = None;
+    let mut truncated = false;
     while let Some((depth, id)) = frontier.pop() {
-        if nodes.len() >= 60 {
+        if nodes.len() >= limit {
+            truncated = true;
             break;
         }
-        let Some(family) = ctx.store.family_record(id)? else {
+        let Some(family) = store.family_record(id)? else {
             continue;
         };
         if depth == 0 {
@@ -137,19 +184,68 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
         }
     }
     let Some(root_message) = root_message else {
-        return Ok(Reply::refusal(format!("I have no record of message {asked}.")));
+        return Ok(Err(format!("I have no record of message {asked}.")));
     };
     // Children were pushed in reverse: put each under its parent in order.
-    let ordered = order_tree(&root_message, nodes, ctx.store)?;
+    let ordered = order_tree(&root_message, nodes, store)?;
+    let mut out = Vec::with_capacity(ordered.len() + 1);
+    for (depth, message) in std::iter::once((0, root_message)).chain(ordered) {
+        let link = store
+            .parent_of(message.message_id)?
+            .map(|link| NodeLink::of(&link));
+        out.push(FamilyNode {
+            depth,
+            link,
+            attachments: store.message_files(message.message_id)?,
+            jump_url: jump(message.guild_id, message.channel_id, message.message_id),
+            message,
+        });
+    }
+    Ok(Ok(Family {
+        asked,
+        asked_link,
+        nodes: out,
+        truncated,
+    }))
+}
+
+/// The short name of a node: `grid`, `U2`, `video clip 1`, or its kind.
+pub fn node_name(message: &FamilyMessage) -> String {
+    match (message.kind.as_str(), message.tile) {
+        ("upscale", Some(tile)) => format!("U{tile}"),
+        ("video_clip", Some(cell)) => format!("video clip {cell}"),
+        (kind, _) if kinds::shape_of_name(kind) == kinds::Shape::RootGrid => "grid".to_string(),
+        (kind, _) => kind.to_string(),
+    }
+}
+
+/// `/lineage message:<link or id>`: the whole family of the message, with archived images.
+pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
+    let (link_guild, asked) = match parse_message_ref(input) {
+        Ok(parsed) => parsed,
+        Err(reason) => return Ok(Reply::refusal(reason)),
+    };
+    if link_guild.is_some() && ctx.guild_id.is_some() && link_guild != ctx.guild_id {
+        return Ok(Reply::refusal(
+            "That link is to another server: I only look up messages from this one.",
+        ));
+    }
+    if let Some(place) = ctx.store.message_place(asked)? {
+        if place.guild_id.is_some() && ctx.guild_id.is_some() && place.guild_id != ctx.guild_id {
+            return Ok(Reply::refusal(
+                "That message is in another server: I only look up messages from this one.",
+            ));
+        }
+    }
+    let family = match family(ctx.store, asked, 60)? {
+        Ok(family) => family,
+        Err(reason) => return Ok(Reply::refusal(reason)),
+    };
     let mut description = String::new();
-    let line = |message: &FamilyMessage, depth: usize| -> String {
-        let name = match (message.kind.as_str(), message.tile) {
-            ("upscale", Some(tile)) => format!("U{tile}"),
-            ("video_clip", Some(cell)) => format!("video clip {cell}"),
-            (kind, _) if kinds::shape_of_name(kind) == kinds::Shape::RootGrid => "grid".to_string(),
-            (kind, _) => kind.to_string(),
-        };
-        let indent = "\u{2003}".repeat(depth);
+    let line = |node: &FamilyNode| -> String {
+        let message = &node.message;
+        let name = node_name(message);
+        let indent = "\u{2003}".repeat(node.depth);
         let user = message.user_id.map(|u| format!(" · <@{u}>")).unwrap_or_default();
         let when = message
             .posted_at
@@ -159,28 +255,26 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
         let how = message
             .signal
             .as_deref()
+            .filter(|_| node.depth > 0)
             .map(|s| format!(" · by {s}"))
             .unwrap_or_default();
         let here = if message.message_id == asked { "  ◀" } else { "" };
         format!(
             "{indent}**{name}** [{}]({}){user}{when}{how}{here}\n",
-            message.message_id,
-            jump(message.guild_id, message.channel_id, message.message_id)
+            message.message_id, node.jump_url
         )
     };
-    description.push_str(&line(&root_message, 0));
-    for (depth, message) in &ordered {
-        description.push_str(&line(message, *depth));
+    for node in &family.nodes {
+        description.push_str(&line(node));
     }
     let mut fields = Vec::new();
-    if let Some(link) = &asked_link {
-        match link.decision.status {
-            mjlink_core::link::Status::Ambiguous => fields.push((
+    if let Some(link) = &family.asked_link {
+        match link.status.as_str() {
+            "ambiguous" => fields.push((
                 "Ambiguous".to_string(),
                 format!(
                     "Message {asked} fits several parents equally; mjlink does not guess: {}",
-                    link.decision
-                        .candidates
+                    link.candidates
                         .iter()
                         .map(Snowflake::to_string)
                         .collect::<Vec<_>>()
@@ -188,14 +282,15 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
                 ),
                 false,
             )),
-            mjlink_core::link::Status::Unresolved => fields.push((
+            "unresolved" => fields.push((
                 "Unresolved".to_string(),
                 format!("No parent of message {asked} is known (it may be older than the history kept)."),
                 false,
             )),
-            mjlink_core::link::Status::Linked => {}
+            _ => {}
         }
     }
+    let root_message = &family.nodes[0].message;
     if let Some(uuid) = &root_message.job_uuid {
         fields.push(("Job".to_string(), format!("`{uuid}`"), true));
     }
@@ -204,8 +299,8 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
         .clone()
         .unwrap_or_else(|| "(no prompt)".to_string());
     let mut files = Vec::new();
-    let all = std::iter::once(&root_message).chain(ordered.iter().map(|(_, message)| message));
-    for message in all {
+    for node in &family.nodes {
+        let message = &node.message;
         for file in &message.files {
             if let (Some(path), Some(bytes)) = (&file.path, file.bytes) {
                 let name = Path::new(path)
@@ -220,7 +315,7 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
             }
         }
     }
-    let count = ordered.len();
+    let count = family.nodes.len() - 1;
     Ok(Reply {
         content: format!(
             "Lineage of message {asked}: the grid and {count} result{}.",
@@ -229,11 +324,7 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
         embeds: vec![Embed {
             title: cut(&prompt, 250),
             description,
-            url: Some(jump(
-                root_message.guild_id,
-                root_message.channel_id,
-                root_message.message_id,
-            )),
+            url: Some(family.nodes[0].jump_url.clone()),
             fields,
         }],
         files,
@@ -318,12 +409,44 @@ pub fn parse_page_button(custom_id: &str) -> Option<(String, SearchFilter, usize
     ))
 }
 
+/// One page of prompts matching every word, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SearchPage {
+    pub hits: Vec<crate::store::SearchHit>,
+    /// Matches in all.
+    pub total: i64,
+    /// From 0.
+    pub page: usize,
+    pub pages: usize,
+}
+
+/// The prompts matching `words` (page `page` of `per_page`): the search of `/search`, of the
+/// web gallery and of `/api/search`. `None` when `words` has no word to search for.
+pub fn search_page(
+    store: &Store,
+    words: &str,
+    filter: &SearchFilter,
+    page: usize,
+    per_page: usize,
+) -> Result<Option<SearchPage>, StoreError> {
+    if crate::store::fts_query(words).is_none() {
+        return Ok(None);
+    }
+    let per_page = per_page.max(1);
+    let (hits, total) = store.search_prompts(words, filter, page.saturating_mul(per_page), per_page)?;
+    Ok(Some(SearchPage {
+        hits,
+        total,
+        page,
+        pages: (total.max(0) as usize).div_ceil(per_page),
+    }))
+}
+
 /// `/search text:<words> [user] [channel] [since]`: newest first, a page at a time.
 pub fn search(ctx: &Ctx<'_>, words: &str, filter: &SearchFilter, page: usize) -> Result<Reply, StoreError> {
-    if crate::store::fts_query(words).is_none() {
+    let Some(SearchPage { hits, total, .. }) = search_page(ctx.store, words, filter, page, PAGE)? else {
         return Ok(Reply::refusal("Give at least one word to search for."));
-    }
-    let (hits, total) = ctx.store.search_prompts(words, filter, page * PAGE, PAGE)?;
+    };
     if total == 0 {
         return Ok(Reply::text(format!("No prompt matches `{}`.", cut(words, 100))));
     }
@@ -388,53 +511,93 @@ pub fn search(ctx: &Ctx<'_>, words: &str, filter: &SearchFilter, page: usize) ->
     })
 }
 
-/// `/stats`: what the database holds.
-pub fn stats(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
-    let store = ctx.store;
+/// What the database holds, in figures: the answer of `/stats`, of the web gallery's stats
+/// page and of `/api/stats`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    pub grids: i64,
+    /// Results by action name, in name order.
+    pub results_by_action: Vec<(String, i64)>,
+    /// Links by signal (`reference`, `interaction`, `heuristic`...), ambiguous and
+    /// unresolved ones left out.
+    pub links_by_signal: Vec<(String, i64)>,
+    pub ambiguous: i64,
+    pub unresolved: i64,
+    pub archive: crate::store::ArchiveCounts,
+    /// Queue items by status.
+    pub queue: Vec<(String, i64)>,
+    pub queue_paused: bool,
+    /// Midjourney messages mjlink could not read, in one line (a jump means its format
+    /// changed).
+    pub unknown_formats: String,
+}
+
+/// The figures of `/stats`.
+pub fn stats_figures(store: &Store) -> Result<Stats, StoreError> {
     let kinds = store.count_by_kind()?;
     let grids: i64 = kinds
         .iter()
         .filter(|(k, _)| kinds::is_root_name(k))
         .map(|(_, n)| n)
         .sum();
-    let results: Vec<String> = kinds
+    let results_by_action = kinds
         .iter()
         .filter(|(k, _)| mjlink_core::parse::Action::from_name(k).is_some())
-        .map(|(k, n)| format!("{k} {n}"))
+        .cloned()
         .collect();
-    let signals: Vec<String> = store
+    let links_by_signal = store
         .count_links_by_signal()?
         .into_iter()
         .filter(|(s, _)| s != "none")
-        .map(|(s, n)| format!("{s} {n}"))
         .collect();
     let statuses = store.count_links_by_status()?;
     let status = |name: &str| statuses.iter().find(|(s, _)| s == name).map_or(0, |(_, n)| *n);
-    let archive = store.archive_counts()?;
-    let queue: Vec<String> = store
-        .queue_counts()?
-        .into_iter()
-        .map(|(s, n)| format!("{s} {n}"))
-        .collect();
-    let or_none = |items: Vec<String>| {
+    Ok(Stats {
+        grids,
+        results_by_action,
+        links_by_signal,
+        ambiguous: status("ambiguous"),
+        unresolved: status("unresolved"),
+        archive: store.archive_counts()?,
+        queue: store.queue_counts()?,
+        queue_paused: store.queue_paused()?,
+        unknown_formats: crate::ingest::drift::describe(store, 3)?,
+    })
+}
+
+/// `/stats`: what the database holds.
+pub fn stats(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
+    let stats = stats_figures(ctx.store)?;
+    let or_none = |items: &[(String, i64)]| {
         if items.is_empty() {
             "none".to_string()
         } else {
-            items.join(", ")
+            items
+                .iter()
+                .map(|(name, n)| format!("{name} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
-    let paused = if store.queue_paused()? { " (paused)" } else { "" };
-    // Midjourney messages mjlink could not read: a jump means its format changed.
-    let unknown_formats = crate::ingest::drift::describe(store, 3)?;
+    let paused = if stats.queue_paused { " (paused)" } else { "" };
+    let archive = &stats.archive;
     Ok(Reply {
         embeds: vec![Embed {
             title: "mjlink stats".to_string(),
             fields: vec![
-                ("Grids".to_string(), grids.to_string(), true),
-                ("Results by action".to_string(), or_none(results), false),
-                ("Links by signal".to_string(), or_none(signals), false),
-                ("Ambiguous".to_string(), status("ambiguous").to_string(), true),
-                ("Unresolved".to_string(), status("unresolved").to_string(), true),
+                ("Grids".to_string(), stats.grids.to_string(), true),
+                (
+                    "Results by action".to_string(),
+                    or_none(&stats.results_by_action),
+                    false,
+                ),
+                (
+                    "Links by signal".to_string(),
+                    or_none(&stats.links_by_signal),
+                    false,
+                ),
+                ("Ambiguous".to_string(), stats.ambiguous.to_string(), true),
+                ("Unresolved".to_string(), stats.unresolved.to_string(), true),
                 (
                     "Archive".to_string(),
                     format!(
@@ -446,8 +609,12 @@ pub fn stats(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
                     ),
                     false,
                 ),
-                (format!("Queue{paused}"), or_none(queue), false),
-                ("Unknown formats".to_string(), unknown_formats, false),
+                (format!("Queue{paused}"), or_none(&stats.queue), false),
+                (
+                    "Unknown formats".to_string(),
+                    stats.unknown_formats.clone(),
+                    false,
+                ),
             ],
             ..Embed::default()
         }],

@@ -221,6 +221,25 @@ pub struct Config {
     pub archive: ArchiveConfig,
     pub queue: QueueConfig,
     pub commands: mjlink_core::access::AccessConfig,
+    pub web: WebConfig,
+}
+
+/// The web gallery (`mjlink serve`).
+#[derive(Clone, Debug)]
+pub struct WebConfig {
+    /// The address and port to listen on (`127.0.0.1:8080`).
+    pub bind: String,
+    /// Required for writes, and to listen on anything but a loopback address.
+    pub token: Option<Secret>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            bind: "127.0.0.1:8080".to_string(),
+            token: None,
+        }
+    }
 }
 
 impl fmt::Debug for Config {
@@ -235,6 +254,7 @@ impl fmt::Debug for Config {
             .field("archive", &self.archive)
             .field("queue", &self.queue)
             .field("commands", &self.commands)
+            .field("web", &self.web)
             .finish()
     }
 }
@@ -251,6 +271,7 @@ impl Default for Config {
             archive: ArchiveConfig::default(),
             queue: QueueConfig::default(),
             commands: Default::default(),
+            web: WebConfig::default(),
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! One `impl Store` per concern, each in its own file: `lineage.rs` (what the pipeline
 //! writes and the linker reads), `archive.rs`, `queue.rs`, `search.rs`, `stats.rs`,
-//! `drift.rs` (unknown formats by day, their samples) and `messages.rs` (the listing of
+//! `drift.rs` (unknown formats by day, their samples), `web.rs` (the gallery's reads) and `messages.rs` (the listing of
 //! `mjlink messages`), each with its row types (re-exported here). This file holds the store itself (opening,
 //! migrations, transactions) and the helpers they share. The migrations are the numbered
 //! files in `migrations/`: history, never edited once shipped (`tests.rs` pins them).
@@ -24,6 +24,7 @@ mod queue;
 mod replies;
 mod search;
 mod stats;
+mod web;
 
 pub use archive::{ArchivedCopy, FamilyFile, FamilyMessage, FamilyRecord, ImageRow, PendingImage};
 pub use drift::DriftDay;
@@ -34,6 +35,7 @@ pub use messages::{MessageDoc, MessageExport, MessageFilter};
 pub use replies::ReplyTargetRow;
 pub use search::{fts_query, SearchFilter, SearchHit};
 pub use stats::{ArchiveCounts, LinkExport};
+pub use web::{ArchivedFile, GalleryFilter, GalleryItem, MessageFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

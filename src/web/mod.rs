@@ -1,0 +1,587 @@
+//! The web gallery (`mjlink serve`): server-rendered pages (gallery, family, search, stats)
+//! and a JSON API under `/api/`, on axum. The answers are the slash commands' own
+//! ([`crate::commands::answers`]: `family`, `search_page`, `stats_figures`); this module only
+//! reads the database and renders.
+//!
+//! Security: files are found by attachment id through the database (`attachments.path`,
+//! under the archive root; nothing from a request becomes a path, and a stored path that
+//! resolves outside the root is refused); every value is escaped ([`html::esc`]); every
+//! answer carries a Content-Security-Policy; a write (any method but GET and HEAD) needs
+//! `web.token` as a bearer token, compared in constant time; listening beyond loopback
+//! without a token is refused at start ([`WebOptions::from_config`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sha2::{Digest, Sha256};
+
+use mjlink_core::secret::Secret;
+use mjlink_core::snowflake::Snowflake;
+
+use crate::commands::answers;
+use crate::config::Config;
+use crate::store::{GalleryFilter, SearchFilter, Store, StoreError};
+
+pub mod html;
+
+/// The stylesheet, compiled in.
+const STYLE: &str = include_str!("assets/style.css");
+
+/// Tiles per gallery page.
+pub const GALLERY_PAGE: usize = 48;
+/// Hits per search page.
+pub const SEARCH_PAGE: usize = 20;
+/// Nodes of a family page at most.
+pub const FAMILY_NODES: usize = 1000;
+
+/// Scripts: none; styles, images and videos: this server only; no frames, no plugins, forms
+/// submit here only.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self'; media-src 'self'; \
+     style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// What the server needs: the database, the archive, the address, the write token.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    pub database: PathBuf,
+    pub archive_root: PathBuf,
+    pub bind: SocketAddr,
+    pub token: Option<Secret>,
+}
+
+impl WebOptions {
+    /// From the `[web]` section (`bind` replaced by `bind` when given). Refuses, in one
+    /// sentence, an address that is not one, and a non-loopback address without a token.
+    pub fn from_config(config: &Config, bind: Option<&str>) -> Result<WebOptions, String> {
+        let text = bind.unwrap_or(&config.web.bind);
+        let bind: SocketAddr = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("web.bind `{text}` is not an address and port like 127.0.0.1:8080"))?;
+        check_bind(bind, config.web.token.as_ref())?;
+        Ok(WebOptions {
+            database: config.database_path.clone(),
+            archive_root: config.archive.dir.clone(),
+            bind,
+            token: config.web.token.clone(),
+        })
+    }
+}
+
+/// A loopback address is always fine; any other one only with a token.
+pub fn check_bind(bind: SocketAddr, token: Option<&Secret>) -> Result<(), String> {
+    if bind.ip().is_loopback() || token.is_some() {
+        Ok(())
+    } else {
+        Err(format!(
+            "refusing to serve on {bind}: other machines can reach it and web.token is not set \
+             (set web.token or MJLINK_WEB_TOKEN, or bind 127.0.0.1)"
+        ))
+    }
+}
+
+/// Whether `given` is the token, in time that does not depend on where they differ.
+pub fn token_matches(token: &Secret, given: &str) -> bool {
+    let expected = Sha256::digest(token.expose().as_bytes());
+    let given = Sha256::digest(given.as_bytes());
+    expected
+        .iter()
+        .zip(given.iter())
+        .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+        == 0
+}
+
+struct Shared {
+    database: PathBuf,
+    archive_root: PathBuf,
+    token: Option<Secret>,
+    /// Idle connections, each used by one request at a time.
+    stores: Mutex<Vec<Store>>,
+}
+
+type Web = Arc<Shared>;
+
+/// Why a request has no answer.
+enum Failure {
+    NotFound(String),
+    BadRequest(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::Store(error)
+    }
+}
+
+impl Failure {
+    fn status_and_reason(self) -> (StatusCode, String) {
+        match self {
+            Failure::NotFound(reason) => (StatusCode::NOT_FOUND, reason),
+            Failure::BadRequest(reason) => (StatusCode::BAD_REQUEST, reason),
+            Failure::Store(error) => {
+                tracing::warn!(%error, "web: the database could not be read");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("The database could not be read: {error}"),
+                )
+            }
+        }
+    }
+
+    fn page(self) -> Response {
+        let (status, reason) = self.status_and_reason();
+        let title = status.canonical_reason().unwrap_or("Error");
+        (status, Html(html::notice(title, &reason))).into_response()
+    }
+
+    fn json(self) -> Response {
+        let (status, reason) = self.status_and_reason();
+        (status, Json(serde_json::json!({ "error": reason }))).into_response()
+    }
+}
+
+impl Shared {
+    /// Runs `read` on a pooled connection, on a blocking thread.
+    async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&Store) -> Result<T, Failure> + Send + 'static,
+    ) -> Result<T, Failure> {
+        let web = Arc::clone(self);
+        let joined = tokio::task::spawn_blocking(move || {
+            let idle = web.stores.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let store = match idle {
+                Some(store) => store,
+                None => Store::open(&web.database)?,
+            };
+            let answer = read(&store);
+            if answer.is_ok() {
+                let mut stores = web.stores.lock().unwrap_or_else(|e| e.into_inner());
+                if stores.len() < 8 {
+                    stores.push(store);
+                }
+            }
+            answer
+        })
+        .await;
+        joined.unwrap_or_else(|error| {
+            Err(Failure::BadRequest(format!(
+                "the request could not be answered: {error}"
+            )))
+        })
+    }
+}
+
+/// The router: pages, the API, the stylesheet; with the security headers and the write
+/// guard around every route.
+pub fn router(options: &WebOptions) -> Router {
+    let web: Web = Arc::new(Shared {
+        database: options.database.clone(),
+        archive_root: options.archive_root.clone(),
+        token: options.token.clone(),
+        stores: Mutex::new(Vec::new()),
+    });
+    Router::new()
+        .route("/", get(gallery_page))
+        .route("/search", get(search_page))
+        .route("/stats", get(stats_page))
+        .route("/family", get(family_lookup))
+        .route("/family/{id}", get(family_page))
+        .route("/assets/style.css", get(style))
+        .route("/api/gallery", get(gallery_json))
+        .route("/api/family/{id}", get(family_json))
+        .route("/api/message/{id}", get(message_json))
+        .route("/api/search", get(search_json))
+        .route("/api/stats", get(stats_json))
+        .route("/api/image/{attachment}", get(image))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&web), guard))
+        .with_state(web)
+}
+
+/// Serves on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    options: &WebOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(options))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Writes need the token; every answer gets the security headers.
+async fn guard(State(web): State<Web>, request: Request, next: Next) -> Response {
+    let write = !matches!(*request.method(), Method::GET | Method::HEAD);
+    let mut response = if write {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        match (&web.token, given) {
+            (None, _) => refuse(StatusCode::FORBIDDEN, "writes are disabled: web.token is not set"),
+            (Some(token), Some(given)) if token_matches(token, given) => next.run(request).await,
+            (Some(_), _) => refuse(
+                StatusCode::UNAUTHORIZED,
+                "a write needs the token: send Authorization: Bearer <web.token>",
+            ),
+        }
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+fn refuse(status: StatusCode, reason: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": reason }))).into_response()
+}
+
+async fn not_found() -> Response {
+    Failure::NotFound("There is no such page.".to_string()).page()
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+/// The query of the gallery, the search and their API twins: every value as text, checked
+/// here (so a bad value is a clear 400, never the framework's).
+#[derive(Debug, Default, serde::Deserialize)]
+struct Params {
+    user: Option<String>,
+    channel: Option<String>,
+    action: Option<String>,
+    before: Option<String>,
+    q: Option<String>,
+    page: Option<String>,
+    m: Option<String>,
+}
+
+fn optional_id(name: &str, value: &Option<String>) -> Result<Option<Snowflake>, Failure> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => Snowflake::parse(text)
+            .map(Some)
+            .ok_or_else(|| Failure::BadRequest(format!("`{name}` must be a Discord id (digits)."))),
+    }
+}
+
+fn message_id(text: &str) -> Result<Snowflake, Failure> {
+    Snowflake::parse(text.trim()).ok_or_else(|| Failure::NotFound(format!("`{text}` is not a message id.")))
+}
+
+/// The kinds the gallery can be narrowed to: every action (the core's list).
+fn action_names() -> Vec<&'static str> {
+    mjlink_core::parse::Action::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect()
+}
+
+fn gallery_filter(params: &Params) -> Result<GalleryFilter, Failure> {
+    let kind = match params.action.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(name) => match mjlink_core::parse::Action::from_name(name) {
+            Some(action) => Some(action.as_str().to_string()),
+            None => return Err(Failure::BadRequest(format!("`{name}` is not an action."))),
+        },
+    };
+    Ok(GalleryFilter {
+        kind,
+        user_id: optional_id("user", &params.user)?,
+        channel_id: optional_id("channel", &params.channel)?,
+        before: optional_id("before", &params.before)?,
+    })
+}
+
+async fn gallery_items(
+    web: &Web,
+    params: &Params,
+) -> Result<(Vec<crate::store::GalleryItem>, Option<Snowflake>), Failure> {
+    let filter = gallery_filter(params)?;
+    let items = web
+        .read(move |store| Ok(store.gallery(&filter, GALLERY_PAGE)?))
+        .await?;
+    let next = (items.len() == GALLERY_PAGE)
+        .then(|| items.last().map(|i| i.message_id))
+        .flatten();
+    Ok((items, next))
+}
+
+async fn gallery_page(State(web): State<Web>, Query(params): Query<Params>) -> Response {
+    match gallery_items(&web, &params).await {
+        Ok((items, next)) => {
+            let query = html::GalleryQuery {
+                user: params.user.unwrap_or_default(),
+                channel: params.channel.unwrap_or_default(),
+                action: params.action.unwrap_or_default(),
+            };
+            Html(html::gallery(&items, &query, next, &action_names())).into_response()
+        }
+        Err(failure) => failure.page(),
+    }
+}
+
+async fn gallery_json(State(web): State<Web>, Query(params): Query<Params>) -> Response {
+    match gallery_items(&web, &params).await {
+        Ok((items, next)) => Json(serde_json::json!({ "items": items, "next_before": next })).into_response(),
+        Err(failure) => failure.json(),
+    }
+}
+
+async fn read_family(web: &Web, id: Snowflake) -> Result<answers::Family, Failure> {
+    web.read(move |store| answers::family(store, id, FAMILY_NODES)?.map_err(Failure::NotFound))
+        .await
+}
+
+async fn family_page(State(web): State<Web>, UrlPath(id): UrlPath<String>) -> Response {
+    let id = match message_id(&id) {
+        Ok(id) => id,
+        Err(failure) => return failure.page(),
+    };
+    match read_family(&web, id).await {
+        Ok(family) => Html(html::family(&family)).into_response(),
+        Err(failure) => failure.page(),
+    }
+}
+
+/// `/family?m=<id or Discord message link>`: to that message in its family.
+async fn family_lookup(Query(params): Query<Params>) -> Response {
+    let input = params.m.unwrap_or_default();
+    match answers::parse_message_ref(&input) {
+        Ok((_, id)) => Redirect::to(&format!("/family/{id}#m{id}")).into_response(),
+        Err(reason) => Failure::BadRequest(reason).page(),
+    }
+}
+
+async fn family_json(State(web): State<Web>, UrlPath(id): UrlPath<String>) -> Response {
+    let result = match message_id(&id) {
+        Ok(id) => read_family(&web, id).await,
+        Err(failure) => Err(failure),
+    };
+    match result {
+        Ok(family) => Json(family).into_response(),
+        Err(failure) => failure.json(),
+    }
+}
+
+/// One message: its node of the family, and the family's root.
+async fn message_json(State(web): State<Web>, UrlPath(id): UrlPath<String>) -> Response {
+    let result = match message_id(&id) {
+        Ok(id) => read_family(&web, id).await.map(|family| (id, family)),
+        Err(failure) => Err(failure),
+    };
+    match result {
+        Ok((id, family)) => {
+            let root = family.nodes[0].message.message_id;
+            let node = family
+                .nodes
+                .into_iter()
+                .find(|node| node.message.message_id == id);
+            Json(serde_json::json!({
+                "message_id": id,
+                "family": root,
+                "family_url": format!("/family/{root}#m{id}"),
+                "node": node,
+            }))
+            .into_response()
+        }
+        Err(failure) => failure.json(),
+    }
+}
+
+async fn search(web: &Web, params: &Params) -> Result<(String, Option<answers::SearchPage>), Failure> {
+    let words = params.q.clone().unwrap_or_default();
+    let page = match params.page.as_deref().map(str::trim) {
+        None | Some("") => 0,
+        Some(text) => text
+            .parse::<usize>()
+            .map_err(|_| Failure::BadRequest("`page` must be a number from 0.".to_string()))?
+            .min(100_000),
+    };
+    let filter = SearchFilter {
+        user_id: optional_id("user", &params.user)?,
+        channel_id: optional_id("channel", &params.channel)?,
+        since_ms: None,
+    };
+    let asked = words.clone();
+    let found = web
+        .read(move |store| Ok(answers::search_page(store, &asked, &filter, page, SEARCH_PAGE)?))
+        .await?;
+    Ok((words, found))
+}
+
+async fn search_page(State(web): State<Web>, Query(params): Query<Params>) -> Response {
+    match search(&web, &params).await {
+        Ok((words, found)) => Html(html::search(&words, found.as_ref())).into_response(),
+        Err(failure) => failure.page(),
+    }
+}
+
+async fn search_json(State(web): State<Web>, Query(params): Query<Params>) -> Response {
+    match search(&web, &params).await {
+        Ok((_, Some(found))) => Json(found).into_response(),
+        Ok((_, None)) => {
+            Failure::BadRequest("Give at least one word to search for (q=...).".to_string()).json()
+        }
+        Err(failure) => failure.json(),
+    }
+}
+
+async fn stats_page(State(web): State<Web>) -> Response {
+    match web.read(|store| Ok(answers::stats_figures(store)?)).await {
+        Ok(stats) => Html(html::stats(&stats)).into_response(),
+        Err(failure) => failure.page(),
+    }
+}
+
+async fn stats_json(State(web): State<Web>) -> Response {
+    match web.read(|store| Ok(answers::stats_figures(store)?)).await {
+        Ok(stats) => Json(stats).into_response(),
+        Err(failure) => failure.json(),
+    }
+}
+
+/// The content type of an archived file, from what its bytes were found to be.
+fn content_type(media: Option<&str>) -> &'static str {
+    match media {
+        Some("png") => "image/png",
+        Some("webp") | Some("webp_animated") => "image/webp",
+        Some("jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("mp4") => "video/mp4",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `root`/`stored`, when it is a file that resolves inside `root` (symbolic links
+/// followed); `None` otherwise.
+pub fn resolve_inside(root: &Path, stored: &str) -> Option<PathBuf> {
+    let root = std::fs::canonicalize(root).ok()?;
+    let full = std::fs::canonicalize(root.join(stored)).ok()?;
+    (full.starts_with(&root) && full.is_file()).then_some(full)
+}
+
+/// An archived file by its attachment id: the database says where it is.
+async fn image(State(web): State<Web>, UrlPath(id): UrlPath<String>, headers: HeaderMap) -> Response {
+    let Some(attachment) = Snowflake::parse(id.trim()) else {
+        return Failure::NotFound("Not an attachment id.".to_string()).json();
+    };
+    let found = web.read(move |store| Ok(store.archived_file(attachment)?)).await;
+    let file = match found {
+        Ok(Some(file)) => file,
+        Ok(None) => return Failure::NotFound(format!("No archived file has the id {attachment}.")).json(),
+        Err(failure) => return failure.json(),
+    };
+    let root = web.archive_root.clone();
+    let stored = file.path.clone();
+    let resolved = tokio::task::spawn_blocking(move || resolve_inside(&root, &stored))
+        .await
+        .ok()
+        .flatten();
+    let Some(path) = resolved else {
+        tracing::warn!(attachment = %attachment, "web: an archived file is missing or outside the archive");
+        return Failure::NotFound(format!(
+            "The file of attachment {attachment} is not in the archive."
+        ))
+        .json();
+    };
+    let etag = file.sha256.as_deref().map(|sha| format!("\"{sha}\""));
+    if let (Some(etag), Some(asked)) = (&etag, headers.get(header::IF_NONE_MATCH)) {
+        if asked.as_bytes() == etag.as_bytes() {
+            return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag.clone())]).into_response();
+        }
+    }
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let mut response = (
+                [
+                    (header::CONTENT_TYPE, content_type(file.media.as_deref())),
+                    (header::CACHE_CONTROL, "private, max-age=86400"),
+                ],
+                bytes,
+            )
+                .into_response();
+            if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(&etag).ok()) {
+                response.headers_mut().insert(header::ETAG, etag);
+            }
+            response
+        }
+        Err(error) => {
+            tracing::warn!(attachment = %attachment, %error, "web: an archived file could not be read");
+            Failure::NotFound(format!("The file of attachment {attachment} could not be read.")).json()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_loopback_bind_needs_a_token() {
+        let open: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let error = check_bind(open, None).unwrap_err();
+        assert!(error.starts_with("refusing to serve on 0.0.0.0:8080"), "{error}");
+        assert!(!error.contains('\n'));
+        assert!(check_bind(open, Some(&Secret::new("t0ken"))).is_ok());
+        assert!(check_bind(local, None).is_ok());
+        assert!(check_bind("[::1]:1".parse().unwrap(), None).is_ok());
+    }
+
+    #[test]
+    fn the_token_must_match_exactly() {
+        let token = Secret::new("s3cret");
+        assert!(token_matches(&token, "s3cret"));
+        assert!(!token_matches(&token, "s3cre"));
+        assert!(!token_matches(&token, "s3cret "));
+        assert!(!token_matches(&token, ""));
+    }
+
+    #[test]
+    fn stored_paths_outside_the_archive_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("archive");
+        std::fs::create_dir_all(root.join("2026/01")).unwrap();
+        std::fs::write(root.join("2026/01/grid.png"), b"png").unwrap();
+        std::fs::write(dir.path().join("secret.txt"), b"no").unwrap();
+        assert!(resolve_inside(&root, "2026/01/grid.png").is_some());
+        assert_eq!(resolve_inside(&root, "../secret.txt"), None);
+        assert_eq!(
+            resolve_inside(&root, dir.path().join("secret.txt").to_str().unwrap()),
+            None
+        );
+        assert_eq!(resolve_inside(&root, "2026"), None, "a folder is not a file");
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("link.png")).unwrap();
+            assert_eq!(resolve_inside(&root, "link.png"), None);
+        }
+    }
+}

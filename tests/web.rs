@@ -1,0 +1,715 @@
+//! The web gallery (`mjlink serve`) as a user meets it: a real server on 127.0.0.1:0 over a
+//! database replayed from fixtures and an archive of real PNG files; HTTP requests with
+//! reqwest, and the pages in a real headless Chromium driven over WebDriver (chromedriver),
+//! with a screenshot of each page under `target/screenshots/`.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mjlink::config::{Config, Secret};
+use mjlink::store::Store;
+use mjlink::web::{self, WebOptions};
+use mjlink_core::snowflake::Snowflake;
+use sha2::Digest;
+
+/// A real upscale (U4) whose grid is known from its reply copy: a family of two.
+const UPSCALE: &str = "1128641343909007401";
+const ITS_GRID: &str = "1128599623762714675";
+/// A result that fits ten grids equally (fixtures/scenarios/heuristics.jsonl).
+const AMBIGUOUS: &str = "1235020614205440026";
+const XSS: &str = "<script>alert(1)</script>";
+/// A start completed by its grid (fixtures/scenarios/formats_2026.jsonl).
+const START: &str = "1514932273152000002";
+const START_FINAL: &str = "1514932440924160006";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    archive: PathBuf,
+    /// The grid whose prompt is `XSS` (the newest message).
+    xss_grid: Snowflake,
+}
+
+/// A grid line from a real fixture, re-dated to `ms` with the prompt `prompt` (new message
+/// and attachment ids, a new job UUID).
+fn grid_line(ms: i64, prompt: &str) -> String {
+    let line = std::fs::read_to_string(common::root().join("fixtures/real/mjwrapper_10_grids.jsonl"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let id = ((ms - 1_420_070_400_000) << 22) as u64;
+    let time = chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339();
+    line.replace("1118493419493404713", &id.to_string())
+        .replace("1118493419023638568", &(id + 1).to_string())
+        .replace(
+            "cc1b4f91-56c7-45c9-a202-dba08dd45524",
+            "0e0e0e0e-1111-4222-8333-444444444444",
+        )
+        .replace("2023-06-14T10:53:31.810000+00:00", &time)
+        .replace(
+            "**Delicious barbecue. --s 750 --niji 5**",
+            &format!("**{} --s 750 --niji 5**", prompt.replace('"', "\\\"")),
+        )
+}
+
+/// Real fixtures and a grid whose prompt is markup, replayed; every image attachment
+/// "archived" as a real PNG under `archive/`, as the archiver lays them out.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("web.db");
+    let archive = dir.path().join("archive");
+    let files: Vec<PathBuf> = [
+        "fixtures/real/mjwrapper_10_grids.jsonl",
+        "fixtures/real/wxapi_upscale_image4.jsonl",
+        "fixtures/scenarios/heuristics.jsonl",
+        "fixtures/scenarios/formats_2026.jsonl",
+    ]
+    .iter()
+    .map(|f| common::root().join(f))
+    .collect();
+    let (_, store) = common::replay_files(&files, &db);
+    let xss_ms = 1_788_220_800_000; // 2026-09-01, newer than every fixture
+    let (_, store) = common::replay_lines(&[grid_line(xss_ms, &format!("{XSS} a red fox"))], store);
+    let xss_grid = Snowflake(((xss_ms - 1_420_070_400_000) << 22) as u64);
+    for (n, image) in store.images().unwrap().iter().enumerate() {
+        let relative = format!("2026/01/{}/{}.png", image.message_id, image.attachment_id);
+        let path = archive.join(&relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let bytes = mjlink_sim::png::png(96, 96, n as u64 + 1);
+        std::fs::write(&path, &bytes).unwrap();
+        let sha = format!("{:x}", sha2::Sha256::digest(&bytes));
+        store
+            .mark_archived(
+                image.attachment_id,
+                &relative,
+                &sha,
+                bytes.len() as u64,
+                "png",
+                None,
+            )
+            .unwrap();
+    }
+    drop(store);
+    Fixture {
+        dir,
+        db,
+        archive,
+        xss_grid,
+    }
+}
+
+struct Server {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(fixture: &Fixture, token: Option<&str>) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address: SocketAddr = listener.local_addr().unwrap();
+        let options = WebOptions {
+            database: fixture.db.clone(),
+            archive_root: fixture.archive.clone(),
+            bind: address,
+            token: token.map(Secret::new),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            web::serve(listener, &options, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Server {
+            base: format!("http://{address}"),
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+async fn get(url: &str) -> reqwest::Response {
+    reqwest::Client::new().get(url).send().await.unwrap()
+}
+
+async fn text(url: &str) -> (reqwest::StatusCode, String) {
+    let response = get(url).await;
+    (response.status(), response.text().await.unwrap())
+}
+
+async fn json(url: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = get(url).await;
+    (response.status(), response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_show_the_gallery_families_search_and_stats_with_every_value_escaped() {
+    let fixture = fixture();
+    let server = Server::start(&fixture, None).await;
+    let base = &server.base;
+
+    // The gallery: newest family first, its image by attachment id, the policy on every page.
+    let response = get(&format!("{base}/")).await;
+    assert_eq!(response.status(), 200);
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(policy.contains("default-src 'none'"), "{policy}");
+    let page = response.text().await.unwrap();
+    let first_tile = page.find("class=\"tile\"").expect("a tile");
+    assert!(
+        page[first_tile..].starts_with(&format!(
+            "class=\"tile\"><a href=\"/family/{}\">",
+            fixture.xss_grid
+        )),
+        "the newest family comes first: {}",
+        &page[first_tile..first_tile + 200]
+    );
+    assert!(
+        page.contains("Delicious barbecue."),
+        "the real grids are there too"
+    );
+    assert!(
+        page.matches("<img class=\"thumb\" src=\"/api/image/").count() >= 10,
+        "{page}"
+    );
+    // The prompt that is markup is text: escaped, never a script element.
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt; a red fox"),
+        "{page}"
+    );
+    assert!(!page.contains(XSS), "the raw markup must not reach the page");
+
+    // Filtered to the upscales: the real one is there, no grid.
+    let (status, upscales) = text(&format!("{base}/?action=upscale")).await;
+    assert_eq!(status, 200);
+    assert!(upscales.contains(&format!("/family/{UPSCALE}")), "{upscales}");
+    assert!(!upscales.contains("Delicious barbecue."));
+    let (status, refused) = text(&format!("{base}/?action=%3Cb%3E")).await;
+    assert_eq!(status, 400);
+    assert!(refused.contains("`&lt;b&gt;` is not an action."), "{refused}");
+
+    // A family: the grid and its U4, how it was linked, Discord links, the asked one marked.
+    let (status, family) = text(&format!("{base}/family/{UPSCALE}")).await;
+    assert_eq!(status, 200, "{family}");
+    assert!(family.contains(&format!("id=\"m{ITS_GRID}\"")), "{family}");
+    assert!(
+        family.contains(&format!("class=\"node depth-1 asked\" id=\"m{UPSCALE}\"")),
+        "{family}"
+    );
+    assert!(family.contains("linked exact (by reference)"), "{family}");
+    assert!(family.contains("https://discord.com/channels/"), "{family}");
+    assert!(family.contains(">U4</a>"), "{family}");
+    // A Discord message link typed in the box leads to its family.
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let link = format!("https://discord.com/channels/1/2/{UPSCALE}");
+    let response = no_redirect
+        .get(format!("{base}/family"))
+        .query(&[("m", link.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        format!("/family/{UPSCALE}#m{UPSCALE}").as_str()
+    );
+
+    // An ambiguous result shows every candidate as a link, and guesses none.
+    let (status, ambiguous) = text(&format!("{base}/family/{AMBIGUOUS}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        ambiguous.contains("ambiguous: fits 10 parents equally"),
+        "{ambiguous}"
+    );
+    assert!(
+        ambiguous.contains("<a href=\"/family/1235017845964800002\">"),
+        "{ambiguous}"
+    );
+
+    // The XSS family page: the prompt is text there too.
+    let (_, xss_family) = text(&format!("{base}/family/{}", fixture.xss_grid)).await;
+    assert!(xss_family.contains("&lt;script&gt;alert(1)&lt;/script&gt; a red fox"));
+    assert!(!xss_family.contains(XSS));
+
+    // Unknown and malformed ids: one sentence, 404.
+    let (status, unknown) = text(&format!("{base}/family/42")).await;
+    assert_eq!(status, 404);
+    assert!(unknown.contains("I have no record of message 42"), "{unknown}");
+    let (status, _) = text(&format!("{base}/family/%3Cx%3E")).await;
+    assert_eq!(status, 404);
+
+    // Search over the FTS5 index.
+    let (status, found) = text(&format!("{base}/search?q=barbecue")).await;
+    assert_eq!(status, 200);
+    assert!(found.contains("1 prompt match"), "{found}");
+    assert!(found.contains("Delicious barbecue."), "{found}");
+    let (_, searched_markup) = text(&format!("{base}/search?q=%3Cscript%3E+fox")).await;
+    assert!(
+        searched_markup.contains("value=\"&lt;script&gt; fox\""),
+        "{searched_markup}"
+    );
+    assert!(!searched_markup.contains("<script>"));
+
+    // Stats: the figures of /stats.
+    let store = Store::open(&fixture.db).unwrap();
+    let stats = mjlink::commands::answers::stats_figures(&store).unwrap();
+    let (status, page) = text(&format!("{base}/stats")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!("<th>Grids</th><td>{}</td>", stats.grids)),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("<th>Ambiguous</th><td>{}</td>", stats.ambiguous)),
+        "{page}"
+    );
+    assert!(stats.ambiguous > 0 && stats.grids >= 11, "{stats:?}");
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_as_the_slash_commands_do_and_serves_files_by_id_only() {
+    let fixture = fixture();
+    let server = Server::start(&fixture, None).await;
+    let base = &server.base;
+    let store = Store::open(&fixture.db).unwrap();
+
+    // Family and message.
+    let (status, family) = json(&format!("{base}/api/family/{UPSCALE}")).await;
+    assert_eq!(status, 200, "{family}");
+    let nodes = family["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{family}");
+    assert_eq!(nodes[0]["message_id"], ITS_GRID);
+    assert_eq!(nodes[1]["message_id"], UPSCALE);
+    assert_eq!(nodes[1]["link"]["signal"], "reference");
+    assert_eq!(nodes[1]["link"]["status"], "linked");
+    let (status, message) = json(&format!("{base}/api/message/{UPSCALE}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(message["family"], ITS_GRID);
+    assert_eq!(message["node"]["tile"], 4);
+    // A start message leads to the family of the grid that completed it (2026 shapes).
+    let (status, start) = json(&format!("{base}/api/message/{START}")).await;
+    assert_eq!(status, 200, "{start}");
+    let (_, final_grid) = json(&format!("{base}/api/message/{START_FINAL}")).await;
+    assert_eq!(start["family"], final_grid["family"], "{start}");
+    let (status, missing) = json(&format!("{base}/api/message/42")).await;
+    assert_eq!(status, 404);
+    assert!(missing["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("I have no record of message 42"));
+
+    // Search and stats: the shared answers, as JSON.
+    let (status, found) = json(&format!("{base}/api/search?q=barbecue")).await;
+    assert_eq!(status, 200);
+    assert_eq!(found["total"], 1);
+    assert_eq!(found["hits"][0]["prompt"], "Delicious barbecue. --s 750 --niji 5");
+    let (status, _) = json(&format!("{base}/api/search?q=%20")).await;
+    assert_eq!(status, 400);
+    let (status, stats) = json(&format!("{base}/api/stats")).await;
+    assert_eq!(status, 200);
+    let expected = serde_json::to_value(mjlink::commands::answers::stats_figures(&store).unwrap()).unwrap();
+    assert_eq!(stats, expected);
+
+    // The gallery as JSON, paged by the last id.
+    let (status, gallery) = json(&format!("{base}/api/gallery")).await;
+    assert_eq!(status, 200);
+    let items = gallery["items"].as_array().unwrap();
+    assert_eq!(items[0]["message_id"], fixture.xss_grid.to_string());
+    let ids: Vec<u64> = items
+        .iter()
+        .map(|i| i["message_id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+
+    // An image by attachment id: its bytes, its type, its ETag; 304 when unchanged.
+    let attachment = nodes[1]["attachments"][0]["attachment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let response = get(&format!("{base}/api/image/{attachment}")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    let etag = response.headers()["etag"].to_str().unwrap().to_string();
+    let bytes = response.bytes().await.unwrap();
+    let on_disk = std::fs::read(
+        fixture
+            .archive
+            .join(format!("2026/01/{UPSCALE}/{attachment}.png")),
+    )
+    .unwrap();
+    assert_eq!(bytes.as_ref(), on_disk.as_slice());
+    assert_eq!(etag, format!("\"{:x}\"", sha2::Sha256::digest(&on_disk)));
+    let again = reqwest::Client::new()
+        .get(format!("{base}/api/image/{attachment}"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+
+    // Nothing from the request is a path: names, traversals and unknown ids are 404s.
+    for asked in ["..%2F..%2Fweb.db", "web.db", "%2Fetc%2Fpasswd", "1"] {
+        let response = get(&format!("{base}/api/image/{asked}")).await;
+        assert_eq!(response.status(), 404, "{asked}");
+    }
+    // A stored path that leads out of the archive is refused, though the file exists.
+    std::fs::write(
+        fixture.dir.path().join("outside.png"),
+        mjlink_sim::png::png(8, 8, 9),
+    )
+    .unwrap();
+    let outside = Snowflake(
+        nodes[0]["attachments"][0]["attachment_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+    );
+    store
+        .mark_archived(outside, "../outside.png", "00", 10, "png", None)
+        .unwrap();
+    let response = get(&format!("{base}/api/image/{outside}")).await;
+    assert_eq!(response.status(), 404);
+    assert!(response.text().await.unwrap().contains("is not in the archive"));
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_need_the_token() {
+    let fixture = fixture();
+    let client = reqwest::Client::new();
+    let without = Server::start(&fixture, None).await;
+    let response = client
+        .post(format!("{}/api/links/{UPSCALE}/clear", without.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "no token set: no writes at all");
+    assert!(response.headers().contains_key("content-security-policy"));
+    without.stop().await;
+
+    let with = Server::start(&fixture, Some("a-long-token")).await;
+    let url = format!("{}/api/links/{UPSCALE}/clear", with.base);
+    for given in [
+        None,
+        Some("Bearer a-long-tokeN"),
+        Some("Bearer a-long-token2"),
+        Some("Bearer  a-long-token"),
+        Some("a-long-token"),
+    ] {
+        let mut request = client.post(&url);
+        if let Some(given) = given {
+            request = request.header("authorization", given);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{given:?}");
+    }
+    // With the token the request passes the guard (and meets no write route yet).
+    let response = client
+        .post(&url)
+        .header("authorization", "Bearer a-long-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    with.stop().await;
+}
+
+#[test]
+fn serving_beyond_loopback_without_a_token_is_refused_in_one_line() {
+    let fixture = fixture();
+    let output = common::mjlink_command()
+        .args([
+            "--db",
+            fixture.db.to_str().unwrap(),
+            "serve",
+            "--bind",
+            "0.0.0.0:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "mjlink: refusing to serve on 0.0.0.0:0: other machines can reach it and web.token is not set"
+        ),
+        "{stderr}"
+    );
+    let config = Config::default();
+    assert!(WebOptions::from_config(&config, Some("localhost")).is_err());
+}
+
+/// The binary as a user runs it: prints where it serves, serves, stops cleanly on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mjlink_serve_prints_its_address_serves_and_stops_on_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+
+    let fixture = fixture();
+    let mut child = tokio::process::Command::from(common::mjlink_command())
+        .args([
+            "--db",
+            fixture.db.to_str().unwrap(),
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .env("MJLINK_ARCHIVE_DIR", &fixture.archive)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(first.starts_with("Serving the gallery of "), "{first}");
+    let base = first
+        .split(" on ")
+        .nth(1)
+        .and_then(|rest| rest.split('/').nth(2))
+        .map(|host| format!("http://{host}"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let (status, gallery) = json(&format!("{base}/api/gallery")).await;
+    assert_eq!(status, 200);
+    let attachment = gallery["items"][0]["attachment_id"].as_str().unwrap().to_string();
+    let image = get(&format!("{base}/api/image/{attachment}")).await;
+    assert_eq!(image.status(), 200, "archive.dir from the environment is served");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+}
+
+// ---- The browser: headless Chromium through chromedriver ----
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn screenshots() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::root().join("target"));
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Driver(std::process::Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn browser(profile: &Path) -> (Driver, fantoccini::Client) {
+    let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .find(|path| Path::new(path).exists())
+        .expect("chromedriver is not installed: apt-get install -y chromium chromium-driver (.ci/run does)");
+    let port = free_port();
+    let driver = Driver(
+        std::process::Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if reqwest::get(format!("{url}/status")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut capabilities = serde_json::Map::new();
+    let mut options = serde_json::json!({
+        "args": [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage", "--window-size=1280,1000",
+            format!("--user-data-dir={}", profile.display()),
+        ]
+    });
+    if Path::new("/usr/bin/chromium").exists() {
+        options["binary"] = "/usr/bin/chromium".into();
+    }
+    capabilities.insert("goog:chromeOptions".to_string(), options);
+    let client = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&url)
+        .await
+        .expect("a Chromium session through chromedriver");
+    (driver, client)
+}
+
+async fn screenshot(client: &fantoccini::Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Waits until `script` returns true (up to 10 s).
+async fn until(client: &fantoccini::Client, script: &str) -> bool {
+    for _ in 0..100 {
+        if client.execute(script, vec![]).await.unwrap() == serde_json::Value::Bool(true) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_the_gallery_shows_images_a_family_its_tree_search_finds_and_markup_stays_text() {
+    use fantoccini::Locator;
+
+    let fixture = fixture();
+    let server = Server::start(&fixture, None).await;
+    let base = server.base.clone();
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, client) = browser(profile.path()).await;
+
+    // The gallery: the tiles in view are images that loaded.
+    client.goto(&format!("{base}/")).await.unwrap();
+    let loaded = "const imgs = Array.from(document.querySelectorAll('img.thumb')).slice(0, 4);
+                  return imgs.length === 4 && imgs.every(i => i.complete && i.naturalWidth > 0);";
+    assert!(until(&client, loaded).await, "the first thumbnails did not load");
+    let widths = client
+        .execute(
+            "return Array.from(document.querySelectorAll('img.thumb')).slice(0, 4).map(i => i.naturalWidth);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(widths, serde_json::json!([96, 96, 96, 96]));
+    // The markup prompt is visible as text, ran nothing and made no element.
+    let body = client
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains(&format!("{XSS} a red fox")), "{body}");
+    assert!(client.get_alert_text().await.is_err(), "an alert is open");
+    let scripts = client
+        .execute("return document.querySelectorAll('script').length;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(scripts, 0);
+    screenshot(&client, "gallery").await;
+
+    // A family: the tree, with the grid's and the upscale's images.
+    client.goto(&format!("{base}/family/{UPSCALE}")).await.unwrap();
+    let nodes = client.find_all(Locator::Css("li.node")).await.unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert!(
+        until(
+            &client,
+            "const imgs = Array.from(document.querySelectorAll('li.node img'));
+             return imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth > 0);"
+        )
+        .await,
+        "the family's images did not load"
+    );
+    let upscale = client
+        .find(Locator::Css(&format!("#m{UPSCALE}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        upscale.contains("U4") && upscale.contains("linked exact (by reference)"),
+        "{upscale}"
+    );
+    screenshot(&client, "family").await;
+
+    // The XSS family page.
+    client
+        .goto(&format!("{base}/family/{}", fixture.xss_grid))
+        .await
+        .unwrap();
+    let title = client
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(title, format!("{XSS} a red fox --s 750 --niji 5"));
+    assert!(client.get_alert_text().await.is_err());
+    screenshot(&client, "xss").await;
+
+    // Search from the box in the header, then follow the hit to its family.
+    client.goto(&format!("{base}/")).await.unwrap();
+    let search = client.find(Locator::Css("input[name=q]")).await.unwrap();
+    search.send_keys("barbecue\n").await.unwrap();
+    assert!(
+        until(&client, "return location.pathname === '/search';").await,
+        "the search box did not lead to /search"
+    );
+    let hit = client.find(Locator::Css("a.hit")).await.unwrap();
+    assert_eq!(hit.text().await.unwrap(), "Delicious barbecue. --s 750 --niji 5");
+    screenshot(&client, "search").await;
+    hit.click().await.unwrap();
+    assert!(until(&client, "return location.pathname.startsWith('/family/');").await);
+    let heading = client
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(heading, "Delicious barbecue. --s 750 --niji 5");
+
+    // Stats.
+    client.goto(&format!("{base}/stats")).await.unwrap();
+    let table = client
+        .find(Locator::Css("table.stats"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(table.contains("Grids"), "{table}");
+    screenshot(&client, "stats").await;
+
+    client.close().await.unwrap();
+    server.stop().await;
+}
