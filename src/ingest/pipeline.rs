@@ -17,6 +17,10 @@ use mjlink_core::wire::Message;
 /// Default fallback window: a parent must be posted at most this long before its child.
 pub const DEFAULT_WINDOW_MS: i64 = crate::config::DEFAULT_WINDOW_MS;
 
+/// How many recent messages the store keeps in memory for the next events about them (their
+/// edits, deletion, replies): a bound, so the cost of an event does not grow with history.
+const RECENT_MESSAGES: usize = 4096;
+
 const EVENT_CREATE: u8 = 0;
 const EVENT_UPDATE: u8 = 1;
 const EVENT_DELETE: u8 = 2;
@@ -60,7 +64,9 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(store: Store, config: PipelineConfig) -> Pipeline {
+    pub fn new(mut store: Store, config: PipelineConfig) -> Pipeline {
+        // The pipeline is the only writer of the lineage: its store may cache what it wrote.
+        store.keep_recent(RECENT_MESSAGES);
         Pipeline {
             store,
             config,
@@ -143,12 +149,13 @@ impl Pipeline {
             Absorbed::Unchanged => return Ok(Applied::Unchanged),
             Absorbed::Ignore => return Ok(Applied::Ignored),
             Absorbed::KeepUnseen(doc) => {
-                self.store.save_message(&row_for(&doc, None, false))?;
+                self.store.save_message(&row_for(&doc, None, false), &doc)?;
                 return Ok(Applied::Applied);
             }
             Absorbed::Strip(doc) => {
                 let parsed = parse::parse(&doc.message, &self.config.bots);
-                self.store.save_message(&row_for(&doc, Some(&parsed), true))?;
+                self.store
+                    .save_message(&row_for(&doc, Some(&parsed), true), &doc)?;
                 self.store.delete_link(incoming.id)?;
                 return Ok(Applied::Applied);
             }
@@ -170,7 +177,8 @@ impl Pipeline {
             may_be_parent,
             settle,
         } = *save;
-        self.store.save_message(&row_for(&doc, Some(&parsed), true))?;
+        self.store
+            .save_message(&row_for(&doc, Some(&parsed), true), &doc)?;
         self.store
             .replace_attachments(doc.message.id, &parsed.attachments, !is_new)?;
         match link {
@@ -408,7 +416,6 @@ fn row_for(doc: &Doc, parsed: Option<&Parsed>, seen: bool) -> MessageRow {
         posted_at: message.timestamp.as_ref().map(|_| message.posted_ms()),
         edited_at: message.edited_ms(),
         nonce: message.nonce.clone(),
-        doc: serde_json::to_string(doc).unwrap_or_default(),
         ..Default::default()
     };
     if seen {

@@ -12,12 +12,15 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::ingest::pipeline::{Applied, Event, Pipeline};
-use crate::store::StoreError;
+use crate::ingest::prepare::prepare;
+use crate::store::{PreparedDoc, StoreError};
 use mjlink_core::snowflake::Snowflake;
 
 enum Input {
     Event {
         event: Box<Event>,
+        /// What the sender prepared of it (`ingest::prepare`).
+        prepared: Option<Box<PreparedDoc>>,
         received_ms: i64,
     },
     /// Commit what is applied and answer with each channel's newest stored message id.
@@ -121,8 +124,17 @@ impl Writer {
                 };
                 while let Some(input) = rx.blocking_recv() {
                     match input {
-                        Input::Event { event, received_ms } => {
-                            let applied = pipeline.apply(&event, received_ms)?;
+                        Input::Event {
+                            event,
+                            prepared,
+                            received_ms,
+                        } => {
+                            if let Some(prepared) = prepared {
+                                pipeline.store().offer_prepared(*prepared);
+                            }
+                            let applied = pipeline.apply(&event, received_ms);
+                            pipeline.store().withdraw_prepared();
+                            let applied = applied?;
                             applied_since_commit |= applied == Applied::Applied;
                             stats.count(applied);
                             done_in_thread.fetch_add(1, Ordering::Relaxed);
@@ -199,6 +211,7 @@ impl WriterHandle {
     pub async fn send_at(&self, event: Event, received_ms: i64) -> Result<(), StoreError> {
         self.tx
             .send(Input::Event {
+                prepared: prepare(&event).map(Box::new),
                 event: Box::new(event),
                 received_ms,
             })
@@ -211,6 +224,7 @@ impl WriterHandle {
     /// room by pausing the calling thread.
     pub fn send_blocking(&self, event: Event, received_ms: i64) -> Result<(), StoreError> {
         self.put_blocking(Input::Event {
+            prepared: prepare(&event).map(Box::new),
             event: Box::new(event),
             received_ms,
         })
