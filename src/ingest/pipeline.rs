@@ -4,6 +4,7 @@
 //! starts waiting for a final), calls one pure function of [`mjlink_core::lineage`], and
 //! writes the effects it returns. It decides nothing itself. The clock is passed in.
 
+use crate::ingest::prepare::Prepared;
 use crate::store::{ChildFacts, MessageRow, ProgressRow, PromptScope, Store, StoreError};
 pub use mjlink_core::event::Event;
 pub use mjlink_core::lineage::Applied;
@@ -61,6 +62,8 @@ pub struct Pipeline {
     in_batch: usize,
     /// Channel cursors moved in the open batch, written when it commits.
     cursors: std::collections::HashMap<Snowflake, Snowflake>,
+    /// What the sender prepared of the event being applied (`ingest::prepare`).
+    prepared: Option<Prepared>,
 }
 
 impl Pipeline {
@@ -72,7 +75,12 @@ impl Pipeline {
             config,
             in_batch: 0,
             cursors: std::collections::HashMap::new(),
+            prepared: None,
         }
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
     }
 
     pub fn store(&self) -> &Store {
@@ -94,6 +102,25 @@ impl Pipeline {
     pub fn into_store(mut self) -> Result<Store, StoreError> {
         self.flush()?;
         Ok(self.store)
+    }
+
+    /// [`Pipeline::apply`] with what the sender prepared of the event (`ingest::prepare`).
+    pub fn apply_prepared(
+        &mut self,
+        event: &Event,
+        prepared: Option<Prepared>,
+        now_ms: i64,
+    ) -> Result<Applied, StoreError> {
+        if let Some(mut prepared) = prepared {
+            if let Some(doc) = prepared.doc.take() {
+                self.store.offer_prepared(doc);
+            }
+            self.prepared = Some(prepared);
+        }
+        let applied = self.apply(event, now_ms);
+        self.prepared = None;
+        self.store.withdraw_prepared();
+        applied
     }
 
     /// Applies one event. `now_ms` is when it was received (replay passes the newest message
@@ -145,7 +172,16 @@ impl Pipeline {
             kind: stored.kind,
             deleted: stored.deleted_at.is_some(),
         });
-        let save = match lineage::absorb(known, incoming, source, &self.config.bots) {
+        // Nothing stored of a created message: the sender may have decided it already.
+        let prepared = match self.prepared.take() {
+            Some(prepared) if known.is_none() && source == Source::Create && prepared.id == incoming.id => {
+                Some(prepared.absorbed)
+            }
+            _ => None,
+        };
+        let absorbed =
+            prepared.unwrap_or_else(|| lineage::absorb(known, incoming, source, &self.config.bots));
+        let save = match absorbed {
             Absorbed::Unchanged => return Ok(Applied::Unchanged),
             Absorbed::Ignore => return Ok(Applied::Ignored),
             Absorbed::KeepUnseen(doc) => {

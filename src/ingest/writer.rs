@@ -12,15 +12,16 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::ingest::pipeline::{Applied, Event, Pipeline};
-use crate::ingest::prepare::prepare;
-use crate::store::{PreparedDoc, StoreError};
+use crate::ingest::prepare::{prepare, Prepared};
+use crate::store::StoreError;
+use mjlink_core::parse::BotIds;
 use mjlink_core::snowflake::Snowflake;
 
 enum Input {
     Event {
         event: Box<Event>,
         /// What the sender prepared of it (`ingest::prepare`).
-        prepared: Option<Box<PreparedDoc>>,
+        prepared: Option<Box<Prepared>>,
         received_ms: i64,
     },
     /// Commit what is applied and answer with each channel's newest stored message id.
@@ -87,6 +88,8 @@ pub struct WriterHooks {
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Input>,
+    /// The pipeline's Midjourney bots, for the prepare stage.
+    bots: Arc<BotIds>,
     /// Events taken off the channel and applied so far (for progress and benchmarks).
     done: Arc<AtomicU64>,
 }
@@ -107,6 +110,7 @@ impl Writer {
         let (tx, mut rx) = mpsc::channel::<Input>(4096);
         let done = Arc::new(AtomicU64::new(0));
         let done_in_thread = Arc::clone(&done);
+        let bots = Arc::new(pipeline.config().bots.clone());
         let WriterHooks { missing, committed } = hooks;
         let thread = std::thread::Builder::new()
             .name("mjlink-writer".to_string())
@@ -129,12 +133,8 @@ impl Writer {
                             prepared,
                             received_ms,
                         } => {
-                            if let Some(prepared) = prepared {
-                                pipeline.store().offer_prepared(*prepared);
-                            }
-                            let applied = pipeline.apply(&event, received_ms);
-                            pipeline.store().withdraw_prepared();
-                            let applied = applied?;
+                            let applied =
+                                pipeline.apply_prepared(&event, prepared.map(|p| *p), received_ms)?;
                             applied_since_commit |= applied == Applied::Applied;
                             stats.count(applied);
                             done_in_thread.fetch_add(1, Ordering::Relaxed);
@@ -171,7 +171,7 @@ impl Writer {
             })
             .expect("the writer thread starts");
         Writer {
-            handle: WriterHandle { tx, done },
+            handle: WriterHandle { tx, bots, done },
             thread,
         }
     }
@@ -211,7 +211,7 @@ impl WriterHandle {
     pub async fn send_at(&self, event: Event, received_ms: i64) -> Result<(), StoreError> {
         self.tx
             .send(Input::Event {
-                prepared: prepare(&event).map(Box::new),
+                prepared: prepare(&event, &self.bots).map(Box::new),
                 event: Box::new(event),
                 received_ms,
             })
@@ -224,7 +224,7 @@ impl WriterHandle {
     /// room by pausing the calling thread.
     pub fn send_blocking(&self, event: Event, received_ms: i64) -> Result<(), StoreError> {
         self.put_blocking(Input::Event {
-            prepared: prepare(&event).map(Box::new),
+            prepared: prepare(&event, &self.bots).map(Box::new),
             event: Box::new(event),
             received_ms,
         })
