@@ -10,6 +10,7 @@ use mjlink_core::link::{Candidate, Decision, Signal, Status};
 use mjlink_core::parse::Action;
 use mjlink_core::snowflake::Snowflake;
 
+use super::recent::RowFacts;
 use super::{opt_snowflake, opt_sql, Filter, Result, Store};
 
 /// The messages that could be a start's final, with their kinds: those with its job UUID
@@ -298,10 +299,19 @@ impl Store {
     }
 
     pub fn set_outcome(&self, id: Snowflake, outcome: &str, final_id: Option<Snowflake>) -> Result<()> {
+        // Settling again to the same outcome writes nothing (as far as the cache knows).
+        let same = |facts: &RowFacts| facts.outcome.as_deref() == Some(outcome) && facts.final_id == final_id;
+        if let Some(true) = self.from_recent(id, |message| message.is_some_and(|m| same(&m.facts)))? {
+            return Ok(());
+        }
         let mut stmt = self
             .conn
             .prepare_cached("UPDATE messages SET outcome = ?2, final_id = ?3 WHERE id = ?1")?;
         stmt.execute(params![id.to_sql(), outcome, opt_sql(final_id)])?;
+        self.update_recent(id, |facts| {
+            facts.outcome = Some(outcome.to_string());
+            facts.final_id = final_id;
+        });
         Ok(())
     }
 

@@ -38,15 +38,23 @@ pub(super) struct RowFacts {
     pub job_uuid: Option<String>,
     pub nonce: Option<String>,
     pub action: Option<String>,
+    pub outcome: Option<String>,
+    pub final_id: Option<Snowflake>,
 }
 
 impl RowFacts {
-    /// The row `save_message` writes (`deleted_at`: the row's before, untouched by a save).
-    pub fn saved(row: &MessageRow, deleted_at: Option<i64>) -> RowFacts {
+    /// The row `save_message` writes over `before` (none: a new row). A save leaves
+    /// `deleted_at` as it was, and keeps a start's settled outcome (see its query).
+    pub fn saved(row: &MessageRow, before: Option<&RowFacts>) -> RowFacts {
+        let outcome = row.outcome.map(|initial| {
+            before
+                .and_then(|before| before.outcome.clone())
+                .unwrap_or_else(|| initial.to_string())
+        });
         RowFacts {
             seen: row.seen,
             kind: row.kind.clone(),
-            deleted_at,
+            deleted_at: before.and_then(|before| before.deleted_at),
             posted_at: row.posted_at,
             channel_id: row.channel_id,
             user_id: row.user_id,
@@ -55,6 +63,8 @@ impl RowFacts {
             job_uuid: row.job_uuid.clone(),
             nonce: row.nonce.clone(),
             action: row.action.clone(),
+            outcome,
+            final_id: row.outcome.and(before.and_then(|before| before.final_id)),
         }
     }
 
@@ -86,6 +96,8 @@ impl RowFacts {
             job_uuid: None,
             nonce: None,
             action: None,
+            outcome: None,
+            final_id: None,
         }
     }
 
@@ -351,23 +363,23 @@ impl Store {
         // What the row had that a save leaves as it was, and whether SQLite has a doc.
         let kept = match self.recent.borrow_mut().get(row.id) {
             Known::Stored(message) => Some((
-                message.facts.deleted_at,
+                RowFacts::saved(row, Some(&message.facts)),
                 message
                     .unwritten
                     .as_ref()
                     .is_none_or(|unwritten| unwritten.had_doc),
             )),
-            Known::Absent => Some((None, false)),
+            Known::Absent => Some((RowFacts::saved(row, None), false)),
             Known::Unknown => None,
         };
         match kept {
-            Some((deleted_at, had_doc)) if self.in_batch => {
+            Some((facts, had_doc)) if self.in_batch => {
                 let (doc, encoded) = match prepared {
                     Some(PreparedDoc { doc, encoded }) => (doc, Some(encoded)),
                     None => (doc.clone(), None),
                 };
                 let message = RecentMessage {
-                    facts: RowFacts::saved(row, deleted_at),
+                    facts,
                     doc,
                     unwritten: Some(Unwritten { had_doc, encoded }),
                 };
@@ -432,7 +444,7 @@ impl Store {
     pub(super) fn load_recent(&self, id: Snowflake) -> Result<Loaded> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT d.doc, m.seen, m.kind, m.deleted_at, m.posted_at, m.channel_id, m.user_id, m.prompt_norm,
-                 m.job_uuid, m.action, m.prompt, m.nonce
+                 m.job_uuid, m.action, m.prompt, m.nonce, m.outcome, m.final_id
              FROM messages m LEFT JOIN docs d ON d.id = m.id WHERE m.id = ?1",
         )?;
         let mut rows = stmt.query([id.to_sql()])?;
@@ -451,6 +463,8 @@ impl Store {
             action: row.get(9)?,
             prompt: row.get(10)?,
             nonce: row.get(11)?,
+            outcome: row.get(12)?,
+            final_id: opt_snowflake(row.get(13)?),
         };
         Ok(match row.get_ref(0)? {
             ValueRef::Null => Loaded::NoDoc(facts),

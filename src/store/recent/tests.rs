@@ -16,6 +16,8 @@ fn message(id: u64) -> RecentMessage {
             job_uuid: None,
             nonce: None,
             action: None,
+            outcome: None,
+            final_id: None,
         },
         doc: Doc::new(mjlink_core::wire::Message {
             id: Snowflake(id),
