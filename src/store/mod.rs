@@ -58,6 +58,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_archive.sql"),
     include_str!("migrations/0004_queue.sql"),
     include_str!("migrations/0005_search.sql"),
+    // 0006 is another change's.
+    include_str!("migrations/0007_fts_pending_condition.sql"),
 ];
 
 pub struct Store {

@@ -11,16 +11,22 @@ use mjlink_core::snowflake::Snowflake;
 use super::{opt_snowflake, opt_sql, Result, Store};
 
 /// The prompts not indexed yet: those of the kinds with a prompt of their own (root grids
-/// and remixes). The list comes out as the one in the partial index `messages_fts_pending`
-/// (migration 0005), which this query uses only while the two are the same text.
+/// and remixes). The condition comes out as the one of the partial index
+/// `messages_fts_pending` (migration 0007: comparisons, not an `IN` list), which this query
+/// uses only while the two are the same text.
 fn pending_prompts_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
+        let kinds: Vec<String> = kinds::result_names()
+            .filter(|name| kinds::has_own_prompt_name(name))
+            .map(|name| format!("kind = '{name}'"))
+            .collect();
         format!(
             "SELECT id, prompt FROM messages
-             WHERE fts_state = 0 AND prompt IS NOT NULL AND kind IN {}
+             WHERE fts_state = 0 AND prompt IS NOT NULL
+                 AND ({})
              LIMIT 5000",
-            kinds::sql_list_names(kinds::has_own_prompt_name)
+            kinds.join(" OR ")
         )
     })
 }
