@@ -231,15 +231,19 @@ impl WriterHandle {
     }
 
     fn put_blocking(&self, mut input: Input) -> Result<(), StoreError> {
-        let mut pause = std::time::Duration::from_micros(20);
         loop {
             match self.tx.try_send(input) {
                 Ok(()) => return Ok(()),
                 Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::WriterGone),
                 Err(mpsc::error::TrySendError::Full(back)) => {
                     input = back;
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(std::time::Duration::from_millis(2));
+                    // The writer is behind: let it work off half of its queue before coming
+                    // back, rather than waking up for each place it frees (a wake-up per
+                    // event cost the sender more than its own work).
+                    let half = self.tx.max_capacity() / 2;
+                    while self.tx.capacity() < half && !self.tx.is_closed() {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
                 }
             }
         }
