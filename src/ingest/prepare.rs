@@ -13,7 +13,7 @@
 
 use mjlink_core::event::Event;
 use mjlink_core::lineage::{self, Absorbed, Source};
-use mjlink_core::parse::BotIds;
+use mjlink_core::parse::{BotIds, Kind};
 use mjlink_core::snowflake::Snowflake;
 
 use crate::store::PreparedDoc;
@@ -35,7 +35,11 @@ pub fn prepare(event: &Event, bots: &BotIds) -> Option<Prepared> {
     };
     let absorbed = lineage::absorb(None, message, Source::Create, bots);
     let doc = match &absorbed {
-        Absorbed::Save(save) => Some(PreparedDoc::new(save.doc.clone())),
+        // A start is edited as its job runs: the writer encodes its last state before the
+        // commit, so encoding its first here would be work thrown away.
+        Absorbed::Save(save) if !matches!(save.parsed.kind, Kind::Progress { .. }) => {
+            Some(PreparedDoc::new(save.doc.clone()))
+        }
         _ => None,
     };
     Some(Prepared {

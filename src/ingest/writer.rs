@@ -84,12 +84,46 @@ pub struct WriterHooks {
     pub committed: Vec<Arc<Notify>>,
 }
 
+/// Applied events handed back to be freed on a sender's thread: the thread that allocated
+/// an event frees it much faster (its own allocator arena: freeing on the writer meant taking
+/// the lock of the reader's arena while the reader allocated in it). Replay's reader takes
+/// them back as it sends. Bounded: the writer hands a batch over only when the last one was
+/// taken, and frees the events itself otherwise (live senders never take them back).
+#[derive(Default)]
+struct Returned(std::sync::Mutex<Vec<Box<Event>>>);
+
+const RETURNED_BATCH: usize = 256;
+
+impl Returned {
+    /// Hands `events` over if the last batch was taken, else frees them here.
+    fn hand_over(&self, events: &mut Vec<Box<Event>>) {
+        if let Ok(mut slot) = self.0.try_lock() {
+            if slot.is_empty() {
+                std::mem::swap(&mut *slot, events);
+                *events = Vec::with_capacity(RETURNED_BATCH);
+                return;
+            }
+        }
+        events.clear();
+    }
+
+    /// Frees the events handed back, if any (on the calling thread).
+    fn free(&self) {
+        let events = match self.0.try_lock() {
+            Ok(mut slot) if !slot.is_empty() => std::mem::take(&mut *slot),
+            _ => return,
+        };
+        drop(events);
+    }
+}
+
 /// The sending side; cheap to clone.
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Input>,
     /// The pipeline's Midjourney bots, for the prepare stage.
     bots: Arc<BotIds>,
+    returned: Arc<Returned>,
     /// Events taken off the channel and applied so far (for progress and benchmarks).
     done: Arc<AtomicU64>,
 }
@@ -111,11 +145,14 @@ impl Writer {
         let done = Arc::new(AtomicU64::new(0));
         let done_in_thread = Arc::clone(&done);
         let bots = Arc::new(pipeline.config().bots.clone());
+        let returned = Arc::new(Returned::default());
+        let returned_in_thread = Arc::clone(&returned);
         let WriterHooks { missing, committed } = hooks;
         let thread = std::thread::Builder::new()
             .name("mjlink-writer".to_string())
             .spawn(move || {
                 let mut stats = WriterStats::default();
+                let mut applied_events = Vec::with_capacity(RETURNED_BATCH);
                 let mut applied_since_commit = false;
                 let commit = |pipeline: &mut Pipeline, applied_since_commit: &mut bool| {
                     pipeline.flush()?;
@@ -154,6 +191,10 @@ impl Writer {
                             if policy == CommitPolicy::WhenIdle && rx.is_empty() {
                                 commit(&mut pipeline, &mut applied_since_commit)?;
                             }
+                            applied_events.push(event);
+                            if applied_events.len() >= RETURNED_BATCH {
+                                returned_in_thread.hand_over(&mut applied_events);
+                            }
                         }
                         Input::Cursors(reply) => {
                             commit(&mut pipeline, &mut applied_since_commit)?;
@@ -171,7 +212,12 @@ impl Writer {
             })
             .expect("the writer thread starts");
         Writer {
-            handle: WriterHandle { tx, bots, done },
+            handle: WriterHandle {
+                tx,
+                bots,
+                returned,
+                done,
+            },
             thread,
         }
     }
@@ -223,6 +269,7 @@ impl WriterHandle {
     /// on an async runtime's thread (where tokio's `blocking_send` would panic): waits for
     /// room by pausing the calling thread.
     pub fn send_blocking(&self, event: Event, received_ms: i64) -> Result<(), StoreError> {
+        self.returned.free();
         self.put_blocking(Input::Event {
             prepared: prepare(&event, &self.bots).map(Box::new),
             event: Box::new(event),

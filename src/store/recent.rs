@@ -212,21 +212,31 @@ impl Recent {
         }
     }
 
-    /// Remembers what the store now holds of `id` (`None`: no row). Returns the generation
-    /// that leaves the cache to make room, if one does: its unwritten docs must be written.
+    /// Remembers what the store now holds of `id` (`None`: no row). When the older
+    /// generation leaves the cache to make room, returns its messages whose doc is unwritten:
+    /// they must be written.
     #[must_use]
-    fn put(&mut self, id: Snowflake, entry: Option<RecentMessage>) -> Option<Generation> {
+    fn put(&mut self, id: Snowflake, entry: Option<RecentMessage>) -> Vec<(Snowflake, RecentMessage)> {
+        let mut unwritten = Vec::new();
         if !self.is_on() {
-            return None;
+            return unwritten;
         }
         if entry.as_ref().is_some_and(|message| message.unwritten.is_some()) {
             self.unwritten.push(id);
         }
         self.older.remove(&id);
-        let full = self.newer.len() >= self.capacity.div_ceil(2) && !self.newer.contains_key(&id);
-        let leaving = full.then(|| std::mem::replace(&mut self.older, std::mem::take(&mut self.newer)));
+        if self.newer.len() >= self.capacity.div_ceil(2) && !self.newer.contains_key(&id) {
+            // The maps swap places, so that each keeps its room.
+            std::mem::swap(&mut self.newer, &mut self.older);
+            for (id, message) in self.newer.drain() {
+                match message {
+                    Some(message) if message.unwritten.is_some() => unwritten.push((id, message)),
+                    _ => {}
+                }
+            }
+        }
         self.newer.insert(id, entry);
-        leaving
+        unwritten
     }
 
     /// Forgets `id`; returns what was remembered of it.
@@ -252,8 +262,8 @@ impl Recent {
 /// What SQLite holds of a message, read in one lookup.
 pub(super) enum Loaded {
     Absent,
-    /// A row without a doc.
-    NoDoc(RowFacts),
+    /// A row without a doc (its facts: for the debug builds' check).
+    NoDoc(#[cfg_attr(not(debug_assertions), allow(dead_code))] RowFacts),
     Stored(RowFacts, Doc),
 }
 
@@ -340,11 +350,9 @@ impl Store {
 
     /// Remembers what the store now holds of `id` (`None`: no row).
     pub(super) fn remember(&self, id: Snowflake, message: Option<RecentMessage>) -> Result<()> {
-        let leaving = self.recent.borrow_mut().put(id, message);
-        for (id, message) in leaving.into_iter().flatten() {
-            if let Some(message) = message {
-                self.write_doc(id, message)?;
-            }
+        let unwritten = self.recent.borrow_mut().put(id, message);
+        for (id, message) in unwritten {
+            self.write_doc(id, message)?;
         }
         Ok(())
     }

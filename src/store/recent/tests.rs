@@ -31,7 +31,7 @@ fn message(id: u64) -> RecentMessage {
 fn the_cache_never_holds_more_than_its_capacity() {
     let mut recent = Recent::new(8);
     for id in 0..1_000 {
-        let _ = recent.put(Snowflake(id), Some(message(id)));
+        assert!(recent.put(Snowflake(id), Some(message(id))).is_empty());
         assert!(recent.len() <= 8);
     }
     // The newest are there; the oldest are gone.
@@ -42,13 +42,24 @@ fn the_cache_never_holds_more_than_its_capacity() {
 #[test]
 fn an_entry_read_from_the_older_generation_stays() {
     let mut recent = Recent::new(4);
-    assert!(recent.put(Snowflake(1), None).is_none());
-    assert!(recent.put(Snowflake(2), Some(message(2))).is_none());
+    let unwritten = |id| RecentMessage {
+        unwritten: Some(Unwritten {
+            had_doc: false,
+            encoded: None,
+        }),
+        ..message(id)
+    };
+    assert!(recent.put(Snowflake(1), None).is_empty());
+    assert!(recent.put(Snowflake(2), Some(unwritten(2))).is_empty());
     // 1 and 2 move to the older generation; nothing leaves yet.
-    assert!(recent.put(Snowflake(3), Some(message(3))).unwrap().is_empty());
+    assert!(recent.put(Snowflake(3), Some(message(3))).is_empty());
     assert!(matches!(recent.get(Snowflake(1)), Known::Absent)); // back to the newer
-    let leaving = recent.put(Snowflake(4), Some(message(4))).unwrap();
-    assert_eq!(leaving.keys().copied().collect::<Vec<_>>(), vec![Snowflake(2)]);
+                                                                // The older generation (2) leaves; its doc is unwritten, so it is handed back.
+    let leaving = recent.put(Snowflake(4), Some(message(4)));
+    assert_eq!(
+        leaving.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![Snowflake(2)]
+    );
     assert!(matches!(recent.get(Snowflake(1)), Known::Absent));
     assert!(matches!(recent.get(Snowflake(2)), Known::Unknown));
 }
@@ -143,6 +154,6 @@ fn docs_held_back_land_as_if_written_at_once() {
 #[test]
 fn off_remembers_nothing() {
     let mut recent = Recent::default();
-    assert!(recent.put(Snowflake(1), Some(message(1))).is_none());
+    assert!(recent.put(Snowflake(1), Some(message(1))).is_empty());
     assert!(matches!(recent.get(Snowflake(1)), Known::Unknown));
 }
