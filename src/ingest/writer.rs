@@ -90,12 +90,14 @@ pub struct WriterHooks {
 /// them back as it sends. Bounded: the writer hands a batch over only when the last one was
 /// taken, and frees the events itself otherwise (live senders never take them back).
 #[derive(Default)]
+#[allow(clippy::vec_box)] // the events arrive boxed: unboxing would free the boxes here
 struct Returned(std::sync::Mutex<Vec<Box<Event>>>);
 
 const RETURNED_BATCH: usize = 256;
 
 impl Returned {
     /// Hands `events` over if the last batch was taken, else frees them here.
+    #[allow(clippy::vec_box)]
     fn hand_over(&self, events: &mut Vec<Box<Event>>) {
         if let Ok(mut slot) = self.0.try_lock() {
             if slot.is_empty() {

@@ -229,7 +229,7 @@ impl Store {
 
     /// The facts the fallback needs about a stored message.
     pub fn child_facts(&self, id: Snowflake) -> Result<Option<ChildFacts>> {
-        if let Some(known) = self.from_recent(id, |message| message.map(|m| m.facts.child_facts(id)))? {
+        if let Some(known) = self.ask_recent(id, |message| message.map(|m| m.facts.child_facts(id)))? {
             return Ok(known);
         }
         let mut stmt = self.conn.prepare_cached(
@@ -248,7 +248,7 @@ impl Store {
     }
 
     pub fn progress_row(&self, id: Snowflake) -> Result<Option<ProgressRow>> {
-        if let Some(known) = self.from_recent(id, |message| message.and_then(|m| m.facts.progress_row(id)))? {
+        if let Some(known) = self.ask_recent(id, |message| message.and_then(|m| m.facts.progress_row(id)))? {
             return Ok(known);
         }
         let mut stmt = self.conn.prepare_cached(
@@ -301,7 +301,7 @@ impl Store {
     pub fn set_outcome(&self, id: Snowflake, outcome: &str, final_id: Option<Snowflake>) -> Result<()> {
         // Settling again to the same outcome writes nothing (as far as the cache knows).
         let same = |facts: &RowFacts| facts.outcome.as_deref() == Some(outcome) && facts.final_id == final_id;
-        if let Some(true) = self.from_recent(id, |message| message.is_some_and(|m| same(&m.facts)))? {
+        if let Some(true) = self.ask_recent(id, |message| message.is_some_and(|m| same(&m.facts)))? {
             return Ok(());
         }
         let mut stmt = self

@@ -87,7 +87,7 @@ const UPDATE_MESSAGE: &str = "UPDATE messages SET guild_id = ?3, author_id = ?4,
 impl Store {
     /// Whether the message itself (not only its updates or deletion) is stored.
     pub fn has_seen(&self, id: Snowflake) -> Result<bool> {
-        if let Some(seen) = self.from_recent(id, |message| message.is_some_and(|m| m.facts.seen))? {
+        if let Some(seen) = self.ask_recent(id, |message| message.is_some_and(|m| m.facts.seen))? {
             return Ok(seen);
         }
         let mut stmt = self
@@ -102,7 +102,7 @@ impl Store {
     /// The message and its doc (none for a row without one). What it reads is remembered by
     /// the writer's cache, when on.
     pub fn load_message(&self, id: Snowflake) -> Result<Option<StoredMessage>> {
-        if let Some(known) = self.from_recent(id, |message| message.map(RecentMessage::stored))? {
+        if let Some(known) = self.ask_recent(id, |message| message.map(RecentMessage::stored))? {
             return Ok(known);
         }
         let message = match self.load_recent(id)? {

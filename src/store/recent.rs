@@ -260,6 +260,7 @@ impl Recent {
 }
 
 /// What SQLite holds of a message, read in one lookup.
+#[allow(clippy::large_enum_variant)] // returned at once, never kept
 pub(super) enum Loaded {
     Absent,
     /// A row without a doc (its facts: for the debug builds' check).
@@ -293,7 +294,7 @@ impl Store {
 
     /// What the cache answers about `id`, through `answer` (`None`: it does not know).
     /// Debug builds check the cache against SQLite first.
-    pub(super) fn from_recent<T>(
+    pub(super) fn ask_recent<T>(
         &self,
         id: Snowflake,
         answer: impl FnOnce(Option<&RecentMessage>) -> T,
