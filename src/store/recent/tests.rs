@@ -8,16 +8,7 @@ fn message(id: u64) -> RecentMessage {
             seen: true,
             kind: "imagine".to_string(),
             deleted_at: None,
-            posted_at: None,
-            channel_id: None,
-            user_id: None,
-            prompt: None,
-            prompt_norm: None,
-            job_uuid: None,
-            nonce: None,
-            action: None,
-            outcome: None,
-            final_id: None,
+            ..RowFacts::placeholder(None, 0)
         },
         doc: Doc::new(mjlink_core::wire::Message {
             id: Snowflake(id),
