@@ -129,9 +129,14 @@ fn generated_trace_has_no_wrong_links() {
 
         let (exact, heuristic, ambiguous, unresolved, no_row) = check_against_truth(&store, &truth);
         assert!(heuristic > 0 && ambiguous > 0, "the trace exercises the fallback");
+        // Issue 11 asks for 80% of the results without a reference linked at 30% stripped.
+        // Not met, and not reachable here without guessing: see the end of
+        // `generated_2026_trace_has_no_wrong_links`.
+        let stripped = truth.iter().filter(|link| !link.has_reference).count();
         eprintln!(
-            "seed {seed}, {strip_reference_per_mille}‰ stripped: {} results: {exact} exact, {heuristic} heuristic, {ambiguous} ambiguous, {unresolved} unresolved, {no_row} without a row; 0 wrong",
-            truth.len()
+            "seed {seed}, {strip_reference_per_mille}‰ stripped: {} results: {exact} exact, {heuristic} heuristic, {ambiguous} ambiguous, {unresolved} unresolved, {no_row} without a row; 0 wrong; without a reference linked: {heuristic}/{stripped} = {:.1}%",
+            truth.len(),
+            100.0 * heuristic as f64 / stripped.max(1) as f64
         );
     }
 }
@@ -515,12 +520,15 @@ fn generated_2026_trace_has_no_wrong_links() {
             ),
         );
         // Issue 11 asks for 80% of the results without any signal linked. NOT MET: 27-29%
-        // here (printed above). Stripped rerolls and animations look like roots, remixes
-        // edit their prompt, and same-prompt grids and upscales stay ambiguous; the marks of
-        // used buttons exclude a candidate only when they come from an edit made after the
-        // result (the generator, like a watcher that misses edits, does not always edit the
-        // grid), and a lone candidate with a rival further back is not linked. Linking more
-        // would mean guessing; 0 wrong links comes first.
+        // here, 23-24% on the 2023 shapes (printed above). Measured on the 2023 trace (seed 3,
+        // 30% stripped): of 456 results without a reference, 72 cannot be found by prompt at
+        // all (stripped rerolls look like roots, remixes and animations change the prompt),
+        // and 277 of the 278 left ambiguous list the true parent among 2 to 23 candidates that
+        // the wire does not tell apart (same user, channel and prompt, posted before, tile
+        // free, no mark of a used button after the result). The 278th listed only the window's
+        // candidates while the true parent was 6 h 3 min back: an ambiguous list now names
+        // every candidate within the horizon (`link::heuristic`). Linking more would mean
+        // guessing; 0 wrong links comes first.
         let _ = stripped_share;
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));

@@ -188,6 +188,13 @@ impl Pipeline {
         };
         let absorbed =
             prepared.unwrap_or_else(|| lineage::absorb(known, incoming, source, &self.config.bots));
+        // A reply carries a copy of its parent: keep it (the parent may never be seen itself),
+        // also when the reply itself was already known from another message's copy of it.
+        if source == Source::Create && matches!(absorbed, Absorbed::Save(_) | Absorbed::Unchanged) {
+            if let Some(parent) = incoming.referenced_message.as_deref() {
+                self.upsert(parent, Source::Reference)?;
+            }
+        }
         let save = match absorbed {
             Absorbed::Unchanged => return Ok(Applied::Unchanged),
             Absorbed::Ignore => return Ok(Applied::Ignored),
@@ -204,17 +211,34 @@ impl Pipeline {
             }
             Absorbed::Save(save) => save,
         };
+        self.save(*save, was_unknown)
+    }
 
-        // A reply carries a copy of its parent: keep it (the parent may never be seen itself).
-        if source == Source::Create {
-            if let Some(parent) = incoming.referenced_message.as_deref() {
-                self.upsert(parent, Source::Reference)?;
+    /// The replies stored before `target` was seen: what each is may depend on it (see
+    /// [`lineage::reconsider`]).
+    fn reconsider_replies_to(&mut self, target: Snowflake) -> Result<(), StoreError> {
+        for reply in self.store.replies_to(target)? {
+            let Some(stored) = self.store.load_message(reply)? else {
+                continue;
+            };
+            let known = Known {
+                doc: stored.doc,
+                seen: stored.seen,
+                kind: stored.kind,
+                deleted: stored.deleted_at.is_some(),
+            };
+            if let Some(save) = lineage::reconsider(known, &self.config.bots) {
+                self.save(save, false)?;
             }
         }
+        Ok(())
+    }
 
+    /// Read -> decide -> write for a parsed snapshot to save.
+    fn save(&mut self, save: Save, was_unknown: bool) -> Result<Applied, StoreError> {
         // What a reply is can depend on what it replies to (read after the reply's copy of
-        // it was stored just above).
-        let mut save = *save;
+        // it was stored).
+        let mut save = save;
         if let Some(target_id) = lineage::reply_question(&save) {
             let target = self.store.reply_target(target_id)?;
             lineage::resolve_reply(&mut save, target.as_ref().map(ReplyTargetRow::as_target));
@@ -227,6 +251,7 @@ impl Pipeline {
             may_be_parent,
             settle,
             completes,
+            first_seen,
         } = save;
         self.store
             .save_message(&row_for(&doc, Some(&parsed), true), &doc)?;
@@ -253,7 +278,35 @@ impl Pipeline {
         if settle {
             self.settle_progress(doc.message.id)?;
         }
+        if first_seen {
+            self.reconsider_replies_to(doc.message.id)?;
+            if matches!(parsed.kind, Kind::Progress { .. }) {
+                self.resettle_rivals_of(doc.message.id)?;
+            }
+        }
         Ok(Applied::Applied)
+    }
+
+    /// A start seen for the first time is a rival of the starts around it whose single
+    /// final was found by prompt ([`lineage::settle`]): settle them again, so that the outcome
+    /// does not depend on which of them arrived first (a backfill reads newest first).
+    fn resettle_rivals_of(&mut self, start: Snowflake) -> Result<(), StoreError> {
+        let Some(progress) = self.store.progress_row(start)? else {
+            return Ok(());
+        };
+        let window = self.config.window_ms;
+        let around = self.store.progress_waiting_for(
+            None,
+            progress.scope(),
+            progress.posted_at - window,
+            progress.posted_at + window,
+        )?;
+        for other in around {
+            if other.id != start && lineage::rivals_matter(&start_of(&other)) {
+                self.settle_progress(other.id)?;
+            }
+        }
+        Ok(())
     }
 
     /// Format drift: a payload the decoder rejected that `found` says is a message (counted
@@ -320,11 +373,46 @@ impl Pipeline {
             candidates = new.decision.candidates.len(),
             "link decided"
         );
-        if let Some((parent, tile)) = redecide {
-            // A result that the fallback had given this tile is now wrong.
-            for sibling in self.store.heuristic_children_of(parent, tile)? {
-                if sibling != child.id {
-                    self.refallback(sibling)?;
+        self.redecide_tiles(child.id, redecide)
+    }
+
+    /// Re-runs the fallback of the results that have a parent among their candidates whose
+    /// tile `changed` took or gave back, and in turn for those of theirs that change. A
+    /// result's fallback depends only on exact links and on the results before it
+    /// ([`mjlink_core::link::TileTakers`]), so the same messages give the same links whatever
+    /// order they came in, and this ends; the bound only guards against a bug looping.
+    fn redecide_tiles(&mut self, changed: Snowflake, tiles: Vec<(Snowflake, u8)>) -> Result<(), StoreError> {
+        const MAX_REDECISIONS: usize = 100_000;
+        let mut work = std::collections::VecDeque::from([(changed, tiles)]);
+        let mut redecided = 0usize;
+        while let Some((changed, tiles)) = work.pop_front() {
+            for (parent, tile) in tiles {
+                let Some(facts) = self.store.child_facts(parent)? else {
+                    continue;
+                };
+                let Some(scope) = facts.scope() else {
+                    continue;
+                };
+                let horizon = mjlink_core::link::horizon_ms(self.config.window_ms);
+                let siblings = self.store.fallback_children_for_tile(
+                    scope,
+                    facts.posted_ms,
+                    facts.posted_ms + horizon,
+                    tile,
+                )?;
+                for sibling in siblings {
+                    if sibling == changed {
+                        continue;
+                    }
+                    redecided += 1;
+                    if redecided > MAX_REDECISIONS {
+                        tracing::warn!(child_id = %changed, "the fallback's re-decisions did not settle; stopped");
+                        return Ok(());
+                    }
+                    let more = self.refallback(sibling)?;
+                    if !more.is_empty() {
+                        work.push_back((sibling, more));
+                    }
                 }
             }
         }
@@ -352,23 +440,27 @@ impl Pipeline {
         }
     }
 
-    /// Re-runs the fallback for a stored result without an exact link.
-    fn refallback(&mut self, child_id: Snowflake) -> Result<(), StoreError> {
+    /// Re-runs the fallback for a stored result without an exact link; returns the parents
+    /// and tiles whose holder that changed (see [`Pipeline::redecide_tiles`]).
+    fn refallback(&mut self, child_id: Snowflake) -> Result<Vec<(Snowflake, u8)>, StoreError> {
         let Some(old) = self.store.get_link(child_id)? else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         if old.decision.is_exact() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let posted_ms = self
             .store
             .child_facts(child_id)?
             .map_or_else(|| child_id.timestamp_ms(), |facts| facts.posted_ms);
         let candidates = self.candidates(child_id, old.tile, posted_ms)?;
-        if let Some(new) = lineage::refallback(&old, posted_ms, &candidates, self.config.window_ms) {
-            self.store.put_link(&new)?;
+        match lineage::refallback(&old, posted_ms, &candidates, self.config.window_ms) {
+            Some(new) => {
+                self.store.put_link(&new)?;
+                Ok(lineage::tiles_to_redecide(Some(&old), &new))
+            }
+            None => Ok(Vec::new()),
         }
-        Ok(())
     }
 
     /// A new grid or single image can change the fallback of later results with the same
@@ -385,7 +477,8 @@ impl Pipeline {
             )?;
             for child_id in children {
                 if child_id != message.id {
-                    self.refallback(child_id)?;
+                    let tiles = self.refallback(child_id)?;
+                    self.redecide_tiles(child_id, tiles)?;
                 }
             }
         }
@@ -477,11 +570,7 @@ fn start_of(progress: &ProgressRow) -> Start<'_> {
         has_job_uuid: progress.job_uuid.is_some(),
         deleted: progress.deleted,
         child_start: progress.action.is_none() && progress.reply_to.is_some(),
-        video: progress.action.as_deref() == Some(mjlink_core::parse::Action::Animate.as_str())
-            || progress
-                .prompt_norm
-                .as_deref()
-                .is_some_and(|prompt| prompt.contains("--video") || prompt.contains("--motion")),
+        video: lineage::is_video_start(progress.action.as_deref(), progress.prompt_norm.as_deref()),
         results_after: false,
     }
 }

@@ -6,7 +6,7 @@ use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{params, OptionalExtension};
 
 use mjlink_core::kinds;
-use mjlink_core::link::{Candidate, Decision, Signal, Status};
+use mjlink_core::link::{Candidate, Decision, Signal, Status, TileTakers};
 use mjlink_core::parse::Action;
 use mjlink_core::snowflake::Snowflake;
 
@@ -166,8 +166,8 @@ impl Store {
     }
 
     /// Possible parents: seen messages in the channel by the user with the normalized prompt,
-    /// posted in `[from_ms, to_ms]`; `tile_taken` says whether another result is already
-    /// linked to that candidate for `tile`.
+    /// posted in `[from_ms, to_ms]`, with the results already linked to each for `tile`
+    /// (the facts [`TileTakers`] holds; the core decides what they mean).
     pub fn candidates(
         &self,
         scope: PromptScope<'_>,
@@ -186,7 +186,9 @@ impl Store {
         self.select(
             "SELECT m.id, m.posted_at, m.kind,
                  :tile IS NOT NULL AND EXISTS (SELECT 1 FROM links l WHERE l.parent_id = m.id AND l.tile = :tile
-                     AND l.status = 'linked' AND l.child_id != :child),
+                     AND l.status = 'linked' AND l.signal != 'heuristic' AND l.child_id != :child),
+                 (SELECT MIN(l.child_id) FROM links l WHERE :tile IS NOT NULL AND l.parent_id = m.id
+                     AND l.tile = :tile AND l.status = 'linked' AND l.signal = 'heuristic' AND l.child_id != :child),
                  m.used_buttons, m.edited_at
              FROM messages m WHERE {filter}",
             filter,
@@ -196,9 +198,12 @@ impl Store {
                     id: Snowflake::from_sql(row.get(0)?),
                     posted_ms: row.get(1)?,
                     shape: kinds::shape_of_name(&kind),
-                    tile_taken: row.get(3)?,
-                    used_buttons: row.get(4)?,
-                    marks_as_of_ms: row.get(5)?,
+                    tile_takers: TileTakers {
+                        exact: row.get(3)?,
+                        first_by_fallback: opt_snowflake(row.get(4)?),
+                    },
+                    used_buttons: row.get(5)?,
+                    marks_as_of_ms: row.get(6)?,
                 })
             },
         )
@@ -221,15 +226,22 @@ impl Store {
         )
     }
 
-    /// Children linked by the fallback to `parent` for `tile`.
-    pub fn heuristic_children_of(&self, parent: Snowflake, tile: u8) -> Result<Vec<Snowflake>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT child_id FROM links WHERE parent_id = ?1 AND tile = ?2 AND signal = 'heuristic'",
-        )?;
-        let rows = stmt.query_map(params![parent.to_sql(), tile], |row| {
-            Ok(Snowflake::from_sql(row.get(0)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    /// Like [`Store::fallback_children`], only those for `tile`: the results whose candidates
+    /// a change of who holds that tile of a parent in `scope` can change.
+    pub fn fallback_children_for_tile(
+        &self,
+        scope: PromptScope<'_>,
+        from_ms: i64,
+        to_ms: i64,
+        tile: u8,
+    ) -> Result<Vec<Snowflake>> {
+        let filter = Filter::scope("m.", scope, from_ms, to_ms).bind(":tile", i64::from(tile));
+        self.select(
+            "SELECT m.id FROM messages m JOIN links l ON l.child_id = m.id
+             WHERE {filter} AND l.tile = :tile AND (l.signal IS NULL OR l.signal = 'heuristic')",
+            filter,
+            |row| Ok(Snowflake::from_sql(row.get(0)?)),
+        )
     }
 
     /// The facts the fallback needs about a stored message.

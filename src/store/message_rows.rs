@@ -84,11 +84,10 @@ const UPSERT_MESSAGE: &str = concat!(
 const UPDATE_MESSAGE: &str = "UPDATE messages SET guild_id = ?3, author_id = ?4, seen = ?5, params = ?9,
          mode = ?11, stealth = ?12, tile = ?13, detail = ?15, stage = ?16, error_title = ?17, edited_at = ?19,
          outcome = CASE WHEN ?24 IS NOT NULL THEN COALESCE(outcome, ?24) END,
-         final_id = CASE WHEN ?24 IS NOT NULL THEN final_id END, action = ?20, reply_to = ?26,
-         used_buttons = ?27
+         final_id = CASE WHEN ?24 IS NOT NULL THEN final_id END, action = ?20, used_buttons = ?27
      WHERE id = ?1 AND channel_id IS ?2 AND kind IS ?6 AND prompt IS ?7 AND prompt_norm IS ?8
          AND user_id IS ?10 AND job_uuid IS ?14 AND posted_at IS ?18 AND prompt_key IS ?21 AND job_key IS ?22
-         AND nonce IS ?23 AND day IS ?25";
+         AND nonce IS ?23 AND day IS ?25 AND reply_to IS ?26";
 
 impl Store {
     /// Whether the message itself (not only its updates or deletion) is stored.

@@ -71,7 +71,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_search.sql"),
     include_str!("migrations/0006_formats_2026.sql"),
     include_str!("migrations/0007_drift_and_media.sql"),
-    include_str!("migrations/0008_fts_pending_condition.sql"),
+    include_str!("migrations/0008_start_replies.sql"),
+    include_str!("migrations/0009_fts_pending_condition.sql"),
 ];
 
 pub struct Store {

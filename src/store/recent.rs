@@ -88,6 +88,7 @@ impl RowFacts {
             && self.prompt_norm == row.prompt_norm
             && self.job_uuid == row.job_uuid
             && self.nonce == row.nonce
+            && self.reply_to == row.reply_to
     }
 
     /// The row `mark_deleted` makes for a message it had no row of.

@@ -49,6 +49,18 @@ impl Store {
             .optional()?)
     }
 
+    /// The seen messages stored as replying to `target`: the results linked to it by their
+    /// reference, and the starts replying to it (`messages_start_replies`).
+    pub fn replies_to(&self, target: Snowflake) -> Result<Vec<Snowflake>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT child_id FROM links WHERE parent_id = ?1 AND signal = 'reference'
+             UNION SELECT id FROM messages WHERE reply_to = ?1 AND kind = 'progress' AND seen = 1
+             ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([target.to_sql()], |row| Ok(Snowflake::from_sql(row.get(0)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// The message `id` replies to, as stored.
     pub fn reply_target_of(&self, id: Snowflake) -> Result<Option<Snowflake>> {
         if let Some(known) = self.ask_recent(id, |message| message.and_then(|m| m.facts.reply_to))? {

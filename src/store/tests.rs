@@ -216,7 +216,7 @@ fn migrated_schema_is_unchanged() {
         assert!(schema.contains(object), "{object}");
     }
     // The full-text pending index holds the kinds the core says have a prompt of their own,
-    // as comparisons (0008), the text `search.rs` asks with.
+    // as comparisons (0009), the text `search.rs` asks with.
     assert!(
         schema.contains(&format!(
             "WHERE fts_state = 0 AND prompt IS NOT NULL\n        AND {};",
@@ -230,7 +230,7 @@ fn migrated_schema_is_unchanged() {
 #[test]
 fn migrations_are_the_same_bytes() {
     // Length and SHA-256 of each migration's text as first shipped: history, never edited.
-    const SHIPPED: [(usize, &str); 8] = [
+    const SHIPPED: [(usize, &str); 9] = [
         (
             3108,
             "970f8a878ddd5afc0a3a1654315eceb51edf8ba7a6487d35b9737d56d29982f8",
@@ -258,6 +258,10 @@ fn migrations_are_the_same_bytes() {
         (
             1549,
             "f73e9e7a9483cff89055e12fcac491700205c97fdccc14189f0d6ef8c3ee13a3",
+        ),
+        (
+            433,
+            "04c36594e05c9a1cf7c006e0685bc9cbcd2ca006d7f85a48735b963f6751e650",
         ),
         (
             847,

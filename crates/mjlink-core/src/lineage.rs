@@ -95,6 +95,10 @@ pub struct Save {
     /// The start/progress message this final completes, known exactly: the final replies
     /// to it (2026, see [`resolve_reply`]).
     pub completes: Option<Snowflake>,
+    /// It was not seen before (nothing stored, or only early updates): the messages stored
+    /// earlier that reply to it may be something else now that it is known (see
+    /// [`reconsider`]).
+    pub first_seen: bool,
 }
 
 /// What a snapshot of a message changes.
@@ -123,7 +127,6 @@ pub fn absorb(known: Option<Known>, incoming: &Message, source: Source, bots: &B
         }
         None => (Doc::new(incoming.clone()), false, true, None, false),
     };
-    let was_stored = stored_as.is_some();
     let seen = was_seen || source != Source::Update;
     if !changed && seen == was_seen {
         return Absorbed::Unchanged;
@@ -131,6 +134,33 @@ pub fn absorb(known: Option<Known>, incoming: &Message, source: Source, bots: &B
     if !seen {
         return Absorbed::KeepUnseen(doc);
     }
+    saved(doc, stored_as, was_deleted, !was_seen, bots)
+}
+
+/// A stored reply decided while the message it replies to was not known (`known`, as
+/// stored): decided again, now that it is. `None` when nothing about it depends on that
+/// message (see [`reply_question`]); else its save, to go through [`resolve_reply`] and be
+/// stored like a new snapshot. Replies and their targets arrive in any order (a backfill
+/// reads history newest first): the same messages give the same rows either way.
+pub fn reconsider(known: Known, bots: &BotIds) -> Option<Save> {
+    if !known.seen {
+        return None;
+    }
+    match saved(known.doc, Some(known.kind), known.deleted, false, bots) {
+        Absorbed::Save(save) if reply_question(&save).is_some() => Some(*save),
+        _ => None,
+    }
+}
+
+/// Parses a seen message's merged snapshot and decides what saving it calls for.
+fn saved(
+    doc: Doc,
+    stored_as: Option<String>,
+    was_deleted: bool,
+    first_seen: bool,
+    bots: &BotIds,
+) -> Absorbed {
+    let was_stored = stored_as.is_some();
     let parsed = parse::parse(&doc.message, bots);
     if parsed.kind == Kind::NotMidjourney {
         if !was_stored {
@@ -154,13 +184,19 @@ pub fn absorb(known: Option<Known>, incoming: &Message, source: Source, bots: &B
             exact: link::exact_parent(&doc.message),
         },
         // Only a message stored as a result can have a link to drop.
-        _ if stored_as.is_some_and(|kind| Action::from_name(&kind).is_some()) => LinkWork::Drop,
+        _ if stored_as
+            .as_deref()
+            .is_some_and(|kind| Action::from_name(kind).is_some()) =>
+        {
+            LinkWork::Drop
+        }
         _ => LinkWork::None,
     };
     let shape = kinds::shape(&parsed.kind);
     Absorbed::Save(Box::new(Save {
         may_be_parent: shape.is_result(),
         completes: None,
+        first_seen,
         settle: was_deleted && matches!(parsed.kind, Kind::Progress { .. }),
         doc,
         parsed,
@@ -330,12 +366,38 @@ pub fn needs_fallback(exact: Option<&Decision>, old: Option<&Link>) -> bool {
 pub enum Relinked {
     /// The stored link stands.
     Keep,
-    /// Store `link`; when it is exact and names a parent and a tile, the results that the
-    /// fallback had given the same parent and tile must be re-decided (`redecide`).
+    /// Store `link`; the results whose candidates include a parent and tile that `link` takes
+    /// or gives back must be re-decided (`redecide`, see [`tiles_to_redecide`]).
     Put {
         link: Link,
-        redecide: Option<(Snowflake, u8)>,
+        redecide: Vec<(Snowflake, u8)>,
     },
+}
+
+/// The parent and tile a link holds, and how (see [`link::TileTakers`]): only a linked result
+/// with a tile holds one.
+fn holding(link: &Link) -> Option<(Snowflake, u8, bool)> {
+    match (link.decision.status, link.decision.parent, link.tile) {
+        (link::Status::Linked, Some(parent), Some(tile)) => Some((parent, tile, link.decision.is_exact())),
+        _ => None,
+    }
+}
+
+/// When a result's link goes from `old` to `new`, the parents and tiles whose holder changed:
+/// the fallback of the other results with that parent among their candidates may change
+/// (a tile taken or given back). Empty when the link holds the same tile the same way.
+pub fn tiles_to_redecide(old: Option<&Link>, new: &Link) -> Vec<(Snowflake, u8)> {
+    let (before, after) = (old.and_then(holding), holding(new));
+    if before == after {
+        return Vec::new();
+    }
+    let mut tiles: Vec<(Snowflake, u8)> = before
+        .into_iter()
+        .chain(after)
+        .map(|(parent, tile, _)| (parent, tile))
+        .collect();
+    tiles.dedup();
+    tiles
 }
 
 /// Decides a result's link. An exact signal wins; a heuristic never replaces an exact link;
@@ -371,10 +433,7 @@ pub fn relink(
     if !store_it {
         return Relinked::Keep;
     }
-    let redecide = match (new.decision.is_exact(), new.decision.parent, tile) {
-        (true, Some(parent), Some(tile)) => Some((parent, tile)),
-        _ => None,
-    };
+    let redecide = tiles_to_redecide(old, &new);
     Relinked::Put { link: new, redecide }
 }
 
@@ -510,6 +569,23 @@ pub fn settle(start: &Start<'_>, finals: &[Snowflake], rivals: &[Rival<'_>]) -> 
     }
 }
 
+/// Whether a start is a video job's: an Animate, or a prompt with `--video` or `--motion`
+/// among its parameters (section 9: a native video job's start; its final may not echo the
+/// prompt, see [`settle`]). `action` and `prompt_norm` as stored.
+pub fn is_video_start(action: Option<&str>, prompt_norm: Option<&str>) -> bool {
+    action == Some(Action::Animate.as_str())
+        || prompt_norm.is_some_and(|prompt| {
+            let params = crate::prompt::split(prompt).params;
+            params.contains_key("video") || params.contains_key("motion")
+        })
+}
+
+/// Whether another start appearing near `start` can change its outcome: only a start without
+/// a job UUID has its final found by prompt, where rivals count (see [`settle`]).
+pub fn rivals_matter(start: &Start<'_>) -> bool {
+    !start.has_job_uuid
+}
+
 /// Whether a new parent should settle a start waiting for it now: one that was deleted (its
 /// outcome may have been `failed` or `unknown` for want of this final) or whose job UUID is
 /// known (the final is certain).
@@ -529,7 +605,7 @@ mod tests {
             id: Snowflake(id),
             posted_ms,
             shape: Shape::RootGrid,
-            tile_taken: false,
+            tile_takers: Default::default(),
             used_buttons: None,
             marks_as_of_ms: None,
         }
@@ -584,9 +660,56 @@ mod tests {
                     decision: exact,
                     ..old
                 },
-                redecide: Some((Snowflake(2), 2)),
+                // The heuristic had tile 2 of grid 1; the exact link takes tile 2 of grid 2.
+                redecide: vec![(Snowflake(1), 2), (Snowflake(2), 2)],
             }
         );
+    }
+
+    #[test]
+    fn a_start_is_a_video_jobs_by_its_action_or_its_parameters_not_its_words() {
+        assert!(is_video_start(Some("animate"), None));
+        assert!(is_video_start(None, Some("a cat --video 1")));
+        assert!(is_video_start(None, Some("a cat --motion low --raw")));
+        assert!(!is_video_start(None, Some("a cat --v 7")));
+        // Words of the prompt, not parameters.
+        assert!(!is_video_start(None, Some("a music--video poster")));
+        assert!(!is_video_start(Some("upscale"), Some("slow--motion replay")));
+    }
+
+    #[test]
+    fn tiles_are_redecided_only_when_their_holder_changes() {
+        let linked = heuristic_link(10, 7, Some(2));
+        // Same tile, held the same way: nothing to re-decide.
+        assert!(tiles_to_redecide(Some(&linked), &linked.clone()).is_empty());
+        // Held by the fallback, then exactly: a fact now, for results before it too.
+        let exact = exact_link(10, 7, Some(2));
+        assert_eq!(tiles_to_redecide(Some(&linked), &exact), vec![(Snowflake(7), 2)]);
+        // Linked, then ambiguous: the tile is given back.
+        let ambiguous = Link {
+            decision: Decision {
+                parent: None,
+                signal: None,
+                status: link::Status::Ambiguous,
+                candidates: vec![Snowflake(7), Snowflake(8)],
+            },
+            ..linked.clone()
+        };
+        assert_eq!(
+            tiles_to_redecide(Some(&linked), &ambiguous),
+            vec![(Snowflake(7), 2)]
+        );
+        // Ambiguous with another list: no tile held before or after.
+        let other = Link {
+            decision: Decision {
+                candidates: vec![Snowflake(7)],
+                ..ambiguous.decision.clone()
+            },
+            ..ambiguous.clone()
+        };
+        assert!(tiles_to_redecide(Some(&ambiguous), &other).is_empty());
+        // A new result linked: its tile.
+        assert_eq!(tiles_to_redecide(None, &linked), vec![(Snowflake(7), 2)]);
     }
 
     #[test]
@@ -637,8 +760,9 @@ mod tests {
             Relinked::Put { link, redecide } => {
                 assert_eq!(link.tile, Some(3));
                 assert_eq!(link.decision.parent, Some(Snowflake(7)));
-                // A heuristic link never makes others re-decide.
-                assert_eq!(redecide, None);
+                // The fallback gave tile 1 back and took tile 3: results with grid 7 among
+                // their candidates for either tile are re-decided.
+                assert_eq!(redecide, vec![(Snowflake(7), 1), (Snowflake(7), 3)]);
             }
             Relinked::Keep => panic!("a new tile must be stored"),
         }

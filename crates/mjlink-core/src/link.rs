@@ -157,13 +157,33 @@ pub struct Candidate {
     pub id: Snowflake,
     pub posted_ms: i64,
     pub shape: Shape,
-    /// Another result is already linked to this candidate for the child's tile.
-    pub tile_taken: bool,
+    /// Who already holds this candidate's button for the child's tile (see [`TileTakers`]).
+    pub tile_takers: TileTakers,
     /// Its used buttons (see [`crate::wire::used_buttons`]); `None` when unknown.
     pub used_buttons: Option<String>,
     /// When the snapshot those marks come from was made (its edit time): marks say nothing
     /// about presses after it.
     pub marks_as_of_ms: Option<i64>,
+}
+
+/// The results already linked to a candidate for the child's tile, as far as the fallback
+/// needs them: whether one is linked exactly, and the first (lowest id) linked by the
+/// fallback. A U button makes one upscale (the generator and the wire notes' grids show a
+/// used U as `style: 1`, pressed once), so a candidate whose tile another result holds is not
+/// this child's parent. An exact link is a fact and always counts; a fallback link counts only
+/// when its child came first: a result's decision then depends on the exact links and on the
+/// results before it, never on the order the events arrived in (issue 12, E5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TileTakers {
+    pub exact: bool,
+    pub first_by_fallback: Option<Snowflake>,
+}
+
+impl TileTakers {
+    /// Whether the tile is taken for `child`.
+    pub fn taken_for(self, child: Snowflake) -> bool {
+        self.exact || self.first_by_fallback.is_some_and(|first| first < child)
+    }
 }
 
 /// What the fallback needs to know about the child.
@@ -185,9 +205,10 @@ pub fn horizon_ms(window_ms: i64) -> i64 {
 /// The fallback heuristic. `candidates` already share the child's channel, requesting user
 /// and normalized prompt; this keeps those posted before the child within the horizon
 /// ([`horizon_ms`]), of a shape that carries the button (see [`kinds::parent_fits`]),
-/// whose tile is free and whose button, when the wire says which were used, was used.
-/// Within `window_ms`: one left and no rival further back: linked. More, or one with a rival
-/// further back: ambiguous. None in the window: unresolved.
+/// whose tile is free (see [`TileTakers`]) and whose button, when the wire says which were
+/// used, was used. Within `window_ms`: one left and no rival further back: linked. More, or
+/// one with a rival further back: ambiguous, listing every candidate that fits within the
+/// horizon. None in the window: unresolved.
 pub fn heuristic(child: Child, tile: Option<u8>, candidates: &[Candidate], window_ms: i64) -> Decision {
     if !child.action.prompt_identifies_parent() {
         return Decision {
@@ -204,7 +225,7 @@ pub fn heuristic(child: Child, tile: Option<u8>, candidates: &[Candidate], windo
         .filter(|candidate| candidate.posted_ms <= child.posted_ms && candidate.id < child.id)
         .filter(|candidate| child.posted_ms - candidate.posted_ms <= horizon)
         .filter(|candidate| kinds::parent_fits(child.action, tile, candidate.shape))
-        .filter(|candidate| !candidate.tile_taken)
+        .filter(|candidate| !candidate.tile_takers.taken_for(child.id))
         .filter(|candidate| {
             buttons_allow(
                 child.action,
@@ -243,11 +264,13 @@ pub fn heuristic(child: Child, tile: Option<u8>, candidates: &[Candidate], windo
             status: Status::Ambiguous,
             candidates: fitting.iter().map(|(id, _)| *id).collect(),
         },
+        // Several in the window: every candidate that fits is listed, those further back
+        // within the horizon too (the true parent may be one of them).
         _ => Decision {
             parent: None,
             signal: None,
             status: Status::Ambiguous,
-            candidates: in_window,
+            candidates: fitting.iter().map(|(id, _)| *id).collect(),
         },
     }
 }
@@ -275,7 +298,7 @@ mod tests {
             id: Snowflake(id),
             posted_ms,
             shape: Shape::RootGrid,
-            tile_taken: false,
+            tile_takers: TileTakers::default(),
             used_buttons: None,
             marks_as_of_ms: None,
         }
@@ -335,7 +358,7 @@ mod tests {
         let later = heuristic(child, Some(2), &[candidate(200, 11 * HOUR)], 6 * HOUR);
         assert_eq!(later.status, Status::Unresolved);
         let mut taken = candidate(10, 9 * HOUR);
-        taken.tile_taken = true;
+        taken.tile_takers.exact = true;
         let taken = heuristic(child, Some(2), &[taken, candidate(11, 9 * HOUR)], 6 * HOUR);
         assert_eq!(taken.parent, Some(Snowflake(11)));
     }
@@ -484,5 +507,80 @@ mod tests {
         };
         let decided = heuristic(child, Some(2), &[early, used(11, Some("upsample::2"))], 6 * HOUR);
         assert_eq!(decided.status, Status::Ambiguous);
+    }
+
+    #[test]
+    fn an_exact_link_takes_a_tile_whatever_came_first_a_fallback_link_only_for_later_results() {
+        let child = Child {
+            id: Snowflake(100),
+            posted_ms: 10 * HOUR,
+            action: Action::Upscale,
+        };
+        let held = |id: u64, takers: TileTakers| Candidate {
+            tile_takers: takers,
+            ..candidate(id, 9 * HOUR)
+        };
+        let free = candidate(11, 9 * HOUR + 5);
+        // Another result linked exactly to grid 10's tile 2 (before or after this one): grid
+        // 10 is out, grid 11 is the one left.
+        let taken = held(
+            10,
+            TileTakers {
+                exact: true,
+                first_by_fallback: None,
+            },
+        );
+        let decided = heuristic(child, Some(2), &[taken, free.clone()], 6 * HOUR);
+        assert_eq!(decided.parent, Some(Snowflake(11)));
+        // Held by the fallback for an earlier result: out. For a later one: still a candidate
+        // (the later result's decision gives way to this one's, not the other way round).
+        let earlier = held(
+            10,
+            TileTakers {
+                exact: false,
+                first_by_fallback: Some(Snowflake(90)),
+            },
+        );
+        assert_eq!(
+            heuristic(child, Some(2), &[earlier, free.clone()], 6 * HOUR).parent,
+            Some(Snowflake(11))
+        );
+        let later = held(
+            10,
+            TileTakers {
+                exact: false,
+                first_by_fallback: Some(Snowflake(110)),
+            },
+        );
+        let decided = heuristic(child, Some(2), &[later, free], 6 * HOUR);
+        assert_eq!(decided.status, Status::Ambiguous);
+        assert_eq!(decided.candidates, vec![Snowflake(10), Snowflake(11)]);
+    }
+
+    #[test]
+    fn an_ambiguous_list_names_every_candidate_that_fits_within_the_horizon() {
+        // Two grids in the window and the true parent 6 h 3 min back, past the window but
+        // within the horizon (seen in a generated trace: the list left out the true parent).
+        let child = Child {
+            id: Snowflake(100),
+            posted_ms: 30 * HOUR,
+            action: Action::Upscale,
+        };
+        let decided = heuristic(
+            child,
+            Some(3),
+            &[
+                candidate(5, 30 * HOUR - 6 * HOUR - 180_000),
+                candidate(10, 29 * HOUR),
+                candidate(11, 29 * HOUR + 5),
+                candidate(1, 30 * HOUR - 25 * HOUR),
+            ],
+            6 * HOUR,
+        );
+        assert_eq!(decided.status, Status::Ambiguous);
+        assert_eq!(
+            decided.candidates,
+            vec![Snowflake(5), Snowflake(10), Snowflake(11)]
+        );
     }
 }
