@@ -22,7 +22,9 @@ use mjlink_core::merge::Doc;
 use mjlink_core::snowflake::Snowflake;
 
 use super::docs::{EncodedDoc, PreparedDoc};
-use super::{opt_snowflake, ChildFacts, MessageRow, ProgressRow, ReplyTargetRow, Result, Store, StoredMessage};
+use super::{
+    opt_snowflake, ChildFacts, MessageRow, ProgressRow, ReplyTargetRow, Result, Store, StoredMessage,
+};
 
 /// The columns of a message's row that the pipeline reads back.
 #[derive(Debug, Clone, PartialEq, Eq)]
