@@ -20,6 +20,11 @@ use mjlink_sim::midjourney::{SimMidjourney, SimOptions};
 pub enum DemoError {
     #[error("the demo folder {path}: {source}")]
     Folder { path: PathBuf, source: std::io::Error },
+    #[error(
+        "the demo folder {path} is not empty; the demo only writes into a new or empty folder \
+         (remove it, or choose another with --dir)"
+    )]
+    NotEmpty { path: PathBuf },
     #[error("cannot start the simulated Discord on 127.0.0.1: {0}")]
     Simulation(std::io::Error),
     #[error(transparent)]
@@ -50,25 +55,21 @@ const CHANNEL: u64 = 1_000_000_000_000_000_001;
 /// The demo stops here even if something never finishes.
 const TIME_LIMIT: Duration = Duration::from_secs(180);
 
-/// Removes what an earlier demo left in `dir` (only the files the demo makes).
-fn clear_earlier_run(dir: &Path) -> Result<(), DemoError> {
+/// Makes `dir` the demo's folder: new, or empty. A folder that holds anything (an earlier
+/// demo's, or a bot's with its real archive) is refused: the demo deletes nothing.
+fn fresh_folder(dir: &Path) -> Result<(), DemoError> {
     let folder = |source| DemoError::Folder {
         path: dir.to_path_buf(),
         source,
     };
     std::fs::create_dir_all(dir).map_err(folder)?;
-    for name in ["demo.db", "demo.db-wal", "demo.db-shm"] {
-        match std::fs::remove_file(dir.join(name)) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(folder(error)),
-        }
+    let mut entries = std::fs::read_dir(dir).map_err(folder)?;
+    if entries.next().is_some() {
+        return Err(DemoError::NotEmpty {
+            path: dir.to_path_buf(),
+        });
     }
-    match std::fs::remove_dir_all(dir.join("archive")) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(folder(error)),
-    }
+    Ok(())
 }
 
 /// The configuration of the demo: everything points at the simulation.
@@ -97,10 +98,10 @@ pub fn demo_config(dir: &Path, api_base: &str, sim: &SimOptions) -> Config {
 /// Where the demo tells what happens, one line at a time, as it happens.
 pub type Say = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
-/// Runs the demo in `dir` (its `demo.db` and `archive/` are made anew), telling what happens
+/// Runs the demo in `dir` (new or empty: its `demo.db` and `archive/` go there), telling what happens
 /// through `say`. Returns the items as they ended.
 pub async fn run(dir: &Path, prompts: &[String], say: Say) -> Result<Vec<Item>, DemoError> {
-    clear_earlier_run(dir)?;
+    fresh_folder(dir)?;
     let fake = FakeDiscord::start(BOT_TOKEN)
         .await
         .map_err(DemoError::Simulation)?;

@@ -46,8 +46,8 @@ fn archive_check(dir: &Path) -> Check {
     creatable("archive", dir)
 }
 
-/// A file or folder that does not exist yet can be created: its nearest existing folder is
-/// writable.
+/// A file or folder that does not exist yet can be created: its nearest existing ancestor
+/// is a folder in which a folder can really be made (tried, then removed).
 fn creatable(name: &'static str, path: &Path) -> Check {
     let mut parent = path.parent();
     while let Some(folder) = parent {
@@ -56,23 +56,38 @@ fn creatable(name: &'static str, path: &Path) -> Check {
         } else {
             folder
         };
-        if folder.is_dir() {
-            let writable = std::fs::metadata(folder).is_ok_and(|meta| !meta.permissions().readonly());
+        if std::fs::symlink_metadata(folder).is_err() && !folder.exists() {
+            parent = folder.parent();
+            continue;
+        }
+        if !folder.is_dir() {
             return verdict(
                 name,
-                writable,
-                if writable {
-                    format!("{} will be created on first use", path.display())
-                } else {
-                    format!(
-                        "{} cannot be created: {} is read-only",
-                        path.display(),
-                        folder.display()
-                    )
-                },
+                false,
+                format!(
+                    "{} cannot be created: {} is not a folder",
+                    path.display(),
+                    folder.display()
+                ),
             );
         }
-        parent = folder.parent();
+        let probe = folder.join(format!(".mjlink-doctor-{}", std::process::id()));
+        return match std::fs::create_dir(&probe).and_then(|()| std::fs::remove_dir(&probe)) {
+            Ok(()) => verdict(
+                name,
+                true,
+                format!("{} will be created on first use", path.display()),
+            ),
+            Err(error) => verdict(
+                name,
+                false,
+                format!(
+                    "{} cannot be created: {} does not take new files: {error}",
+                    path.display(),
+                    folder.display()
+                ),
+            ),
+        };
     }
     verdict(name, false, format!("{} cannot be created", path.display()))
 }

@@ -1,6 +1,17 @@
 //! Writing links and messages out for people and scripts: an aligned table, JSON lines, or
-//! CSV. The CSV rules (RFC 4180 quoting, formulas defused) and the table's cell text are here
-//! once, for both; [`messages`] has the rows of `mjlink messages`.
+//! CSV. The CSV rules and the table's cell text are here once, for both; [`messages`] has
+//! the rows of `mjlink messages`.
+//!
+//! **Spreadsheet-safe CSV, the same columns as JSON lines.** A CSV file starts with a UTF-8
+//! byte order mark (so spreadsheets read prompts in any script as UTF-8; CSV readers of
+//! scripts skip it: Python's `utf-8-sig`, pandas, R); its header is the JSON lines' keys, in
+//! their order; every id and text cell is quoted (a quoted cell is text: LibreOffice's
+//! "format quoted field as text", Python's `QUOTE_NONNUMERIC` reader), numbers are bare, an
+//! absent value is empty. Ids keep their exact digits in the file, never changed into
+//! something else (`="123"` or a leading tab would corrupt them for scripts); a spreadsheet
+//! that converts even quoted digits into a number on a double click (Excel) reads them as
+//! text through its import dialog. A cell that a spreadsheet would run as a formula (it
+//! starts with `=`, `+`, `-`, `@`, a tab or a carriage return) starts with `'` instead.
 
 pub mod messages;
 
@@ -67,9 +78,9 @@ const COLUMNS: [&str; 10] = [
     "signal",
     "status",
     "candidates",
+    "prompt",
     "channel_id",
     "created_at",
-    "prompt",
 ];
 
 impl<W: Write> LinkWriter<W> {
@@ -89,7 +100,7 @@ impl<W: Write> LinkWriter<W> {
             }
             Format::Csv => {
                 if !self.wrote_header {
-                    write_csv_row(&mut self.out, &COLUMNS)?;
+                    write_csv_header(&mut self.out, &COLUMNS)?;
                     self.wrote_header = true;
                 }
                 write_csv_row(&mut self.out, &fields(record))
@@ -130,78 +141,191 @@ impl<W: Write> LinkWriter<W> {
     }
 }
 
-fn fields(record: &LinkRecord) -> [String; 10] {
-    let id = |value: &Option<Snowflake>| value.map(|id| id.to_string()).unwrap_or_default();
+/// The cells of a record, in [`COLUMNS`]' order (that of the JSON lines' keys: a test checks).
+fn fields(record: &LinkRecord) -> [Cell; 10] {
     [
-        record.child_id.to_string(),
-        id(&record.parent_id),
-        record.action.to_string(),
-        record.index.map(|index| index.to_string()).unwrap_or_default(),
-        record.signal.unwrap_or("").to_string(),
-        record.status.to_string(),
-        record
-            .candidates
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" "),
-        id(&record.channel_id),
-        record.created_at.clone().unwrap_or_default(),
-        record.prompt.clone().unwrap_or_default(),
+        Cell::id(Some(record.child_id)),
+        Cell::id(record.parent_id),
+        Cell::text(Some(record.action)),
+        Cell::number(record.index),
+        Cell::text(record.signal),
+        Cell::text(Some(record.status)),
+        Cell::text(Some(
+            record
+                .candidates
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ))
+        .or_empty(record.candidates.is_empty()),
+        Cell::text(record.prompt.as_deref()),
+        Cell::id(record.channel_id),
+        Cell::text(record.created_at.as_deref()),
     ]
 }
 
-/// One CSV record: RFC 4180 quoting (a field holding a comma, a quote or a line break is
-/// quoted, its quotes doubled), each field defused ([`csv_field`]); records end with `\n`
-/// (RFC 4180 says CRLF; spreadsheets and CSV readers take either).
-pub fn write_csv_row(out: &mut impl Write, fields: &[impl AsRef<str>]) -> std::io::Result<()> {
-    for (index, field) in fields.iter().enumerate() {
+/// One CSV cell: an id or text (quoted), a number (bare), or absent (empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    Text(String),
+    Number(String),
+    Empty,
+}
+
+impl Cell {
+    pub fn text(value: Option<impl Into<String>>) -> Cell {
+        value.map_or(Cell::Empty, |value| Cell::Text(value.into()))
+    }
+
+    /// An id: text, so that its digits are kept.
+    pub fn id(value: Option<Snowflake>) -> Cell {
+        Cell::text(value.map(|id| id.to_string()))
+    }
+
+    pub fn number(value: Option<impl ToString>) -> Cell {
+        value.map_or(Cell::Empty, |value| Cell::Number(value.to_string()))
+    }
+
+    /// [`Cell::Empty`] when `empty`.
+    fn or_empty(self, empty: bool) -> Cell {
+        if empty {
+            Cell::Empty
+        } else {
+            self
+        }
+    }
+}
+
+/// The byte order mark and the header of a CSV file (the JSON lines' keys, in order).
+pub fn write_csv_header(out: &mut impl Write, columns: &[&str]) -> std::io::Result<()> {
+    out.write_all(mjlink_core::recording::BOM)?;
+    out.write_all(columns.join(",").as_bytes())?;
+    out.write_all(b"\n")
+}
+
+/// One CSV record (RFC 4180: fields separated by commas, quotes doubled inside quoted
+/// fields); records end with `\n` (RFC 4180 says CRLF; spreadsheets and CSV readers take
+/// either). See the module's rules.
+pub fn write_csv_row(out: &mut impl Write, cells: &[Cell]) -> std::io::Result<()> {
+    for (index, cell) in cells.iter().enumerate() {
         if index > 0 {
             out.write_all(b",")?;
         }
-        out.write_all(csv_field(field.as_ref()).as_bytes())?;
+        out.write_all(csv_cell(cell).as_bytes())?;
     }
     out.write_all(b"\n")
 }
 
-/// Text for one cell of an aligned table: on one line, at most `max` characters.
+/// Text for one cell of an aligned table: on one line, at most `max` characters, shown
+/// through [`for_terminal`](mjlink_core::text::for_terminal) (never obeyed).
 pub fn table_cell(text: &str, max: usize) -> String {
-    text.replace(['\n', '\r', '\t'], " ").chars().take(max).collect()
+    let line: String = text.replace(['\n', '\r', '\t'], " ").chars().take(max).collect();
+    mjlink_core::text::for_terminal(&line).into_owned()
 }
 
-/// RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is prefixed with `'` so spreadsheets do
-/// not run a prompt as a formula.
-fn csv_field(field: &str) -> String {
-    let field = if field.starts_with(['=', '+', '-', '@']) {
-        format!("'{field}")
-    } else {
-        field.to_string()
+/// A cell as written: text quoted (quotes doubled), a leading formula character defused
+/// with `'`; a number bare (a number with anything else in it is text).
+fn csv_cell(cell: &Cell) -> String {
+    let text = match cell {
+        Cell::Empty => return String::new(),
+        Cell::Number(number) if number.bytes().all(|b| b.is_ascii_digit()) && !number.is_empty() => {
+            return number.clone()
+        }
+        Cell::Number(text) | Cell::Text(text) => text,
     };
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
+    let defused = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        "'"
     } else {
-        field
-    }
+        ""
+    };
+    format!("\"{defused}{}\"", text.replace('"', "\"\""))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn text(value: &str) -> Cell {
+        Cell::Text(value.to_string())
+    }
+
     #[test]
-    fn csv_quotes_and_defuses_formulas() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=cmd()"), "'=cmd()");
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("-- ar 2:3"), "'-- ar 2:3");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    fn csv_quotes_text_and_defuses_formulas() {
+        assert_eq!(csv_cell(&text("a,b")), "\"a,b\"");
+        assert_eq!(csv_cell(&text("say \"hi\"")), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell(&text("=cmd()")), "\"'=cmd()\"");
+        assert_eq!(csv_cell(&text("plain")), "\"plain\"");
+        assert_eq!(csv_cell(&text("-- ar 2:3")), "\"'-- ar 2:3\"");
+        assert_eq!(csv_cell(&text("two\nlines")), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn csv_defuses_a_leading_tab_or_carriage_return() {
+        assert_eq!(csv_cell(&text("\t=1+1")), "\"'\t=1+1\"");
+        assert_eq!(csv_cell(&text("\r=1+1")), "\"'\r=1+1\"");
+    }
+
+    #[test]
+    fn csv_keeps_ids_as_quoted_text_and_numbers_bare() {
+        assert_eq!(
+            csv_cell(&Cell::id(Some(Snowflake(1235020000000000000)))),
+            "\"1235020000000000000\""
+        );
+        assert_eq!(csv_cell(&Cell::number(Some(4u8))), "4");
+        assert_eq!(csv_cell(&Cell::number(Some("-1"))), "\"'-1\"");
+        assert_eq!(csv_cell(&Cell::Empty), "");
     }
 
     #[test]
     fn a_csv_row_is_its_fields_joined() {
         let mut out = Vec::new();
-        write_csv_row(&mut out, &["a", "b,c", "", "@x"]).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "a,\"b,c\",,'@x\n");
+        write_csv_row(&mut out, &[text("a"), text("b,c"), Cell::Empty, text("@x")]).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "\"a\",\"b,c\",,\"'@x\"\n");
+    }
+
+    /// The keys of `json` (one object), in the order written.
+    pub(crate) fn keys_in_order(json: &str) -> Vec<String> {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        let mut keys: Vec<(usize, String)> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|key| (json.find(&format!("\"{key}\":")).unwrap(), key.clone()))
+            .collect();
+        keys.sort();
+        keys.into_iter().map(|(_, key)| key).collect()
+    }
+
+    #[test]
+    fn a_links_csv_has_the_columns_of_its_json_lines() {
+        let record = LinkRecord {
+            child_id: Snowflake(1),
+            parent_id: None,
+            action: "upscale",
+            index: Some(1),
+            signal: None,
+            status: "unresolved",
+            candidates: vec![],
+            prompt: None,
+            channel_id: None,
+            created_at: None,
+        };
+        let json = serde_json::to_string(&record).unwrap();
+        assert_eq!(keys_in_order(&json), COLUMNS);
+        let mut out = Vec::new();
+        let mut writer = LinkWriter::new(&mut out, Format::Csv);
+        writer.write(&record).unwrap();
+        writer.finish().unwrap();
+        let csv = String::from_utf8(out).unwrap();
+        assert!(csv.starts_with('\u{feff}'), "{csv:?}");
+        assert_eq!(
+            csv.lines().next().unwrap().trim_start_matches('\u{feff}'),
+            COLUMNS.join(",")
+        );
+        assert_eq!(
+            csv.lines().nth(1).unwrap(),
+            "\"1\",,\"upscale\",1,,\"unresolved\",,,,"
+        );
     }
 }

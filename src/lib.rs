@@ -14,13 +14,14 @@
 //!   and check (reached through [`app`]).
 //! - [`config`]: `bot.toml`, environment overrides; each subsystem reads its own section.
 //! - [`app`]: one function per command of the binary; [`clock`]: the one place the wall
-//!   clock is read.
+//!   clock is read; [`causes`]: an error and its causes as one sentence.
 //!
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod app;
 pub mod archive;
 mod bench;
+pub mod causes;
 pub mod clock;
 pub mod commands;
 pub mod config;

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use mjlink::app::{archive, ingest, misc, queue, Bar, Outcome};
 use mjlink::config::Config;
+use mjlink_core::text::for_terminal;
 
 /// mjlink links every Midjourney result on Discord (upscales, variations, zooms, pans,
 /// rerolls) to the grid it came from, and keeps the lineage in SQLite.
@@ -37,8 +38,15 @@ enum Command {
     ///
     /// Each FILE holds gateway dispatches, one JSON object per line
     /// ({"op":0,"t":"MESSAGE_CREATE","s":1,"d":{...}}), as recorded from the gateway, or a
-    /// JSON array of messages as GET /channels/{id}/messages returns. '-' reads stdin.
-    /// Replaying the same file again changes nothing; bad lines are counted and skipped.
+    /// JSON array of messages as GET /channels/{id}/messages returns (read element by
+    /// element), with or without a UTF-8 byte order mark. '-' reads stdin. Replaying the
+    /// same file again changes nothing.
+    ///
+    /// A line or array element that does not decode is skipped, counted and shown with its
+    /// place (file, line or element); everything else still counts. A file that cannot be
+    /// read is reported and the others are read whole. Exit status: 0 when everything was
+    /// read, 3 when some lines or elements were malformed (skipped), 1 when a file could not
+    /// be read or on another error.
     Replay(ingest::ReplayArgs),
     /// Run the bot on the Discord gateway: watch the configured channels, link every result
     /// as it arrives, and catch up on what was missed while offline.
@@ -61,10 +69,13 @@ enum Command {
     /// Download every pending grid and result image into the archive (archive.dir).
     ///
     /// Each file is streamed to a temporary file, hashed, checked to be an image, fsynced and
-    /// renamed into place before it is marked archived. Failed downloads stay queued and are
-    /// retried by the next run (up to 5 attempts). With a bot token configured, expired links
-    /// are refreshed through Discord and tried again.
-    Archive,
+    /// renamed into place before it is marked archived. A local or temporary failure (disk,
+    /// permissions, 429, 5xx, a stall) keeps the image queued with its reason and a next-try
+    /// time, however often it happens; only a permanent answer about the file (gone after its
+    /// link was refreshed, not an image, over the size cap) marks it failed (--retry-failed
+    /// queues those again). With a bot token configured, expired links are refreshed through
+    /// Discord and tried again. One pass at a time per archive folder.
+    Archive(archive::ArchiveArgs),
     /// List every grid and result image with its archive state.
     Images(archive::ImagesArgs),
     /// Rehash every archived file and report missing or corrupt ones (non-zero exit if any).
@@ -82,8 +93,9 @@ enum Command {
     ///
     /// Starts a fake Discord (REST and gateway on 127.0.0.1) with a simulated Midjourney in
     /// this process, runs the real bot against it, queues a few prompts with every upscale,
-    /// archives the images, and prints each item's lineage. DIR/demo.db and DIR/archive are
-    /// made anew each time.
+    /// archives the images, and prints each item's lineage in DIR/demo.db and DIR/archive.
+    /// DIR must be new or empty: the demo never touches a folder that holds anything (--db
+    /// does not apply).
     Demo(misc::DemoArgs),
     /// Export the links (one row per result: its parent, action, tile, signal and status).
     Links(misc::LinksArgs),
@@ -134,24 +146,37 @@ enum QueueCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(Outcome::Success) => ExitCode::SUCCESS,
-        Ok(Outcome::Failure) => ExitCode::FAILURE,
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        // The reader of the output went away (`mjlink images | head`): it has what it wanted.
+        Err(error) if mjlink::app::is_closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            let _ = writeln!(std::io::stderr(), "mjlink: {error:#}");
+            // One sentence, each cause once, shown (never obeyed) by the terminal.
+            let line = mjlink::causes::of_anyhow(&error);
+            let _ = writeln!(std::io::stderr(), "mjlink: {}", for_terminal(&line));
             ExitCode::FAILURE
         }
     }
 }
 
-fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logging as `log.filter` says (`RUST_LOG` wins when it is a valid filter); a `log.filter`
+/// that is not a filter is refused, never silently replaced.
+fn init_tracing(configured: &str, quiet: bool) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(configured).map_err(|error| {
+        anyhow::anyhow!(
+            "config key `log.filter` (MJLINK_LOG_FILTER) {configured:?} is not a log filter ({error}); e.g. \"warn,mjlink=info\""
+        )
+    })?;
+    let filter = match tracing_subscriber::EnvFilter::try_from_env("RUST_LOG") {
+        Ok(from_env) => from_env,
+        Err(_) if quiet => tracing_subscriber::EnvFilter::new("error"),
+        Err(_) => filter,
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+    Ok(())
 }
 
 /// The one async runtime, for a command that needs it.
@@ -189,14 +214,18 @@ fn progress(bar: Bar) -> ProgressBar {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    mjlink::config::check_environment(std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()))?;
     let mut config = Config::load(cli.config.as_deref(), |key| std::env::var(key).ok())?;
+    if let (Command::Demo(_), Some(db)) = (&cli.command, &cli.db) {
+        anyhow::bail!(misc::demo_db_refused(db));
+    }
     if let Some(db) = cli.db {
         config.database_path = db;
     }
     // The demo tells its own story; its log stays quiet unless asked for.
     let demo_quiet =
         matches!(cli.command, Command::Demo(_)) && std::env::var_os("MJLINK_LOG_FILTER").is_none();
-    init_tracing(if demo_quiet { "error" } else { &config.log_filter });
+    init_tracing(&config.log_filter, demo_quiet)?;
 
     let config = &config;
     // Not locked: the demo's story is printed from its tasks.
@@ -208,7 +237,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Record(args) => block_on(ingest::record(config, &args)),
         Command::Doctor => block_on(misc::doctor(config, cli.config.as_deref(), out)),
         Command::Backfill(args) => block_on(ingest::backfill(config, &args, &progress, out)),
-        Command::Archive => block_on(archive::archive(config, &progress, out)),
+        Command::Archive(args) => block_on(archive::archive(config, &args, &progress, out)),
         Command::Images(args) => archive::images(config, &args, out),
         Command::Verify(args) => block_on(archive::verify(config, &args, &progress, out)),
         Command::Queue { action } => match action {

@@ -440,9 +440,10 @@ fn seconds(value: f64) -> Duration {
     }
 }
 
-/// reqwest's error text without the URL (which carries nothing secret, but is long).
+/// reqwest's error text with its causes (`connection refused`, `dns error`...), without the
+/// URL (which carries nothing secret, but is long).
 fn without_url(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
+    let mut text = crate::causes::of(error);
     if let Some(url) = error.url() {
         text = text
             .replace(&format!(" ({url})"), "")

@@ -152,14 +152,21 @@ async fn archive_images_verify_and_repair() {
     assert!(listed.iter().all(|image| image["state"] == "archived"));
     let root = dir.path().join("archive");
     let family = root.join("2024/05").join(UUID);
-    for name in ["grid.png", "u1.png", "u2.png"] {
+    for name in ["grid.png", "u1.png"] {
         assert!(family.join(name).is_file(), "{name}");
     }
-    assert!(!family.join("u3.png").exists(), "identical bytes are stored once");
-    let u3 = listed.iter().find(|image| {
-        image["path"].as_str() == Some(&format!("2024/05/{UUID}/u2.png")) && !image["same_bytes_as"].is_null()
+    // Each image is recorded as it finishes: whichever of U2 and U3 (identical bytes) finished
+    // first holds the one file, and the other points at it, flagged.
+    let kept = ["u2.png", "u3.png"].map(|name| family.join(name).is_file());
+    assert!(kept[0] ^ kept[1], "identical bytes are stored once");
+    let kept = if kept[0] { "u2.png" } else { "u3.png" };
+    let copy = listed.iter().find(|image| {
+        image["path"].as_str() == Some(&format!("2024/05/{UUID}/{kept}")) && !image["same_bytes_as"].is_null()
     });
-    assert!(u3.is_some(), "U3 points at U2's file and is flagged: {listed:?}");
+    assert!(
+        copy.is_some(),
+        "the other tile points at {kept} and is flagged: {listed:?}"
+    );
     let variation: Vec<_> = std::fs::read_dir(&family)
         .unwrap()
         .flatten()
@@ -284,7 +291,8 @@ async fn a_killed_archive_run_resumes_and_archives_each_file_once() {
     let mut metadata = 0;
     for entry in common::files_under(&dir.path().join("archive")) {
         let name = entry.file_name().unwrap().to_string_lossy().to_string();
-        if entry.starts_with(dir.path().join("archive/.staging")) {
+        // The staging folder, and the archive's marker and lock.
+        if entry.starts_with(dir.path().join("archive/.staging")) || name.starts_with(".mjlink-") {
             continue;
         } else if name == "metadata.json" {
             metadata += 1;
@@ -562,4 +570,500 @@ async fn a_video_grid_and_its_clip_are_archived_in_their_families() {
     assert!(common::files_under(dir.path())
         .iter()
         .all(|path| path.starts_with(&root) || path.extension().is_none_or(|ext| ext != "mp4")));
+}
+
+/// `count` grids of distinct jobs, posted on 2024-05-01, each with one image served by `cdn`
+/// at `/g<n>.png`; returns the dispatch lines.
+fn grids(base: &str, cdn: &Cdn, count: u64) -> Vec<String> {
+    let start = (1_714_521_600_000i64 - 1_420_070_400_000) as u64;
+    (0..count)
+        .map(|n| {
+            let id = ((start + n * 1000) << 22) + n;
+            let path = format!("/g{n}.png");
+            cdn.serve(&path, png(n as u8, 3_000));
+            let uuid = format!("5eed0000-0000-4000-8000-{n:012}");
+            dispatch(&message(
+                id,
+                &format!("**prompt {n}** - <@5> (fast)"),
+                &format!("{base}{path}"),
+                &format!("u_p_{uuid}.png"),
+                None,
+            ))
+        })
+        .collect()
+}
+
+/// Replays `lines` into the test's database (nothing downloaded).
+fn replay(dir: &Path, base: &str, lines: &[String]) {
+    let trace = dir.join("t.jsonl");
+    std::fs::write(&trace, lines.join("\n")).unwrap();
+    let output = run(mjlink(dir, base).arg("replay").arg(&trace));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn states(dir: &Path, base: &str) -> Vec<String> {
+    images(dir, base)
+        .iter()
+        .map(|image| image["state"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// D7: attachment ids 0 and at or above 2^63 (stored as negative integers) are archived like
+/// any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_with_id_zero_or_above_2_63_are_archived() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
+    let start = (1_714_521_600_000i64 - 1_420_070_400_000) as u64;
+    let mut lines = Vec::new();
+    for (n, attachment) in [(0u64, 0u64), (1, (1u64 << 63) + 5), (2, u64::MAX), (3, 77)] {
+        let id = ((start + n * 1000) << 22) + n;
+        let path = format!("/a{n}.png");
+        cdn.serve(&path, png(n as u8 + 40, 2_000));
+        let mut grid = message(
+            id,
+            &format!("**odd id {n}** - <@5> (fast)"),
+            &format!("{base}{path}"),
+            &format!("u_p_5eed0000-0000-4000-8000-{n:012}.png"),
+            None,
+        );
+        grid["attachments"][0]["id"] = json!(attachment.to_string());
+        lines.push(dispatch(&grid));
+    }
+    let dir_path = dir.path().to_path_buf();
+    let (listed, output) = tokio::task::spawn_blocking(move || {
+        replay(&dir_path, &base, &lines);
+        let output = run(mjlink(&dir_path, &base).arg("archive"));
+        (images(&dir_path, &base), output)
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut ids: Vec<String> = listed
+        .iter()
+        .map(|image| image["attachment_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["0", "18446744073709551615", "77", "9223372036854775813"],
+        "{listed:?}"
+    );
+    assert!(
+        listed.iter().all(|image| image["state"] == "archived"),
+        "{listed:?}"
+    );
+}
+
+/// D3: a local write error (`archive.dir` is a file) marks nothing failed: the pass stops
+/// with one line, every image stays pending, and once the cause is fixed they are archived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_write_error_keeps_every_image_pending_until_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
+    let lines = grids(&base, &cdn, 6);
+    let dir_path = dir.path().to_path_buf();
+    let (blocked, pending, fixed, archived) = tokio::task::spawn_blocking(move || {
+        replay(&dir_path, &base, &lines);
+        std::fs::write(dir_path.join("archive"), b"a file where the archive folder goes").unwrap();
+        let blocked = run(mjlink(&dir_path, &base).arg("archive"));
+        let pending = states(&dir_path, &base);
+        std::fs::remove_file(dir_path.join("archive")).unwrap();
+        let fixed = run(mjlink(&dir_path, &base).arg("archive"));
+        (blocked, pending, fixed, states(&dir_path, &base))
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&blocked.stderr);
+    assert!(!blocked.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("archive") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+    assert_eq!(pending, vec!["pending"; 6]);
+    assert!(
+        fixed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fixed.stderr)
+    );
+    assert_eq!(archived, vec!["archived"; 6]);
+}
+
+/// D3: a temporary failure to the end (5xx) stays pending with its reason and a next try,
+/// however many passes; a permanent answer (not an image) is failed, and
+/// `archive --retry-failed` tries it again on request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_stay_pending_and_failed_ones_retry_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
+    let lines = grids(&base, &cdn, 2);
+    cdn.script("/g0.png", vec![common::fake_cdn::status(503, vec![])]);
+    cdn.script(
+        "/g1.png",
+        vec![common::fake_cdn::ok(
+            b"<html>not an image</html>".to_vec(),
+            "text/html",
+        )],
+    );
+    let dir_path = dir.path().to_path_buf();
+    let cdn_clone = cdn.clone();
+    let (listed, retried) = tokio::task::spawn_blocking(move || {
+        replay(&dir_path, &base, &lines);
+        // As after four failed passes: the fifth used to be the last.
+        let db = rusqlite::Connection::open(dir_path.join("a.db")).unwrap();
+        db.execute("UPDATE attachments SET attempts = 4", []).unwrap();
+        drop(db);
+        assert!(run(mjlink(&dir_path, &base).arg("archive")).status.success());
+        let listed = images(&dir_path, &base);
+        cdn_clone.serve("/g1.png", png(1, 3_000));
+        let retried = run(mjlink(&dir_path, &base).args(["archive", "--retry-failed"]));
+        (listed, (retried, images(&dir_path, &base)))
+    })
+    .await
+    .unwrap();
+    assert_eq!(listed[0]["state"], "pending", "{listed:?}");
+    assert_eq!(listed[0]["attempts"], 5, "{listed:?}");
+    assert!(
+        listed[0]["last_error"].as_str().unwrap().contains("503"),
+        "{listed:?}"
+    );
+    assert!(listed[0]["next_try_at"].is_string(), "{listed:?}");
+    assert_eq!(listed[1]["state"], "failed", "{listed:?}");
+    assert!(retried.0.status.success());
+    assert_eq!(retried.1[1]["state"], "archived", "{:?}", retried.1);
+}
+
+/// D2: `verify` pointed at a folder that is not the database's archive stops with one line;
+/// `verify --repair` marks nothing and the real archive stays verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_pointed_at_another_folder_stops_instead_of_repairing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
+    let lines = grids(&base, &cdn, 4);
+    let dir_path = dir.path().to_path_buf();
+    let (wrong, repair, after, right) = tokio::task::spawn_blocking(move || {
+        replay(&dir_path, &base, &lines);
+        assert!(run(mjlink(&dir_path, &base).arg("archive")).status.success());
+        let elsewhere = dir_path.join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let wrong = run(mjlink(&dir_path, &base)
+            .env("MJLINK_ARCHIVE_DIR", &elsewhere)
+            .arg("verify"));
+        let repair = run(mjlink(&dir_path, &base)
+            .env("MJLINK_ARCHIVE_DIR", &elsewhere)
+            .args(["verify", "--repair"]));
+        let after = states(&dir_path, &base);
+        let right = run(mjlink(&dir_path, &base).arg("verify"));
+        (wrong, repair, after, right)
+    })
+    .await
+    .unwrap();
+    for output in [&wrong, &repair] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(stderr.contains("is not this database's archive"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    assert_eq!(after, vec!["archived"; 4]);
+    let text = String::from_utf8_lossy(&right.stdout);
+    assert!(
+        right.status.success() && text.contains("checked 4, ok 4"),
+        "{text}"
+    );
+}
+
+/// D4: a symbolic link at `<archive>/.staging` is refused with one line; the files where it
+/// points are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_staging_folder_is_refused_and_its_target_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
+    let lines = grids(&base, &cdn, 2);
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("precious.txt"), b"keep me").unwrap();
+    std::fs::create_dir_all(dir.path().join("archive")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.path().join("archive/.staging")).unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let (output, listed) = tokio::task::spawn_blocking(move || {
+        replay(&dir_path, &base, &lines);
+        let output = run(mjlink(&dir_path, &base).arg("archive"));
+        (output, states(&dir_path, &base))
+    })
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(outside.join("precious.txt")).unwrap(), b"keep me");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(listed, vec!["pending"; 2]);
+}
+
+/// D4: a family's year folder that is a symbolic link to somewhere else is never written
+/// through; its images stay pending with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_family_folder_is_never_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
+    let lines = grids(&base, &cdn, 2);
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::create_dir_all(dir.path().join("archive")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.path().join("archive/2024")).unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let listed = tokio::task::spawn_blocking(move || {
+        replay(&dir_path, &base, &lines);
+        let _ = run(mjlink(&dir_path, &base).arg("archive"));
+        images(&dir_path, &base)
+    })
+    .await
+    .unwrap();
+    assert_eq!(common::files_under(&outside), Vec::<PathBuf>::new());
+    for image in &listed {
+        assert_eq!(image["state"], "pending", "{listed:?}");
+        assert!(
+            image["last_error"].as_str().unwrap().contains("symbolic link"),
+            "{listed:?}"
+        );
+    }
+}
+
+/// D5: temporary files a killed run left (in the staging folder, and the `.tmpXXXXXX` of a
+/// family's metadata) are removed by the next pass; nothing else is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_files_of_a_killed_run_are_removed_by_the_next_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
+    let lines = grids(&base, &cdn, 1);
+    let family = dir
+        .path()
+        .join("archive/2024/05/5eed0000-0000-4000-8000-000000000000");
+    std::fs::create_dir_all(&family).unwrap();
+    std::fs::create_dir_all(dir.path().join("archive/.staging")).unwrap();
+    // What a run killed while writing metadata.json left (tempfile's default name).
+    std::fs::write(family.join(".tmpAb3dE9"), b"{\"grid\": {\"half").unwrap();
+    std::fs::write(family.join("notes.txt"), b"the user's").unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        replay(&dir_path, &base, &lines);
+        run(mjlink(&dir_path, &base).arg("archive"))
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success());
+    let mut names: Vec<String> = std::fs::read_dir(&family)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["grid.png", "metadata.json", "notes.txt", "prompt.txt"]);
+}
+
+/// D5: a second archive pass while one is running stops with one line (it would fetch the
+/// same images again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_archive_pass_at_once_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::with_delay(Duration::from_millis(400));
+    let base = format!("http://{}", cdn.clone().start().await);
+    let lines = grids(&base, &cdn, 12);
+    let dir_path = dir.path().to_path_buf();
+    let (first, second, listed) = tokio::task::spawn_blocking(move || {
+        replay(&dir_path, &base, &lines);
+        let first = mjlink(&dir_path, &base)
+            .arg("archive")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let second = run(mjlink(&dir_path, &base).arg("archive"));
+        let first = first.wait_with_output().unwrap();
+        (first, second, images(&dir_path, &base))
+    })
+    .await
+    .unwrap();
+    assert!(first.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(stderr.contains("another archive pass"), "{stderr}");
+    assert!(listed.iter().all(|image| image["state"] == "archived"));
+    for n in 0..12 {
+        assert_eq!(cdn.hits(&format!("/g{n}.png")).len(), 1, "g{n} fetched once");
+    }
+}
+
+/// S1: one image answering 429 with `Retry-After: 3600`, one that stalls and one that trickles
+/// among many hold up nobody: the others are recorded within a bounded time while those are
+/// still in flight, the 429 is deferred (pending, next try in an hour) and the slow ones stay
+/// pending with their reason; the pass ends within the deadlines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slow_image_never_holds_up_the_others() {
+    use mjlink::archive::download::{FetchPolicy, Fetcher};
+    use mjlink::archive::worker::{archive_pending, WorkerOptions};
+    use mjlink::store::Store;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
+    let lines = grids(&base, &cdn, 40);
+    cdn.script(
+        "/g0.png",
+        vec![common::fake_cdn::status(429, vec![("Retry-After", "3600")])],
+    );
+    cdn.script(
+        "/g1.png",
+        vec![common::fake_cdn::Reply::Stall {
+            body: png(1, 500),
+            stall: Duration::from_secs(60),
+        }],
+    );
+    cdn.script(
+        "/g2.png",
+        vec![common::fake_cdn::Reply::Trickle {
+            body: png(2, 3_000),
+            chunk: 20,
+            every: Duration::from_millis(200),
+        }],
+    );
+    let dir_path = dir.path().to_path_buf();
+    let base_clone = base.clone();
+    tokio::task::spawn_blocking(move || replay(&dir_path, &base_clone, &lines))
+        .await
+        .unwrap();
+
+    let mut store = Store::open(&dir.path().join("a.db")).unwrap();
+    let fetcher = Fetcher::new(FetchPolicy {
+        allowed_hosts: vec!["127.0.0.1".to_string()],
+        attempts: 2,
+        backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(50),
+        read_timeout: Duration::from_secs(4),
+        first_byte_timeout: Duration::from_secs(4),
+        min_bytes_per_sec: 2_000,
+        rate_grace: Duration::from_secs(1),
+        ..FetchPolicy::default()
+    })
+    .unwrap();
+    let options = WorkerOptions {
+        root: dir.path().join("archive"),
+        concurrency: 4,
+        ..WorkerOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let pass =
+        tokio::spawn(async move { archive_pending(&mut store, &fetcher, None, &options, |_, _| {}).await });
+    // The 37 others are recorded while the three slow ones are still in flight.
+    let reader = Store::open(&dir.path().join("a.db")).unwrap();
+    let archived = loop {
+        let archived = reader
+            .images()
+            .unwrap()
+            .iter()
+            .filter(|image| image.state == "archived")
+            .count();
+        if archived >= 37 || started.elapsed() > Duration::from_secs(3) {
+            break archived;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(archived, 37, "recorded within 3 s");
+    assert!(!pass.is_finished(), "the slow ones are still in flight");
+    let summary = tokio::time::timeout(Duration::from_secs(30), pass)
+        .await
+        .expect("the pass ends within its deadlines")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (summary.archived, summary.failed, summary.retry_later),
+        (37, 0, 3),
+        "{summary:?}"
+    );
+    let rows = reader.images().unwrap();
+    let now = chrono::Utc::now();
+    for (n, reason) in [(0usize, "429"), (1, ""), (2, "too slow")] {
+        let row = &rows[n];
+        assert_eq!(row.state, "pending", "{row:?}");
+        let error = row.last_error.as_deref().unwrap_or_default();
+        assert!(error.contains(reason), "{row:?}");
+        let next = chrono::DateTime::parse_from_rfc3339(row.next_try_at.as_deref().unwrap()).unwrap();
+        assert!(next > now, "{row:?}");
+    }
+    let limited = chrono::DateTime::parse_from_rfc3339(rows[0].next_try_at.as_deref().unwrap()).unwrap();
+    assert!(
+        limited.signed_duration_since(now).num_seconds() > 3500,
+        "{:?}",
+        rows[0]
+    );
+    assert_eq!(
+        cdn.hits("/g0.png").len(),
+        1,
+        "a long Retry-After is not waited for in the pass"
+    );
+}
+
+/// S1: links that answered 403 are refreshed and fetched again side by side, not one at a
+/// time: with every answer taking 400 ms, requests for fresh links arrive together (one at a
+/// time, each would come at least 400 ms after the one before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshed_links_are_fetched_side_by_side() {
+    use common::fake_discord::FakeDiscord;
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::with_delay(Duration::from_millis(400));
+    let base = format!("http://{}", cdn.clone().start().await);
+    let discord = FakeDiscord::start("archive-token").await.unwrap();
+    let start = (1_714_521_600_000i64 - 1_420_070_400_000) as u64;
+    let mut lines = Vec::new();
+    for n in 0..8u64 {
+        let id = ((start + n * 1000) << 22) + n;
+        cdn.script(
+            &format!("/old/r{n}.png"),
+            vec![common::fake_cdn::status(403, vec![])],
+        );
+        cdn.serve(&format!("/fresh/r{n}.png"), png(n as u8 + 60, 2_000));
+        lines.push(dispatch(&message(
+            id,
+            &format!("**refreshed {n}** - <@5> (fast)"),
+            &format!("{base}/old/r{n}.png?ex=7fffffff&is=0&hm=00&"),
+            &format!("u_5eed0000-0000-4000-8000-{n:012}.png"),
+            None,
+        )));
+    }
+    let dir_path = dir.path().to_path_buf();
+    let api = discord.api_base();
+    let output = tokio::task::spawn_blocking(move || {
+        replay(&dir_path, "", &lines);
+        run(mjlink(&dir_path, "")
+            .env("MJLINK_DISCORD_TOKEN", "archive-token")
+            .env("MJLINK_DISCORD_API_BASE", api)
+            .arg("archive"))
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("archived 8, deduplicated 0, failed 0"), "{text}");
+    let mut fresh: Vec<std::time::Instant> = (0..8)
+        .flat_map(|n| cdn.hits(&format!("/fresh/r{n}.png")))
+        .collect();
+    fresh.sort();
+    let closest = fresh.windows(2).map(|pair| pair[1] - pair[0]).min().unwrap();
+    assert!(
+        closest < Duration::from_millis(200),
+        "fresh links one at a time: {fresh:?}"
+    );
 }

@@ -16,6 +16,7 @@ fn policy() -> FetchPolicy {
         backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(100),
         read_timeout: Duration::from_millis(300),
+        ..FetchPolicy::default()
     }
 }
 
@@ -165,7 +166,12 @@ async fn downloads_with_faults() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with(".download-"))
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(mjlink::archive::download::TEMP_PREFIX)
+        })
         .collect();
     // The successful downloads other than `good` are still temp files owned by the caller.
     assert_eq!(

@@ -353,10 +353,23 @@ async fn the_demo_shows_the_whole_product_and_says_it_is_a_simulation() {
     let store = Store::open(&dir.path().join("demo.db")).unwrap();
     let report = mjlink::archive::worker::verify(&store, &dir.path().join("archive"), false).unwrap();
     assert_eq!((report.checked, report.ok), (15, 15), "{:?}", report.problems);
-    // A second run starts afresh.
+    // A second run in the same folder is refused: the demo deletes nothing.
     let quiet: mjlink::demo::Say = std::sync::Arc::new(|_: &str| {});
     let again = mjlink::demo::run(dir.path(), &mjlink::demo::default_prompts()[..1], quiet)
         .await
-        .unwrap();
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("is not empty"), "{again}");
+    let report = mjlink::archive::worker::verify(&store, &dir.path().join("archive"), false).unwrap();
+    assert_eq!((report.checked, report.ok), (15, 15), "{:?}", report.problems);
+    // A new folder works.
+    let quiet: mjlink::demo::Say = std::sync::Arc::new(|_: &str| {});
+    let again = mjlink::demo::run(
+        &dir.path().join("again"),
+        &mjlink::demo::default_prompts()[..1],
+        quiet,
+    )
+    .await
+    .unwrap();
     assert_eq!(again.len(), 1);
 }

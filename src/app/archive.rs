@@ -5,14 +5,31 @@ use std::io::Write;
 use super::{write_jsonl, Bar, ListFormat, Outcome, Progress};
 use crate::archive::worker::{self, ArchiveSummary};
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{OpenMode, Store};
+use mjlink_core::text::for_terminal;
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ArchiveArgs {
+    /// First put the images marked failed (a permanent answer: gone, not an image, too
+    /// large) back in the queue, and try them again.
+    #[arg(long)]
+    pub retry_failed: bool,
+}
 
 /// Downloads every pending image (`mjlink archive`).
 pub async fn archive(
     config: &Config,
+    args: &ArchiveArgs,
     progress: Progress<'_>,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
+    // Nothing to archive without a database: never make an empty one.
+    let store = Store::open_as(&config.database_path, OpenMode::Existing)?;
+    if args.retry_failed {
+        let again = store.retry_failed()?;
+        writeln!(out, "{again} failed images queued again")?;
+    }
+    drop(store);
     let summary = archive_now(config, progress).await?;
     writeln!(out, "{}", archive_line(&summary))?;
     Ok(Outcome::Success)
@@ -45,7 +62,7 @@ pub struct ImagesArgs {
 
 /// Every grid and result image with its archive state.
 pub fn images(config: &Config, args: &ImagesArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    let store = Store::open(&config.database_path)?;
+    let store = Store::open_as(&config.database_path, OpenMode::ReadOnly)?;
     let images = store.images()?;
     match args.format {
         ListFormat::Jsonl => write_jsonl(out, &images)?,
@@ -61,14 +78,14 @@ pub fn images(config: &Config, args: &ImagesArgs, out: &mut impl Write) -> anyho
                     "{:<20} {:<20} {:<16} {:<9} {:>10} {:<12} {}",
                     image.message_id.to_string(),
                     image.attachment_id.to_string(),
-                    image.kind,
+                    for_terminal(&image.kind),
                     image.state,
                     image.bytes.map_or("-".to_string(), |b| b.to_string()),
                     image
                         .sha256
                         .as_deref()
                         .map_or("-".to_string(), |h| h.chars().take(12).collect()),
-                    image.path.as_deref().unwrap_or("-")
+                    for_terminal(image.path.as_deref().unwrap_or("-"))
                 )?;
             }
         }
@@ -91,7 +108,12 @@ pub async fn verify(
     progress: Progress<'_>,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
-    let store = Store::open(&config.database_path)?;
+    let mode = if args.repair {
+        OpenMode::Existing
+    } else {
+        OpenMode::ReadOnly
+    };
+    let store = Store::open_as(&config.database_path, mode)?;
     let report = worker::verify(&store, &config.archive.dir, args.repair)?;
     drop(store);
     for (attachment, path, problem) in &report.problems {

@@ -14,7 +14,7 @@ use crate::ingest::pipeline::{Pipeline, PipelineConfig};
 use crate::ingest::replay::Replay;
 use crate::ingest::report::Report;
 use crate::rest::Rest;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use mjlink_core::snowflake::Snowflake;
 use mjlink_core::text::{format_time, parse_time};
 
@@ -47,14 +47,19 @@ pub async fn replay(
     let mut replay = Replay::start(Pipeline::new(store, PipelineConfig::from_config(config)));
     for file in &args.files {
         tracing::debug!(file = %file.display(), database = %config.database_path.display(), "replaying");
-        if let Err(error) = replay_file(file, &mut replay, progress) {
-            // A database failure shows in `finish`; anything else (a file that cannot be
-            // opened) is this file's.
-            replay.finish()?;
-            return Err(error);
+        if replay_file(file, &mut replay, progress).is_err() {
+            break; // the writer stopped: finish() returns its error
         }
     }
     let (summary, store) = replay.finish()?;
+    // Each file that could not be read: one line on stderr (and in the summary).
+    for reason in &summary.unreadable {
+        let _ = writeln!(
+            std::io::stderr(),
+            "mjlink: {}",
+            mjlink_core::text::for_terminal(reason)
+        );
+    }
     let report = Report::gather(&summary, &store)?;
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
@@ -72,26 +77,39 @@ pub async fn replay(
         writeln!(out)?;
         writeln!(out, "{}", archive::archive_line(&archived))?;
     }
-    Ok(Outcome::Success)
+    Ok(if !summary.unreadable.is_empty() {
+        Outcome::Failure
+    } else if summary.malformed > 0 {
+        Outcome::MalformedInput
+    } else {
+        Outcome::Success
+    })
 }
 
-fn replay_file(file: &Path, replay: &mut Replay, progress: Progress<'_>) -> anyhow::Result<()> {
+/// One file into the replay; a file that cannot be opened is reported in the summary. An
+/// error means the database failed (`finish` says why).
+fn replay_file(file: &Path, replay: &mut Replay, progress: Progress<'_>) -> Result<(), StoreError> {
     let name = file.display().to_string();
     if name == "-" {
         let stdin = std::io::stdin();
-        replay.read("-", stdin.lock(), |_| {})?;
-        return Ok(());
+        return replay.read("-", stdin.lock(), |_| {});
     }
-    let handle = std::fs::File::open(file).with_context(|| format!("cannot open {name}"))?;
+    let handle = match std::fs::File::open(file) {
+        Ok(handle) => handle,
+        Err(error) => {
+            replay.unopened(format!("cannot open {name}: {error}"));
+            return Ok(());
+        }
+    };
     let bytes = handle.metadata().map(|meta| meta.len()).unwrap_or(0);
     let bar = progress(Bar::Replay {
         name: name.clone(),
         bytes,
     });
     let reader = BufReader::with_capacity(256 * 1024, handle);
-    replay.read(&name, reader, |bytes| bar.inc(bytes))?;
+    let read = replay.read(&name, reader, |bytes| bar.inc(bytes));
     bar.finish_and_clear();
-    Ok(())
+    read
 }
 
 /// The live bot until Ctrl-C or SIGTERM.

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{closed_pipe_is_fine, stream_rows, write_links, Outcome};
+use super::{stream_rows, write_links, Outcome};
 use crate::config::Config;
 use crate::export::messages::{MessageRecord, MessageWriter};
 use crate::export::Format;
-use crate::store::{MessageFilter, Store};
+use crate::store::{MessageFilter, OpenMode, Store};
 use mjlink_core::snowflake::Snowflake;
 
 /// Every check, one line each; fails when one does. `config_file` is the `--config` given.
@@ -30,8 +30,17 @@ pub async fn doctor(
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
+    /// A new or empty folder for the demo's database and archive (refused if it holds anything).
     #[arg(long, value_name = "DIR", default_value = "mjlink-demo")]
     pub dir: PathBuf,
+}
+
+/// Why `--db` is refused with `demo` (its database is always DIR/demo.db, made anew).
+pub fn demo_db_refused(db: &std::path::Path) -> String {
+    format!(
+        "--db {} does not apply to demo: the demo makes its own database, DIR/demo.db, in a new folder (choose it with --dir)",
+        db.display()
+    )
 }
 
 /// The whole product against the simulation, telling its story through `say`; fails when an
@@ -56,15 +65,10 @@ pub fn links(config: &Config, args: &LinksArgs, out: &mut impl Write) -> anyhow:
     Ok(Outcome::Success)
 }
 
-/// The database of `config`, which must exist (a listing never creates one).
+/// The database of `config`, which must exist (a listing never creates one), opened only
+/// to read (a read-only file or folder is fine).
 fn existing_store(config: &Config) -> anyhow::Result<Store> {
-    if !config.database_path.exists() {
-        anyhow::bail!(
-            "no database at {} (run `mjlink replay` first, or pass --db)",
-            config.database_path.display()
-        );
-    }
-    Ok(Store::open(&config.database_path)?)
+    Ok(Store::open_as(&config.database_path, OpenMode::ReadOnly)?)
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -122,7 +126,7 @@ pub fn messages(config: &Config, args: &MessagesArgs, out: &mut impl Write) -> a
                 writeln!(out, "{raw}")
             },
         )?;
-        closed_pipe_is_fine(out.flush())?;
+        out.flush()?;
     } else if args.raw {
         let mut out = std::io::BufWriter::new(out);
         stream_rows(
@@ -132,7 +136,7 @@ pub fn messages(config: &Config, args: &MessagesArgs, out: &mut impl Write) -> a
                 write_dispatch_lines(&mut out, &stored)
             },
         )?;
-        closed_pipe_is_fine(out.flush())?;
+        out.flush()?;
     } else {
         let mut writer = MessageWriter::new(std::io::BufWriter::new(out), args.format);
         let write = |message| {
@@ -144,7 +148,7 @@ pub fn messages(config: &Config, args: &MessagesArgs, out: &mut impl Write) -> a
         } else {
             stream_rows(|visit| store.for_each_message(filter, visit), write)?;
         }
-        closed_pipe_is_fine(writer.finish().map(drop))?;
+        writer.finish()?;
     }
     if let (0, Some(kind)) = (rows, args.kind.as_deref().filter(|_| !drift)) {
         // Nothing printed: say which kinds there are (a typo would otherwise print nothing).

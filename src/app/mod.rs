@@ -43,6 +43,24 @@ pub type Progress<'a> = &'a (dyn Fn(Bar) -> ProgressBar + Sync);
 pub enum Outcome {
     Success,
     Failure,
+    /// Done, but some input was malformed and skipped (counted and reported).
+    MalformedInput,
+}
+
+impl Outcome {
+    /// The exit status: 0 success, 1 failure, [`Outcome::MALFORMED_INPUT_EXIT`] malformed
+    /// input skipped.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Failure => 1,
+            Outcome::MalformedInput => Outcome::MALFORMED_INPUT_EXIT,
+        }
+    }
+
+    /// The exit status of a replay that skipped malformed lines or elements (documented in
+    /// `mjlink replay --help` and the README; 2 is clap's usage error).
+    pub const MALFORMED_INPUT_EXIT: u8 = 3;
 }
 
 impl Outcome {
@@ -84,18 +102,19 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Every link in `format`; a reader that went away (a closed pipe) ends it quietly.
+/// Every link in `format`.
 fn write_links(store: &Store, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
     let mut writer = LinkWriter::new(out, format);
     stream_rows(
         |visit| store.for_each_link(visit),
         |export| writer.write(&LinkRecord::from(export)),
     )?;
-    closed_pipe_is_fine(writer.finish().map(drop))
+    writer.finish()?;
+    Ok(())
 }
 
-/// Passes each row that `for_each` reads to `write`, streaming. A reader that went away (a
-/// closed pipe) ends it at once and quietly; another write error is the error.
+/// Passes each row that `for_each` reads to `write`, streaming. A write error (a reader
+/// that went away: see [`is_closed_pipe`]) stops the reading at once and is the error.
 fn stream_rows<T>(
     for_each: impl FnOnce(&mut dyn FnMut(T) -> Result<(), StoreError>) -> Result<(), StoreError>,
     mut write: impl FnMut(T) -> std::io::Result<()>,
@@ -108,18 +127,20 @@ fn stream_rows<T>(
         })
     });
     match (write_error, read) {
-        (Some(error), _) => closed_pipe_is_fine(Err(error)),
+        (Some(error), _) => Err(error.into()),
         (None, read) => Ok(read?),
     }
 }
 
-/// Output to a reader that went away (a closed pipe: `mjlink messages | head`) is not an
-/// error: the reader has what it wanted.
-fn closed_pipe_is_fine(written: std::io::Result<()>) -> anyhow::Result<()> {
-    match written {
-        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
-        _ => Ok(()),
-    }
+/// Whether a command failed only because the reader of its output went away (a closed pipe:
+/// `mjlink images | head`): the reader has what it wanted, so the binary ends quietly with
+/// success. The one place a closed pipe is handled.
+pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Each value as one JSON line.

@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::ingest::gateway::{self, RunOptions};
 use crate::queue::runner::{self, Cancelled, TickReport};
 use crate::queue::{view, Status, Upscales};
-use crate::store::Store;
+use crate::store::{OpenMode, Store};
+use mjlink_core::text::for_terminal;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AddArgs {
@@ -50,7 +51,7 @@ pub fn add(config: &Config, args: &AddArgs, now_ms: i64, out: &mut impl Write) -
     }
     let added = runner::add(&mut store, &prompts, &upscales, args.priority, now_ms)?;
     for item in &added {
-        writeln!(out, "{}  {}", item.id, item.prompt)?;
+        writeln!(out, "{}  {}", item.id, for_terminal(&item.prompt))?;
     }
     writeln!(out, "added {} item(s), upscales: {upscales}", added.len())?;
     Ok(Outcome::Success)
@@ -68,7 +69,7 @@ pub struct ListArgs {
 
 /// The items (all, or those with the statuses asked for), in queue order.
 pub fn list(config: &Config, args: &ListArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    let store = Store::open(&config.database_path)?;
+    let store = Store::open_as(&config.database_path, OpenMode::ReadOnly)?;
     let mut statuses = Vec::new();
     for name in &args.status {
         statuses.push(Status::from_name(name.trim()).ok_or_else(|| {
@@ -79,7 +80,7 @@ pub fn list(config: &Config, args: &ListArgs, out: &mut impl Write) -> anyhow::R
     }
     let items = store.queue_items(&statuses)?;
     match args.format {
-        ListFormat::Table => write!(out, "{}", view::list_table(&items))?,
+        ListFormat::Table => write_for_terminal(out, &view::list_table(&items))?,
         ListFormat::Jsonl => write_jsonl(out, &items)?,
     }
     Ok(Outcome::Success)
@@ -99,14 +100,14 @@ fn not_found(id: &str) -> anyhow::Error {
 
 /// One item with its history.
 pub fn show(config: &Config, args: &ShowArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    let store = Store::open(&config.database_path)?;
+    let store = Store::open_as(&config.database_path, OpenMode::ReadOnly)?;
     let item = store.queue_item(&args.id)?.ok_or_else(|| not_found(&args.id))?;
     let history = store.queue_history(&item.id)?;
     if args.json {
         let value = serde_json::json!({"item": item, "history": history});
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     } else {
-        write!(out, "{}", view::show_text(&item, &history))?;
+        write_for_terminal(out, &view::show_text(&item, &history))?;
     }
     Ok(Outcome::Success)
 }
@@ -123,7 +124,7 @@ pub fn cancel(
     now_ms: i64,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
-    let mut store = Store::open(&config.database_path)?;
+    let mut store = Store::open_as(&config.database_path, OpenMode::Existing)?;
     match runner::cancel(&mut store, &args.id, now_ms)? {
         Cancelled::NotFound => Err(not_found(&args.id)),
         Cancelled::Now(item) => {
@@ -140,8 +141,8 @@ pub fn cancel(
 /// Runs the bot with the queue driven until every item is finished (or Ctrl-C), each
 /// transition and the counts on the queue bar; then prints the list.
 pub async fn run(config: &Config, progress: Progress<'_>, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    // The database opens (and its queue tables exist) before the bot starts.
-    drop(Store::open(&config.database_path)?);
+    // The database opens before the bot starts (its queue, with no database, is empty).
+    drop(Store::open_as(&config.database_path, OpenMode::Existing)?);
     let bar = progress(Bar::Queue);
     let display = bar.clone();
     let finished = Mutex::new(BTreeMap::<String, usize>::new());
@@ -170,6 +171,15 @@ pub async fn run(config: &Config, progress: Progress<'_>, out: &mut impl Write) 
     bar.finish_and_clear();
     result?;
     let store = Store::open(&config.database_path)?;
-    write!(out, "{}", view::list_table(&store.queue_items(&[])?))?;
+    write_for_terminal(out, &view::list_table(&store.queue_items(&[])?))?;
     Ok(Outcome::Success)
+}
+
+/// A text of lines for people, each line shown through [`for_terminal`] (prompts and
+/// Midjourney's error texts are untrusted).
+fn write_for_terminal(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+    for line in text.lines() {
+        writeln!(out, "{}", for_terminal(line))?;
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use mjlink_core::layout::{sniff, MediaKind, SIGNATURE_BYTES};
+use mjlink_core::retry::Failure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -27,6 +28,10 @@ pub enum FetchError {
     NotAnImage { content_type: String },
     #[error("answered {status} after {attempts} attempts")]
     Status { status: u16, attempts: u32 },
+    /// 429 with a `Retry-After` longer than the policy waits in one pass (or 429 to the last
+    /// attempt): the image is deferred, the others go on.
+    #[error("rate limited (429){}", match .retry_after { Some(wait) => format!("; asked to wait {} s", wait.as_secs()), None => String::new() })]
+    RateLimited { retry_after: Option<Duration> },
     #[error("failed after {attempts} attempts: {reason}")]
     Transport { attempts: u32, reason: String },
     #[error("cannot write {path}: {reason}")]
@@ -36,11 +41,28 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// Whether trying again later (with the same URL) can help.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, FetchError::Status { .. } | FetchError::Transport { .. })
+    /// What the failure is for [`mjlink_core::retry::after_failure`]. A 403/404 is an expired
+    /// link here; the worker makes it [`Failure::Gone`] when the link was just refreshed.
+    pub fn failure(&self) -> Failure {
+        match self {
+            FetchError::Expired { .. } => Failure::LinkExpired,
+            FetchError::HostNotAllowed { .. } | FetchError::BadUrl(_) => Failure::BadLink,
+            FetchError::TooLarge { .. } => Failure::TooLarge,
+            FetchError::NotAnImage { .. } => Failure::NotAnImage,
+            FetchError::RateLimited { retry_after } => Failure::RateLimited {
+                retry_after_ms: retry_after.map(|wait| wait.as_millis().min(i64::MAX as u128) as i64),
+            },
+            FetchError::Status { status, .. } if *status == 408 || *status >= 500 => Failure::Temporary,
+            FetchError::Status { .. } => Failure::Refused,
+            FetchError::Transport { .. } => Failure::Temporary,
+            FetchError::Io { .. } => Failure::Local,
+        }
     }
 }
+
+/// The prefix of every temporary file mjlink makes in the archive (all of them in
+/// `<archive>/.staging`): a pass removes those a killed run left.
+pub const TEMP_PREFIX: &str = ".mjlink-tmp-";
 
 /// A downloaded file, fsynced, not yet in its place.
 #[derive(Debug)]
@@ -60,6 +82,14 @@ pub struct FetchPolicy {
     pub max_backoff: Duration,
     /// A body that delivers nothing for this long is a stalled connection.
     pub read_timeout: Duration,
+    /// The answer's headers must come within this long of the request.
+    pub first_byte_timeout: Duration,
+    /// After `rate_grace`, a body arriving slower than this (bytes per second, on average) is
+    /// given up on (a trickle).
+    pub min_bytes_per_sec: u64,
+    pub rate_grace: Duration,
+    /// The longest `Retry-After` waited for within a pass; a longer one defers the image.
+    pub max_retry_wait: Duration,
 }
 
 impl FetchPolicy {
@@ -84,6 +114,10 @@ impl Default for FetchPolicy {
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             read_timeout: Duration::from_secs(30),
+            first_byte_timeout: Duration::from_secs(30),
+            min_bytes_per_sec: 8 * 1024,
+            rate_grace: Duration::from_secs(20),
+            max_retry_wait: Duration::from_secs(30),
         }
     }
 }
@@ -155,6 +189,7 @@ impl Fetcher {
                     let last_status = reason.strip_prefix("status ").and_then(|s| s.parse::<u16>().ok());
                     if attempt == self.policy.attempts {
                         return Err(match last_status {
+                            Some(429) => FetchError::RateLimited { retry_after: wait },
                             Some(status) => FetchError::Status {
                                 status,
                                 attempts: attempt,
@@ -184,7 +219,18 @@ impl Fetcher {
     }
 
     async fn attempt(&self, url: reqwest::Url, dir: &Path) -> Result<Downloaded, Attempt> {
-        let response = match self.client.get(url).send().await {
+        let started = std::time::Instant::now();
+        let sent = tokio::time::timeout(self.policy.first_byte_timeout, self.client.get(url).send()).await;
+        let Ok(sent) = sent else {
+            return Err(Attempt::Retry(
+                format!(
+                    "no answer within {} s",
+                    self.policy.first_byte_timeout.as_secs_f64()
+                ),
+                None,
+            ));
+        };
+        let response = match sent {
             Ok(response) => response,
             Err(error) if error.is_redirect() => {
                 return Err(Attempt::Final(FetchError::HostNotAllowed {
@@ -208,7 +254,10 @@ impl Fetcher {
                     .and_then(|value| value.to_str().ok())
                     .and_then(|value| value.trim().parse::<f64>().ok())
                     .filter(|secs| secs.is_finite() && *secs >= 0.0)
-                    .map(|secs| Duration::from_secs_f64(secs.min(3600.0)));
+                    .map(|secs| Duration::from_secs_f64(secs.min(86_400.0)));
+                if wait.is_some_and(|wait| wait > self.policy.max_retry_wait) {
+                    return Err(Attempt::Final(FetchError::RateLimited { retry_after: wait }));
+                }
                 return Err(Attempt::Retry(
                     "status 429".to_string(),
                     wait.or(Some(self.policy.backoff)),
@@ -235,7 +284,7 @@ impl Fetcher {
             .to_string();
 
         let mut temp = tempfile::Builder::new()
-            .prefix(".download-")
+            .prefix(TEMP_PREFIX)
             .tempfile_in(dir)
             .map_err(|error| {
                 Attempt::Final(FetchError::Io {
@@ -257,6 +306,19 @@ impl Fetcher {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|error| Attempt::Retry(format!("body: {error}"), None))?;
             bytes += chunk.len() as u64;
+            let elapsed = started.elapsed();
+            if elapsed > self.policy.rate_grace
+                && (bytes as f64) < self.policy.min_bytes_per_sec as f64 * elapsed.as_secs_f64()
+            {
+                return Err(Attempt::Retry(
+                    format!(
+                        "too slow: {bytes} bytes in {:.1} s (under {} bytes/s)",
+                        elapsed.as_secs_f64(),
+                        self.policy.min_bytes_per_sec
+                    ),
+                    None,
+                ));
+            }
             if bytes > limit {
                 return Err(Attempt::Final(FetchError::TooLarge { limit }));
             }

@@ -4,4 +4,5 @@
 //! Where a file goes is pure and lives in the core ([`mjlink_core::layout`]).
 
 pub mod download;
+pub mod root;
 pub mod worker;

@@ -9,11 +9,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::{FutureExt, StreamExt};
 
-use super::download::{hash_file, move_into_place, Downloaded, FetchError, Fetcher};
+use super::download::{hash_file, move_into_place, Downloaded, FetchError, Fetcher, TEMP_PREFIX};
+use super::root::{self, RootError, Use};
 use crate::config::ArchiveConfig;
 use crate::rest::Rest;
 use crate::store::{PendingImage, Store, StoreError};
 use mjlink_core::layout::{family_of, place, Role};
+use mjlink_core::retry::{after_failure, Failure, RetryPolicy, Verdict};
 use mjlink_core::snowflake::Snowflake;
 
 /// What one pass did.
@@ -33,8 +35,8 @@ pub struct ArchiveSummary {
 pub struct WorkerOptions {
     pub root: PathBuf,
     pub concurrency: usize,
-    /// Attempts (over all runs) before an image is marked failed.
-    pub max_attempts: i64,
+    /// How long an image waits after a transient failure ([`mjlink_core::retry`]).
+    pub retry: RetryPolicy,
 }
 
 impl WorkerOptions {
@@ -52,7 +54,7 @@ impl Default for WorkerOptions {
         WorkerOptions {
             root: PathBuf::from("archive"),
             concurrency: 4,
-            max_attempts: 5,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -70,12 +72,15 @@ pub fn link_expired(url: &str, now_ms: i64) -> bool {
 }
 
 /// Gets fresh links for `images` (refresh-urls, else the message fetched again) and stores
-/// them; returns the images that now have a fresh link.
+/// them; returns the images that now have a fresh link. The others wait for a later pass,
+/// unless Discord said the message or its attachment is gone.
 async fn refresh(
     // `&mut` (not `&`): a `Store` is not `Sync`, and this future must be `Send`.
     store: &mut Store,
     rest: &Rest,
     images: Vec<PendingImage>,
+    options: &WorkerOptions,
+    summary: &mut ArchiveSummary,
 ) -> Result<Vec<PendingImage>, StoreError> {
     let urls: Vec<String> = images.iter().map(|image| image.url.clone()).collect();
     let refreshed = match rest.refresh_urls(&urls).await {
@@ -88,16 +93,22 @@ async fn refresh(
     let mut fresh = Vec::new();
     for mut image in images {
         let mut url = refreshed.get(&image.url).cloned();
+        let mut gone = false;
         if url.is_none() {
             if let Some(channel) = image.channel_id {
-                if let Ok(Some(event)) = rest.message(channel, image.message_id).await {
-                    url = event
-                        .message()
-                        .and_then(|message| message.attachments.as_deref())
-                        .unwrap_or_default()
-                        .iter()
-                        .find(|attachment| attachment.id == image.attachment_id)
-                        .map(|attachment| attachment.url.clone());
+                match rest.message(channel, image.message_id).await {
+                    Ok(Some(event)) => {
+                        url = event
+                            .message()
+                            .and_then(|message| message.attachments.as_deref())
+                            .unwrap_or_default()
+                            .iter()
+                            .find(|attachment| attachment.id == image.attachment_id)
+                            .map(|attachment| attachment.url.clone());
+                        gone = url.is_none();
+                    }
+                    Ok(None) => gone = true,
+                    Err(_) => {}
                 }
             }
         }
@@ -108,43 +119,73 @@ async fn refresh(
                 fresh.push(image);
             }
             _ => {
-                store.mark_attempt_failed(
-                    image.attachment_id,
-                    "the link expired and no fresh one was given",
-                    false,
-                )?;
+                let (failure, reason) = if gone {
+                    (
+                        Failure::Gone,
+                        "the link expired and the message or its attachment is gone",
+                    )
+                } else {
+                    (
+                        Failure::LinkExpired,
+                        "the link expired and no fresh one was given",
+                    )
+                };
+                give_up_or_wait(store, options, &image, failure, reason, summary)?;
             }
         }
     }
     Ok(fresh)
 }
 
-/// One pass over the queue. `on_progress(done, seen)` is called after each image. With
-/// `rest` (a bot token), expired links are refreshed and tried again in the same pass.
+/// Records a failed attempt with the core's verdict: `failed` (a permanent answer about the
+/// image) or pending until its next try.
+fn give_up_or_wait(
+    store: &Store,
+    options: &WorkerOptions,
+    image: &PendingImage,
+    failure: Failure,
+    reason: &str,
+    summary: &mut ArchiveSummary,
+) -> Result<(), StoreError> {
+    let verdict = after_failure(
+        failure,
+        image.attempts + 1,
+        crate::clock::now_ms(),
+        &options.retry,
+    );
+    tracing::warn!(attachment_id = %image.attachment_id, error = reason, ?verdict, "download failed");
+    store.mark_attempt_failed(image.attachment_id, reason, verdict)?;
+    match verdict {
+        Verdict::Failed => summary.failed += 1,
+        Verdict::RetryAt(_) => summary.retry_later += 1,
+    }
+    Ok(())
+}
+
+/// One pass over the queue: the images due now. `on_progress(done, seen)` is called after each
+/// group recorded. With `rest` (a bot token), expired links are refreshed and tried again in
+/// the same pass. The archive folder must be this database's ([`root::check`]) and no other
+/// pass may be working in it ([`root::lock`]).
 pub async fn archive_pending(
     store: &mut Store,
     fetcher: &Fetcher,
     rest: Option<&Rest>,
     options: &WorkerOptions,
     mut on_progress: impl FnMut(u64, u64),
-) -> Result<ArchiveSummary, StoreError> {
-    let mut summary = ArchiveSummary::default();
-    let mut after = Snowflake::default();
-    let staging = options.root.join(".staging");
+) -> Result<ArchiveSummary, ArchiveError> {
+    root::check(store, &options.root, Use::Write)?;
+    let _lock = root::lock(&options.root)?;
     // Temporary files left by a run that was killed are never trusted: start clean.
-    if let Ok(entries) = std::fs::read_dir(&staging) {
-        for entry in entries.flatten() {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
-    let mut done = 0u64;
-    let mut seen = 0u64;
+    let staging = root::staging(&options.root)?;
+    let mut summary = ArchiveSummary::default();
+    let mut after = None;
+    let due = crate::clock::now_ms();
+    let mut progress = Counts::default();
     loop {
-        let mut batch = store.pending_images(after, 256, options.max_attempts)?;
+        let mut batch = store.pending_images(after, 256, due)?;
         let Some(last) = batch.last() else { break };
-        after = last.attachment_id;
-        seen += batch.len() as u64;
+        after = Some(last.attachment_id);
+        progress.seen += batch.len() as u64;
         // Links whose signature says they expired get fresh ones before any request.
         if let Some(rest) = rest {
             let now = crate::clock::now_ms();
@@ -152,36 +193,108 @@ pub async fn archive_pending(
                 batch.into_iter().partition(|image| link_expired(&image.url, now));
             batch = live;
             if !expired.is_empty() {
-                batch.extend(refresh(store, rest, expired).await?);
+                batch.extend(refresh(store, rest, expired, options, &mut summary).await?);
             }
         }
-        let mut answered_expired = Vec::new();
-        // Each download is a task of its own: streaming, hashing and fsync of several images
-        // run on every core while results are recorded here. `concurrency` of them fetch at
-        // a time; a few more may wait, finished, for their turn to be recorded, so recording
-        // never holds up the downloads.
-        let mut downloads = futures_util::stream::iter(batch.into_iter().map(|image| {
-            let staging = staging.clone();
-            let fetcher = fetcher.clone();
-            let url = image.url.clone();
-            let permits = std::sync::Arc::clone(&permits);
-            let task = tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                fetcher.fetch(&url, &staging).await
-            });
-            async move {
-                let result = task.await.unwrap_or_else(|error| {
-                    Err(FetchError::Transport {
-                        attempts: 1,
-                        reason: format!("the download task stopped: {error}"),
-                    })
+        let pass = Pass {
+            fetcher,
+            options,
+            staging: &staging,
+        };
+        let answered_expired = pass
+            .download(
+                store,
+                batch,
+                if rest.is_some() {
+                    Links::Refreshable
+                } else {
+                    Links::AsGiven
+                },
+                &mut summary,
+                &mut progress,
+                &mut on_progress,
+            )
+            .await?;
+        // Links that answered 403/404: refresh once, then try again (a second 403/404 is an
+        // answer about the file: it is gone).
+        if let (Some(rest), false) = (rest, answered_expired.is_empty()) {
+            let fresh = refresh(store, rest, answered_expired, options, &mut summary).await?;
+            pass.download(
+                store,
+                fresh,
+                Links::Refreshed,
+                &mut summary,
+                &mut progress,
+                &mut on_progress,
+            )
+            .await?;
+        }
+    }
+    Ok(summary)
+}
+
+/// What a 403/404 answer means in a round of downloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Links {
+    /// The link can be refreshed (a token is configured): the image is returned for that.
+    Refreshable,
+    /// No token: the link stays expired until a later pass ([`Failure::LinkExpired`]).
+    AsGiven,
+    /// The links were just refreshed: the file is gone ([`Failure::Gone`]).
+    Refreshed,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    done: u64,
+    seen: u64,
+}
+
+/// What the downloads of one pass share.
+struct Pass<'a> {
+    fetcher: &'a Fetcher,
+    options: &'a WorkerOptions,
+    staging: &'a Path,
+}
+
+impl Pass<'_> {
+    /// Downloads `batch` (`concurrency` at a time, each a task of its own: streaming, hashing
+    /// and fsync run on every core) and records each image as it finishes: one slow image
+    /// never holds up the others. With [`Links::Refreshable`], the images whose link answered
+    /// 403/404 are returned to be refreshed.
+    async fn download(
+        &self,
+        store: &mut Store,
+        batch: Vec<PendingImage>,
+        links: Links,
+        summary: &mut ArchiveSummary,
+        progress: &mut Counts,
+        on_progress: &mut impl FnMut(u64, u64),
+    ) -> Result<Vec<PendingImage>, StoreError> {
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(self.options.concurrency.max(1)));
+        let mut downloads: futures_util::stream::FuturesUnordered<_> = batch
+            .into_iter()
+            .map(|image| {
+                let staging = self.staging.to_path_buf();
+                let fetcher = self.fetcher.clone();
+                let url = image.url.clone();
+                let permits = std::sync::Arc::clone(&permits);
+                let task = tokio::spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    fetcher.fetch(&url, &staging).await
                 });
-                (image, result)
-            }
-        }))
-        // Results are recorded in queue order (downloads still overlap), so which copy of
-        // identical bytes is kept does not depend on timing.
-        .buffered(options.concurrency.max(1) * 4);
+                async move {
+                    let result = task.await.unwrap_or_else(|error| {
+                        Err(FetchError::Transport {
+                            attempts: 1,
+                            reason: format!("the download task stopped: {error}"),
+                        })
+                    });
+                    (image, result)
+                }
+            })
+            .collect();
+        let mut expired = Vec::new();
         while let Some(first) = downloads.next().await {
             // Whatever else has finished joins this group: one commit, and the file work of
             // the group (renames, folder syncs, metadata) runs in parallel.
@@ -192,36 +305,37 @@ pub async fn archive_pending(
                     _ => break,
                 }
             }
+            // The same order whatever the timing within a group.
+            ready.sort_by_key(|(image, _)| image.attachment_id.to_sql());
             let mut group = Vec::with_capacity(ready.len());
             for (image, result) in ready {
-                if rest.is_some() && matches!(result, Err(FetchError::Expired { .. })) {
-                    answered_expired.push(image);
+                if links == Links::Refreshable && matches!(result, Err(FetchError::Expired { .. })) {
+                    expired.push(image);
                 } else {
                     group.push((image, result));
                 }
             }
-            done += group.len() as u64;
-            record_group(store, options, group, &mut summary)?;
-            on_progress(done, seen);
+            progress.done += group.len() as u64;
+            record_group(
+                store,
+                self.options,
+                self.staging,
+                group,
+                links == Links::Refreshed,
+                summary,
+            )?;
+            on_progress(progress.done, progress.seen);
         }
-        drop(downloads);
-        // Links that answered 403/404: refresh once, then try again.
-        if let (Some(rest), false) = (rest, answered_expired.is_empty()) {
-            for image in refresh(store, rest, answered_expired).await? {
-                let result = fetcher.fetch(&image.url, &staging).await;
-                record_group(store, options, vec![(image, result)], &mut summary)?;
-                done += 1;
-                on_progress(done, seen);
-            }
-        }
+        Ok(expired)
     }
-    Ok(summary)
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Root(#[from] RootError),
     #[error("cannot start the downloader: {0}")]
     Fetch(#[from] FetchError),
     #[error(transparent)]
@@ -242,7 +356,7 @@ pub async fn archive_configured(
         None => None,
     };
     let options = WorkerOptions::from_config(&config.archive);
-    Ok(archive_pending(&mut store, &fetcher, rest.as_ref(), &options, on_progress).await?)
+    archive_pending(&mut store, &fetcher, rest.as_ref(), &options, on_progress).await
 }
 
 /// How often the run-time archiver looks again at images that are still pending (failed
@@ -272,6 +386,10 @@ pub async fn keep_archiving(
                 "archive pass"
             ),
             Ok(_) => {}
+            // `mjlink archive` is working in the folder: its pass does this one's work.
+            Err(ArchiveError::Root(RootError::Busy { .. })) => {
+                tracing::info!("another archive pass is running; this one waits for its turn")
+            }
             Err(error) => tracing::error!(%error, "the archive pass stopped; trying again later"),
         }
         tokio::select! {
@@ -304,14 +422,16 @@ fn family_files(store: &Store, dir: PathBuf, grid_id: Snowflake) -> Result<Optio
 }
 
 /// Writes `metadata.json` and `prompt.txt` in a family folder when their content changed, each
-/// through a temporary file, fsync and rename.
-fn write_family_files(files: &FamilyFiles) -> std::io::Result<()> {
+/// through a temporary file in `staging` (named with [`TEMP_PREFIX`]), fsync and rename.
+fn write_family_files(files: &FamilyFiles, staging: &Path) -> std::io::Result<()> {
     let write = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
         let path = files.dir.join(name);
         if std::fs::read(&path).is_ok_and(|existing| existing == bytes) {
             return Ok(());
         }
-        let mut temp = tempfile::NamedTempFile::new_in(&files.dir)?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(staging)?;
         std::io::Write::write_all(&mut temp, bytes)?;
         temp.as_file().sync_all()?;
         temp.persist(path).map_err(|error| error.error)?;
@@ -375,7 +495,9 @@ enum CopyOf {
 fn record_group(
     store: &mut Store,
     options: &WorkerOptions,
+    staging: &Path,
     group: Vec<(PendingImage, Result<Downloaded, FetchError>)>,
+    refreshed: bool,
     summary: &mut ArchiveSummary,
 ) -> Result<(), StoreError> {
     // 1. Decide each download's fate (database reads only).
@@ -386,15 +508,11 @@ fn record_group(
         let downloaded = match result {
             Ok(downloaded) => downloaded,
             Err(error) => {
-                let give_up = !error.is_retryable() && !matches!(error, FetchError::Expired { .. })
-                    || image.attempts + 1 >= options.max_attempts;
-                tracing::warn!(attachment_id = %image.attachment_id, %error, give_up, "download failed");
-                store.mark_attempt_failed(image.attachment_id, &error.to_string(), give_up)?;
-                if give_up {
-                    summary.failed += 1;
-                } else {
-                    summary.retry_later += 1;
-                }
+                let failure = match error {
+                    FetchError::Expired { .. } if refreshed => Failure::Gone,
+                    ref other => other.failure(),
+                };
+                give_up_or_wait(store, options, &image, failure, &error.to_string(), summary)?;
                 continue;
             }
         };
@@ -474,6 +592,15 @@ fn record_group(
     // each, after their metadata is written: then the renames are durable.
     let placed: Vec<Result<bool, String>> = in_parallel(&plans, |(_, plan)| match plan {
         Plan::Place {
+            downloaded, relative, ..
+        } if root::no_link_between(&options.root, relative).is_err() => {
+            let _ = std::fs::remove_file(&downloaded.temp_path);
+            Err(root::no_link_between(&options.root, relative)
+                .err()
+                .map(|error| error.to_string())
+                .unwrap_or_default())
+        }
+        Plan::Place {
             downloaded,
             already_there: true,
             ..
@@ -519,12 +646,14 @@ fn record_group(
                             (other.attachment_id, relative.to_string_lossy().to_string())
                         }
                         _ => {
-                            store.mark_attempt_failed(
-                                image.attachment_id,
+                            give_up_or_wait(
+                                store,
+                                options,
+                                image,
+                                Failure::Local,
                                 "the copy with the same bytes could not be stored",
-                                false,
+                                summary,
                             )?;
-                            summary.retry_later += 1;
                             continue;
                         }
                     },
@@ -570,18 +699,15 @@ fn record_group(
                         families.insert(options.root.join(dir), grid_id);
                     }
                 }
-                Ok(false) => {
-                    store.mark_attempt_failed(
-                        image.attachment_id,
-                        "the file on disk does not match its download",
-                        false,
-                    )?;
-                    summary.retry_later += 1;
-                }
-                Err(error) => {
-                    store.mark_attempt_failed(image.attachment_id, error, false)?;
-                    summary.retry_later += 1;
-                }
+                Ok(false) => give_up_or_wait(
+                    store,
+                    options,
+                    image,
+                    Failure::Local,
+                    "the file on disk does not match its download",
+                    summary,
+                )?,
+                Err(error) => give_up_or_wait(store, options, image, Failure::Local, error, summary)?,
             },
         }
     }
@@ -591,8 +717,10 @@ fn record_group(
         files.push((dir, metadata));
     }
     let synced = in_parallel(&files, |(dir, metadata)| {
+        // What a killed run left in this family folder.
+        root::remove_temp_files(dir);
         if let Some(family) = metadata {
-            if let Err(error) = write_family_files(family) {
+            if let Err(error) = write_family_files(family, staging) {
                 tracing::warn!(folder = %dir.display(), %error, "cannot write metadata.json/prompt.txt");
             }
         }
@@ -618,7 +746,9 @@ pub struct VerifyReport {
 
 /// Rehashes every archived file; with `repair`, puts the missing and corrupt ones back in the
 /// queue (the caller then runs [`archive_pending`]).
-pub fn verify(store: &Store, root: &Path, repair: bool) -> Result<VerifyReport, StoreError> {
+pub fn verify(store: &Store, root: &Path, repair: bool) -> Result<VerifyReport, ArchiveError> {
+    // A folder that is not this database's archive would make every file "missing".
+    root::check(store, root, Use::Read)?;
     let mut report = VerifyReport::default();
     for image in store.images()? {
         if image.state != "archived" {
@@ -690,6 +820,33 @@ mod tests {
         }
     }
 
+    /// S3: `/stats` counts as pending only what the archive will keep (the core's table of
+    /// kinds): a progress preview's attachment is never archived.
+    #[test]
+    fn archive_counts_leave_out_progress_previews() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a.db")).unwrap();
+        let mut pipeline = Pipeline::new(store, PipelineConfig::default());
+        let grid = (1_000_000u64 << 22) + 1;
+        create(
+            &mut pipeline,
+            grid,
+            "**a cat** - <@5> (fast)",
+            &format!("u_a_cat_{UUID}.png"),
+            None,
+        );
+        create(
+            &mut pipeline,
+            grid + (1000 << 22),
+            "**a dog** - <@5> (31%) (fast)",
+            "x_grid_0.webp",
+            None,
+        );
+        let store = pipeline.into_store().unwrap();
+        let counts = store.archive_counts().unwrap();
+        assert_eq!((counts.pending, counts.archived, counts.failed), (1, 0, 0));
+    }
+
     /// A grid, and U1 and U2 with identical bytes, finished together: one group. The second
     /// copy is not written again, and the two tiles are flagged (the N-copies bug).
     #[test]
@@ -720,7 +877,7 @@ mod tests {
             Some(grid),
         );
         let mut store = pipeline.into_store().unwrap();
-        let pending = store.pending_images(Snowflake::default(), 10, 5).unwrap();
+        let pending = store.pending_images(None, 10, i64::MAX).unwrap();
         assert_eq!(pending.len(), 3);
 
         let options = WorkerOptions {
@@ -738,7 +895,7 @@ mod tests {
             .map(|(image, body)| (image, Ok(downloaded(&staging, body))))
             .collect();
         let mut summary = ArchiveSummary::default();
-        record_group(&mut store, &options, group, &mut summary).unwrap();
+        record_group(&mut store, &options, &staging, group, false, &mut summary).unwrap();
         assert_eq!(
             (summary.archived, summary.deduplicated, summary.same_bytes_tiles),
             (2, 1, 1),

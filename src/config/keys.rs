@@ -84,20 +84,26 @@ pub fn env_var(key: &str) -> String {
 }
 
 /// Applies `text` (the file at `path`): every key is checked to be known before any is read.
+/// Every error names the key and where it is (line and column).
 pub(super) fn apply_file(config: &mut Config, path: &Path, text: &str) -> Result<(), ConfigError> {
     let table: toml::Table = toml::from_str(text).map_err(|error| ConfigError::Syntax {
         path: path.to_path_buf(),
-        message: error.message().to_string()
-            + &error
-                .span()
-                .map(|span| format!(" (at byte {})", span.start))
-                .unwrap_or_default(),
+        at: error.span().map(|span| at(text, span.start)).unwrap_or_default(),
+        message: error.message().trim().replace('\n', "; "),
     })?;
-    let invalid = |key: &str, message: String| ConfigError::InFile {
+    let spans = toml_edit::ImDocument::parse(text).ok();
+    // `value`: point at the key's value (a bad value), else at its name (an unknown key).
+    let error_at = |key: &str, value: bool, message: String| ConfigError::InFile {
         path: path.to_path_buf(),
         key: key.to_string(),
+        at: spans
+            .as_ref()
+            .and_then(|document| place(document, key, value))
+            .map(|offset| at(text, offset))
+            .unwrap_or_default(),
         message,
     };
+    let invalid = |key: &str, message: String| error_at(key, true, message);
     for (section, value) in &table {
         let known: Vec<&str> = KEYS
             .iter()
@@ -118,8 +124,9 @@ pub(super) fn apply_file(config: &mut Config, path: &Path, text: &str) -> Result
             return Err(invalid(section, format!("expected a [{section}] table")));
         };
         if let Some(unknown) = values.keys().find(|key| !known.contains(&key.as_str())) {
-            return Err(invalid(
+            return Err(error_at(
                 &format!("{section}.{unknown}"),
+                false,
                 format!("unknown key; [{section}] has {}", known.join(", ")),
             ));
         }
@@ -131,6 +138,51 @@ pub(super) fn apply_file(config: &mut Config, path: &Path, text: &str) -> Result
         if let Some(value) = value {
             set(config, Raw::File(value)).map_err(|message| invalid(name, message))?;
         }
+    }
+    Ok(())
+}
+
+/// Where `key` (`section` or `section.key`) is in the file: its value when `value` (and it
+/// has a place of its own), else its name.
+fn place(document: &toml_edit::ImDocument<&str>, key: &str, value: bool) -> Option<usize> {
+    let (section, name) = match key.split_once('.') {
+        Some((section, name)) => (section, Some(name)),
+        None => (key, None),
+    };
+    let (section_key, section_item) = document.as_table().get_key_value(section)?;
+    let Some(name) = name else {
+        return section_item
+            .span()
+            .or_else(|| section_key.span())
+            .map(|span| span.start);
+    };
+    let (key, item) = section_item.as_table_like()?.get_key_value(name)?;
+    item.span()
+        .filter(|_| value && !matches!(item, toml_edit::Item::Table(_)))
+        .or_else(|| key.span())
+        .map(|span| span.start)
+}
+
+/// ` (line L, column C)` of byte `offset` in `text`.
+fn at(text: &str, offset: usize) -> String {
+    let (line, column) = mjlink_core::text::line_column(text, offset);
+    format!(" (line {line}, column {column})")
+}
+
+/// Refuses an `MJLINK_*` variable among `names` that is no key's (a misspelled one would
+/// otherwise be ignored), suggesting the nearest known name.
+pub fn check_environment(names: impl IntoIterator<Item = String>) -> Result<(), ConfigError> {
+    let known: Vec<String> = KEYS.iter().map(|(name, _)| env_var(name)).collect();
+    for name in names {
+        if !name.starts_with("MJLINK_") || known.contains(&name) {
+            continue;
+        }
+        let hint = match mjlink_core::text::nearest(&name, known.iter().map(String::as_str)) {
+            Some(nearest) => format!(" (did you mean {nearest}?)"),
+            None => " (bot.toml.example lists every key; its variable is MJLINK_ and the key in capitals, `.` as `_`)"
+                .to_string(),
+        };
+        return Err(ConfigError::UnknownVariable { name, hint });
     }
     Ok(())
 }

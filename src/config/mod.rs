@@ -17,24 +17,34 @@ use mjlink_core::snowflake::Snowflake;
 
 mod keys;
 
-pub use keys::env_var;
+pub use keys::{check_environment, env_var};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("the config file {path} is not valid TOML: {message}")]
-    Syntax { path: PathBuf, message: String },
+    /// `at`: where, as ` (line L, column C)` or empty.
+    #[error("the config file {path} is not valid TOML{at}: {message}")]
+    Syntax {
+        path: PathBuf,
+        at: String,
+        message: String,
+    },
     /// A bad value from the environment (`key` is the variable), or a missing one.
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
-    /// A bad value, or an unknown key, in the config file.
-    #[error("config key `{key}` in {path}: {message}")]
+    /// A bad value, or an unknown key, in the config file; `at` says where (` (line L,
+    /// column C)`, or empty when the file does not say).
+    #[error("config key `{key}` in {path}{at}: {message}")]
     InFile {
         path: PathBuf,
         key: String,
+        at: String,
         message: String,
     },
+    /// An `MJLINK_*` variable that names no key (a misspelling would be ignored).
+    #[error("the environment variable {name} is not a setting of mjlink{hint}")]
+    UnknownVariable { name: String, hint: String },
 }
 
 impl ConfigError {
@@ -259,6 +269,16 @@ impl Config {
                 source,
             })?;
             keys::apply_file(&mut config, &path, &text)?;
+            // Relative paths (set in the file or left at their defaults) are read from the
+            // file's folder, whatever the working directory; the environment and flags are
+            // read from the working directory.
+            if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+                for relative in [&mut config.database_path, &mut config.archive.dir] {
+                    if relative.is_relative() {
+                        *relative = folder.join(&*relative);
+                    }
+                }
+            }
         }
         keys::apply_env(&mut config, env)?;
         Ok(config)
@@ -283,7 +303,8 @@ mod tests {
         )
         .unwrap();
         let config = Config::load(Some(&path), no_env).unwrap();
-        assert_eq!(config.database_path, PathBuf::from("x.db"));
+        // Relative to the file's folder.
+        assert_eq!(config.database_path, dir.path().join("x.db"));
         assert_eq!(config.window_ms, 2 * 3_600_000);
         assert!(config.bot_ids.0.contains(&Snowflake(5)));
 
@@ -341,7 +362,13 @@ mod tests {
     fn the_example_file_loads_and_states_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml.example");
         let config = Config::load(Some(&path), no_env).unwrap();
-        let defaults = Config::default();
+        let mut defaults = Config::default();
+        // Relative paths are read from the file's folder.
+        defaults.archive.dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(&defaults.archive.dir);
+        assert_eq!(
+            config.database_path,
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("mjlink.db")
+        );
         assert_eq!(format!("{:?}", config.queue), format!("{:?}", defaults.queue));
         assert_eq!(format!("{:?}", config.archive), format!("{:?}", defaults.archive));
         assert_eq!(config.commands, defaults.commands);
@@ -397,6 +424,21 @@ mod tests {
         let error = Config::load(Some(&path), no_env).unwrap_err().to_string();
         assert!(error.contains("databse"), "{error}");
 
+        // A wrong type names the key, with its line and column.
+        std::fs::write(&path, "# bot\n[archive]\nenabled = true\ndir = 5\n").unwrap();
+        let error = Config::load(Some(&path), no_env).unwrap_err().to_string();
+        assert!(error.contains("`archive.dir`"), "{error}");
+        assert!(error.contains("line 4, column 7"), "{error}");
+        std::fs::write(&path, "[archive]\ndri = \"x\"\n").unwrap();
+        let error = Config::load(Some(&path), no_env).unwrap_err().to_string();
+        assert!(error.contains("line 2, column 1"), "{error}");
+        std::fs::write(&path, "[database]\npath = \n").unwrap();
+        let error = Config::load(Some(&path), no_env).unwrap_err().to_string();
+        assert!(
+            error.contains("line 2, column 8") && !error.contains("byte"),
+            "{error}"
+        );
+
         std::fs::write(&path, "").unwrap();
         let error = Config::load(Some(&path), |key| {
             (key == "MJLINK_LINKING_WINDOW_HOURS").then(|| "soon".to_string())
@@ -404,5 +446,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("MJLINK_LINKING_WINDOW_HOURS"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_mjlink_variable_is_refused_with_the_nearest_name() {
+        let names = |list: &[&str]| list.iter().map(|name| name.to_string()).collect::<Vec<_>>();
+        assert!(check_environment(names(&["PATH", "MJLINK_DATABASE_PATH", "MJLINK_LOG_FILTER"])).is_ok());
+        let error = check_environment(names(&["MJLINK_DATABSE_PATH"]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("MJLINK_DATABSE_PATH"), "{error}");
+        assert!(error.contains("did you mean MJLINK_DATABASE_PATH?"), "{error}");
+        let error = check_environment(names(&["MJLINK_FROBNICATE"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("MJLINK_FROBNICATE") && !error.contains("did you mean"),
+            "{error}"
+        );
     }
 }

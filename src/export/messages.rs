@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{table_cell, write_csv_row, Format};
+use super::{table_cell, write_csv_header, write_csv_row, Cell, Format};
 use crate::store::MessageExport;
 use mjlink_core::snowflake::Snowflake;
 use mjlink_core::text::format_time;
@@ -109,7 +109,7 @@ impl<W: Write> MessageWriter<W> {
             }
             Format::Csv => {
                 if first {
-                    write_csv_row(&mut self.out, &COLUMNS)?;
+                    write_csv_header(&mut self.out, &COLUMNS)?;
                 }
                 write_csv_row(&mut self.out, &fields(record))
             }
@@ -157,29 +157,52 @@ fn write_table_row(out: &mut impl Write, record: &MessageRecord) -> std::io::Res
     )
 }
 
-fn fields(record: &MessageRecord) -> [String; 16] {
-    let id = |value: Option<Snowflake>| value.map(|id| id.to_string()).unwrap_or_default();
-    let text = |value: &Option<String>| value.clone().unwrap_or_default();
+fn fields(record: &MessageRecord) -> [Cell; 16] {
     [
-        record.id.to_string(),
-        id(record.channel_id),
-        record.kind.clone(),
-        text(&record.action),
-        record.index.map(|index| index.to_string()).unwrap_or_default(),
-        text(&record.prompt),
-        record
-            .parameters
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        id(record.user_id),
-        text(&record.job_uuid),
-        id(record.parent_id),
-        text(&record.signal),
-        text(&record.status),
-        text(&record.outcome),
-        id(record.final_id),
-        text(&record.posted_at),
-        text(&record.deleted_at),
+        Cell::id(Some(record.id)),
+        Cell::id(record.channel_id),
+        Cell::text(Some(record.kind.as_str())),
+        Cell::text(record.action.as_deref()),
+        Cell::number(record.index),
+        Cell::text(record.prompt.as_deref()),
+        Cell::text(record.parameters.as_ref().map(ToString::to_string)),
+        Cell::id(record.user_id),
+        Cell::text(record.job_uuid.as_deref()),
+        Cell::id(record.parent_id),
+        Cell::text(record.signal.as_deref()),
+        Cell::text(record.status.as_deref()),
+        Cell::text(record.outcome.as_deref()),
+        Cell::id(record.final_id),
+        Cell::text(record.posted_at.as_deref()),
+        Cell::text(record.deleted_at.as_deref()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_messages_csv_has_the_columns_of_its_json_lines() {
+        let record = MessageRecord {
+            id: Snowflake(1),
+            channel_id: None,
+            kind: "imagine".to_string(),
+            action: None,
+            index: None,
+            prompt: None,
+            parameters: None,
+            user_id: None,
+            job_uuid: None,
+            parent_id: None,
+            signal: None,
+            status: None,
+            outcome: None,
+            final_id: None,
+            posted_at: None,
+            deleted_at: None,
+        };
+        let json = serde_json::to_string(&record).unwrap();
+        assert_eq!(crate::export::tests::keys_in_order(&json), COLUMNS);
+    }
 }

@@ -1,12 +1,19 @@
 //! Replay: recorded gateway dispatches (one JSON object per line) and REST history dumps
 //! (a JSON array of messages). Files are read and decoded on the caller's thread; the events
 //! go to the [`Writer`], the same entry as the live gateway and backfill, which applies them
-//! on its own thread (decoding and the database work in parallel). Bad input is counted and
-//! reported, never fatal. Replay works offline: parents referenced but never seen are not
-//! fetched (`backfill` and `run` fetch them).
+//! on its own thread (decoding and the database work in parallel). Replay works offline:
+//! parents referenced but never seen are not fetched (`backfill` and `run` fetch them).
+//!
+//! **All or nothing per line, never per file.** The format is told from the first non-blank
+//! line after a byte order mark ([`recording::detect`]: a `[` line may be a garbled dispatch
+//! line); dispatch lines are decoded one by one, a JSON array element by element as the
+//! bytes arrive ([`ArrayElements`]: memory holds one element, however long the array). A
+//! line or element that does not decode is counted with its [`Place`] and the rest still
+//! counts; a file that cannot be read is reported and the others are read whole. The binary
+//! turns [`ReplaySummary::clean`] into its exit status.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use serde::Serialize;
 
@@ -16,11 +23,22 @@ use crate::store::Store;
 use crate::store::StoreError;
 pub use mjlink_core::event::Line;
 use mjlink_core::event::{self, Event};
+pub use mjlink_core::recording::Place;
+use mjlink_core::recording::{self, ArrayElements, Format, Piece};
 
 /// Lines longer than this are skipped as malformed without being held in memory.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 /// How many malformed lines the summary describes (all are counted).
 const MALFORMED_SHOWN: usize = 5;
+/// How many distinct skipped event types the summary counts by name; the others are
+/// counted together under [`OTHER_TYPES`] (the input decides the names).
+const SKIPPED_NAMES: usize = 64;
+/// The name the skipped event types beyond [`SKIPPED_NAMES`] are counted under.
+pub const OTHER_TYPES: &str = "(other types)";
+/// The longest reason kept for an example of malformed input.
+const REASON_CHARS: usize = 300;
+/// A JSON array's events are sent in snowflake order by runs of this many elements.
+const ARRAY_RUN: usize = 4096;
 
 /// Decodes one recorded line (the core's dispatch-line decoder).
 pub fn decode_line(bytes: &[u8]) -> Line {
@@ -30,6 +48,7 @@ pub fn decode_line(bytes: &[u8]) -> Line {
 /// What a replay did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReplaySummary {
+    /// Lines of dispatch lines and elements of JSON arrays read.
     pub lines: u64,
     pub applied: u64,
     pub duplicates: u64,
@@ -39,9 +58,32 @@ pub struct ReplaySummary {
     pub ignored: u64,
     /// Other event types and opcodes, by name.
     pub skipped: BTreeMap<String, u64>,
+    /// Lines and array elements that did not decode (skipped; the rest still counts).
     pub malformed: u64,
-    /// The first few malformed lines: (file, line number, reason).
-    pub malformed_examples: Vec<(String, u64, String)>,
+    /// The first few of them.
+    pub malformed_examples: Vec<Malformed>,
+    /// Files that could not be opened or read to their end (the others are read whole):
+    /// one sentence each.
+    pub unreadable: Vec<String>,
+}
+
+/// A piece of input that was skipped, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Malformed {
+    pub file: String,
+    pub place: Place,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `file:N: reason` for a line, as compilers and editors write it.
+        match self.place {
+            Place::File => write!(f, "{}: {}", self.file, self.reason),
+            Place::Line(line) => write!(f, "{}:{line}: {}", self.file, self.reason),
+            place => write!(f, "{}: {place}: {}", self.file, self.reason),
+        }
+    }
 }
 
 impl ReplaySummary {
@@ -53,11 +95,36 @@ impl ReplaySummary {
         self.ignored += stats.ignored;
     }
 
-    fn malformed(&mut self, source: &str, line: u64, reason: String) {
+    fn malformed(&mut self, file: &str, place: Place, reason: String) {
         self.malformed += 1;
         if self.malformed_examples.len() < MALFORMED_SHOWN {
-            self.malformed_examples.push((source.to_string(), line, reason));
+            self.malformed_examples.push(Malformed {
+                file: file.to_string(),
+                place,
+                reason: mjlink_core::text::cut(&reason, REASON_CHARS),
+            });
         }
+    }
+
+    /// A file that could not be read from `place` on (its start: [`Place::File`]).
+    pub fn unreadable(&mut self, file: &str, place: Place, error: &std::io::Error) {
+        self.unreadable.push(match place {
+            Place::File => format!("cannot read {file}: {error}"),
+            place => format!("cannot read {file} past {place}: {error}"),
+        });
+    }
+
+    /// One more dispatch of a type the pipeline does not use: counted by name, up to
+    /// [`SKIPPED_NAMES`] names (memory stays bounded whatever the input).
+    fn skipped(&mut self, name: String) {
+        let known = self.skipped.contains_key(&name) || self.skipped.len() < SKIPPED_NAMES;
+        let name = if known { name } else { OTHER_TYPES.to_string() };
+        *self.skipped.entry(name).or_default() += 1;
+    }
+
+    /// Whether every file was read whole and every line and element decoded.
+    pub fn clean(&self) -> bool {
+        self.malformed == 0 && self.unreadable.is_empty()
     }
 }
 
@@ -120,6 +187,12 @@ impl Replay {
         )
     }
 
+    /// A file that could not be opened (one sentence): reported in the summary; the others
+    /// are read.
+    pub fn unopened(&mut self, reason: String) {
+        self.summary.unreadable.push(reason);
+    }
+
     /// Whether the writer has applied every event sent so far (or stopped on an error,
     /// which [`Replay::finish`] reports).
     pub fn caught_up(&self) -> bool {
@@ -166,75 +239,227 @@ fn read_into(
     writer: &WriterHandle,
     summary: &mut ReplaySummary,
     clock: &mut Clock,
-    mut on_bytes: impl FnMut(u64),
+    on_bytes: impl FnMut(u64),
 ) -> Result<(), StoreError> {
-    // Peek at the first non-blank byte: '[' means a REST history array.
+    // The head: the first non-blank line (and, when it starts with '[', the next one), read
+    // to tell the format and then read again in it.
+    let (head, format) = match read_head(&mut reader) {
+        Ok(head) => head,
+        Err(error) => {
+            summary.unreadable(source, Place::File, &error);
+            return Ok(());
+        }
+    };
+    let reader = std::io::Cursor::new(head).chain(reader);
+    let mut reading = Reading {
+        source,
+        writer,
+        summary,
+        clock,
+    };
+    match format {
+        Format::Lines => reading.lines(reader, on_bytes),
+        Format::Array => reading.array(reader, on_bytes),
+    }
+}
+
+/// The first non-blank line of a file (after a byte order mark, which is dropped) and, when
+/// it starts with '[', the next non-blank line too; and the format they tell. Nothing past
+/// them is read.
+fn read_head(reader: &mut impl BufRead) -> std::io::Result<(Vec<u8>, Format)> {
+    let starts = loop {
+        match reader.fill_buf() {
+            Ok(buffer) => break buffer.starts_with(recording::BOM),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        }
+    };
+    if starts {
+        reader.consume(recording::BOM.len());
+    }
+    let mut head = Vec::new();
+    let Some(whole) = read_non_blank_line(reader, &mut head)? else {
+        return Ok((head, Format::Lines));
+    };
+    let first_len = head.len();
+    let first_byte = head.iter().find(|b| !b.is_ascii_whitespace());
+    if first_byte != Some(&b'[') {
+        return Ok((head, Format::Lines));
+    }
+    let next = whole && read_non_blank_line(reader, &mut head)?.is_some();
+    let format = recording::detect(&head[..first_len], whole, next.then(|| &head[first_len..]));
+    Ok((head, format))
+}
+
+/// Appends blank lines and then one non-blank line to `head`, reading nothing past it (nor
+/// past [`MAX_LINE_BYTES`]). Returns, when a non-blank line was found, whether it is whole
+/// (ended by a line break or the end of the file).
+fn read_non_blank_line(reader: &mut impl BufRead, head: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+    let start = head.len();
+    let mut line_start = start;
     loop {
         let buffer = match reader.fill_buf() {
             Ok(buffer) => buffer,
-            Err(error) => {
-                summary.malformed(source, 0, format!("cannot read: {error}"));
-                return Ok(());
-            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
         };
+        let non_blank = |line: &[u8]| line.iter().any(|b| !b.is_ascii_whitespace());
         if buffer.is_empty() {
-            return Ok(());
+            return Ok(non_blank(&head[line_start..]).then_some(true));
         }
-        let blanks = buffer.iter().take_while(|b| b.is_ascii_whitespace()).count();
-        if blanks == buffer.len() {
-            let consumed = buffer.len();
-            reader.consume(consumed);
-            continue;
+        let room = MAX_LINE_BYTES.saturating_sub(head.len() - line_start);
+        if room == 0 {
+            return Ok(Some(false));
         }
-        if buffer[blanks] == b'[' {
-            return replay_array(source, reader, writer, summary, clock, on_bytes);
+        let (chunk, line_end) = match buffer.iter().position(|&b| b == b'\n') {
+            Some(end) if end < room => (&buffer[..=end], true),
+            _ => (&buffer[..buffer.len().min(room)], false),
+        };
+        let used = chunk.len();
+        head.extend_from_slice(chunk);
+        reader.consume(used);
+        if line_end {
+            if non_blank(&head[line_start..]) {
+                return Ok(Some(true));
+            }
+            line_start = head.len();
         }
-        break;
+    }
+}
+
+/// One file being read into the writer.
+struct Reading<'a> {
+    source: &'a str,
+    writer: &'a WriterHandle,
+    summary: &'a mut ReplaySummary,
+    clock: &'a mut Clock,
+}
+
+impl Reading<'_> {
+    fn send(&mut self, event: Event) -> Result<(), StoreError> {
+        let now = self.clock.observe(&event);
+        self.writer.send_blocking(event, now)
     }
 
-    let mut line = Vec::new();
-    let mut line_number = 0u64;
-    loop {
-        line.clear();
-        let (consumed, too_long) = match read_capped_line(&mut reader, &mut line, MAX_LINE_BYTES) {
-            Ok(read) => read,
-            Err(error) => {
-                summary.malformed(source, line_number + 1, format!("cannot read: {error}"));
+    /// A piece that did not decode: counted with its place; a Midjourney message the
+    /// decoder rejected is counted as format drift.
+    fn malformed(&mut self, place: Place, reason: String, bytes: &[u8]) -> Result<(), StoreError> {
+        tracing::debug!(file = self.source, %place, reason = %reason, "malformed input skipped");
+        self.summary.malformed(self.source, place, reason);
+        if let Some(found) = mjlink_core::drift::undecodable(bytes) {
+            self.writer
+                .send_undecodable_blocking(found, String::from_utf8_lossy(bytes).into_owned())?;
+        }
+        Ok(())
+    }
+
+    /// Dispatch lines, one by one.
+    fn lines(&mut self, mut reader: impl BufRead, mut on_bytes: impl FnMut(u64)) -> Result<(), StoreError> {
+        let mut line = Vec::new();
+        let mut line_number = 0u64;
+        loop {
+            line.clear();
+            let (consumed, too_long) = match read_capped_line(&mut reader, &mut line, MAX_LINE_BYTES) {
+                Ok(read) => read,
+                Err(error) => {
+                    let place = if line_number == 0 {
+                        Place::File
+                    } else {
+                        Place::Line(line_number)
+                    };
+                    self.summary.unreadable(self.source, place, &error);
+                    break;
+                }
+            };
+            if consumed == 0 {
                 break;
             }
-        };
-        if consumed == 0 {
-            break;
-        }
-        on_bytes(consumed as u64);
-        line_number += 1;
-        summary.lines += 1;
-        if too_long {
-            summary.malformed(
-                source,
-                line_number,
-                format!("line longer than {MAX_LINE_BYTES} bytes"),
-            );
-            continue;
-        }
-        match decode_line(&line) {
-            Line::Event(event) => {
-                let now = clock.observe(&event);
-                writer.send_blocking(*event, now)?;
+            on_bytes(consumed as u64);
+            line_number += 1;
+            self.summary.lines += 1;
+            let place = Place::Line(line_number);
+            if too_long {
+                self.malformed(place, format!("line longer than {MAX_LINE_BYTES} bytes"), &[])?;
+                continue;
             }
-            Line::Blank => {}
-            Line::Skipped(name) => *summary.skipped.entry(name).or_default() += 1,
-            Line::Malformed(reason) => {
-                tracing::debug!(file = source, line = line_number, reason = %reason, "malformed line skipped");
-                summary.malformed(source, line_number, reason);
-                // A message that does not decode may be Midjourney's new format: counted.
-                if let Some(found) = mjlink_core::drift::undecodable(&line) {
-                    writer.send_undecodable_blocking(found, String::from_utf8_lossy(&line).into_owned())?;
+            // A line that is a JSON array is a page of history (`jq -c` of several pages):
+            // its elements are read one by one too.
+            if line.trim_ascii_start().starts_with(b"[") {
+                if let Ok(page) = event::from_history_page(&line) {
+                    for (index, reason) in page.rejected {
+                        self.malformed(place, format!("element {index}: {reason}"), &[])?;
+                    }
+                    for event in page.events {
+                        self.send(event)?;
+                    }
+                    continue;
                 }
             }
+            match decode_line(&line) {
+                Line::Event(event) => self.send(*event)?,
+                Line::Blank => {}
+                Line::Skipped(name) => self.summary.skipped(name),
+                Line::Malformed(reason) => self.malformed(place, reason, &line)?,
+            }
         }
+        Ok(())
     }
-    Ok(())
+
+    /// A JSON array of messages, element by element. Discord sends history newest first;
+    /// the events are sent in snowflake order by runs of [`ARRAY_RUN`] elements, so memory
+    /// stays bounded however long the array.
+    fn array(&mut self, mut reader: impl BufRead, mut on_bytes: impl FnMut(u64)) -> Result<(), StoreError> {
+        let mut elements = ArrayElements::new(MAX_LINE_BYTES);
+        let mut run: Vec<Event> = Vec::new();
+        loop {
+            let buffer = match reader.fill_buf() {
+                Ok(buffer) => buffer,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    let place = match elements.elements() {
+                        0 => Place::File,
+                        read => Place::Element(read - 1),
+                    };
+                    self.summary.unreadable(self.source, place, &error);
+                    break;
+                }
+            };
+            let (used, piece) = if buffer.is_empty() {
+                (0, elements.finish())
+            } else {
+                elements.feed(buffer)
+            };
+            reader.consume(used);
+            on_bytes(used as u64);
+            match piece {
+                Some(Piece::Element { index, bytes }) => {
+                    self.summary.lines += 1;
+                    match event::from_message(&bytes) {
+                        Ok(event) => run.push(event),
+                        Err(reason) => self.malformed(Place::Element(index), reason.0, &bytes)?,
+                    }
+                }
+                Some(Piece::Bad { index, reason }) => {
+                    self.summary.lines += 1;
+                    self.malformed(Place::Element(index), reason, &[])?;
+                }
+                None if used == 0 => break,
+                None => {}
+            }
+            if run.len() >= ARRAY_RUN {
+                self.send_run(&mut run)?;
+            }
+        }
+        self.send_run(&mut run)
+    }
+
+    fn send_run(&mut self, run: &mut Vec<Event>) -> Result<(), StoreError> {
+        run.sort_by_key(|event| event.message().map(|message| message.id));
+        for event in run.drain(..) {
+            self.send(event)?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads up to and including the next b'\n'. Returns (bytes consumed, whether the line was
@@ -271,40 +496,6 @@ fn read_capped_line(
             return Ok((consumed, too_long));
         }
     }
-}
-
-fn replay_array(
-    source: &str,
-    mut reader: impl BufRead,
-    writer: &WriterHandle,
-    summary: &mut ReplaySummary,
-    clock: &mut Clock,
-    mut on_bytes: impl FnMut(u64),
-) -> Result<(), StoreError> {
-    let mut text = String::new();
-    let read = reader.read_to_string(&mut text);
-    on_bytes(text.len() as u64);
-    summary.lines += 1;
-    if let Err(error) = read {
-        summary.malformed(source, 1, format!("cannot read the JSON array: {error}"));
-        return Ok(());
-    }
-    let page = match event::from_history_page(text.as_bytes()) {
-        Ok(page) => page,
-        Err(not_a_page) => {
-            summary.malformed(source, not_a_page.line as u64, not_a_page.reason.0);
-            return Ok(());
-        }
-    };
-    for (index, reason) in page.rejected {
-        summary.malformed(source, 1, format!("element {index} is {reason}"));
-    }
-    // History pages come newest first; the page is in snowflake order.
-    for event in page.events {
-        let now = clock.observe(&event);
-        writer.send_blocking(event, now)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

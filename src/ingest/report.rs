@@ -1,4 +1,6 @@
-//! The summary a replay prints: what was read, and what the database now holds.
+//! The summary a replay prints: what was read, and what the database now holds. Text from
+//! the input (event types, reasons, file names) is shown through
+//! [`for_terminal`], never obeyed by the terminal.
 
 use std::io::Write;
 use std::path::Path;
@@ -7,6 +9,7 @@ use serde::Serialize;
 
 use crate::ingest::replay::ReplaySummary;
 use crate::store::{DriftDay, Store, StoreError};
+use mjlink_core::text::for_terminal;
 
 /// Days of format drift the summary lists, newest first.
 const DRIFT_DAYS_SHOWN: usize = 7;
@@ -62,7 +65,7 @@ impl Report {
         let names: Vec<String> = replay
             .skipped
             .iter()
-            .map(|(name, count)| format!("{name} {count}"))
+            .map(|(name, count)| format!("{} {count}", for_terminal(name)))
             .collect();
         if skipped > 0 {
             writeln!(out, "other events        {skipped} ({})", names.join(", "))?;
@@ -70,10 +73,20 @@ impl Report {
             writeln!(out, "other events        0")?;
         }
         writeln!(out, "malformed lines     {}", replay.malformed)?;
-        for (file, line, reason) in &replay.malformed_examples {
-            writeln!(out, "  {file}:{line}: {reason}")?;
+        for example in &replay.malformed_examples {
+            writeln!(out, "  {}", for_terminal(&example.to_string()))?;
         }
-        writeln!(out, "database            {}", database.display())?;
+        if !replay.unreadable.is_empty() {
+            writeln!(out, "unreadable files    {}", replay.unreadable.len())?;
+            for reason in &replay.unreadable {
+                writeln!(out, "  {}", for_terminal(reason))?;
+            }
+        }
+        writeln!(
+            out,
+            "database            {}",
+            for_terminal(&database.display().to_string())
+        )?;
         let kinds: Vec<String> = self
             .jobs_by_kind
             .iter()

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use rusqlite::{params, OptionalExtension};
 
 use mjlink_core::kinds::{self, Shape};
+use mjlink_core::retry::Verdict;
 use mjlink_core::snowflake::Snowflake;
 
 use super::{opt_snowflake, opt_sql, Result, Store};
@@ -109,22 +110,27 @@ pub struct ImageRow {
     pub same_bytes_as: Option<Snowflake>,
     /// What the archived file is (`png`, `webp_animated`, `mp4`...); `None` until archived.
     pub media: Option<String>,
+    /// A pending image waiting after a failure: not tried again before this time.
+    pub next_try_at: Option<String>,
 }
 
 /// Kinds whose images are archived, as an SQL list: grids and every result (not progress
 /// previews). Built once, so each query's text is the same every call (and stays cached).
-fn archived_kinds() -> &'static str {
+pub(super) fn archived_kinds() -> &'static str {
     static LIST: OnceLock<String> = OnceLock::new();
     LIST.get_or_init(|| kinds::sql_list(Shape::is_archived))
 }
 
 impl Store {
-    /// Attachments waiting to be archived with an id above `after`, in id order.
+    /// Attachments waiting to be archived and due at `now_ms` (never tried, or their next try
+    /// has come), in the order of their stored ids, after `after` (the last of the previous
+    /// page; `None`: from the start). Every id is taken, 0 and those at or above 2^63 too
+    /// (stored as negative integers): the cursor compares what SQLite stores.
     pub fn pending_images(
         &self,
-        after: Snowflake,
+        after: Option<Snowflake>,
         limit: usize,
-        max_attempts: i64,
+        now_ms: i64,
     ) -> Result<Vec<PendingImage>> {
         let archived = archived_kinds();
         let sql = format!(
@@ -132,30 +138,34 @@ impl Store {
                     l.parent_id, p.job_uuid, p.posted_at, a.path, m.channel_id
              FROM attachments a JOIN messages m ON m.id = a.message_id
              LEFT JOIN links l ON l.child_id = m.id LEFT JOIN messages p ON p.id = l.parent_id
-             WHERE a.state = 'pending' AND a.id > ?1 AND a.attempts < ?2 AND m.seen = 1 AND m.kind IN {archived}
+             WHERE a.state = 'pending' AND (?1 IS NULL OR a.id > ?1)
+               AND (a.next_try_at IS NULL OR a.next_try_at <= ?2) AND m.seen = 1 AND m.kind IN {archived}
              ORDER BY a.id LIMIT ?3"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![after.to_sql(), max_attempts, limit as i64], |row| {
-            let message_id = Snowflake::from_sql(row.get(1)?);
-            Ok(PendingImage {
-                attachment_id: Snowflake::from_sql(row.get(0)?),
-                message_id,
-                url: row.get(2)?,
-                attempts: row.get(3)?,
-                kind: row.get(4)?,
-                tile: row.get(5)?,
-                job_uuid: row.get(6)?,
-                posted_ms: row
-                    .get::<_, Option<i64>>(7)?
-                    .unwrap_or_else(|| message_id.timestamp_ms()),
-                parent_id: opt_snowflake(row.get(8)?),
-                parent_uuid: row.get(9)?,
-                parent_posted_ms: row.get(10)?,
-                previous_path: row.get(11)?,
-                channel_id: opt_snowflake(row.get(12)?),
-            })
-        })?;
+        let rows = stmt.query_map(
+            params![after.map(Snowflake::to_sql), now_ms, limit as i64],
+            |row| {
+                let message_id = Snowflake::from_sql(row.get(1)?);
+                Ok(PendingImage {
+                    attachment_id: Snowflake::from_sql(row.get(0)?),
+                    message_id,
+                    url: row.get(2)?,
+                    attempts: row.get(3)?,
+                    kind: row.get(4)?,
+                    tile: row.get(5)?,
+                    job_uuid: row.get(6)?,
+                    posted_ms: row
+                        .get::<_, Option<i64>>(7)?
+                        .unwrap_or_else(|| message_id.timestamp_ms()),
+                    parent_id: opt_snowflake(row.get(8)?),
+                    parent_uuid: row.get(9)?,
+                    parent_posted_ms: row.get(10)?,
+                    previous_path: row.get(11)?,
+                    channel_id: opt_snowflake(row.get(12)?),
+                })
+            },
+        )?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
@@ -204,13 +214,67 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed attempt; the attachment stays pending unless `give_up`.
-    pub fn mark_attempt_failed(&self, attachment: Snowflake, error: &str, give_up: bool) -> Result<()> {
+    /// Records a failed attempt and its verdict ([`mjlink_core::retry::after_failure`]):
+    /// `failed`, or still pending with the time of its next try.
+    pub fn mark_attempt_failed(&self, attachment: Snowflake, error: &str, verdict: Verdict) -> Result<()> {
+        let (failed, next_try_at) = match verdict {
+            Verdict::Failed => (true, None),
+            Verdict::RetryAt(at) => (false, Some(at)),
+        };
         let mut stmt = self.conn.prepare_cached(
-            "UPDATE attachments SET attempts = attempts + 1, last_error = ?2,
+            "UPDATE attachments SET attempts = attempts + 1, last_error = ?2, next_try_at = ?4,
                  state = CASE WHEN ?3 THEN 'failed' ELSE state END WHERE id = ?1",
         )?;
-        stmt.execute(params![attachment.to_sql(), error, give_up])?;
+        stmt.execute(params![attachment.to_sql(), error, failed, next_try_at])?;
+        Ok(())
+    }
+
+    /// Puts every `failed` attachment back in the queue, due now (`archive --retry-failed`);
+    /// returns how many.
+    pub fn retry_failed(&self) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE attachments SET state = 'pending', next_try_at = NULL WHERE state = 'failed'",
+            [],
+        )?)
+    }
+
+    /// How many attachments are archived (files the archive folder should hold).
+    pub fn archived_count(&self) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM attachments WHERE state = 'archived'",
+            [],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Up to `limit` archived files' paths, relative to the archive root.
+    pub fn archived_paths(&self, limit: usize) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT path FROM attachments WHERE state = 'archived' AND path IS NOT NULL ORDER BY id LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |row| row.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The archive this database records: its id (also in the folder's marker) and root.
+    pub fn archive_root(&self) -> Result<Option<(String, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT archive_id, root FROM archive_root WHERE id = 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Records the archive's id and root.
+    pub fn set_archive_root(&self, archive_id: &str, root: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO archive_root (id, archive_id, root) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET archive_id = excluded.archive_id, root = excluded.root",
+            params![archive_id, root],
+        )?;
         Ok(())
     }
 
@@ -226,7 +290,7 @@ impl Store {
     /// Puts an archived attachment back in the queue (its file is missing or corrupt).
     pub fn requeue(&self, attachment: Snowflake, reason: &str) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(
-            "UPDATE attachments SET state = 'pending', attempts = 0, last_error = ?2 WHERE id = ?1",
+            "UPDATE attachments SET state = 'pending', attempts = 0, last_error = ?2, next_try_at = NULL WHERE id = ?1",
         )?;
         stmt.execute(params![attachment.to_sql(), reason])?;
         Ok(())
@@ -303,7 +367,7 @@ impl Store {
         let archived = archived_kinds();
         let sql = format!(
             "SELECT a.message_id, a.id, m.kind, a.state, a.path, a.sha256, a.bytes, a.attempts, a.last_error,
-                    a.same_bytes_as, a.media
+                    a.same_bytes_as, a.media, a.next_try_at
              FROM attachments a JOIN messages m ON m.id = a.message_id
              WHERE m.seen = 1 AND m.kind IN {archived} ORDER BY a.message_id, a.position"
         );
@@ -321,6 +385,9 @@ impl Store {
                 last_error: row.get(8)?,
                 same_bytes_as: opt_snowflake(row.get(9)?),
                 media: row.get(10)?,
+                next_try_at: row
+                    .get::<_, Option<i64>>(11)?
+                    .and_then(mjlink_core::text::format_time),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

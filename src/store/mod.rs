@@ -44,6 +44,10 @@ pub use stats::{ArchiveCounts, LinkExport};
 pub enum StoreError {
     #[error("cannot open the database {path}: {source}")]
     Open { path: PathBuf, source: rusqlite::Error },
+    #[error("no database at {path} (run `mjlink replay` or `mjlink backfill` first, or pass --db)")]
+    Missing { path: PathBuf },
+    #[error("the database {path} is read-only and older than this mjlink (schema version {found}, this build knows {known}): run any command once where it can be written, to upgrade it")]
+    ReadOnlyOld { path: PathBuf, found: i64, known: i64 },
     #[error("the database {path} was written by a newer mjlink (schema version {found}, this build knows {known})")]
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("database error: {0}")]
@@ -72,8 +76,24 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_formats_2026.sql"),
     include_str!("migrations/0007_drift_and_media.sql"),
     include_str!("migrations/0008_start_replies.sql"),
-    include_str!("migrations/0009_fts_pending_condition.sql"),
+    include_str!("migrations/0009_archive_trust.sql"),
+    include_str!("migrations/0010_fts_pending_condition.sql"),
 ];
+
+/// How a command opens the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Made when missing: the commands that fill it (`replay`, `run`, `backfill`, `queue
+    /// add`).
+    Create,
+    /// Must exist, read and written (`archive`, `verify --repair`, `queue cancel`): a path
+    /// that names nothing is a mistake, never a new empty database.
+    Existing,
+    /// Must exist, only read (`links`, `messages`, `images`, `verify`, `queue list|show`):
+    /// opened as usual when it can be written, else with SQLite's read-only flag (a
+    /// read-only file or folder is fine).
+    ReadOnly,
+}
 
 pub struct Store {
     conn: Connection,
@@ -201,15 +221,63 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
-        Store::setup(conn, path)
+        Store::setup(conn, path, true)
+    }
+
+    /// Opens the database at `path` as `mode` says (see [`OpenMode`]).
+    pub fn open_as(path: &Path, mode: OpenMode) -> Result<Store> {
+        if mode != OpenMode::Create && !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        if mode != OpenMode::ReadOnly {
+            return Store::open(path);
+        }
+        // Opened as usual (migrated) when it can be written; else read as it is.
+        match Store::open(path) {
+            Err(StoreError::Open { .. }) | Err(StoreError::Sql(_)) => {}
+            opened => return opened,
+        }
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        let readable = |conn: &Connection| {
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| {
+                row.get::<_, i64>(0)
+            })
+        };
+        if readable(&conn).is_err() {
+            // A WAL database needs its shared-memory index beside it, which a read-only
+            // folder cannot hold (and then nothing can be writing it): read the file as is.
+            conn = Connection::open_with_flags(immutable_uri(path), flags).map_err(open_err)?;
+            readable(&conn).map_err(open_err)?;
+        }
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version < known {
+            return Err(StoreError::ReadOnlyOld {
+                path: path.to_path_buf(),
+                found: version,
+                known,
+            });
+        }
+        Store::setup(conn, path, false)
     }
 
     /// An in-memory database, for tests and benchmarks of the pure parts.
     pub fn open_in_memory() -> Result<Store> {
-        Store::setup(Connection::open_in_memory()?, Path::new(":memory:"))
+        Store::setup(Connection::open_in_memory()?, Path::new(":memory:"), true)
     }
 
-    fn setup(conn: Connection, path: &Path) -> Result<Store> {
+    /// `writable`: set the journal up and migrate; else only read (`migrate` still refuses
+    /// a newer schema).
+    fn setup(conn: Connection, path: &Path, writable: bool) -> Result<Store> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Every query below is prepared once and reused; the default cache (16) is too small.
         conn.set_prepared_statement_cache_capacity(64);
@@ -217,13 +285,15 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        if writable {
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(open_err)?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // Fewer, larger checkpoints: a page rewritten many times is copied back once.
+            conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
+        }
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", -64_000)?;
-        // Fewer, larger checkpoints: a page rewritten many times is copied back once.
-        conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
         let codec = docs::DocCodec::new()
             .map_err(|error| open_err(rusqlite::Error::ToSqlConversionFailure(Box::new(error))))?;
         let mut store = Store {
@@ -375,6 +445,21 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// `path` as a SQLite URI that opens it immutable (no lock, no WAL index).
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::{opt_snowflake, opt_sql, Result, Store};
 
 /// `(kind = 'imagine' OR kind = 'blend' OR ...)`: the kinds with a prompt of their own (root
 /// grids, root videos and remixes, the core's `has_own_prompt_name`), as comparisons. This is
-/// the text of the partial index `messages_fts_pending`'s condition (migration 0009: an `IN`
+/// the text of the partial index `messages_fts_pending`'s condition (migration 0010: an `IN`
 /// list made SQLite build a temporary table at every insert and update of a message);
 /// `store::tests` checks that the index spells it so.
 pub(super) fn pending_kinds_condition() -> &'static str {

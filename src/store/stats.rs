@@ -103,9 +103,14 @@ impl Store {
 
     pub fn archive_counts(&self) -> Result<ArchiveCounts> {
         let mut counts = ArchiveCounts::default();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT state, COUNT(*), COALESCE(SUM(bytes), 0) FROM attachments GROUP BY state",
-        )?;
+        // Only the kinds the archive keeps (the core's table): a progress preview's
+        // attachment stays `pending` forever and is never archived.
+        let sql = format!(
+            "SELECT a.state, COUNT(*), COALESCE(SUM(a.bytes), 0) FROM attachments a JOIN messages m ON m.id = a.message_id
+             WHERE m.seen = 1 AND m.kind IN {} GROUP BY a.state",
+            super::archive::archived_kinds()
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([], |row| {
             Ok((
                 row.get::<_, String>(0)?,

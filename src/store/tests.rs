@@ -216,7 +216,7 @@ fn migrated_schema_is_unchanged() {
         assert!(schema.contains(object), "{object}");
     }
     // The full-text pending index holds the kinds the core says have a prompt of their own,
-    // as comparisons (0009), the text `search.rs` asks with.
+    // as comparisons (0010), the text `search.rs` asks with.
     assert!(
         schema.contains(&format!(
             "WHERE fts_state = 0 AND prompt IS NOT NULL\n        AND {};",
@@ -230,7 +230,7 @@ fn migrated_schema_is_unchanged() {
 #[test]
 fn migrations_are_the_same_bytes() {
     // Length and SHA-256 of each migration's text as first shipped: history, never edited.
-    const SHIPPED: [(usize, &str); 9] = [
+    const SHIPPED: [(usize, &str); 10] = [
         (
             3108,
             "970f8a878ddd5afc0a3a1654315eceb51edf8ba7a6487d35b9737d56d29982f8",
@@ -259,10 +259,17 @@ fn migrations_are_the_same_bytes() {
             1549,
             "f73e9e7a9483cff89055e12fcac491700205c97fdccc14189f0d6ef8c3ee13a3",
         ),
+        // 0008 (starts by the message they reply to).
         (
             433,
             "04c36594e05c9a1cf7c006e0685bc9cbcd2ca006d7f85a48735b963f6751e650",
         ),
+        // 0009 (archive trust: next try times, the archive's root).
+        (
+            624,
+            "0968c403cf3df744664e55171afaff0ce7f30773b1aa13a4129c9e1c00d23eda",
+        ),
+        // 0010 (the FTS pending index's condition as comparisons).
         (
             847,
             "dbfdfcf2834f67d4c2fac386ec67f62c27d11f094c10f4425581e2c35fcd6e6f",

@@ -23,6 +23,12 @@ pub enum Reply {
     Truncated { announced: usize, body: Vec<u8> },
     /// Sends the headers and the first bytes, then nothing for `stall`.
     Stall { body: Vec<u8>, stall: Duration },
+    /// Sends the body `chunk` bytes at a time, one chunk every `every`.
+    Trickle {
+        body: Vec<u8>,
+        chunk: usize,
+        every: Duration,
+    },
 }
 
 #[derive(Clone, Default)]
@@ -164,6 +170,17 @@ impl Cdn {
                                 .await;
                             let _ = stream.write_all(&body).await;
                             tokio::time::sleep(stall).await;
+                        }
+                        Reply::Trickle { body, chunk, every } => {
+                            let headers = vec![("Content-Type".to_string(), "image/png".to_string())];
+                            let _ = stream.write_all(head(200, &headers, body.len()).as_bytes()).await;
+                            for piece in body.chunks(chunk.max(1)) {
+                                if stream.write_all(piece).await.is_err() {
+                                    break;
+                                }
+                                let _ = stream.flush().await;
+                                tokio::time::sleep(every).await;
+                            }
                         }
                     }
                     let _ = stream.shutdown().await;

@@ -69,6 +69,15 @@ impl std::fmt::Display for Rejected {
     }
 }
 
+/// The longest event-type name a [`Line::Skipped`] carries (longer ones are cut): the input
+/// decides these names, and they are kept and counted.
+pub const MAX_TYPE_NAME: usize = 64;
+
+/// The name a skipped dispatch is counted under: its type, cut to [`MAX_TYPE_NAME`].
+fn type_name(event_type: &str) -> String {
+    crate::text::cut(event_type, MAX_TYPE_NAME)
+}
+
 const MESSAGE_EVENTS: [&str; 4] = [
     "MESSAGE_CREATE",
     "MESSAGE_UPDATE",
@@ -101,7 +110,7 @@ pub fn from_dispatch_line(bytes: &[u8]) -> Line {
         None if MESSAGE_EVENTS.contains(&event_type) => {
             Line::Malformed(format!("{event_type} without data (\"d\")"))
         }
-        None => Line::Skipped(event_type.to_string()),
+        None => Line::Skipped(type_name(event_type)),
     }
 }
 
@@ -137,7 +146,7 @@ pub fn from_gateway(event_type: &str, payload: &str) -> Line {
             }
             Err(error) => Line::Malformed(format!("{event_type} is not a deletion ({error})")),
         },
-        other => Line::Skipped(other.to_string()),
+        other => Line::Skipped(type_name(other)),
     }
 }
 
@@ -229,6 +238,20 @@ mod tests {
             ),
             Line::Malformed(_)
         ));
+    }
+
+    #[test]
+    fn a_skipped_type_name_is_cut() {
+        let long = "X".repeat(100_000);
+        let line = format!(r#"{{"op":0,"t":"{long}","d":{{}}}}"#);
+        let Line::Skipped(name) = from_dispatch_line(line.as_bytes()) else {
+            panic!("a skipped dispatch")
+        };
+        assert_eq!(name.chars().count(), MAX_TYPE_NAME);
+        let Line::Skipped(name) = from_dispatch_line(format!(r#"{{"op":0,"t":"{long}"}}"#).as_bytes()) else {
+            panic!("a skipped dispatch")
+        };
+        assert_eq!(name.chars().count(), MAX_TYPE_NAME);
     }
 
     #[test]

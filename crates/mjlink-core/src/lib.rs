@@ -31,6 +31,8 @@ pub mod merge;
 pub mod parse;
 pub mod prompt;
 pub mod queue;
+pub mod recording;
+pub mod retry;
 pub mod secret;
 pub mod snowflake;
 pub mod text;

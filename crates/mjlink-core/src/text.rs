@@ -40,9 +40,146 @@ pub fn cut(text: &str, max: usize) -> String {
     kept
 }
 
+/// Untrusted text (from Discord, a recording, a file name) made safe to print on a
+/// terminal: control characters (C0, DEL, C1: escape sequences start with them) and the
+/// bidirectional overrides that reorder what is shown are written as escapes (`\u{1b}`,
+/// `\n`), so the text is shown, never obeyed. Everything else is kept. Every printer for
+/// people goes through this (the replay summary, tables, error lines); JSON lines and CSV,
+/// for scripts, keep the data as it is (JSON escapes control characters itself).
+pub fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => shown.push_str("\\n"),
+            '\r' => shown.push_str("\\r"),
+            '\t' => shown.push_str("\\t"),
+            c if unsafe_char(c) => shown.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => shown.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(shown)
+}
+
+/// An error and its causes (outermost first) as one sentence: each cause once, joined with
+/// `: `. A cause whose text the sentence already holds (an error that prints its source, a
+/// wrapper that repeats it) is left out, so nothing is said twice.
+pub fn one_line<S: AsRef<str>>(causes: impl IntoIterator<Item = S>) -> String {
+    let mut line = String::new();
+    for cause in causes {
+        let cause = cause.as_ref().trim();
+        if cause.is_empty() || line.contains(cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(cause);
+    }
+    line
+}
+
+/// The candidate closest to `name` (edit distance, case ignored) when it is close enough to
+/// be a misspelling: at most a third of its length, and at least 1.
+pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|candidate| (distance(&name, &candidate.to_ascii_lowercase()), candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance in characters.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The line and column (from 1; the column in characters) of byte `offset` in `text`.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_says_each_cause_once() {
+        assert_eq!(
+            one_line([
+                "cannot read the config file x.toml: No such file or directory (os error 2)",
+                "No such file or directory (os error 2)",
+            ]),
+            "cannot read the config file x.toml: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            one_line([
+                "cannot reach Discord",
+                "error sending request for url (http://127.0.0.1:9/api)",
+                "client error (Connect)",
+                "tcp connect error: Connection refused (os error 111)",
+                "Connection refused (os error 111)",
+            ]),
+            "cannot reach Discord: error sending request for url (http://127.0.0.1:9/api): client error (Connect): tcp connect error: Connection refused (os error 111)"
+        );
+        assert_eq!(one_line(["a", "", "b"]), "a: b");
+    }
+
+    #[test]
+    fn nearest_suggests_a_misspelled_name() {
+        let known = ["MJLINK_DATABASE_PATH", "MJLINK_LOG_FILTER", "MJLINK_ARCHIVE_DIR"];
+        assert_eq!(
+            nearest("MJLINK_DATABSE_PATH", known),
+            Some("MJLINK_DATABASE_PATH")
+        );
+        assert_eq!(nearest("mjlink_log_filtr", known), Some("MJLINK_LOG_FILTER"));
+        assert_eq!(nearest("MJLINK_SOMETHING_ELSE", known), None);
+    }
+
+    #[test]
+    fn line_column_counts_from_one_in_characters() {
+        let text = "[a]\nkéy = 5\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, text.find('=').unwrap()), (2, 5));
+        assert_eq!(line_column(text, 1000), (3, 1));
+    }
+
+    #[test]
+    fn for_terminal_shows_control_sequences_instead_of_obeying_them() {
+        assert_eq!(for_terminal("a cat, 猫 --ar 16:9"), "a cat, 猫 --ar 16:9");
+        assert_eq!(for_terminal("\u{1b}]0;pwned\u{7}x"), "\\u{1b}]0;pwned\\u{7}x");
+        assert_eq!(for_terminal("red \u{1b}[31m"), "red \\u{1b}[31m");
+        assert_eq!(for_terminal("two\nlines\r\t"), "two\\nlines\\r\\t");
+        assert_eq!(for_terminal("\u{9b}2J \u{7f}"), "\\u{9b}2J \\u{7f}");
+        assert_eq!(for_terminal("abc\u{202e}gpj.exe"), "abc\\u{202e}gpj.exe");
+    }
 
     #[test]
     fn times_round_trip_and_dates_are_utc_midnight() {
