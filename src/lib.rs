@@ -12,6 +12,7 @@
 //! - [`commands`]: slash commands over pure answers.
 //! - [`export`], [`demo`], and the private `doctor` and `bench`: what the commands print
 //!   and check (reached through [`app`]).
+//! - [`logging`]: the log's writer, which masks every secret.
 //! - [`config`]: `bot.toml`, environment overrides; each subsystem reads its own section.
 //! - [`app`]: one function per command of the binary; [`clock`]: the one place the wall
 //!   clock is read; [`causes`]: an error and its causes as one sentence.
@@ -29,6 +30,7 @@ pub mod demo;
 mod doctor;
 pub mod export;
 pub mod ingest;
+pub mod logging;
 pub mod queue;
 pub mod rest;
 pub mod store;

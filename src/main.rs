@@ -173,7 +173,7 @@ fn init_tracing(configured: &str, quiet: bool) -> anyhow::Result<()> {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(mjlink::logging::line)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
     Ok(())
@@ -225,6 +225,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     // The demo tells its own story; its log stays quiet unless asked for.
     let demo_quiet =
         matches!(cli.command, Command::Demo(_)) && std::env::var_os("MJLINK_LOG_FILTER").is_none();
+    mjlink::logging::hide_secrets(&config);
     init_tracing(&config.log_filter, demo_quiet)?;
 
     let config = &config;

@@ -188,3 +188,47 @@ fn stats_count_unknown_formats_by_day() {
         .unwrap();
     assert_eq!(value, "1 by day: 2024-05-01 1");
 }
+
+/// `/queue show` and `/queue cancel` match ids literally: a wildcard names no item, even when
+/// only one exists, and an empty id is refused.
+#[test]
+fn queue_ids_in_slash_commands_match_literally() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("q.db")).unwrap();
+    let items = mjlink::queue::runner::add(
+        &mut store,
+        &["the only item".to_string()],
+        &mjlink::queue::Upscales::parse("1").unwrap(),
+        0,
+        1_767_225_600_000,
+    )
+    .unwrap();
+    let id = items[0].id.clone();
+    for pattern in ["%", "_", "%%", &format!("{}_", &id[..3])] {
+        let shown = answers::queue_show(&ctx(&store, None), pattern).unwrap();
+        assert!(
+            shown.content.starts_with("No queue item has the id"),
+            "{pattern:?}: {shown:?}"
+        );
+        let cancelled = answers::queue_cancel(&mut store, 1_767_225_700_000, pattern).unwrap();
+        assert!(
+            cancelled.content.starts_with("No queue item has the id"),
+            "{pattern:?}: {cancelled:?}"
+        );
+    }
+    for empty in ["", " "] {
+        let shown = answers::queue_show(&ctx(&store, None), empty).unwrap();
+        assert!(shown.ephemeral && shown.content.contains("empty"), "{shown:?}");
+        let cancelled = answers::queue_cancel(&mut store, 1_767_225_700_000, empty).unwrap();
+        assert!(
+            cancelled.ephemeral && cancelled.content.contains("empty"),
+            "{cancelled:?}"
+        );
+    }
+    assert_eq!(
+        store.queue_item(&id).unwrap().unwrap().status,
+        mjlink::queue::Status::Queued
+    );
+    let shown = answers::queue_show(&ctx(&store, None), &id[..5]).unwrap();
+    assert!(shown.content.contains("the only item"), "{shown:?}");
+}

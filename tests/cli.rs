@@ -361,6 +361,9 @@ fn relative_paths_in_the_config_file_resolve_against_its_folder() {
     assert!(
         stdout.contains(&bot.join("pictures").display().to_string()),
         "{stdout}"
+    );
+}
+
 /// `mjlink replay --json FILES` into a fresh database: (exit code, report, stderr).
 fn replay_json(files: &[&std::path::Path]) -> (Option<i32>, serde_json::Value, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -714,4 +717,52 @@ fn errors_say_each_cause_once_keep_network_causes_and_refuse_unknown_settings() 
         stderr.contains("`archive.dir`") && stderr.contains("line 3, column 7"),
         "{stderr}"
     );
+}
+
+/// Ids match literally: `%` and `_` are characters, not wildcards, and an empty id is refused
+/// with one clear line, even when a single item exists (which any wildcard would match).
+#[test]
+fn queue_show_and_cancel_match_ids_literally() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("queue.db");
+    let run = |args: &[&str]| {
+        let output = mjlink().arg("--db").arg(&db).args(args).output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (code, _, err) = run(&["queue", "add", "only one item"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = run(&["queue", "list", "--format", "jsonl"]);
+    let row: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let id = row["id"].as_str().unwrap().to_string();
+    // A wildcard in the place of one character of the real id.
+    let underscored = format!("{}_", &id[..3]);
+    for pattern in ["%", "_", "%%", underscored.as_str()] {
+        for command in ["show", "cancel"] {
+            let (code, out, err) = run(&["queue", command, pattern]);
+            assert_eq!(code, Some(1), "{command} {pattern:?}: {out}");
+            assert_eq!(err.lines().count(), 1, "{command} {pattern:?}: {err}");
+            assert!(
+                err.contains("no queue item has the id"),
+                "{command} {pattern:?}: {err}"
+            );
+        }
+    }
+    for empty in ["", "  "] {
+        for command in ["show", "cancel"] {
+            let (code, out, err) = run(&["queue", command, empty]);
+            assert_eq!(code, Some(1), "{command} {empty:?}: {out}");
+            assert_eq!(err.lines().count(), 1, "{command} {empty:?}: {err}");
+            assert!(err.contains("empty"), "{command} {empty:?}: {err}");
+        }
+    }
+    // Nothing was cancelled by any of it; the real prefix still works.
+    let (_, out, _) = run(&["queue", "list"]);
+    assert!(out.ends_with("1 items: 1 queued\n"), "{out}");
+    let (code, out, _) = run(&["queue", "show", &id[..4]]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("only one item"), "{out}");
 }

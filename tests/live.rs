@@ -1138,3 +1138,208 @@ async fn backfill_with_threads_fetches_active_and_archived_threads() {
     assert_eq!(archived_pages.len(), 2, "{archived_pages:?}");
     assert!(archived_pages[1].contains("&before=20"), "{archived_pages:?}");
 }
+
+/// The token never reaches a log, at any level: `record` and `run` at trace logging, through
+/// IDENTIFY (the relay and serenity both see it), REST requests (catch-up, a parent fetch)
+/// and a slash-command answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_never_logged_even_at_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    for command in ["record", "run"] {
+        let readies = fake.readies();
+        let db: PathBuf = dir.path().join(format!("{command}.db"));
+        let mut bin = mjlink_against(&fake, &db, TOKEN);
+        bin.env("MJLINK_LOG_FILTER", "trace")
+            .env("MJLINK_DISCORD_CHANNELS", "4242")
+            .arg(command);
+        if command == "record" {
+            bin.arg("--out").arg(dir.path().join("session.jsonl"));
+        }
+        // To a file: trace logging fills a pipe long before anyone reads it.
+        let log = dir.path().join(format!("{command}.log"));
+        let mut child = tokio::process::Command::from(bin)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        fake.wait_for("READY", WAIT, |fake| {
+            fake.readies() == readies + 1 && fake.connected()
+        })
+        .await;
+        let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
+        let (grid, upscale) = grid_and_upscale(4242, readies as u64 + 1, base);
+        fake.post(&grid);
+        fake.post(&upscale);
+        wait_until("the messages", || count_seen(&db) >= 2).await;
+        let pid = child.id().unwrap() as i32;
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap();
+        let stderr = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+        assert!(
+            stderr.lines().count() > 20,
+            "{command}: trace logging was on: {stderr}"
+        );
+        let leaks: Vec<&str> = stderr.lines().filter(|line| line.contains(TOKEN)).collect();
+        assert!(leaks.is_empty(), "{command}: the token leaked: {leaks:#?}");
+    }
+}
+
+/// `mjlink run` against `api_base` with a 3 s connection deadline: its exit status, stderr,
+/// and how long it ran (killed after 20 s: a run that never gives up fails the test).
+async fn run_against(api_base: &str) -> (Option<i32>, String, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
+    command
+        .current_dir(common::root())
+        .env_remove("RUST_LOG")
+        .env("MJLINK_DISCORD_TOKEN", TOKEN)
+        .env("MJLINK_DISCORD_API_BASE", api_base)
+        .env("MJLINK_DISCORD_CONNECT_TIMEOUT_SECS", "3")
+        .env("MJLINK_ARCHIVE_ENABLED", "false")
+        .arg("--db")
+        .arg(dir.path().join("x.db"))
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let started = Instant::now();
+    let mut child = tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let status = match tokio::time::timeout(Duration::from_secs(20), child.wait()).await {
+        Ok(status) => status.unwrap().code(),
+        Err(_) => {
+            child.kill().await.unwrap();
+            None
+        }
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    (status, stderr, started.elapsed())
+}
+
+/// Never connected: a non-zero exit within the deadline (and a margin), the reason in one
+/// last line that names the configured base, no Debug dumps, no other host tried.
+fn assert_gave_up(what: &str, base: &str, (status, stderr, took): (Option<i32>, String, Duration)) {
+    assert_eq!(
+        status,
+        Some(1),
+        "{what}: did not give up within 20 s ({took:?}): {stderr}"
+    );
+    assert!(took < Duration::from_secs(13), "{what}: took {took:?}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("mjlink: could not connect to Discord within 3 s"),
+        "{what}: {stderr}"
+    );
+    assert!(
+        last.contains(base),
+        "{what}: the reason names the configured base: {stderr}"
+    );
+    let reasons = stderr.lines().filter(|line| line.starts_with("mjlink: ")).count();
+    assert_eq!(reasons, 1, "{what}: {stderr}");
+    for dump in ["Error {", "kind:", "source:", "gateway.discord.gg", "discord.com"] {
+        assert!(!stderr.contains(dump), "{what}: {dump:?} in {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_api_gives_up_within_the_connect_deadline() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    assert_gave_up("unreachable", &base, run_against(&base).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_that_accepts_and_never_answers_gives_up_within_the_connect_deadline() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    assert_gave_up("silent", &base, run_against(&base).await);
+    silent.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_gateway_fetch_never_falls_back_to_another_host() {
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    fake.mount("GET", "/api/v10/gateway", |_, _| {
+        mjlink_sim::discord::HttpResponse::json(500, &serde_json::json!({"message": "oops"}))
+    });
+    let base = fake.api_base();
+    assert_gave_up("gateway fetch failing", &base, run_against(&base).await);
+    // Only the configured base was asked, and only for the gateway's address.
+    let requests = fake.requests();
+    assert!(!requests.is_empty());
+    assert!(
+        requests.iter().all(|request| request.path == "/api/v10/gateway"),
+        "{requests:?}"
+    );
+    assert!(!fake.connected());
+}
+
+/// Once connected, an outage longer than the connection deadline is waited out: the bot
+/// reconnects when Discord is back and goes on storing messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_bot_rides_out_an_outage_longer_than_the_connect_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    let db = dir.path().join("outage.db");
+    let mut config = config(&fake, &db);
+    config.discord.connect_timeout_secs = 1;
+    let (stop, task) = ready_bot(&fake, config, RunOptions::default()).await;
+    let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    let (grid, _) = grid_and_upscale(4242, 1, base);
+    fake.post(&grid);
+    wait_until("the first message", || count_seen(&db) == 1).await;
+
+    fake.set_down(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !task.is_finished(),
+        "the bot gave up during an outage: {:?}",
+        task.await
+    );
+    fake.set_down(false);
+    fake.wait_for("a new session", WAIT, |fake| fake.connected())
+        .await;
+    let (grid, _) = grid_and_upscale(4242, 2, base);
+    fake.post(&grid);
+    wait_until("a message after the outage", || count_seen(&db) == 2).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_cannot_be_reached_gives_up_within_the_connect_deadline() {
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gateway = format!("ws://127.0.0.1:{port}");
+    let url = gateway.clone();
+    fake.mount("GET", "/api/v10/gateway", move |_, _| {
+        mjlink_sim::discord::HttpResponse::json(200, &serde_json::json!({ "url": url }))
+    });
+    assert_gave_up(
+        "gateway unreachable",
+        &gateway,
+        run_against(&fake.api_base()).await,
+    );
+}

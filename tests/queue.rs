@@ -524,3 +524,178 @@ async fn the_run_loop_retries_a_silent_job_on_virtual_time() {
     assert!((930..=935).contains(&sent_at[1]), "{sent_at:?}");
     assert!((1890..=1900).contains(&sent_at[2]), "{sent_at:?}");
 }
+
+// Principle 1: an item is bound to its job by exact signals only (nonce, the start's final,
+// job UUID) whenever one exists; the prompt only for a submission nobody watched, in its own
+// window, when exactly one grid fits.
+
+const UUID_X: &str = "aaaa0000-0000-4000-8000-00000000000a";
+const UUID_Y: &str = "bbbb0000-0000-4000-8000-00000000000b";
+const UUID_OTHER: &str = "eeee0000-0000-4000-8000-00000000000e";
+
+fn grid_id(grid: &Value) -> String {
+    grid["id"].as_str().unwrap().to_string()
+}
+
+fn grid_of(db: &std::path::Path, id: &str) -> Option<String> {
+    item(db, id).grid_message_id.map(|grid| grid.to_string())
+}
+
+/// The grids the runner pressed buttons on.
+fn pressed_grids(recorder: &Recorder) -> Vec<String> {
+    recorder
+        .presses()
+        .into_iter()
+        .map(|(grid, _)| grid.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn two_same_prompt_items_in_flight_each_take_their_own_grid() {
+    let prompt = "twin lanterns --ar 1:1 --v 7";
+    let (_dir, db, ids) = setup(&[prompt, prompt], "1");
+    let recorder = Recorder::default();
+    let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, options());
+    let mut mj = Midjourney::new(&db);
+    runner.tick(T0 + 1000).await.unwrap();
+    let nonces: Vec<String> = recorder.imagines().into_iter().map(|(_, n)| n).collect();
+    assert_eq!(nonces.len(), 2);
+    let start_x = mj.start(T0 + 2000, prompt, &nonces[0]);
+    let start_y = mj.start(T0 + 2100, prompt, &nonces[1]);
+    mj.progress(&start_x, T0 + 10_000, prompt, UUID_X);
+    mj.progress(&start_y, T0 + 10_100, prompt, UUID_Y);
+    runner.tick(T0 + 11_000).await.unwrap();
+    assert_eq!(item(&db, &ids[0]).status, Status::Rendering);
+    assert_eq!(item(&db, &ids[1]).status, Status::Rendering);
+
+    // The second job finishes first: its grid is its own, not the first item's.
+    let grid_y = mj.grid(T0 + 40_000, prompt, UUID_Y);
+    runner.tick(T0 + 41_000).await.unwrap();
+    assert_eq!(
+        grid_of(&db, &ids[0]),
+        None,
+        "the first item took the second job's grid"
+    );
+    assert_eq!(grid_of(&db, &ids[1]), Some(grid_id(&grid_y)));
+    let grid_x = mj.grid(T0 + 50_000, prompt, UUID_X);
+    runner.tick(T0 + 51_000).await.unwrap();
+    assert_eq!(grid_of(&db, &ids[0]), Some(grid_id(&grid_x)));
+    assert_eq!(grid_of(&db, &ids[1]), Some(grid_id(&grid_y)));
+    assert_eq!(pressed_grids(&recorder), [grid_id(&grid_y), grid_id(&grid_x)]);
+}
+
+/// Another job of the same user and prompt (not a queue item: typed by hand) posts its grid
+/// `when` relative to the item's start; the item keeps to its own grid.
+async fn another_jobs_grid(when: &str) {
+    let prompt = "lone heron at dawn --v 7";
+    let (_dir, db, ids) = setup(&[prompt], "1");
+    let recorder = Recorder::default();
+    let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, options());
+    let mut mj = Midjourney::new(&db);
+    let mut other = None;
+    if when == "before" {
+        // A moment before the submission.
+        other = Some(mj.grid(T0 - 2_000, prompt, UUID_OTHER));
+    }
+    runner.tick(T0).await.unwrap();
+    let (_, nonce) = recorder.imagines().remove(0);
+    if when == "between" {
+        // Sent, its start not seen yet.
+        other = Some(mj.grid(T0 + 1_000, prompt, UUID_OTHER));
+        runner.tick(T0 + 1_500).await.unwrap();
+    }
+    let start = mj.start(T0 + 2_000, prompt, &nonce);
+    runner.tick(T0 + 2_500).await.unwrap();
+    if when == "after" {
+        other = Some(mj.grid(T0 + 5_000, prompt, UUID_OTHER));
+        runner.tick(T0 + 5_500).await.unwrap();
+    }
+    mj.progress(&start, T0 + 20_000, prompt, UUID_X);
+    runner.tick(T0 + 20_500).await.unwrap();
+    let other = other.unwrap();
+    assert_eq!(
+        grid_of(&db, &ids[0]),
+        None,
+        "{when}: took the other job's grid {}",
+        grid_id(&other)
+    );
+    assert!(
+        recorder.presses().is_empty(),
+        "{when}: pressed {:?}",
+        recorder.presses()
+    );
+
+    let mine = mj.grid(T0 + 40_000, prompt, UUID_X);
+    mj.delete(&start, T0 + 40_500);
+    runner.tick(T0 + 41_000).await.unwrap();
+    assert_eq!(grid_of(&db, &ids[0]), Some(grid_id(&mine)), "{when}");
+    assert_eq!(pressed_grids(&recorder), [grid_id(&mine)], "{when}");
+}
+
+#[tokio::test]
+async fn a_same_prompt_grid_of_another_job_before_the_start_is_not_taken() {
+    another_jobs_grid("before").await;
+}
+
+#[tokio::test]
+async fn a_same_prompt_grid_of_another_job_between_submission_and_start_is_not_taken() {
+    another_jobs_grid("between").await;
+}
+
+#[tokio::test]
+async fn a_same_prompt_grid_of_another_job_after_the_start_is_not_taken() {
+    another_jobs_grid("after").await;
+}
+
+#[tokio::test]
+async fn after_a_restart_same_prompt_items_keep_to_their_own_grids() {
+    let prompt = "paper boats, rain --v 7";
+    let (_dir, db, ids) = setup(
+        &[prompt, prompt, "solo crane", "solo crane twin", "solo crane twin"],
+        "1",
+    );
+    let recorder = Recorder::default();
+    let mut mj = Midjourney::new(&db);
+    let mut limits = options();
+    limits.limits.max_in_flight = 5;
+    {
+        let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, limits.clone());
+        runner.tick(T0).await.unwrap();
+        let nonces: Vec<String> = recorder.imagines().into_iter().map(|(_, n)| n).collect();
+        assert_eq!(nonces.len(), 5);
+        let start_x = mj.start(T0 + 1000, prompt, &nonces[0]);
+        let start_y = mj.start(T0 + 1100, prompt, &nonces[1]);
+        mj.progress(&start_x, T0 + 10_000, prompt, UUID_X);
+        mj.progress(&start_y, T0 + 10_100, prompt, UUID_Y);
+        runner.tick(T0 + 11_000).await.unwrap();
+        assert_eq!(item(&db, &ids[0]).job_uuid.as_deref(), Some(UUID_X));
+        // The runner stops here.
+    }
+    // While it was stopped: the second job's grid, and grids whose starts nobody saw (the
+    // catch-up brings history, which carries no nonce): one for "solo crane", one for the
+    // two "solo crane twin" items (it may be either's).
+    let grid_y = mj.grid(T0 + 40_000, prompt, UUID_Y);
+    let solo = mj.grid(T0 + 42_000, "solo crane", "cccc0000-0000-4000-8000-00000000000c");
+    let twin = mj.grid(
+        T0 + 43_000,
+        "solo crane twin",
+        "dddd0000-0000-4000-8000-00000000000d",
+    );
+
+    let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, limits);
+    runner.tick(T0 + 60_000).await.unwrap();
+    assert_eq!(
+        grid_of(&db, &ids[0]),
+        None,
+        "the first item took the second job's grid"
+    );
+    assert_eq!(grid_of(&db, &ids[1]), Some(grid_id(&grid_y)));
+    // The prompt, for a submission nobody watched, when exactly one item can own the grid.
+    assert_eq!(grid_of(&db, &ids[2]), Some(grid_id(&solo)));
+    assert_eq!(grid_of(&db, &ids[3]), None);
+    assert_eq!(grid_of(&db, &ids[4]), None);
+    let grid_x = mj.grid(T0 + 70_000, prompt, UUID_X);
+    runner.tick(T0 + 71_000).await.unwrap();
+    assert_eq!(grid_of(&db, &ids[0]), Some(grid_id(&grid_x)));
+    let _ = twin;
+}

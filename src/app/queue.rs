@@ -98,10 +98,22 @@ fn not_found(id: &str) -> anyhow::Error {
     anyhow::anyhow!("no queue item has the id {id:?} (or the prefix is not unique)")
 }
 
+/// The id as given, without surrounding spaces; an empty one is refused (it would be a
+/// prefix of every id).
+fn given_id(id: &str) -> anyhow::Result<&str> {
+    let id = id.trim();
+    anyhow::ensure!(
+        !id.is_empty(),
+        "the queue item id is empty: give an id or a unique prefix of one (`mjlink queue list` shows them)"
+    );
+    Ok(id)
+}
+
 /// One item with its history.
 pub fn show(config: &Config, args: &ShowArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let store = Store::open_as(&config.database_path, OpenMode::ReadOnly)?;
-    let item = store.queue_item(&args.id)?.ok_or_else(|| not_found(&args.id))?;
+    let id = given_id(&args.id)?;
+    let item = store.queue_item(id)?.ok_or_else(|| not_found(id))?;
     let history = store.queue_history(&item.id)?;
     if args.json {
         let value = serde_json::json!({"item": item, "history": history});
@@ -124,9 +136,10 @@ pub fn cancel(
     now_ms: i64,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
+    let id = given_id(&args.id)?;
     let mut store = Store::open_as(&config.database_path, OpenMode::Existing)?;
-    match runner::cancel(&mut store, &args.id, now_ms)? {
-        Cancelled::NotFound => Err(not_found(&args.id)),
+    match runner::cancel(&mut store, id, now_ms)? {
+        Cancelled::NotFound => Err(not_found(id)),
         Cancelled::Now(item) => {
             writeln!(out, "{} cancelled", item.id)?;
             Ok(Outcome::Success)

@@ -549,8 +549,18 @@ pub fn queue_list(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
     Ok(Reply::text(format!("{paused}```\n{}\n```", cut(&table, 1900))))
 }
 
+/// An empty id would be a prefix of every id: refused.
+fn empty_id() -> Reply {
+    Reply::refusal(
+        "The id is empty: give an id or a unique prefix of one (`/queue list` shows them).".to_string(),
+    )
+}
+
 /// `/queue show id`.
 pub fn queue_show(ctx: &Ctx<'_>, id: &str) -> Result<Reply, StoreError> {
+    if id.trim().is_empty() {
+        return Ok(empty_id());
+    }
     let Some(item) = ctx.store.queue_item(id.trim())? else {
         return Ok(Reply::refusal(format!(
             "No queue item has the id `{}`.",
@@ -566,6 +576,9 @@ pub fn queue_show(ctx: &Ctx<'_>, id: &str) -> Result<Reply, StoreError> {
 
 /// `/queue cancel id`.
 pub fn queue_cancel(store: &mut Store, now_ms: i64, id: &str) -> Result<Reply, StoreError> {
+    if id.trim().is_empty() {
+        return Ok(empty_id());
+    }
     Ok(match runner::cancel(store, id.trim(), now_ms)? {
         runner::Cancelled::Now(item) => Reply::text(format!("Cancelled `{}`.", &item.id[..8])),
         runner::Cancelled::AlreadyFinished(item) => Reply::refusal(format!(

@@ -39,6 +39,7 @@ const KEYS: &[(&str, Set)] = &[
     ("discord.channels",              |c, v| ids(v).map(|ids| c.discord.channels = ids)),
     ("discord.direct_messages",       |c, v| boolean(v).map(|on| c.discord.direct_messages = on)),
     ("discord.backfill_on_start",     |c, v| boolean(v).map(|on| c.discord.backfill_on_start = on)),
+    ("discord.connect_timeout_secs",  |c, v| within(v, 1, 3600, CONNECT).map(|secs| c.discord.connect_timeout_secs = secs)),
     ("archive.enabled",               |c, v| boolean(v).map(|on| c.archive.enabled = on)),
     ("archive.dir",                   |c, v| text(v).map(|dir| c.archive.dir = dir.into())),
     ("archive.concurrency",           |c, v| within(v, 1, 64, CONCURRENCY).map(|n| c.archive.concurrency = n)),
@@ -74,6 +75,7 @@ const KEYS: &[(&str, Set)] = &[
 ];
 
 const CONCURRENCY: &str = "expected a number of parallel downloads from 1 to 64";
+const CONNECT: &str = "expected seconds from 1 to 3600";
 const MIB: &str = "expected a size in MiB from 1 to 4096";
 const PER_MINUTE: &str = "expected commands per minute from 1 to 600";
 const DEFER: &str = "expected milliseconds from 0 to 2500 (Discord allows 3 s for the first reply)";

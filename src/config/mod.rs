@@ -83,6 +83,9 @@ pub struct DiscordConfig {
     pub direct_messages: bool,
     /// Fetch what was missed while offline at start and after every non-resumed reconnect.
     pub backfill_on_start: bool,
+    /// A bot that has not connected within this many seconds of its start gives up with the
+    /// reason (`discord.connect_timeout_secs`); once connected, outages are retried forever.
+    pub connect_timeout_secs: u64,
 }
 
 impl Default for DiscordConfig {
@@ -94,6 +97,7 @@ impl Default for DiscordConfig {
             channels: BTreeSet::new(),
             direct_messages: false,
             backfill_on_start: true,
+            connect_timeout_secs: 120,
         }
     }
 }
@@ -241,7 +245,7 @@ impl Default for Config {
             database_path: PathBuf::from("mjlink.db"),
             bot_ids: BotIds::default(),
             window_ms: DEFAULT_WINDOW_MS,
-            log_filter: "warn,mjlink=info".to_string(),
+            log_filter: "warn,serenity=error,mjlink=info".to_string(),
             drift_keep_samples: DEFAULT_DRIFT_SAMPLES,
             discord: DiscordConfig::default(),
             archive: ArchiveConfig::default(),

@@ -5,7 +5,7 @@
 //! that was not a RESUME, and answers slash commands.
 
 use std::collections::BTreeMap;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +37,10 @@ pub enum BotError {
     InvalidIntents,
     #[error("the gateway connection failed: {0}")]
     Gateway(String),
+    #[error(
+        "could not connect to Discord within {secs} s of starting (discord.connect_timeout_secs): {reason}"
+    )]
+    NeverConnected { secs: u64, reason: String },
     #[error("cannot start the gateway relay on 127.0.0.1: {0}")]
     Relay(String),
     #[error("cannot open the recording {path}: {reason}")]
@@ -88,6 +92,8 @@ struct Handler {
     commands: Option<Arc<crate::commands::discord::CommandState>>,
     /// Notified once the catch-up after READY is done.
     caught_up: Arc<Notify>,
+    /// Notified at every READY (the first ends the connection deadline).
+    connected: Arc<Notify>,
     writer: WriterHandle,
     discord: DiscordConfig,
     watch: Arc<Watch>,
@@ -152,6 +158,7 @@ impl EventHandler for Handler {
             guilds = ready.guilds.len(),
             "connected to the Discord gateway"
         );
+        self.connected.notify_one();
         if let Some(commands) = &self.commands {
             ctx.http.set_application_id(ready.application.id);
             let guilds: Vec<GuildId> = if self.discord.guilds.is_empty() {
@@ -304,6 +311,13 @@ pub async fn run_with(
         None
     };
 
+    // A bot that has never connected since it started is most likely misconfigured: it
+    // gives up at this deadline with the reason. The gateway's address comes from the
+    // configured API base, never from a fallback (serenity's is gateway.discord.gg).
+    let secs = config.discord.connect_timeout_secs;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let upstream = first_gateway_url(&rest, &config.discord.api_base, deadline, secs).await?;
+    let connected = Arc::new(Notify::new());
     let watch = Arc::new(Watch::new(config.discord.clone(), Arc::clone(&rest)));
     let handler = Handler {
         commands: config
@@ -311,6 +325,7 @@ pub async fn run_with(
             .enabled
             .then(|| Arc::new(crate::commands::discord::CommandState::from_config(config))),
         caught_up: Arc::clone(&caught_up),
+        connected: Arc::clone(&connected),
         writer: writer.handle(),
         discord: config.discord.clone(),
         watch: Arc::clone(&watch),
@@ -328,14 +343,18 @@ pub async fn run_with(
             .ratelimiter_disabled(true)
             .build()
     };
-    let mut client = serenity::all::ClientBuilder::new_with_http(http, intents(&config.discord))
-        .event_handler(handler)
+    let builder =
+        serenity::all::ClientBuilder::new_with_http(http, intents(&config.discord)).event_handler(handler);
+    let mut client = tokio::time::timeout_at(deadline, builder.into_future())
         .await
+        .map_err(|_| BotError::NeverConnected {
+            secs,
+            reason: format!("no answer from {}", config.discord.api_base),
+        })?
         .map_err(|error| BotError::Gateway(error.to_string()))?;
     // serenity talks to the relay, which hands every dispatch frame to the live path (and
     // appends it to the recording when asked) before passing it on.
     let (frames_tx, frames_rx) = mpsc::unbounded_channel::<String>();
-    let upstream = client.ws_url.lock().await.clone();
     let relay = crate::ingest::relay::start(&upstream, options.record.as_deref(), frames_tx)
         .await
         .map_err(|error| match &options.record {
@@ -369,8 +388,24 @@ pub async fn run_with(
             std::future::pending::<()>().await;
         }
     };
+    let relay_failure = Arc::clone(&relay.last_error);
+    let never_connected = async {
+        tokio::select! {
+            () = connected.notified() => std::future::pending::<()>().await,
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+    };
     let outcome = tokio::select! {
         result = client.start() => result.map_err(map_gateway_error),
+        () = never_connected => {
+            shard_manager.shutdown_all().await;
+            let reason = relay_failure
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone()
+                .unwrap_or_else(|| format!("the gateway at {upstream} started no session"));
+            Err(BotError::NeverConnected { secs, reason })
+        }
         result = queue_finished => {
             shard_manager.shutdown_all().await;
             result
@@ -414,6 +449,30 @@ pub async fn run_with(
         "database closed"
     );
     outcome
+}
+
+/// The gateway's address from the configured API base (`GET /gateway`), tried with backoff
+/// until `deadline`: one line per failed attempt, then [`BotError::NeverConnected`].
+async fn first_gateway_url(
+    rest: &Rest,
+    base: &str,
+    deadline: tokio::time::Instant,
+    secs: u64,
+) -> Result<String, BotError> {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let reason = match tokio::time::timeout_at(deadline, rest.gateway_url()).await {
+            Ok(Ok(url)) => return Ok(url),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer from {base} for the gateway address"),
+        };
+        if tokio::time::Instant::now() + backoff >= deadline {
+            return Err(BotError::NeverConnected { secs, reason });
+        }
+        tracing::warn!("{reason}; trying again in {} s", backoff.as_secs());
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
 }
 
 fn map_gateway_error(error: serenity::Error) -> BotError {

@@ -26,6 +26,8 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 pub struct Relay {
     /// The address serenity connects to instead of the gateway.
     pub url: String,
+    /// Why the last connection through the relay failed, if one did.
+    pub last_error: Arc<Mutex<Option<String>>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -69,18 +71,29 @@ pub async fn start(
         url: url.clone(),
         warned_compressed: AtomicBool::new(false),
     });
+    let last_error = Arc::new(Mutex::new(None));
+    let failures = Arc::clone(&last_error);
     let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let shared = Arc::clone(&shared);
+            let failures = Arc::clone(&failures);
             tokio::spawn(async move {
                 if let Err(error) = relay(stream, shared).await {
-                    tracing::warn!(%error, "a gateway relay connection ended with an error");
+                    tracing::warn!("the gateway connection ended: {error}");
+                    *lock(&failures) = Some(error.to_string());
                 }
             });
         }
     });
-    Ok(Relay { url, accept })
+    Ok(Relay {
+        url,
+        last_error,
+        accept,
+    })
 }
+
+/// How long connecting to the gateway may take.
+const CONNECT: std::time::Duration = std::time::Duration::from_secs(20);
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -100,7 +113,15 @@ async fn relay(
             format!("{base}/?{query}")
         }
     };
-    let (server, _) = tokio_tungstenite::connect_async(upstream_url.as_str()).await?;
+    let (server, _) = tokio::time::timeout(CONNECT, tokio_tungstenite::connect_async(upstream_url.as_str()))
+        .await
+        .map_err(|_| {
+            format!(
+                "no answer from the gateway at {upstream_url} within {} s",
+                CONNECT.as_secs()
+            )
+        })?
+        .map_err(|error| format!("cannot connect to the gateway at {upstream_url}: {error}"))?;
     let (mut to_client, mut from_client) = client.split();
     let (mut to_server, mut from_server) = server.split();
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::bind::{self, Binding};
 use super::machine::{self, Limits, Policy, Seen};
 use super::submit::{new_nonce, Button, SubmitError, Submitter};
 use super::{Item, Status, Transition};
@@ -99,6 +100,10 @@ pub struct Runner<S> {
     options: RunnerOptions,
     next_submit_ms: i64,
     counter: u64,
+    /// The time of this runner's first tick: a submission made since then was watched (its
+    /// start message, with the nonce, comes through the gateway); one made before may have
+    /// been answered while nobody watched.
+    watched_since_ms: Option<i64>,
 }
 
 /// The start of the UTC day of `ms`.
@@ -114,6 +119,7 @@ impl<S: Submitter> Runner<S> {
             options,
             next_submit_ms: i64::MIN,
             counter: 0,
+            watched_since_ms: None,
         }
     }
 
@@ -141,54 +147,74 @@ impl<S: Submitter> Runner<S> {
         Ok(seen)
     }
 
-    /// The grid of a submitted job: the root carrying its nonce, else the final the pipeline
-    /// settled for its start message, else
-    /// the grid with its job UUID, else (last resort) the one grid of this user in this channel
-    /// with exactly this prompt since the submission that no other item has taken.
+    /// The grid of a submitted job, by the core's rule ([`bind`]): exact signals (a root
+    /// carrying its nonce, the final the pipeline settled for its start, the one grid with its
+    /// job UUID) whenever one exists; the prompt only for a submission no runner watched, in
+    /// its own window, when exactly one grid fits that no other item can claim.
     fn find_grid(&self, item: &Item, seen: &Seen, now_ms: i64) -> Result<Option<Snowflake>, StoreError> {
-        // Since 2025 a final carries the nonce of the interaction that made it (wire notes,
-        // section 9): a root with this item's nonce is its grid, exactly.
-        if let Some(root) = seen
-            .by_nonce
-            .iter()
-            .find(|message| mjlink_core::kinds::is_root_name(&message.kind))
-        {
-            return Ok(Some(root.id));
-        }
+        let mut exact = bind::Exact::default();
         for message in seen.by_nonce.iter().filter(|message| message.kind == "progress") {
             if let Some(grid) = self.store.final_of(message.id)? {
-                return Ok(Some(grid));
+                exact.start_final = Some(grid);
+                break;
             }
         }
-        let uuid = item
-            .job_uuid
-            .clone()
-            .or_else(|| seen.by_nonce.iter().find_map(|message| message.job_uuid.clone()));
-        let submitted = item.submitted_ms.unwrap_or(now_ms);
-        if let Some(uuid) = uuid {
-            if let [grid] = self.store.grids_with_job(&uuid, submitted)?.as_slice() {
-                return Ok(Some(*grid));
-            }
+        if let Some(uuid) = bind::job_uuid(item, &seen.by_nonce) {
+            exact.by_job = self
+                .store
+                .grids_with_job(&uuid, item.submitted_ms.unwrap_or(now_ms))?;
         }
-        if let (Some(channel), Some(user)) = (self.options.channel_id, self.options.user_id) {
-            let prompt = mjlink_core::prompt::split(&item.prompt).normalized();
-            let mut candidates = Vec::new();
-            for grid in
-                self.store
-                    .grids_with_prompt(channel, user, &prompt, submitted - 5_000, now_ms + 60_000)?
-            {
-                if !self.store.queue_grid_taken(grid, &item.id)? {
-                    candidates.push(grid);
-                }
+        let watched_since = self.watched_since_ms.unwrap_or(now_ms);
+        let binding = match bind::bind(item, &seen.by_nonce, &exact, watched_since) {
+            Binding::ByPrompt => self.by_prompt(item, now_ms)?,
+            binding => binding,
+        };
+        Ok(match binding {
+            Binding::Grid(grid, signal) => {
+                tracing::debug!(item = %item.id, %grid, ?signal, "found the item's grid");
+                Some(grid)
             }
-            if let [grid] = candidates.as_slice() {
-                return Ok(Some(*grid));
+            Binding::Wait(reason) => {
+                tracing::trace!(item = %item.id, reason, "no grid yet");
+                None
             }
-            if candidates.len() > 1 {
-                tracing::debug!(item = %item.id, candidates = candidates.len(), "several grids fit the prompt; waiting for an exact signal");
-            }
+            Binding::ByPrompt => None,
+        })
+    }
+
+    /// The facts for [`bind::by_prompt`]: the grids with the item's exact prompt since its
+    /// submission, and the other unfinished items with that prompt and no grid.
+    fn by_prompt(&self, item: &Item, now_ms: i64) -> Result<Binding, StoreError> {
+        let (Some(channel), Some(user), Some(submitted)) =
+            (self.options.channel_id, self.options.user_id, item.submitted_ms)
+        else {
+            return Ok(Binding::Wait("no channel and user to match a prompt in"));
+        };
+        let prompt = mjlink_core::prompt::split(&item.prompt).normalized();
+        let candidates = self
+            .store
+            .queue_grid_candidates(channel, user, &prompt, submitted, now_ms, &item.id)?;
+        if candidates.is_empty() {
+            return Ok(Binding::Wait("no grid with its prompt since its submission"));
         }
-        Ok(None)
+        let rivals: Vec<bind::Rival> = self
+            .store
+            .queue_active()?
+            .into_iter()
+            .filter(|other| {
+                other.id != item.id
+                    && matches!(other.status, Status::Submitted | Status::Rendering)
+                    && other.grid_message_id.is_none()
+                    && mjlink_core::prompt::split(&other.prompt).normalized() == prompt
+            })
+            .filter_map(|other| {
+                Some(bind::Rival {
+                    submitted_ms: other.submitted_ms?,
+                    job_uuid: other.job_uuid,
+                })
+            })
+            .collect();
+        Ok(bind::by_prompt(item, &candidates, &rivals, now_ms))
     }
 
     fn save(
@@ -219,6 +245,7 @@ impl<S: Submitter> Runner<S> {
     /// One pass: follow every unfinished item, then submit what the limits allow.
     pub async fn tick(&mut self, now_ms: i64) -> Result<TickReport, QueueError> {
         let mut report = TickReport::default();
+        self.watched_since_ms.get_or_insert(now_ms);
         let mut items = self.store.queue_active()?;
         for item in &mut items {
             if item.status == Status::Queued {

@@ -149,13 +149,17 @@ impl Store {
 
     /// One item by its id, or by a prefix of it that only it has.
     pub fn queue_item(&self, id_or_prefix: &str) -> Result<Option<crate::queue::Item>> {
-        let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
+        // Compared as text, character for character: `%` and `_` are not wildcards, and an
+        // empty prefix (which every id starts with) names nothing.
+        if id_or_prefix.is_empty() {
+            return Ok(None);
+        }
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {} FROM queue_items WHERE id LIKE ?1 ORDER BY id LIMIT 2",
+            "SELECT {} FROM queue_items WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT 2",
             Self::QUEUE_COLUMNS
         ))?;
         let items = stmt
-            .query_map([pattern], Self::queue_item_from_row)?
+            .query_map([id_or_prefix], Self::queue_item_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(match items.as_slice() {
             [only] => Some(only.clone()),
@@ -219,17 +223,6 @@ impl Store {
             "SELECT COUNT(*) FROM queue_transitions WHERE to_status = 'submitted' AND at >= ?1",
         )?;
         Ok(stmt.query_row([from_ms], |row| row.get::<_, i64>(0))? as u32)
-    }
-
-    /// Whether another item already took `grid` as its own.
-    pub fn queue_grid_taken(&self, grid: Snowflake, by_other_than: &str) -> Result<bool> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT 1 FROM queue_items WHERE grid_message_id = ?1 AND id != ?2 LIMIT 1")?;
-        Ok(stmt
-            .query_row(params![grid.to_sql(), by_other_than], |_| Ok(()))
-            .optional()?
-            .is_some())
     }
 
     /// Midjourney's messages that carry `nonce` (its start message, error embeds).
@@ -298,20 +291,30 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Grids of `user` in `channel` with this normalized prompt, posted in `[from_ms, to_ms]`.
-    pub fn grids_with_prompt(
+    /// The grids of `user` in `channel` with this normalized prompt posted in `[from_ms, to_ms]`,
+    /// with what tells whether another job owns them: a nonce, being some start's settled
+    /// final (that start's prompt is the same: the index by prompt finds it), being taken by a
+    /// queue item other than `item_id`, their job UUID.
+    pub fn queue_grid_candidates(
         &self,
         channel: Snowflake,
         user: Snowflake,
         prompt_norm: &str,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<Snowflake>> {
+        item_id: &str,
+    ) -> Result<Vec<mjlink_core::queue::bind::Candidate>> {
         let (first_day, last_day) = (from_ms.div_euclid(86_400_000), to_ms.div_euclid(86_400_000));
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id FROM messages WHERE day BETWEEN ?1 AND ?2 AND channel_id = ?3 AND user_id = ?4
-                 AND prompt_key = ?5 AND prompt_norm = ?6 AND posted_at BETWEEN ?7 AND ?8
-                 AND seen = 1 AND kind = 'imagine' ORDER BY id",
+            "SELECT m.id, m.posted_at, m.nonce IS NOT NULL,
+                    EXISTS (SELECT 1 FROM messages s WHERE s.day BETWEEN ?1 - 1 AND ?2
+                            AND s.channel_id = m.channel_id AND s.user_id = m.user_id
+                            AND s.prompt_key = m.prompt_key AND s.final_id = m.id),
+                    EXISTS (SELECT 1 FROM queue_items q WHERE q.grid_message_id = m.id AND q.id != ?9),
+                    m.job_uuid
+             FROM messages m WHERE m.day BETWEEN ?1 AND ?2 AND m.channel_id = ?3 AND m.user_id = ?4
+                 AND m.prompt_key = ?5 AND m.prompt_norm = ?6 AND m.posted_at BETWEEN ?7 AND ?8
+                 AND m.seen = 1 AND m.kind = 'imagine' ORDER BY m.id",
         )?;
         let rows = stmt.query_map(
             params![
@@ -322,9 +325,19 @@ impl Store {
                 text_key(prompt_norm),
                 prompt_norm,
                 from_ms,
-                to_ms
+                to_ms,
+                item_id
             ],
-            |row| Ok(Snowflake::from_sql(row.get(0)?)),
+            |row| {
+                Ok(mjlink_core::queue::bind::Candidate {
+                    id: Snowflake::from_sql(row.get(0)?),
+                    posted_ms: row.get(1)?,
+                    has_nonce: row.get(2)?,
+                    is_final_of_a_start: row.get(3)?,
+                    taken: row.get(4)?,
+                    job_uuid: row.get(5)?,
+                })
+            },
         )?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }

@@ -152,6 +152,8 @@ struct State {
     channel_objects: BTreeMap<u64, Value>,
     /// Whether archived private threads may be listed (the bot has Manage Threads).
     allow_private_threads: bool,
+    /// An outage: every new connection (HTTP and gateway) is closed at once.
+    down: bool,
     /// At most this many archived threads per page, whatever `limit` asks (tests paging).
     thread_page_size: usize,
     /// Mounted routes by (method, path).
@@ -195,6 +197,7 @@ impl FakeDiscord {
                 identifies: Vec::new(),
                 channel_objects: BTreeMap::new(),
                 allow_private_threads: false,
+                down: false,
                 thread_page_size: 100,
                 routes: HashMap::new(),
                 files: HashMap::new(),
@@ -550,6 +553,15 @@ impl FakeDiscord {
         }
     }
 
+    /// An outage (`true`): the current connection is cut and every new one is closed at once,
+    /// until it ends (`false`).
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+        if down {
+            self.drop_connection();
+        }
+    }
+
     /// Cuts the connection without a close frame, as a network failure would.
     pub fn drop_connection(&self) {
         let connection = self.lock().connection.take();
@@ -577,6 +589,9 @@ impl FakeDiscord {
     }
 
     async fn serve_http(&self, mut stream: TcpStream) {
+        if self.lock().down {
+            return;
+        }
         let request = match read_request(&mut stream).await {
             Ok(Some(request)) => request,
             Ok(None) => return,
@@ -810,6 +825,9 @@ impl FakeDiscord {
     }
 
     async fn serve_gateway(&self, stream: TcpStream) {
+        if self.lock().down {
+            return;
+        }
         let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
             return;
         };

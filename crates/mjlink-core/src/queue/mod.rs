@@ -3,11 +3,14 @@
 //! Midjourney stays silent, and failed with the reason when it says no.
 //!
 //! - this module: [`Item`], [`Status`], [`Upscales`], [`Transition`];
+//! - [`bind`]: which grid is an item's (exact signals only, the prompt as a guarded last
+//!   resort);
 //! - [`machine`]: what one item does next, given what the database has seen of its job and
 //!   the time (passed in).
 //!
 //! The shell (`mjlink::queue`) keeps the items in SQLite, submits and presses buttons.
 
+pub mod bind;
 pub mod machine;
 
 use serde::Serialize;
