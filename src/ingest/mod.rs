@@ -3,7 +3,8 @@
 //! - Sources: [`gateway`] (the live bot: serenity behind the [`relay`], whose raw frames
 //!   [`live`] makes into events), [`replay`] (recordings and history dumps), [`backfill`]
 //!   (channel and thread history over REST).
-//! - [`writer`]: the single writer; every source sends its events to it.
+//! - [`writer`]: the single writer; every source sends its events to it, after the
+//!   [`prepare`] stage (on the sender's thread) did what needs no database.
 //! - [`pipeline`]: read -> decide -> write for one event (the decisions are the core's).
 //! - [`drift`]: format drift as the pipeline meets it (unknown Midjourney messages counted
 //!   by day, kept as samples, a warning when a day's count jumps).
@@ -14,6 +15,7 @@ pub mod drift;
 pub mod gateway;
 pub mod live;
 pub mod pipeline;
+pub mod prepare;
 pub mod relay;
 pub mod replay;
 pub mod report;

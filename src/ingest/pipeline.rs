@@ -4,6 +4,7 @@
 //! starts waiting for a final), calls one pure function of [`mjlink_core::lineage`], and
 //! writes the effects it returns. It decides nothing itself. The clock is passed in.
 
+use crate::ingest::prepare::Prepared;
 use crate::store::{ChildFacts, MessageRow, ProgressRow, PromptScope, ReplyTargetRow, Store, StoreError};
 pub use mjlink_core::event::Event;
 pub use mjlink_core::lineage::Applied;
@@ -16,6 +17,10 @@ use mjlink_core::wire::Message;
 
 /// Default fallback window: a parent must be posted at most this long before its child.
 pub const DEFAULT_WINDOW_MS: i64 = crate::config::DEFAULT_WINDOW_MS;
+
+/// How many recent messages the store keeps in memory for the next events about them (their
+/// edits, deletion, replies): a bound, so the cost of an event does not grow with history.
+const RECENT_MESSAGES: usize = 4096;
 
 const EVENT_CREATE: u8 = 0;
 const EVENT_UPDATE: u8 = 1;
@@ -61,16 +66,25 @@ pub struct Pipeline {
     in_batch: usize,
     /// Channel cursors moved in the open batch, written when it commits.
     cursors: std::collections::HashMap<Snowflake, Snowflake>,
+    /// What the sender prepared of the event being applied (`ingest::prepare`).
+    prepared: Option<Prepared>,
 }
 
 impl Pipeline {
-    pub fn new(store: Store, config: PipelineConfig) -> Pipeline {
+    pub fn new(mut store: Store, config: PipelineConfig) -> Pipeline {
+        // The pipeline is the only writer of the lineage: its store may cache what it wrote.
+        store.keep_recent(RECENT_MESSAGES);
         Pipeline {
             store,
             config,
             in_batch: 0,
             cursors: std::collections::HashMap::new(),
+            prepared: None,
         }
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
     }
 
     pub fn store(&self) -> &Store {
@@ -92,6 +106,25 @@ impl Pipeline {
     pub fn into_store(mut self) -> Result<Store, StoreError> {
         self.flush()?;
         Ok(self.store)
+    }
+
+    /// [`Pipeline::apply`] with what the sender prepared of the event (`ingest::prepare`).
+    pub fn apply_prepared(
+        &mut self,
+        event: &Event,
+        prepared: Option<Prepared>,
+        now_ms: i64,
+    ) -> Result<Applied, StoreError> {
+        if let Some(mut prepared) = prepared {
+            if let Some(doc) = prepared.doc.take() {
+                self.store.offer_prepared(doc);
+            }
+            self.prepared = Some(prepared);
+        }
+        let applied = self.apply(event, now_ms);
+        self.prepared = None;
+        self.store.withdraw_prepared();
+        applied
     }
 
     /// Applies one event. `now_ms` is when it was received (replay passes the newest message
@@ -146,7 +179,15 @@ impl Pipeline {
         let was_unknown = known
             .as_ref()
             .is_some_and(|known| mjlink_core::drift::is_unknown_name(&known.kind));
-        let absorbed = lineage::absorb(known, incoming, source, &self.config.bots);
+        // Nothing stored of a created message: the sender may have decided it already.
+        let prepared = match self.prepared.take() {
+            Some(prepared) if known.is_none() && source == Source::Create && prepared.id == incoming.id => {
+                Some(prepared.absorbed)
+            }
+            _ => None,
+        };
+        let absorbed =
+            prepared.unwrap_or_else(|| lineage::absorb(known, incoming, source, &self.config.bots));
         // A reply carries a copy of its parent: keep it (the parent may never be seen itself),
         // also when the reply itself was already known from another message's copy of it.
         if source == Source::Create && matches!(absorbed, Absorbed::Save(_) | Absorbed::Unchanged) {
@@ -158,12 +199,13 @@ impl Pipeline {
             Absorbed::Unchanged => return Ok(Applied::Unchanged),
             Absorbed::Ignore => return Ok(Applied::Ignored),
             Absorbed::KeepUnseen(doc) => {
-                self.store.save_message(&row_for(&doc, None, false))?;
+                self.store.save_message(&row_for(&doc, None, false), &doc)?;
                 return Ok(Applied::Applied);
             }
             Absorbed::Strip(doc) => {
                 let parsed = parse::parse(&doc.message, &self.config.bots);
-                self.store.save_message(&row_for(&doc, Some(&parsed), true))?;
+                self.store
+                    .save_message(&row_for(&doc, Some(&parsed), true), &doc)?;
                 self.store.delete_link(incoming.id)?;
                 return Ok(Applied::Applied);
             }
@@ -211,7 +253,8 @@ impl Pipeline {
             completes,
             first_seen,
         } = save;
-        self.store.save_message(&row_for(&doc, Some(&parsed), true))?;
+        self.store
+            .save_message(&row_for(&doc, Some(&parsed), true), &doc)?;
         crate::ingest::drift::after_save(&self.store, &self.config.drift, &doc, &parsed.kind, was_unknown)?;
         if let Some(start) = completes {
             // The final replies to its own start: that start is completed by it, exactly.
@@ -554,7 +597,6 @@ fn row_for(doc: &Doc, parsed: Option<&Parsed>, seen: bool) -> MessageRow {
         posted_at: message.timestamp.as_ref().map(|_| message.posted_ms()),
         edited_at: message.edited_ms(),
         nonce: message.nonce.clone(),
-        doc: serde_json::to_string(doc).unwrap_or_default(),
         ..Default::default()
     };
     if seen {

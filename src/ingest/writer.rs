@@ -12,12 +12,16 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::ingest::pipeline::{Applied, Event, Pipeline};
+use crate::ingest::prepare::{prepare, Prepared};
 use crate::store::StoreError;
+use mjlink_core::parse::BotIds;
 use mjlink_core::snowflake::Snowflake;
 
 enum Input {
     Event {
         event: Box<Event>,
+        /// What the sender prepared of it (`ingest::prepare`).
+        prepared: Option<Box<Prepared>>,
         received_ms: i64,
     },
     /// A payload the decoder rejected that says it is a message (format drift).
@@ -85,10 +89,48 @@ pub struct WriterHooks {
     pub committed: Vec<Arc<Notify>>,
 }
 
+/// Applied events handed back to be freed on a sender's thread: the thread that allocated
+/// an event frees it much faster (its own allocator arena: freeing on the writer meant taking
+/// the lock of the reader's arena while the reader allocated in it). Replay's reader takes
+/// them back as it sends. Bounded: the writer hands a batch over only when the last one was
+/// taken, and frees the events itself otherwise (live senders never take them back).
+#[derive(Default)]
+#[allow(clippy::vec_box)] // the events arrive boxed: unboxing would free the boxes here
+struct Returned(std::sync::Mutex<Vec<Box<Event>>>);
+
+const RETURNED_BATCH: usize = 256;
+
+impl Returned {
+    /// Hands `events` over if the last batch was taken, else frees them here.
+    #[allow(clippy::vec_box)]
+    fn hand_over(&self, events: &mut Vec<Box<Event>>) {
+        if let Ok(mut slot) = self.0.try_lock() {
+            if slot.is_empty() {
+                std::mem::swap(&mut *slot, events);
+                *events = Vec::with_capacity(RETURNED_BATCH);
+                return;
+            }
+        }
+        events.clear();
+    }
+
+    /// Frees the events handed back, if any (on the calling thread).
+    fn free(&self) {
+        let events = match self.0.try_lock() {
+            Ok(mut slot) if !slot.is_empty() => std::mem::take(&mut *slot),
+            _ => return,
+        };
+        drop(events);
+    }
+}
+
 /// The sending side; cheap to clone.
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Input>,
+    /// The pipeline's Midjourney bots, for the prepare stage.
+    bots: Arc<BotIds>,
+    returned: Arc<Returned>,
     /// Events taken off the channel and applied so far (for progress and benchmarks).
     done: Arc<AtomicU64>,
 }
@@ -109,11 +151,15 @@ impl Writer {
         let (tx, mut rx) = mpsc::channel::<Input>(4096);
         let done = Arc::new(AtomicU64::new(0));
         let done_in_thread = Arc::clone(&done);
+        let bots = Arc::new(pipeline.config().bots.clone());
+        let returned = Arc::new(Returned::default());
+        let returned_in_thread = Arc::clone(&returned);
         let WriterHooks { missing, committed } = hooks;
         let thread = std::thread::Builder::new()
             .name("mjlink-writer".to_string())
             .spawn(move || {
                 let mut stats = WriterStats::default();
+                let mut applied_events = Vec::with_capacity(RETURNED_BATCH);
                 let mut applied_since_commit = false;
                 let commit = |pipeline: &mut Pipeline, applied_since_commit: &mut bool| {
                     pipeline.flush()?;
@@ -126,8 +172,13 @@ impl Writer {
                 };
                 while let Some(input) = rx.blocking_recv() {
                     match input {
-                        Input::Event { event, received_ms } => {
-                            let applied = pipeline.apply(&event, received_ms)?;
+                        Input::Event {
+                            event,
+                            prepared,
+                            received_ms,
+                        } => {
+                            let applied =
+                                pipeline.apply_prepared(&event, prepared.map(|p| *p), received_ms)?;
                             applied_since_commit |= applied == Applied::Applied;
                             stats.count(applied);
                             done_in_thread.fetch_add(1, Ordering::Relaxed);
@@ -146,6 +197,10 @@ impl Writer {
                             // and nothing waits in an open transaction when things are quiet.
                             if policy == CommitPolicy::WhenIdle && rx.is_empty() {
                                 commit(&mut pipeline, &mut applied_since_commit)?;
+                            }
+                            applied_events.push(event);
+                            if applied_events.len() >= RETURNED_BATCH {
+                                returned_in_thread.hand_over(&mut applied_events);
                             }
                         }
                         Input::Undecodable { found, raw } => {
@@ -170,7 +225,12 @@ impl Writer {
             })
             .expect("the writer thread starts");
         Writer {
-            handle: WriterHandle { tx, done },
+            handle: WriterHandle {
+                tx,
+                bots,
+                returned,
+                done,
+            },
             thread,
         }
     }
@@ -210,6 +270,7 @@ impl WriterHandle {
     pub async fn send_at(&self, event: Event, received_ms: i64) -> Result<(), StoreError> {
         self.tx
             .send(Input::Event {
+                prepared: prepare(&event, &self.bots).map(Box::new),
                 event: Box::new(event),
                 received_ms,
             })
@@ -221,7 +282,9 @@ impl WriterHandle {
     /// on an async runtime's thread (where tokio's `blocking_send` would panic): waits for
     /// room by pausing the calling thread.
     pub fn send_blocking(&self, event: Event, received_ms: i64) -> Result<(), StoreError> {
+        self.returned.free();
         self.put_blocking(Input::Event {
+            prepared: prepare(&event, &self.bots).map(Box::new),
             event: Box::new(event),
             received_ms,
         })
@@ -239,15 +302,19 @@ impl WriterHandle {
     }
 
     fn put_blocking(&self, mut input: Input) -> Result<(), StoreError> {
-        let mut pause = std::time::Duration::from_micros(20);
         loop {
             match self.tx.try_send(input) {
                 Ok(()) => return Ok(()),
                 Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::WriterGone),
                 Err(mpsc::error::TrySendError::Full(back)) => {
                     input = back;
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(std::time::Duration::from_millis(2));
+                    // The writer is behind: let it work off half of its queue before coming
+                    // back, rather than waking up for each place it frees (a wake-up per
+                    // event cost the sender more than its own work).
+                    let half = self.tx.max_capacity() / 2;
+                    while self.tx.capacity() < half && !self.tx.is_closed() {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
                 }
             }
         }

@@ -19,25 +19,62 @@ const DOC_LEVEL: i32 = 1;
 /// Larger than any doc a message can make (Discord caps a message well below this).
 const MAX_DOC_BYTES: usize = 64 << 20;
 
-/// The compression contexts, made once per store (the dictionary is loaded once).
+/// A doc as `docs.doc` stores it: the zstd frame of its JSON. Made on any thread (each
+/// thread keeps its own compression context), so that the common case, a message stored for
+/// the first time, can be encoded before it reaches the writer ([`PreparedDoc`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedDoc(Vec<u8>);
+
+impl EncodedDoc {
+    pub fn of(doc: &Doc) -> EncodedDoc {
+        let json = serde_json::to_string(doc).unwrap_or_default();
+        // Compressing into memory fails only on a bug; the JSON is kept then (readable too).
+        let frame = COMPRESSOR.with(|compressor| {
+            compressor
+                .borrow_mut()
+                .as_mut()
+                .and_then(|compressor| compressor.compress(json.as_bytes()).ok())
+        });
+        EncodedDoc(frame.unwrap_or_else(|| json.into_bytes()))
+    }
+
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A doc with its encoding, made off the writer's thread. The store uses the encoding only
+/// for a doc equal to this one, so a prepared doc never changes what is stored.
+#[derive(Debug, Clone)]
+pub struct PreparedDoc {
+    pub(super) doc: Doc,
+    pub(super) encoded: EncodedDoc,
+}
+
+impl PreparedDoc {
+    pub fn new(doc: Doc) -> PreparedDoc {
+        let encoded = EncodedDoc::of(&doc);
+        PreparedDoc { doc, encoded }
+    }
+}
+
+thread_local! {
+    /// `None` only if zstd could not make a context (out of memory): docs are then kept as
+    /// plain JSON, which is still read.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        std::cell::RefCell::new(zstd::bulk::Compressor::with_dictionary(DOC_LEVEL, DOC_DICTIONARY).ok());
+}
+
+/// The decompression context, made once per store (the dictionary is loaded once).
 pub(super) struct DocCodec {
-    compressor: zstd::bulk::Compressor<'static>,
     decompressor: zstd::bulk::Decompressor<'static>,
 }
 
 impl DocCodec {
     pub(super) fn new() -> std::io::Result<DocCodec> {
         Ok(DocCodec {
-            compressor: zstd::bulk::Compressor::with_dictionary(DOC_LEVEL, DOC_DICTIONARY)?,
             decompressor: zstd::bulk::Decompressor::with_dictionary(DOC_DICTIONARY)?,
         })
-    }
-
-    pub(super) fn encode(&mut self, json: &str) -> Vec<u8> {
-        // Compressing into memory fails only on a bug; the JSON is kept then (readable too).
-        self.compressor
-            .compress(json.as_bytes())
-            .unwrap_or_else(|_| json.as_bytes().to_vec())
     }
 
     pub(super) fn decode(&mut self, id: Snowflake, stored: ValueRef<'_>) -> Result<Doc> {
@@ -87,9 +124,18 @@ mod tests {
         let mut codec = DocCodec::new().unwrap();
         let json = r#"{"m":{"id":"5","channel_id":"7","content":"**a cat** - <@1> (fast)"},"r":1}"#;
         let doc: Doc = serde_json::from_str(json).unwrap();
-        let frame = codec.encode(json);
-        assert!(frame.len() < json.len());
-        assert_eq!(codec.decode(Snowflake(5), ValueRef::Blob(&frame)).unwrap(), doc);
+        let frame = EncodedDoc::of(&doc);
+        assert!(frame.as_bytes().len() < json.len());
+        assert_eq!(
+            codec
+                .decode(Snowflake(5), ValueRef::Blob(frame.as_bytes()))
+                .unwrap(),
+            doc
+        );
+        // The same on another thread (each has its own context).
+        let copy = doc.clone();
+        let elsewhere = std::thread::spawn(move || EncodedDoc::of(&copy)).join().unwrap();
+        assert_eq!(elsewhere, frame);
         assert_eq!(
             codec
                 .decode(Snowflake(5), ValueRef::Text(json.as_bytes()))

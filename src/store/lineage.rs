@@ -1,61 +1,17 @@
-//! The lineage as the pipeline writes and reads it: messages with their merged docs and
-//! attachments, links, the processed-event set, channel cursors, the fallback linker's
-//! candidate lookups, and start/progress messages with their outcomes.
+//! The lineage as the pipeline writes and reads it: links, the processed-event set, channel
+//! cursors, the fallback linker's candidate lookups, and start/progress messages with their
+//! outcomes. A message's own row, doc and attachments: `message_rows.rs`.
 
-use rusqlite::types::Value;
+use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{params, OptionalExtension};
 
 use mjlink_core::kinds;
 use mjlink_core::link::{Candidate, Decision, Signal, Status, TileTakers};
-use mjlink_core::merge::Doc;
 use mjlink_core::parse::Action;
 use mjlink_core::snowflake::Snowflake;
-use mjlink_core::wire::Attachment;
 
-use super::{opt_snowflake, opt_sql, text_key, Filter, Result, Store};
-
-/// What the store knows about one message.
-#[derive(Debug, Clone)]
-pub struct StoredMessage {
-    pub doc: Doc,
-    pub seen: bool,
-    pub kind: String,
-    pub deleted_at: Option<i64>,
-}
-
-/// One row of the messages table, as the pipeline writes it.
-#[derive(Debug, Clone, Default)]
-pub struct MessageRow {
-    pub id: Snowflake,
-    pub channel_id: Option<Snowflake>,
-    pub guild_id: Option<Snowflake>,
-    pub author_id: Option<Snowflake>,
-    pub seen: bool,
-    pub kind: String,
-    pub prompt: Option<String>,
-    pub prompt_norm: Option<String>,
-    pub params: Option<String>,
-    pub user_id: Option<Snowflake>,
-    pub mode: Option<String>,
-    pub stealth: bool,
-    pub tile: Option<u8>,
-    pub action: Option<String>,
-    pub job_uuid: Option<String>,
-    pub detail: Option<String>,
-    pub stage: Option<String>,
-    pub error_title: Option<String>,
-    pub posted_at: Option<i64>,
-    pub edited_at: Option<i64>,
-    pub nonce: Option<String>,
-    /// The message it replies to (never a forward); for a rating, the job it rates.
-    pub reply_to: Option<Snowflake>,
-    /// Its used buttons (`wire::used_buttons`); `None` when its buttons are unknown.
-    pub used_buttons: Option<String>,
-    /// A start/progress message's first outcome (`running`, from the core); `None` for any
-    /// other kind. An outcome already settled is kept.
-    pub outcome: Option<&'static str>,
-    pub doc: String,
-}
+use super::recent::RowFacts;
+use super::{opt_snowflake, opt_sql, Filter, Result, Store};
 
 /// The messages that could be a start's final, with their kinds: those with its job UUID
 /// when it is known (`by_job`), else those in its scope. Which of them count is the core's
@@ -166,168 +122,12 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Whether the message itself (not only its updates or deletion) is stored.
-    pub fn has_seen(&self, id: Snowflake) -> Result<bool> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seen FROM messages WHERE id = ?1")?;
-        Ok(stmt
-            .query_row([id.to_sql()], |row| row.get::<_, bool>(0))
-            .optional()?
-            .unwrap_or(false))
-    }
-
     /// Records an event in the processed set; `false` when it was there already.
     pub fn mark_processed(&self, id: Snowflake, event: u8, digest: u64) -> Result<bool> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT OR IGNORE INTO processed (message_id, event, digest) VALUES (?1, ?2, ?3)",
         )?;
         Ok(stmt.execute(params![id.to_sql(), event, digest as i64])? == 1)
-    }
-
-    pub fn load_message(&self, id: Snowflake) -> Result<Option<StoredMessage>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT d.doc, m.seen, m.kind, m.deleted_at FROM messages m JOIN docs d ON d.id = m.id WHERE m.id = ?1")?;
-        let mut rows = stmt.query([id.to_sql()])?;
-        let Some(row) = rows.next()? else {
-            return Ok(None);
-        };
-        let doc = self.codec.borrow_mut().decode(id, row.get_ref(0)?)?;
-        Ok(Some(StoredMessage {
-            doc,
-            seen: row.get(1)?,
-            kind: row.get(2)?,
-            deleted_at: row.get(3)?,
-        }))
-    }
-
-    pub fn save_message(&self, row: &MessageRow) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO messages (id, channel_id, guild_id, author_id, seen, kind, prompt, prompt_norm, params,
-                 user_id, mode, stealth, tile, job_uuid, detail, stage, error_title, posted_at, edited_at, outcome, action,
-                 prompt_key, job_key, day, nonce, reply_to, used_buttons)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 ?24, ?20, ?21, ?22, ?25, ?23, ?26, ?27)
-             ON CONFLICT(id) DO UPDATE SET channel_id = excluded.channel_id, guild_id = excluded.guild_id,
-                 author_id = excluded.author_id, seen = excluded.seen, kind = excluded.kind,
-                 prompt = excluded.prompt, prompt_norm = excluded.prompt_norm, params = excluded.params,
-                 user_id = excluded.user_id, mode = excluded.mode, stealth = excluded.stealth, tile = excluded.tile,
-                 job_uuid = excluded.job_uuid, detail = excluded.detail, stage = excluded.stage,
-                 error_title = excluded.error_title, posted_at = excluded.posted_at, edited_at = excluded.edited_at,
-                 outcome = CASE WHEN excluded.outcome IS NOT NULL THEN COALESCE(messages.outcome, excluded.outcome) END,
-                 final_id = CASE WHEN excluded.outcome IS NOT NULL THEN messages.final_id END,
-                 action = excluded.action, prompt_key = excluded.prompt_key, job_key = excluded.job_key,
-                 day = excluded.day, nonce = excluded.nonce, reply_to = excluded.reply_to,
-                 used_buttons = excluded.used_buttons",
-        )?;
-        stmt.execute(params![
-            row.id.to_sql(),
-            opt_sql(row.channel_id),
-            opt_sql(row.guild_id),
-            opt_sql(row.author_id),
-            row.seen,
-            row.kind,
-            row.prompt,
-            row.prompt_norm,
-            row.params,
-            opt_sql(row.user_id),
-            row.mode,
-            row.stealth,
-            row.tile,
-            row.job_uuid,
-            row.detail,
-            row.stage,
-            row.error_title,
-            row.posted_at,
-            row.edited_at,
-            row.action,
-            row.prompt_norm.as_deref().map(text_key),
-            row.job_uuid.as_deref().map(text_key),
-            row.nonce,
-            row.outcome,
-            row.posted_at.map(mjlink_core::text::day_of),
-            opt_sql(row.reply_to),
-            row.used_buttons,
-        ])?;
-        let mut doc = self.conn.prepare_cached(
-            "INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
-        )?;
-        let encoded = self.codec.borrow_mut().encode(&row.doc);
-        doc.execute(params![row.id.to_sql(), encoded])?;
-        Ok(())
-    }
-
-    /// Replaces the attachments of a message with `attachments` (their latest state);
-    /// `had_any` is false for a message stored for the first time (nothing to remove).
-    pub fn replace_attachments(
-        &self,
-        message_id: Snowflake,
-        attachments: &[Attachment],
-        had_any: bool,
-    ) -> Result<()> {
-        if had_any {
-            // Attachments the message no longer has go; the others keep their archive state.
-            let keep = serde_json::to_string(&attachments.iter().map(|a| a.id.to_sql()).collect::<Vec<_>>())
-                .unwrap_or_else(|_| "[]".to_string());
-            let mut delete = self.conn.prepare_cached(
-                "DELETE FROM attachments WHERE message_id = ?1 AND id NOT IN (SELECT value FROM json_each(?2))",
-            )?;
-            delete.execute(params![message_id.to_sql(), keep])?;
-        }
-        let mut insert = self.conn.prepare_cached(
-            "INSERT INTO attachments (id, message_id, position, filename, url, size, width, height, content_type)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT(id) DO UPDATE SET message_id = excluded.message_id, position = excluded.position,
-                 filename = excluded.filename, url = excluded.url, size = excluded.size, width = excluded.width,
-                 height = excluded.height, content_type = excluded.content_type
-             -- An attachment already stored as it is is not rewritten.
-             WHERE attachments.message_id IS NOT excluded.message_id OR attachments.position IS NOT excluded.position
-                 OR attachments.filename IS NOT excluded.filename OR attachments.url IS NOT excluded.url
-                 OR attachments.size IS NOT excluded.size OR attachments.width IS NOT excluded.width
-                 OR attachments.height IS NOT excluded.height OR attachments.content_type IS NOT excluded.content_type",
-        )?;
-        for (position, attachment) in attachments.iter().enumerate() {
-            insert.execute(params![
-                attachment.id.to_sql(),
-                message_id.to_sql(),
-                position as i64,
-                attachment.filename,
-                attachment.url,
-                attachment.size.map(|size| size as i64),
-                attachment.width,
-                attachment.height,
-                attachment.content_type,
-            ])?;
-        }
-        Ok(())
-    }
-
-    /// Marks a message deleted at `at_ms`, creating a placeholder row if it was never seen.
-    pub fn mark_deleted(&self, id: Snowflake, channel_id: Option<Snowflake>, at_ms: i64) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO messages (id, channel_id, seen, kind, deleted_at)
-             VALUES (?1, ?2, 0, 'pending', ?3)
-             ON CONFLICT(id) DO UPDATE SET deleted_at = COALESCE(messages.deleted_at, excluded.deleted_at)",
-        )?;
-        stmt.execute(params![id.to_sql(), opt_sql(channel_id), at_ms])?;
-        // Usually the message is stored: no placeholder doc to make.
-        let mut exists = self.conn.prepare_cached("SELECT 1 FROM docs WHERE id = ?1")?;
-        if exists.exists([id.to_sql()])? {
-            return Ok(());
-        }
-        let placeholder = serde_json::to_string(&Doc::new(mjlink_core::wire::Message {
-            id,
-            channel_id,
-            ..Default::default()
-        }))
-        .unwrap_or_default();
-        let placeholder = self.codec.borrow_mut().encode(&placeholder);
-        let mut doc = self
-            .conn
-            .prepare_cached("INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING")?;
-        doc.execute(params![id.to_sql(), placeholder])?;
-        Ok(())
     }
 
     pub fn get_link(&self, child_id: Snowflake) -> Result<Option<LinkRow>> {
@@ -379,7 +179,10 @@ impl Store {
         let filter = Filter::scope("m.", scope, from_ms, to_ms)
             .and("m.seen = 1 AND m.id != :child")
             .bind(":child", child_id.to_sql())
-            .bind(":tile", tile.map_or(Value::Null, |tile| i64::from(tile).into()));
+            .bind(
+                ":tile",
+                ToSqlOutput::Owned(tile.map_or(Value::Null, |tile| i64::from(tile).into())),
+            );
         self.select(
             "SELECT m.id, m.posted_at, m.kind,
                  :tile IS NOT NULL AND EXISTS (SELECT 1 FROM links l WHERE l.parent_id = m.id AND l.tile = :tile
@@ -443,6 +246,9 @@ impl Store {
 
     /// The facts the fallback needs about a stored message.
     pub fn child_facts(&self, id: Snowflake) -> Result<Option<ChildFacts>> {
+        if let Some(known) = self.ask_recent(id, |message| message.map(|m| m.facts.child_facts(id)))? {
+            return Ok(known);
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT posted_at, channel_id, user_id, prompt_norm FROM messages WHERE id = ?1",
         )?;
@@ -459,6 +265,9 @@ impl Store {
     }
 
     pub fn progress_row(&self, id: Snowflake) -> Result<Option<ProgressRow>> {
+        if let Some(known) = self.ask_recent(id, |message| message.and_then(|m| m.facts.progress_row(id)))? {
+            return Ok(known);
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action, reply_to, final_id FROM messages
              WHERE id = ?1 AND kind = 'progress' AND seen = 1",
@@ -507,10 +316,19 @@ impl Store {
     }
 
     pub fn set_outcome(&self, id: Snowflake, outcome: &str, final_id: Option<Snowflake>) -> Result<()> {
+        // Settling again to the same outcome writes nothing (as far as the cache knows).
+        let same = |facts: &RowFacts| facts.outcome.as_deref() == Some(outcome) && facts.final_id == final_id;
+        if let Some(true) = self.ask_recent(id, |message| message.is_some_and(|m| same(&m.facts)))? {
+            return Ok(());
+        }
         let mut stmt = self
             .conn
             .prepare_cached("UPDATE messages SET outcome = ?2, final_id = ?3 WHERE id = ?1")?;
         stmt.execute(params![id.to_sql(), outcome, opt_sql(final_id)])?;
+        self.update_recent(id, |facts| {
+            facts.outcome = Some(outcome.to_string());
+            facts.final_id = final_id;
+        });
         Ok(())
     }
 

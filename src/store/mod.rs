@@ -1,16 +1,19 @@
 //! The SQLite store: schema and migrations, and one function per query. Domain types in and
 //! out; snowflakes cross into SQL only through [`Snowflake::to_sql`]/[`Snowflake::from_sql`].
 //!
-//! One `impl Store` per concern, each in its own file: `lineage.rs` (what the pipeline
-//! writes and the linker reads), `archive.rs`, `queue.rs`, `search.rs`, `stats.rs`,
-//! `drift.rs` (unknown formats by day, their samples), `web.rs` (the gallery's reads) and `messages.rs` (the listing of
-//! `mjlink messages`), each with its row types (re-exported here). This file holds the store itself (opening,
+//! One `impl Store` per concern, each in its own file: `message_rows.rs` (a message's row,
+//! doc and attachments, as the pipeline writes them), `lineage.rs` (links, outcomes and what
+//! the linker reads), `replies.rs` (what a reply's target is, ratings), `archive.rs`,
+//! `queue.rs`, `search.rs`, `stats.rs`, `drift.rs` (unknown formats by day, their samples),
+//! `web.rs` (the gallery's reads) and `messages.rs` (the listing of `mjlink messages`), each with its row types (re-exported
+//! here); `docs.rs` (how docs are encoded) and `recent.rs` (the writer's cache of recent
+//! messages) serve them. This file holds the store itself (opening,
 //! migrations, transactions) and the helpers they share. The migrations are the numbered
 //! files in `migrations/`: history, never edited once shipped (`tests.rs` pins them).
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::types::Value;
+use rusqlite::types::ToSqlOutput;
 use rusqlite::Connection;
 
 use mjlink_core::snowflake::Snowflake;
@@ -19,18 +22,20 @@ mod archive;
 mod docs;
 mod drift;
 mod lineage;
+mod message_rows;
 mod messages;
 mod queue;
+mod recent;
 mod replies;
 mod search;
 mod stats;
 mod web;
 
 pub use archive::{ArchivedCopy, FamilyFile, FamilyMessage, FamilyRecord, ImageRow, PendingImage};
+pub use docs::PreparedDoc;
 pub use drift::DriftDay;
-pub use lineage::{
-    ChildFacts, FinalCandidates, LinkRow, MessagePlace, MessageRow, ProgressRow, PromptScope, StoredMessage,
-};
+pub use lineage::{ChildFacts, FinalCandidates, LinkRow, MessagePlace, ProgressRow, PromptScope};
+pub use message_rows::{MessageRow, StoredMessage};
 pub use messages::{MessageDoc, MessageExport, MessageFilter};
 pub use replies::ReplyTargetRow;
 pub use search::{fts_query, SearchFilter, SearchHit};
@@ -74,6 +79,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_drift_and_media.sql"),
     include_str!("migrations/0008_start_replies.sql"),
     include_str!("migrations/0009_archive_trust.sql"),
+    include_str!("migrations/0010_fts_pending_condition.sql"),
 ];
 
 /// How a command opens the database.
@@ -95,6 +101,12 @@ pub struct Store {
     conn: Connection,
     in_batch: bool,
     codec: std::cell::RefCell<docs::DocCodec>,
+    /// The writer's cache of recent messages (off unless `keep_recent` turned it on).
+    recent: std::cell::RefCell<recent::Recent>,
+    /// The current event's doc, encoded off the writer's thread (`offer_prepared`).
+    prepared: std::cell::RefCell<Option<PreparedDoc>>,
+    /// The SQL text of each filtered query (`select`), made once.
+    filters: std::cell::RefCell<std::collections::HashMap<FilterKey, std::sync::Arc<str>>>,
 }
 
 fn opt_sql(id: Option<Snowflake>) -> Option<i64> {
@@ -108,63 +120,94 @@ fn opt_snowflake(value: Option<i64>) -> Option<Snowflake> {
 const DAY_MS: i64 = 86_400_000;
 
 /// A `WHERE` fragment over `messages` and the values it binds by name. Both kinds of
-/// filter go through a lookup index whose leading key is the day (see the schema).
-struct Filter {
-    clause: String,
-    values: Vec<(String, Value)>,
+/// filter go through a lookup index whose leading key is the day (see the schema): the
+/// fragment says `day = :day`, and [`Store::select`] runs the query once for each day the
+/// window touches, in order (an `IN` list of days would make SQLite build a temporary table
+/// at every execution).
+struct Filter<'a> {
+    alias: &'static str,
+    what: Filtered,
+    /// Conditions added with [`Filter::and`], at most two.
+    and: [&'static str; 2],
+    /// The days `[from_ms, to_ms]` touches (at most 401, beyond the longest window the
+    /// config allows).
+    days: std::ops::RangeInclusive<i64>,
+    values: Vec<(&'static str, ToSqlOutput<'a>)>,
 }
 
-impl Filter {
-    /// `alias.day IN (:d0, :d1, ...)` for the days `[from_ms, to_ms]` touches (at most 400,
-    /// beyond the longest window the config allows), and the time range itself.
-    fn window(alias: &str, from_ms: i64, to_ms: i64) -> Filter {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Filtered {
+    Window,
+    Scope,
+    Job,
+}
+
+/// What makes a filter's SQL text: the query's text and the filter's shape.
+type FilterKey = (&'static str, &'static str, Filtered, [&'static str; 2]);
+
+impl<'a> Filter<'a> {
+    /// Messages posted in `[from_ms, to_ms]`.
+    fn window(alias: &'static str, from_ms: i64, to_ms: i64) -> Filter<'a> {
         let first_day = from_ms.div_euclid(DAY_MS);
         let last_day = to_ms.div_euclid(DAY_MS).clamp(first_day, first_day + 400);
-        let mut values: Vec<(String, Value)> = (first_day..=last_day)
-            .enumerate()
-            .map(|(index, day)| (format!(":d{index}"), Value::from(day)))
-            .collect();
-        let names: Vec<&str> = values.iter().map(|(name, _)| name.as_str()).collect();
-        let clause = format!(
-            "{alias}day IN ({}) AND {alias}posted_at BETWEEN :from AND :to",
-            names.join(", ")
-        );
-        values.push((":from".to_string(), from_ms.into()));
-        values.push((":to".to_string(), to_ms.into()));
-        Filter { clause, values }
+        Filter {
+            alias,
+            what: Filtered::Window,
+            and: ["", ""],
+            days: first_day..=last_day,
+            values: vec![(":from", from_ms.into()), (":to", to_ms.into())],
+        }
     }
 
     /// Messages of `scope` (same channel, user and normalized prompt) posted in the window.
-    fn scope(alias: &str, scope: PromptScope<'_>, from_ms: i64, to_ms: i64) -> Filter {
-        Filter::window(alias, from_ms, to_ms)
-            .and(&format!(
-                "{alias}channel_id = :channel AND {alias}user_id = :user AND {alias}prompt_key = :prompt_key AND {alias}prompt_norm = :prompt"
-            ))
+    fn scope(alias: &'static str, scope: PromptScope<'a>, from_ms: i64, to_ms: i64) -> Filter<'a> {
+        let mut filter = Filter::window(alias, from_ms, to_ms)
             .bind(":channel", scope.channel_id.to_sql())
             .bind(":user", scope.user_id.to_sql())
             .bind(":prompt_key", text_key(scope.prompt_norm))
-            .bind(":prompt", scope.prompt_norm.to_string())
+            .bind(":prompt", scope.prompt_norm);
+        filter.what = Filtered::Scope;
+        filter
     }
 
     /// Messages with the job UUID `uuid` posted in the window.
-    fn job(alias: &str, uuid: &str, from_ms: i64, to_ms: i64) -> Filter {
-        Filter::window(alias, from_ms, to_ms)
-            .and(&format!(
-                "{alias}job_key = :job_key AND {alias}job_uuid = :job_uuid"
-            ))
+    fn job(alias: &'static str, uuid: &'a str, from_ms: i64, to_ms: i64) -> Filter<'a> {
+        let mut filter = Filter::window(alias, from_ms, to_ms)
             .bind(":job_key", text_key(uuid))
-            .bind(":job_uuid", uuid.to_string())
+            .bind(":job_uuid", uuid);
+        filter.what = Filtered::Job;
+        filter
     }
 
-    fn and(mut self, condition: &str) -> Filter {
-        self.clause.push_str(" AND ");
-        self.clause.push_str(condition);
+    fn and(mut self, condition: &'static str) -> Filter<'a> {
+        let free = self.and.iter_mut().find(|and| and.is_empty());
+        *free.expect("at most two conditions are added to a filter") = condition;
         self
     }
 
-    fn bind(mut self, name: &str, value: impl Into<Value>) -> Filter {
-        self.values.push((name.to_string(), value.into()));
+    fn bind(mut self, name: &'static str, value: impl Into<ToSqlOutput<'a>>) -> Filter<'a> {
+        self.values.push((name, value.into()));
         self
+    }
+
+    /// `sql` with its `{filter}` replaced by this filter's clause.
+    fn sql(&self, sql: &str) -> String {
+        let alias = self.alias;
+        let mut clause = format!("{alias}day = :day AND {alias}posted_at BETWEEN :from AND :to");
+        match self.what {
+            Filtered::Window => {}
+            Filtered::Scope => clause.push_str(&format!(
+                " AND {alias}channel_id = :channel AND {alias}user_id = :user AND {alias}prompt_key = :prompt_key AND {alias}prompt_norm = :prompt"
+            )),
+            Filtered::Job => {
+                clause.push_str(&format!(" AND {alias}job_key = :job_key AND {alias}job_uuid = :job_uuid"))
+            }
+        }
+        for condition in self.and.iter().filter(|and| !and.is_empty()) {
+            clause.push_str(" AND ");
+            clause.push_str(condition);
+        }
+        sql.replace("{filter}", &clause)
     }
 }
 
@@ -259,6 +302,9 @@ impl Store {
             conn,
             in_batch: false,
             codec: std::cell::RefCell::new(codec),
+            recent: Default::default(),
+            prepared: Default::default(),
+            filters: Default::default(),
         };
         store.migrate(path)?;
         Ok(store)
@@ -294,6 +340,10 @@ impl Store {
 
     /// Starts a batch: everything until [`Store::commit`] lands together or not at all.
     pub fn begin(&mut self) -> Result<()> {
+        if self.in_batch && self.conn.is_autocommit() {
+            // SQLite rolled the batch back on an error: what the cache remembers may be gone.
+            self.recent.borrow_mut().clear();
+        }
         if !self.in_batch {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             self.in_batch = true;
@@ -304,6 +354,7 @@ impl Store {
     /// Undoes the open transaction, if any.
     pub fn rollback(&mut self) -> Result<()> {
         if self.in_batch {
+            self.recent.borrow_mut().clear();
             self.conn.execute_batch("ROLLBACK")?;
             self.in_batch = false;
         }
@@ -312,7 +363,12 @@ impl Store {
 
     pub fn commit(&mut self) -> Result<()> {
         if self.in_batch {
-            self.conn.execute_batch("COMMIT")?;
+            // The docs the writer's cache holds back are part of the batch.
+            let written = self.write_unwritten_docs();
+            if let Err(error) = written.and_then(|()| Ok(self.conn.execute_batch("COMMIT")?)) {
+                self.recent.borrow_mut().clear();
+                return Err(error);
+            }
             self.in_batch = false;
         }
         Ok(())
@@ -335,22 +391,61 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `sql`, whose `{filter}` is replaced by the filter's clause, with its values bound.
+    /// `insert` when the row is new (as the cache says), else `upsert`; were the cache wrong,
+    /// the insert fails on the primary key before writing anything, and the upsert runs.
+    fn insert_or_upsert(
+        &self,
+        is_new: bool,
+        insert: &str,
+        upsert: &str,
+        values: &[&dyn rusqlite::ToSql],
+    ) -> Result<()> {
+        if is_new {
+            match self.conn.prepare_cached(insert)?.execute(values) {
+                Ok(_) => return Ok(()),
+                Err(rusqlite::Error::SqliteFailure(error, _))
+                    if error.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    debug_assert!(false, "the cache said there was no row: {error}");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        self.conn.prepare_cached(upsert)?.execute(values)?;
+        Ok(())
+    }
+
+    /// Runs `sql`, whose `{filter}` is replaced by the filter's clause, with its values bound:
+    /// once for each day of the filter's window, in order.
     fn select<T>(
         &self,
-        sql: &str,
-        filter: Filter,
-        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        sql: &'static str,
+        filter: Filter<'_>,
+        mut map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
-        let sql = sql.replace("{filter}", &filter.clause);
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let params: Vec<(&str, &dyn rusqlite::ToSql)> = filter
-            .values
-            .iter()
-            .map(|(name, value)| (name.as_str(), value as &dyn rusqlite::ToSql))
-            .collect();
-        let rows = stmt.query_map(params.as_slice(), map)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let key: FilterKey = (sql, filter.alias, filter.what, filter.and);
+        let text = self
+            .filters
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| filter.sql(sql).into())
+            .clone();
+        let mut stmt = self.conn.prepare_cached(&text)?;
+        let mut out = Vec::new();
+        for day in filter.days.clone() {
+            let mut params: Vec<(&str, &dyn rusqlite::ToSql)> = Vec::with_capacity(filter.values.len() + 1);
+            params.push((":day", &day));
+            params.extend(
+                filter
+                    .values
+                    .iter()
+                    .map(|(name, value)| (*name, value as &dyn rusqlite::ToSql)),
+            );
+            for row in stmt.query_map(params.as_slice(), &mut map)? {
+                out.push(row?);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -31,6 +31,9 @@ impl ReplyTargetRow {
 impl Store {
     /// What the pipeline needs of the message a new one replies to (`None`: nothing stored).
     pub fn reply_target(&self, id: Snowflake) -> Result<Option<ReplyTargetRow>> {
+        if let Some(known) = self.ask_recent(id, |message| message.and_then(|m| m.facts.reply_target()))? {
+            return Ok(known);
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT kind, job_uuid, prompt_norm, user_id FROM messages WHERE id = ?1 AND seen = 1",
         )?;
@@ -60,6 +63,9 @@ impl Store {
 
     /// The message `id` replies to, as stored.
     pub fn reply_target_of(&self, id: Snowflake) -> Result<Option<Snowflake>> {
+        if let Some(known) = self.ask_recent(id, |message| message.and_then(|m| m.facts.reply_to))? {
+            return Ok(known);
+        }
         let mut stmt = self
             .conn
             .prepare_cached("SELECT reply_to FROM messages WHERE id = ?1")?;
@@ -77,6 +83,7 @@ impl Store {
             .conn
             .prepare_cached("UPDATE messages SET rated_by = ?2 WHERE id = ?1")?;
         stmt.execute(params![target.to_sql(), rating.to_sql()])?;
+        self.update_recent(target, |facts| facts.rated_by = Some(rating));
         Ok(())
     }
 }

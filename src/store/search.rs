@@ -10,17 +10,33 @@ use mjlink_core::snowflake::Snowflake;
 
 use super::{opt_snowflake, opt_sql, Result, Store};
 
-/// The prompts not indexed yet: those of the kinds with a prompt of their own (root grids
-/// and remixes). The list comes out as the one in the partial index `messages_fts_pending`
-/// (migration 0005), which this query uses only while the two are the same text.
+/// `(kind = 'imagine' OR kind = 'blend' OR ...)`: the kinds with a prompt of their own (root
+/// grids, root videos and remixes, the core's `has_own_prompt_name`), as comparisons. This is
+/// the text of the partial index `messages_fts_pending`'s condition (migration 0010: an `IN`
+/// list made SQLite build a temporary table at every insert and update of a message);
+/// `store::tests` checks that the index spells it so.
+pub(super) fn pending_kinds_condition() -> &'static str {
+    static CONDITION: OnceLock<String> = OnceLock::new();
+    CONDITION.get_or_init(|| {
+        let kinds: Vec<String> = kinds::result_names()
+            .filter(|name| kinds::has_own_prompt_name(name))
+            .map(|name| format!("kind = '{name}'"))
+            .collect();
+        format!("({})", kinds.join(" OR "))
+    })
+}
+
+/// The prompts not indexed yet: those of the kinds with a prompt of their own. The query
+/// says the partial index's condition, which SQLite uses only while the two are the same.
 fn pending_prompts_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
         format!(
             "SELECT id, prompt FROM messages
-             WHERE fts_state = 0 AND prompt IS NOT NULL AND kind IN {}
+             WHERE fts_state = 0 AND prompt IS NOT NULL
+                 AND {}
              LIMIT 5000",
-            kinds::sql_list_names(kinds::has_own_prompt_name)
+            pending_kinds_condition()
         )
     })
 }
