@@ -766,3 +766,127 @@ fn queue_show_and_cancel_match_ids_literally() {
     assert_eq!(code, Some(0));
     assert!(out.contains("only one item"), "{out}");
 }
+
+/// A database made by replaying the heuristics scenario (one ambiguous upscale, one
+/// heuristic link, unresolved ones).
+fn heuristics_db(dir: &std::path::Path) -> std::path::PathBuf {
+    let db = dir.join("answers.db");
+    let output = mjlink()
+        .arg("--db")
+        .arg(&db)
+        .args(["replay", "fixtures/scenarios/heuristics.jsonl"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    db
+}
+
+fn run_ok(db: &std::path::Path, args: &[&str]) -> String {
+    let output = mjlink().arg("--db").arg(db).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn lineage_search_and_stats_answer_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = heuristics_db(dir.path());
+
+    // A heuristic link, asked by Discord message link: the grid and its upscale.
+    let text = run_ok(
+        &db,
+        &[
+            "lineage",
+            "https://discord.com/channels/662267976984297473/1008571020480876554/1235021369180160030",
+        ],
+    );
+    assert!(text.contains("a lone tree in fog --ar 3:2"), "{text}");
+    assert!(text.contains("grid 1235020865863680028"), "{text}");
+    assert!(text.contains("  U4 1235021369180160030 [heuristic]"), "{text}");
+    let family: serde_json::Value =
+        serde_json::from_str(&run_ok(&db, &["lineage", "1235021369180160030", "--json"])).unwrap();
+    assert_eq!(family["asked"], "1235021369180160030");
+    assert_eq!(family["nodes"][0]["message_id"], "1235020865863680028");
+    assert_eq!(family["nodes"][1]["link"]["signal"], "heuristic");
+    assert_eq!(family["nodes"][1]["link"]["parent"], "1235020865863680028");
+    // The ambiguous upscale says so, with its candidates and how to settle it.
+    let text = run_ok(&db, &["lineage", "1235020614205440026"]);
+    assert!(
+        text.contains("ambiguous: 1235020614205440026 fits several parents"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mjlink link set 1235020614205440026 PARENT"),
+        "{text}"
+    );
+
+    let text = run_ok(&db, &["search", "kite", "dunes"]);
+    assert!(text.starts_with("2 prompts match \"kite dunes\""), "{text}");
+    assert!(text.contains("1235023382446080044 imagine"), "{text}");
+    let found: serde_json::Value = serde_json::from_str(&run_ok(
+        &db,
+        &["search", "fog", "--user", "439110225975443468", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(found["total"], 2, "{found}");
+    assert!(found["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|hit| hit["user_id"] == "439110225975443468" && hit["message_id"].is_string()));
+    let found: serde_json::Value = serde_json::from_str(&run_ok(
+        &db,
+        &["search", "fog", "--since", "2024-05-02", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(found["total"], 0, "{found}");
+
+    let text = run_ok(&db, &["stats"]);
+    assert!(text.contains("grids               16"), "{text}");
+    assert!(
+        text.contains("links by signal     heuristic 2, interaction 1, reference 5"),
+        "{text}"
+    );
+    assert!(text.contains("ambiguous           1"), "{text}");
+    let stats: serde_json::Value = serde_json::from_str(&run_ok(&db, &["stats", "--json"])).unwrap();
+    assert_eq!(stats["grids"], 16);
+    assert_eq!(stats["unresolved"], 2);
+
+    // Reading commands never create a database, and bad input is one line.
+    let missing = dir.path().join("missing.db");
+    for args in [&["stats"][..], &["search", "fog"], &["lineage", "1"]] {
+        let output = mjlink().arg("--db").arg(&missing).args(args).output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.starts_with("mjlink: no database at"), "{stderr}");
+        assert!(!missing.exists());
+    }
+    let output = mjlink()
+        .arg("--db")
+        .arg(&db)
+        .args(["lineage", "not-a-link"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "mjlink: Give a message link (Copy Message Link) or a message id.\n"
+    );
+}
+
+#[test]
+fn answers_escape_untrusted_text_for_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = heuristics_db(dir.path());
+    // A search for words with an escape sequence prints them escaped.
+    let text = run_ok(&db, &["search", "kite\u{1b}[2J"]);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+}
