@@ -136,6 +136,8 @@ enum Command {
     Search(answers::SearchArgs),
     /// What the database holds, as `/stats` and the web stats page count it.
     Stats(answers::StatsArgs),
+    /// Settle what the linker refused to guess: `link set CHILD PARENT`, `link clear CHILD`.
+    Link(answers::LinkArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Lineage(args) => answers::lineage(config, &args, out),
         Command::Search(args) => answers::search(config, &args, out),
         Command::Stats(args) => answers::stats(config, &args, out),
+        Command::Link(args) => answers::link(config, &args, std::env::var("USER").ok(), now_ms, out),
     }
 }
 

@@ -890,3 +890,143 @@ fn answers_escape_untrusted_text_for_the_terminal() {
     let text = run_ok(&db, &["search", "kite\u{1b}[2J"]);
     assert!(!text.contains('\u{1b}'), "{text:?}");
 }
+
+/// The link of `child` as `mjlink links --format jsonl` prints it.
+fn link_of(db: &std::path::Path, child: &str) -> serde_json::Value {
+    run_ok(db, &["links", "--format", "jsonl"])
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|row| row["child_id"] == child)
+        .unwrap()
+}
+
+const AMBIGUOUS_U3: &str = "1235020614205440026";
+
+#[test]
+fn link_set_settles_an_ambiguous_result_and_clear_gives_it_back_to_the_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = heuristics_db(dir.path());
+    assert_eq!(link_of(&db, AMBIGUOUS_U3)["status"], "ambiguous");
+
+    let text = run_ok(
+        &db,
+        &["link", "set", AMBIGUOUS_U3, "1235018449944576008", "--by", "ana"],
+    );
+    assert_eq!(
+        text,
+        format!("{AMBIGUOUS_U3} linked to 1235018449944576008 (manual, by ana)\n")
+    );
+    let row = link_of(&db, AMBIGUOUS_U3);
+    assert_eq!(row["parent_id"], "1235018449944576008");
+    assert_eq!(row["signal"], "manual");
+    assert_eq!(row["status"], "linked");
+    let family: serde_json::Value =
+        serde_json::from_str(&run_ok(&db, &["lineage", AMBIGUOUS_U3, "--json"])).unwrap();
+    assert_eq!(family["nodes"][0]["message_id"], "1235018449944576008");
+    let text = run_ok(&db, &["stats"]);
+    assert!(text.contains("manual 1"), "{text}");
+    assert!(text.contains("ambiguous           0"), "{text}");
+
+    // Refused, one line each, nothing changed: an exactly linked child, a parent that is
+    // not stored, a parent whose shape has no tile button, a message without a link.
+    let refused = |args: &[&str]| {
+        let output = mjlink().arg("--db").arg(&db).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        stderr
+    };
+    let stderr = refused(&["link", "set", "1235020110888960022", "1235018047291392004"]);
+    assert!(
+        stderr.contains("by its reference signal from Discord, which a manual link never overrides"),
+        "{stderr}"
+    );
+    assert_eq!(link_of(&db, "1235020110888960022")["signal"], "reference");
+    let stderr = refused(&["link", "set", "1235021620838400036", "999"]);
+    assert!(stderr.contains("999 is not a stored message"), "{stderr}");
+    let stderr = refused(&["link", "set", "1235021620838400036", "1235023130787840042"]);
+    assert!(
+        stderr.contains("has no button that makes a `upscale` result"),
+        "{stderr}"
+    );
+    assert_eq!(link_of(&db, "1235021620838400036")["status"], "unresolved");
+    let stderr = refused(&["link", "clear", "1235021369180160030"]);
+    assert!(stderr.contains("has no manual link to clear"), "{stderr}");
+    assert_eq!(link_of(&db, "1235021369180160030")["signal"], "heuristic");
+
+    let text = run_ok(&db, &["link", "clear", AMBIGUOUS_U3]);
+    assert_eq!(
+        text,
+        format!("manual link of {AMBIGUOUS_U3} cleared; now ambiguous\n")
+    );
+    let row = link_of(&db, AMBIGUOUS_U3);
+    assert_eq!(row["status"], "ambiguous");
+    assert_eq!(row["candidates"].as_array().unwrap().len(), 10);
+
+    // Writing commands never create a database.
+    let missing = dir.path().join("missing.db");
+    let output = mjlink()
+        .arg("--db")
+        .arg(&missing)
+        .args(["link", "clear", AMBIGUOUS_U3])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(!missing.exists());
+}
+
+fn replay_values(db: &std::path::Path, events: &[serde_json::Value]) {
+    let path = db.with_extension("more.jsonl");
+    let lines: Vec<String> = events.iter().map(|event| event.to_string()).collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    run_ok(db, &["replay", path.to_str().unwrap()]);
+}
+
+#[test]
+fn a_manual_link_survives_the_fallback_of_new_events_and_yields_to_a_later_exact_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = heuristics_db(dir.path());
+    run_ok(&db, &["link", "set", AMBIGUOUS_U3, "1235018449944576008"]);
+    let fixture = std::fs::read_to_string("fixtures/scenarios/heuristics.jsonl").unwrap();
+    let event = |id: &str| -> serde_json::Value {
+        fixture
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .find(|event| event["d"]["id"] == id)
+            .unwrap()
+    };
+
+    // A late grid with the same prompt, posted before the upscale: the fallback of the
+    // upscale's tile runs again, and leaves the manual link alone.
+    let mut grid = event("1235019053924352014");
+    grid["s"] = serde_json::json!(100);
+    grid["d"]["id"] = serde_json::json!("1235019053924352099");
+    grid["d"]["attachments"][0]["id"] = serde_json::json!("1235019053924352098");
+    let text = grid.to_string().replace("000006516fbe", "000006516fff");
+    replay_values(&db, &[serde_json::from_str(&text).unwrap()]);
+    let row = link_of(&db, AMBIGUOUS_U3);
+    assert_eq!(row["signal"], "manual", "{row}");
+    assert_eq!(row["parent_id"], "1235018449944576008", "{row}");
+
+    // Discord then says which grid it came from: the exact signal replaces the manual link.
+    let mut update = event(AMBIGUOUS_U3);
+    update["t"] = serde_json::json!("MESSAGE_UPDATE");
+    update["s"] = serde_json::json!(101);
+    update["d"]["message_reference"] = serde_json::json!({
+        "message_id": "1235019053924352014",
+        "channel_id": "1008571020480876554",
+        "guild_id": "662267976984297473"
+    });
+    replay_values(&db, &[update]);
+    let row = link_of(&db, AMBIGUOUS_U3);
+    assert_eq!(row["signal"], "reference", "{row}");
+    assert_eq!(row["parent_id"], "1235019053924352014", "{row}");
+    // And now a manual link is refused for it.
+    let output = mjlink()
+        .arg("--db")
+        .arg(&db)
+        .args(["link", "set", AMBIGUOUS_U3, "1235018449944576008"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}

@@ -1,5 +1,6 @@
 //! `lineage`, `search` and `stats`: the answers of the slash commands and of the web pages
-//! ([`crate::commands::answers`]), on the command line, as text or one JSON document.
+//! ([`crate::commands::answers`]), on the command line, as text or one JSON document; and
+//! `link set|clear`, a person settling what the linker refused to guess.
 
 use std::io::Write;
 
@@ -211,5 +212,82 @@ pub fn stats(config: &Config, args: &StatsArgs, out: &mut impl Write) -> anyhow:
         "unknown formats     {}",
         for_terminal(&stats.unknown_formats)
     )?;
+    Ok(Outcome::Success)
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum LinkCommand {
+    /// Link CHILD to PARENT by hand (signal `manual`): settles an ambiguous, unresolved or
+    /// heuristic link; a link by an exact signal from Discord is never overridden, and a
+    /// later exact signal replaces the manual link.
+    Set {
+        #[arg(value_parser = id)]
+        child: Snowflake,
+        #[arg(value_parser = id)]
+        parent: Snowflake,
+        /// Who sets it (default: $USER, else "cli").
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Remove CHILD's manual link (only a manual one): the fallback decides again.
+    Clear {
+        #[arg(value_parser = id)]
+        child: Snowflake,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LinkArgs {
+    #[command(subcommand)]
+    pub action: LinkCommand,
+}
+
+/// `mjlink link set|clear`: through the pipeline, the only writer of links. `os_user` is
+/// `$USER` as the binary read it; `now_ms` the clock's time.
+pub fn link(
+    config: &Config,
+    args: &LinkArgs,
+    os_user: Option<String>,
+    now_ms: i64,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    let store = Store::open_as(&config.database_path, OpenMode::Existing)?;
+    let mut pipeline = crate::ingest::pipeline::Pipeline::new(
+        store,
+        crate::ingest::pipeline::PipelineConfig::from_config(config),
+    );
+    match &args.action {
+        LinkCommand::Set { child, parent, by } => {
+            let by = by
+                .clone()
+                .or(os_user)
+                .map(|name| name.trim().to_string())
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "cli".to_string());
+            pipeline
+                .set_manual_link(*child, *parent, &by, now_ms)?
+                .map_err(|reason| anyhow::anyhow!("cannot link {child} to {parent}: {reason}"))?;
+            writeln!(
+                out,
+                "{child} linked to {parent} (manual, by {})",
+                for_terminal(&by)
+            )?;
+        }
+        LinkCommand::Clear { child } => {
+            pipeline
+                .clear_manual_link(*child)?
+                .map_err(|reason| anyhow::anyhow!("cannot clear the link of {child}: {reason}"))?;
+            let now = pipeline.store().get_link(*child)?;
+            let status = now.map_or_else(
+                || "unresolved".to_string(),
+                |link| match (link.decision.parent, link.decision.signal) {
+                    (Some(parent), Some(signal)) => format!("linked to {parent} ({})", signal.as_str()),
+                    _ => link.decision.status.as_str().to_string(),
+                },
+            );
+            writeln!(out, "manual link of {child} cleared; now {status}")?;
+        }
+    }
+    pipeline.into_store()?;
     Ok(Outcome::Success)
 }

@@ -19,6 +19,7 @@ mod archive;
 mod docs;
 mod drift;
 mod lineage;
+mod manual;
 mod messages;
 mod queue;
 mod replies;
@@ -61,6 +62,8 @@ pub enum StoreError {
     },
 }
 
+pub use manual::ManualNote;
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
@@ -74,6 +77,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_drift_and_media.sql"),
     include_str!("migrations/0008_start_replies.sql"),
     include_str!("migrations/0009_archive_trust.sql"),
+    include_str!("migrations/0011_manual_links.sql"),
 ];
 
 /// How a command opens the database.

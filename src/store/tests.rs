@@ -225,7 +225,7 @@ fn migrated_schema_is_unchanged() {
 #[test]
 fn migrations_are_the_same_bytes() {
     // Length and SHA-256 of each migration's text as first shipped: history, never edited.
-    const SHIPPED: [(usize, &str); 9] = [
+    const SHIPPED: [(usize, &str); 10] = [
         (
             3108,
             "970f8a878ddd5afc0a3a1654315eceb51edf8ba7a6487d35b9737d56d29982f8",
@@ -263,6 +263,11 @@ fn migrations_are_the_same_bytes() {
         (
             624,
             "0968c403cf3df744664e55171afaff0ce7f30773b1aa13a4129c9e1c00d23eda",
+        ),
+        // 0011 (who set a manual link and when).
+        (
+            334,
+            "e3ed355a6ca38f336e1bfbbbb372a97163328348c549617ab21cf427efbd8b78",
         ),
     ];
     assert_eq!(MIGRATIONS.len(), SHIPPED.len());
