@@ -923,6 +923,42 @@ fn link_set_settles_an_ambiguous_result_and_clear_gives_it_back_to_the_fallback(
     let family: serde_json::Value =
         serde_json::from_str(&run_ok(&db, &["lineage", AMBIGUOUS_U3, "--json"])).unwrap();
     assert_eq!(family["nodes"][0]["message_id"], "1235018449944576008");
+    let manual = &family["asked_link"]["manual"];
+    assert_eq!(manual["set_by"], "ana", "{family}");
+    assert_eq!(manual["parent_id"], "1235018449944576008");
+    let set_at = manual["set_at_ms"].as_i64().unwrap();
+    assert!(set_at > 1_700_000_000_000, "the clock's time: {set_at}");
+    let text = run_ok(&db, &["lineage", AMBIGUOUS_U3]);
+    assert!(
+        text.contains("U3 1235020614205440026 [manual by ana at 20"),
+        "{text}"
+    );
+    // Without --by: $USER, else `cli`.
+    let output = mjlink()
+        .arg("--db")
+        .arg(&db)
+        .env_remove("USER")
+        .args(["link", "set", AMBIGUOUS_U3, "1235018449944576008"])
+        .output()
+        .unwrap();
+    assert!(output.stdout.ends_with(b"(manual, by cli)\n"), "{output:?}");
+    let output = mjlink()
+        .arg("--db")
+        .arg(&db)
+        .env("USER", "bo\u{1b}[2Jb")
+        .args(["link", "set", AMBIGUOUS_U3, "1235018449944576008"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("(manual, by bo") && !stdout.contains('\u{1b}'),
+        "{stdout:?}"
+    );
+    let text = run_ok(&db, &["lineage", AMBIGUOUS_U3]);
+    assert!(
+        text.contains("[manual by bo") && !text.contains('\u{1b}'),
+        "{text:?}"
+    );
     let text = run_ok(&db, &["stats"]);
     assert!(text.contains("manual 1"), "{text}");
     assert!(text.contains("ambiguous           0"), "{text}");

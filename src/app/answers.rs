@@ -88,7 +88,12 @@ pub fn lineage(config: &Config, args: &LineageArgs, out: &mut impl Write) -> any
             message.message_id
         );
         if let Some(link) = node.link.as_ref().filter(|_| node.depth > 0) {
-            line.push_str(&format!(" [{}]", link.signal.as_deref().unwrap_or(&link.status)));
+            line.push_str(&format!(" [{}", link.signal.as_deref().unwrap_or(&link.status)));
+            if let Some(note) = &link.manual {
+                let when = mjlink_core::text::format_time(note.set_at_ms).unwrap_or_default();
+                line.push_str(&format!(" by {} at {when}", note.set_by));
+            }
+            line.push(']');
         }
         if let Some(user) = message.user_id {
             line.push_str(&format!(" user {user}"));
