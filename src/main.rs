@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use mjlink::app::{archive, ingest, misc, queue, web, Bar, Outcome};
+use mjlink::app::{answers, archive, ingest, misc, queue, web, Bar, Outcome};
 use mjlink::config::Config;
 use mjlink_core::text::for_terminal;
 
@@ -129,6 +129,15 @@ enum Command {
     /// Listens on web.bind (127.0.0.1:8080 by default; --bind overrides). Pages work without
     /// JavaScript; files are served by attachment id from archive.dir only.
     Serve(web::ServeArgs),
+    /// The whole family of a message (its grid and every result under it, with how each
+    /// is linked), as `/lineage` and the web family page show it.
+    Lineage(answers::LineageArgs),
+    /// Prompts matching every word, newest first, as `/search` finds them.
+    Search(answers::SearchArgs),
+    /// What the database holds, as `/stats` and the web stats page count it.
+    Stats(answers::StatsArgs),
+    /// Settle what the linker refused to guess: `link set CHILD PARENT`, `link clear CHILD`.
+    Link(answers::LinkArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,6 +272,10 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::GenTrace(args) => misc::gen_trace(&args, out),
         Command::Bench(args) => block_on(misc::bench(&args, out)),
         Command::Serve(args) => block_on(web::serve(config, &args, out)),
+        Command::Lineage(args) => answers::lineage(config, &args, out),
+        Command::Search(args) => answers::search(config, &args, out),
+        Command::Stats(args) => answers::stats(config, &args, out),
+        Command::Link(args) => answers::link(config, &args, std::env::var("USER").ok(), now_ms, out),
     }
 }
 

@@ -766,3 +766,303 @@ fn queue_show_and_cancel_match_ids_literally() {
     assert_eq!(code, Some(0));
     assert!(out.contains("only one item"), "{out}");
 }
+
+/// A database made by replaying the heuristics scenario (one ambiguous upscale, one
+/// heuristic link, unresolved ones).
+fn heuristics_db(dir: &std::path::Path) -> std::path::PathBuf {
+    let db = dir.join("answers.db");
+    let output = mjlink()
+        .arg("--db")
+        .arg(&db)
+        .args(["replay", "fixtures/scenarios/heuristics.jsonl"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    db
+}
+
+fn run_ok(db: &std::path::Path, args: &[&str]) -> String {
+    let output = mjlink().arg("--db").arg(db).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn lineage_search_and_stats_answer_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = heuristics_db(dir.path());
+
+    // A heuristic link, asked by Discord message link: the grid and its upscale.
+    let text = run_ok(
+        &db,
+        &[
+            "lineage",
+            "https://discord.com/channels/662267976984297473/1008571020480876554/1235021369180160030",
+        ],
+    );
+    assert!(text.contains("a lone tree in fog --ar 3:2"), "{text}");
+    assert!(text.contains("grid 1235020865863680028"), "{text}");
+    assert!(text.contains("  U4 1235021369180160030 [heuristic]"), "{text}");
+    let family: serde_json::Value =
+        serde_json::from_str(&run_ok(&db, &["lineage", "1235021369180160030", "--json"])).unwrap();
+    assert_eq!(family["asked"], "1235021369180160030");
+    assert_eq!(family["nodes"][0]["message_id"], "1235020865863680028");
+    assert_eq!(family["nodes"][1]["link"]["signal"], "heuristic");
+    assert_eq!(family["nodes"][1]["link"]["parent"], "1235020865863680028");
+    // The ambiguous upscale says so, with its candidates and how to settle it.
+    let text = run_ok(&db, &["lineage", "1235020614205440026"]);
+    assert!(
+        text.contains("ambiguous: 1235020614205440026 fits several parents"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mjlink link set 1235020614205440026 PARENT"),
+        "{text}"
+    );
+
+    let text = run_ok(&db, &["search", "kite", "dunes"]);
+    assert!(text.starts_with("2 prompts match \"kite dunes\""), "{text}");
+    assert!(text.contains("1235023382446080044 imagine"), "{text}");
+    let found: serde_json::Value = serde_json::from_str(&run_ok(
+        &db,
+        &["search", "fog", "--user", "439110225975443468", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(found["total"], 2, "{found}");
+    assert!(found["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|hit| hit["user_id"] == "439110225975443468" && hit["message_id"].is_string()));
+    let found: serde_json::Value = serde_json::from_str(&run_ok(
+        &db,
+        &["search", "fog", "--since", "2024-05-02", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(found["total"], 0, "{found}");
+
+    let text = run_ok(&db, &["stats"]);
+    assert!(text.contains("grids               16"), "{text}");
+    assert!(
+        text.contains("links by signal     heuristic 2, interaction 1, reference 5"),
+        "{text}"
+    );
+    assert!(text.contains("ambiguous           1"), "{text}");
+    let stats: serde_json::Value = serde_json::from_str(&run_ok(&db, &["stats", "--json"])).unwrap();
+    assert_eq!(stats["grids"], 16);
+    assert_eq!(stats["unresolved"], 2);
+
+    // Reading commands never create a database, and bad input is one line.
+    let missing = dir.path().join("missing.db");
+    for args in [&["stats"][..], &["search", "fog"], &["lineage", "1"]] {
+        let output = mjlink().arg("--db").arg(&missing).args(args).output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.starts_with("mjlink: no database at"), "{stderr}");
+        assert!(!missing.exists());
+    }
+    let output = mjlink()
+        .arg("--db")
+        .arg(&db)
+        .args(["lineage", "not-a-link"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "mjlink: Give a message link (Copy Message Link) or a message id.\n"
+    );
+}
+
+#[test]
+fn answers_escape_untrusted_text_for_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = heuristics_db(dir.path());
+    // A search for words with an escape sequence prints them escaped.
+    let text = run_ok(&db, &["search", "kite\u{1b}[2J"]);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+}
+
+/// The link of `child` as `mjlink links --format jsonl` prints it.
+fn link_of(db: &std::path::Path, child: &str) -> serde_json::Value {
+    run_ok(db, &["links", "--format", "jsonl"])
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|row| row["child_id"] == child)
+        .unwrap()
+}
+
+const AMBIGUOUS_U3: &str = "1235020614205440026";
+
+#[test]
+fn link_set_settles_an_ambiguous_result_and_clear_gives_it_back_to_the_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = heuristics_db(dir.path());
+    assert_eq!(link_of(&db, AMBIGUOUS_U3)["status"], "ambiguous");
+
+    let text = run_ok(
+        &db,
+        &["link", "set", AMBIGUOUS_U3, "1235018449944576008", "--by", "ana"],
+    );
+    assert_eq!(
+        text,
+        format!("{AMBIGUOUS_U3} linked to 1235018449944576008 (manual, by ana)\n")
+    );
+    let row = link_of(&db, AMBIGUOUS_U3);
+    assert_eq!(row["parent_id"], "1235018449944576008");
+    assert_eq!(row["signal"], "manual");
+    assert_eq!(row["status"], "linked");
+    let family: serde_json::Value =
+        serde_json::from_str(&run_ok(&db, &["lineage", AMBIGUOUS_U3, "--json"])).unwrap();
+    assert_eq!(family["nodes"][0]["message_id"], "1235018449944576008");
+    let manual = &family["asked_link"]["manual"];
+    assert_eq!(manual["set_by"], "ana", "{family}");
+    assert_eq!(manual["parent_id"], "1235018449944576008");
+    let set_at = manual["set_at_ms"].as_i64().unwrap();
+    assert!(set_at > 1_700_000_000_000, "the clock's time: {set_at}");
+    let text = run_ok(&db, &["lineage", AMBIGUOUS_U3]);
+    assert!(
+        text.contains("U3 1235020614205440026 [manual by ana at 20"),
+        "{text}"
+    );
+    // Without --by: $USER, else `cli`.
+    let output = mjlink()
+        .arg("--db")
+        .arg(&db)
+        .env_remove("USER")
+        .args(["link", "set", AMBIGUOUS_U3, "1235018449944576008"])
+        .output()
+        .unwrap();
+    assert!(output.stdout.ends_with(b"(manual, by cli)\n"), "{output:?}");
+    let output = mjlink()
+        .arg("--db")
+        .arg(&db)
+        .env("USER", "bo\u{1b}[2Jb")
+        .args(["link", "set", AMBIGUOUS_U3, "1235018449944576008"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("(manual, by bo") && !stdout.contains('\u{1b}'),
+        "{stdout:?}"
+    );
+    let text = run_ok(&db, &["lineage", AMBIGUOUS_U3]);
+    assert!(
+        text.contains("[manual by bo") && !text.contains('\u{1b}'),
+        "{text:?}"
+    );
+    let text = run_ok(&db, &["stats"]);
+    assert!(text.contains("manual 1"), "{text}");
+    assert!(text.contains("ambiguous           0"), "{text}");
+
+    // Refused, one line each, nothing changed: an exactly linked child, a parent that is
+    // not stored, a parent whose shape has no tile button, a message without a link.
+    let refused = |args: &[&str]| {
+        let output = mjlink().arg("--db").arg(&db).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        stderr
+    };
+    let stderr = refused(&["link", "set", "1235020110888960022", "1235018047291392004"]);
+    assert!(
+        stderr.contains("by its reference signal from Discord, which a manual link never overrides"),
+        "{stderr}"
+    );
+    assert_eq!(link_of(&db, "1235020110888960022")["signal"], "reference");
+    let stderr = refused(&["link", "set", "1235021620838400036", "999"]);
+    assert!(stderr.contains("999 is not a stored message"), "{stderr}");
+    let stderr = refused(&["link", "set", "1235021620838400036", "1235023130787840042"]);
+    assert!(
+        stderr.contains("has no button that makes a `upscale` result"),
+        "{stderr}"
+    );
+    assert_eq!(link_of(&db, "1235021620838400036")["status"], "unresolved");
+    let stderr = refused(&["link", "clear", "1235021369180160030"]);
+    assert!(stderr.contains("has no manual link to clear"), "{stderr}");
+    assert_eq!(link_of(&db, "1235021369180160030")["signal"], "heuristic");
+
+    let text = run_ok(&db, &["link", "clear", AMBIGUOUS_U3]);
+    assert_eq!(
+        text,
+        format!("manual link of {AMBIGUOUS_U3} cleared; now ambiguous\n")
+    );
+    let row = link_of(&db, AMBIGUOUS_U3);
+    assert_eq!(row["status"], "ambiguous");
+    assert_eq!(row["candidates"].as_array().unwrap().len(), 10);
+
+    // Writing commands never create a database.
+    let missing = dir.path().join("missing.db");
+    let output = mjlink()
+        .arg("--db")
+        .arg(&missing)
+        .args(["link", "clear", AMBIGUOUS_U3])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(!missing.exists());
+}
+
+fn replay_values(db: &std::path::Path, events: &[serde_json::Value]) {
+    let path = db.with_extension("more.jsonl");
+    let lines: Vec<String> = events.iter().map(|event| event.to_string()).collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    run_ok(db, &["replay", path.to_str().unwrap()]);
+}
+
+#[test]
+fn a_manual_link_survives_the_fallback_of_new_events_and_yields_to_a_later_exact_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = heuristics_db(dir.path());
+    run_ok(&db, &["link", "set", AMBIGUOUS_U3, "1235018449944576008"]);
+    let fixture = std::fs::read_to_string("fixtures/scenarios/heuristics.jsonl").unwrap();
+    let event = |id: &str| -> serde_json::Value {
+        fixture
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .find(|event| event["d"]["id"] == id)
+            .unwrap()
+    };
+
+    // A late grid with the same prompt, posted before the upscale: the fallback of the
+    // upscale's tile runs again, and leaves the manual link alone.
+    let mut grid = event("1235019053924352014");
+    grid["s"] = serde_json::json!(100);
+    grid["d"]["id"] = serde_json::json!("1235019053924352099");
+    grid["d"]["attachments"][0]["id"] = serde_json::json!("1235019053924352098");
+    let text = grid.to_string().replace("000006516fbe", "000006516fff");
+    replay_values(&db, &[serde_json::from_str(&text).unwrap()]);
+    let row = link_of(&db, AMBIGUOUS_U3);
+    assert_eq!(row["signal"], "manual", "{row}");
+    assert_eq!(row["parent_id"], "1235018449944576008", "{row}");
+
+    // Discord then says which grid it came from: the exact signal replaces the manual link.
+    let mut update = event(AMBIGUOUS_U3);
+    update["t"] = serde_json::json!("MESSAGE_UPDATE");
+    update["s"] = serde_json::json!(101);
+    update["d"]["message_reference"] = serde_json::json!({
+        "message_id": "1235019053924352014",
+        "channel_id": "1008571020480876554",
+        "guild_id": "662267976984297473"
+    });
+    replay_values(&db, &[update]);
+    let row = link_of(&db, AMBIGUOUS_U3);
+    assert_eq!(row["signal"], "reference", "{row}");
+    assert_eq!(row["parent_id"], "1235019053924352014", "{row}");
+    // And now a manual link is refused for it.
+    let output = mjlink()
+        .arg("--db")
+        .arg(&db)
+        .args(["link", "set", AMBIGUOUS_U3, "1235018449944576008"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}

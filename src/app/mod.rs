@@ -9,6 +9,7 @@
 //! - [`archive`]: `archive`, `images`, `verify`;
 //! - [`queue`]: `queue add|list|show|cancel|run`;
 //! - [`misc`]: `doctor`, `demo`, `links`, `messages`, `gen-trace`, `bench`;
+//! - [`answers`]: `lineage`, `search`, `stats`;
 //! - [`web`] (`serve`).
 
 use std::io::Write;
@@ -18,6 +19,7 @@ use indicatif::ProgressBar;
 use crate::export::{Format, LinkRecord, LinkWriter};
 use crate::store::{Store, StoreError};
 
+pub mod answers;
 pub mod archive;
 pub mod ingest;
 pub mod misc;

@@ -78,18 +78,27 @@ pub struct NodeLink {
     pub status: String,
     /// The parents an ambiguous result fits equally.
     pub candidates: Vec<Snowflake>,
+    /// Who set a `manual` link, and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manual: Option<crate::store::ManualNote>,
 }
 
 impl NodeLink {
-    fn of(link: &crate::store::LinkRow) -> NodeLink {
-        NodeLink {
+    fn of(link: &crate::store::LinkRow, store: &Store) -> Result<NodeLink, StoreError> {
+        let manual = if link.decision.is_manual() {
+            store.manual_note(link.child_id)?
+        } else {
+            None
+        };
+        Ok(NodeLink {
             parent: link.decision.parent,
             action: link.action.as_str().to_string(),
             tile: link.tile,
             signal: link.decision.signal.map(|signal| signal.as_str().to_string()),
             status: link.decision.status.as_str().to_string(),
             candidates: link.decision.candidates.clone(),
-        }
+            manual,
+        })
     }
 }
 
@@ -148,7 +157,7 @@ pub fn family(store: &Store, asked: Snowflake, limit: usize) -> Result<Result<Fa
             break;
         };
         if depth == 0 {
-            asked_link = Some(NodeLink::of(&link));
+            asked_link = Some(NodeLink::of(&link, store)?);
         }
         match link.decision.parent {
             Some(parent) if link.decision.status == mjlink_core::link::Status::Linked => {
@@ -192,7 +201,8 @@ pub fn family(store: &Store, asked: Snowflake, limit: usize) -> Result<Result<Fa
     for (depth, message) in std::iter::once((0, root_message)).chain(ordered) {
         let link = store
             .parent_of(message.message_id)?
-            .map(|link| NodeLink::of(&link));
+            .map(|link| NodeLink::of(&link, store))
+            .transpose()?;
         out.push(FamilyNode {
             depth,
             link,

@@ -332,6 +332,61 @@ impl Pipeline {
         }
     }
 
+    /// `mjlink link set CHILD PARENT`: settles a result's parent by hand (signal `manual`,
+    /// with who and when), as [`lineage::set_manual`] decides, then re-runs the fallback of
+    /// the results whose tile it took or gave back. `Ok(Err(reason))`: refused, nothing
+    /// written.
+    pub fn set_manual_link(
+        &mut self,
+        child: Snowflake,
+        parent: Snowflake,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Result<(), String>, StoreError> {
+        let old = self.store.get_link(child)?;
+        let shape = self
+            .store
+            .message_place(parent)?
+            .map(|place| mjlink_core::kinds::shape_of_name(&place.kind));
+        let (link, redecide) = match lineage::set_manual(old.as_ref(), parent, shape) {
+            Err(reason) => return Ok(Err(reason)),
+            Ok(Relinked::Keep) => (None, Vec::new()),
+            Ok(Relinked::Put { link, redecide }) => (Some(link), redecide),
+        };
+        self.store.begin()?;
+        if let Some(link) = &link {
+            self.store.put_link(link)?;
+        }
+        let note = crate::store::ManualNote {
+            parent_id: parent,
+            set_by: by.to_string(),
+            set_at_ms: now_ms,
+        };
+        self.store.put_manual_note(child, &note)?;
+        self.redecide_tiles(child, redecide)?;
+        self.flush()?;
+        Ok(Ok(()))
+    }
+
+    /// `mjlink link clear CHILD`: removes a manual link (only one), and lets the fallback
+    /// decide the result again. `Ok(Err(reason))`: refused, nothing written.
+    pub fn clear_manual_link(&mut self, child: Snowflake) -> Result<Result<(), String>, StoreError> {
+        let old = self.store.get_link(child)?;
+        let cleared = match lineage::clear_manual(old.as_ref()) {
+            Ok(cleared) => cleared,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        self.store.begin()?;
+        self.store.put_link(&cleared)?;
+        self.store.delete_manual_note(child)?;
+        let mut redecide = lineage::tiles_to_redecide(old.as_ref(), &cleared);
+        redecide.extend(self.refallback(child)?);
+        redecide.dedup();
+        self.redecide_tiles(child, redecide)?;
+        self.flush()?;
+        Ok(Ok(()))
+    }
+
     /// Read -> decide -> write for a result's link.
     fn relink(
         &mut self,
@@ -363,6 +418,10 @@ impl Pipeline {
             Relinked::Put { link, redecide } => (link, redecide),
         };
         self.store.put_link(&new)?;
+        if old.as_ref().is_some_and(|old| old.decision.is_manual()) {
+            // An exact signal replaced a manual link: who set it no longer matters.
+            self.store.delete_manual_note(child.id)?;
+        }
         tracing::debug!(
             child_id = %child.id,
             parent_id = ?new.decision.parent.map(|parent| parent.0),
@@ -446,7 +505,7 @@ impl Pipeline {
         let Some(old) = self.store.get_link(child_id)? else {
             return Ok(Vec::new());
         };
-        if old.decision.is_exact() {
+        if old.decision.is_settled() {
             return Ok(Vec::new());
         }
         let posted_ms = self

@@ -22,6 +22,7 @@ mod archive;
 mod docs;
 mod drift;
 mod lineage;
+mod manual;
 mod message_rows;
 mod messages;
 mod queue;
@@ -66,6 +67,8 @@ pub enum StoreError {
     },
 }
 
+pub use manual::ManualNote;
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
@@ -80,6 +83,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_start_replies.sql"),
     include_str!("migrations/0009_archive_trust.sql"),
     include_str!("migrations/0010_fts_pending_condition.sql"),
+    include_str!("migrations/0011_manual_links.sql"),
 ];
 
 /// How a command opens the database.

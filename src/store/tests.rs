@@ -230,7 +230,7 @@ fn migrated_schema_is_unchanged() {
 #[test]
 fn migrations_are_the_same_bytes() {
     // Length and SHA-256 of each migration's text as first shipped: history, never edited.
-    const SHIPPED: [(usize, &str); 10] = [
+    const SHIPPED: [(usize, &str); 11] = [
         (
             3108,
             "970f8a878ddd5afc0a3a1654315eceb51edf8ba7a6487d35b9737d56d29982f8",
@@ -273,6 +273,11 @@ fn migrations_are_the_same_bytes() {
         (
             847,
             "dbfdfcf2834f67d4c2fac386ec67f62c27d11f094c10f4425581e2c35fcd6e6f",
+        ),
+        // 0011 (who set a manual link and when).
+        (
+            334,
+            "e3ed355a6ca38f336e1bfbbbb372a97163328348c549617ab21cf427efbd8b78",
         ),
     ];
     assert_eq!(MIGRATIONS.len(), SHIPPED.len());

@@ -355,10 +355,10 @@ fn answers_a_command(message: &Message) -> bool {
 }
 
 /// Whether [`relink`] needs the fallback's candidates: only when there is no exact signal
-/// and the old link (if any) is not exact either. (A message stored for the first time has
-/// no old link: the pipeline does not look for one.)
+/// and the old link (if any) is neither exact nor manual. (A message stored for the first
+/// time has no old link: the pipeline does not look for one.)
 pub fn needs_fallback(exact: Option<&Decision>, old: Option<&Link>) -> bool {
-    exact.is_none() && !old.is_some_and(|old| old.decision.is_exact())
+    exact.is_none() && !old.is_some_and(|old| old.decision.is_settled())
 }
 
 /// What deciding a result's link changes.
@@ -375,10 +375,11 @@ pub enum Relinked {
 }
 
 /// The parent and tile a link holds, and how (see [`link::TileTakers`]): only a linked result
-/// with a tile holds one.
+/// with a tile holds one. A manual link holds its tile as an exact one does: a person said
+/// which button made this result, a fact the fallback must not guess against.
 fn holding(link: &Link) -> Option<(Snowflake, u8, bool)> {
     match (link.decision.status, link.decision.parent, link.tile) {
-        (link::Status::Linked, Some(parent), Some(tile)) => Some((parent, tile, link.decision.is_exact())),
+        (link::Status::Linked, Some(parent), Some(tile)) => Some((parent, tile, link.decision.is_settled())),
         _ => None,
     }
 }
@@ -400,7 +401,8 @@ pub fn tiles_to_redecide(old: Option<&Link>, new: &Link) -> Vec<(Snowflake, u8)>
     tiles
 }
 
-/// Decides a result's link. An exact signal wins; a heuristic never replaces an exact link;
+/// Decides a result's link. An exact signal wins; the fallback never replaces an exact or a
+/// manual link;
 /// a new action or tile is always stored. `candidates` are read only when
 /// [`needs_fallback`] says so (`None` otherwise).
 pub fn relink(
@@ -414,7 +416,7 @@ pub fn relink(
     let decision = match exact {
         Some(decision) => decision,
         None => match old {
-            Some(old) if old.decision.is_exact() => return Relinked::Keep,
+            Some(old) if old.decision.is_settled() => return Relinked::Keep,
             _ => link::heuristic(child, tile, candidates.unwrap_or_default(), window_ms),
         },
     };
@@ -438,9 +440,9 @@ pub fn relink(
 }
 
 /// Re-runs the fallback for a stored result without an exact link; `Some` when its link
-/// changes. An exact link is never touched.
+/// changes. An exact or a manual link is never touched.
 pub fn refallback(old: &Link, posted_ms: i64, candidates: &[Candidate], window_ms: i64) -> Option<Link> {
-    if old.decision.is_exact() {
+    if old.decision.is_settled() {
         return None;
     }
     let child = Child {
@@ -453,6 +455,74 @@ pub fn refallback(old: &Link, posted_ms: i64, candidates: &[Candidate], window_m
         decision,
         ..old.clone()
     })
+}
+
+/// `mjlink link set CHILD PARENT`: a person settles a result's parent. Refused (one sentence)
+/// when the child is not a stored result, when it is linked by an exact signal (a fact a
+/// person does not override), or when the parent's shape (`None`: not stored) cannot carry
+/// the child's action. `Ok` is what to store, as [`relink`] says it.
+pub fn set_manual(
+    old: Option<&Link>,
+    parent: Snowflake,
+    parent_shape: Option<Shape>,
+) -> Result<Relinked, String> {
+    let Some(old) = old else {
+        return Err("it is not a result mjlink has linked (a grid has no parent)".to_string());
+    };
+    let child = old.child_id;
+    if old.decision.is_exact() {
+        let signal = old.decision.signal.map_or("", |signal| signal.as_str());
+        let parent_now = old.decision.parent.map_or_else(String::new, |p| p.to_string());
+        return Err(format!(
+            "message {child} is linked to {parent_now} by its {signal} signal from Discord, which a manual link never overrides"
+        ));
+    }
+    if parent == child {
+        return Err(format!("message {child} cannot be its own parent"));
+    }
+    let Some(shape) = parent_shape else {
+        return Err(format!(
+            "message {parent} is not a stored message that can be a parent"
+        ));
+    };
+    if !kinds::parent_fits(old.action, old.tile, shape) {
+        return Err(format!(
+            "message {parent} has no button that makes a `{}` result",
+            old.action.as_str()
+        ));
+    }
+    let new = Link {
+        decision: Decision {
+            parent: Some(parent),
+            signal: Some(link::Signal::Manual),
+            status: link::Status::Linked,
+            candidates: Vec::new(),
+        },
+        ..old.clone()
+    };
+    if new == *old {
+        return Ok(Relinked::Keep);
+    }
+    let redecide = tiles_to_redecide(Some(old), &new);
+    Ok(Relinked::Put { link: new, redecide })
+}
+
+/// `mjlink link clear CHILD`: removes a manual link (only a manual one), leaving the result
+/// unresolved for the fallback to decide again ([`refallback`]).
+pub fn clear_manual(old: Option<&Link>) -> Result<Link, String> {
+    match old {
+        Some(old) if old.decision.is_manual() => Ok(Link {
+            decision: Decision {
+                parent: None,
+                signal: None,
+                status: link::Status::Unresolved,
+                candidates: Vec::new(),
+            },
+            ..old.clone()
+        }),
+        Some(old) => Err(format!("message {} has no manual link to clear", old.child_id)),
+        None => Err("it is not a result mjlink has linked".to_string()),
+    }
 }
 
 /// The outcome of a start/progress message.
@@ -812,6 +882,110 @@ mod tests {
         let changed = refallback(&heuristic, 5_000, &[grid(7, 1_000), grid(8, 2_000)], WINDOW).unwrap();
         assert_eq!(changed.decision.status, Status::Ambiguous);
         assert_eq!(changed.tile, Some(2));
+    }
+
+    fn manual_link(child_id: u64, parent: u64, tile: Option<u8>) -> Link {
+        Link {
+            decision: Decision {
+                signal: Some(Signal::Manual),
+                ..heuristic_link(child_id, parent, tile).decision
+            },
+            ..heuristic_link(child_id, parent, tile)
+        }
+    }
+
+    #[test]
+    fn a_manual_link_settles_a_guess_and_never_an_exact_link() {
+        let ambiguous = Link {
+            decision: Decision {
+                parent: None,
+                signal: None,
+                status: Status::Ambiguous,
+                candidates: vec![Snowflake(7), Snowflake(8)],
+            },
+            ..heuristic_link(10, 7, Some(2))
+        };
+        let Ok(Relinked::Put { link, redecide }) =
+            set_manual(Some(&ambiguous), Snowflake(8), Some(Shape::RootGrid))
+        else {
+            panic!("a manual link settles an ambiguous one")
+        };
+        assert_eq!(link, manual_link(10, 8, Some(2)));
+        // It takes tile 2 of grid 8: the fallback of that tile's other results runs again.
+        assert_eq!(redecide, vec![(Snowflake(8), 2)]);
+        // Over a heuristic link, too; the same manual link again changes nothing.
+        assert!(matches!(
+            set_manual(
+                Some(&heuristic_link(10, 7, Some(2))),
+                Snowflake(8),
+                Some(Shape::RootGrid)
+            ),
+            Ok(Relinked::Put { .. })
+        ));
+        assert_eq!(
+            set_manual(Some(&link), Snowflake(8), Some(Shape::RootGrid)),
+            Ok(Relinked::Keep)
+        );
+        // Refused: an exact link, an unknown parent, a parent without the tile's button, a
+        // message with no link.
+        let refused = set_manual(
+            Some(&exact_link(10, 1, Some(2))),
+            Snowflake(8),
+            Some(Shape::RootGrid),
+        )
+        .unwrap_err();
+        assert!(refused.contains("never overrides"), "{refused}");
+        assert!(set_manual(Some(&ambiguous), Snowflake(8), None).is_err());
+        assert!(set_manual(Some(&ambiguous), Snowflake(8), Some(Shape::SingleImage)).is_err());
+        assert!(set_manual(None, Snowflake(8), Some(Shape::RootGrid)).is_err());
+    }
+
+    #[test]
+    fn the_fallback_never_replaces_a_manual_link_but_an_exact_signal_does() {
+        let manual = manual_link(10, 8, Some(2));
+        assert!(!needs_fallback(None, Some(&manual)));
+        assert_eq!(
+            relink(
+                child(10, 5_000, Action::Upscale),
+                Some(2),
+                None,
+                Some(&manual),
+                Some(&[grid(7, 4_000)]),
+                WINDOW
+            ),
+            Relinked::Keep
+        );
+        assert_eq!(refallback(&manual, 5_000, &[grid(7, 4_000)], WINDOW), None);
+        let exact = Decision::exact(Snowflake(7), Signal::Interaction);
+        let Relinked::Put { link, .. } = relink(
+            child(10, 5_000, Action::Upscale),
+            Some(2),
+            Some(exact.clone()),
+            Some(&manual),
+            None,
+            WINDOW,
+        ) else {
+            panic!("an exact signal replaces a manual link")
+        };
+        assert_eq!(link.decision, exact);
+        // A manual link holds its tile as an exact one does.
+        assert_eq!(
+            tiles_to_redecide(Some(&heuristic_link(10, 8, Some(2))), &manual),
+            vec![(Snowflake(8), 2)]
+        );
+    }
+
+    #[test]
+    fn clearing_removes_only_a_manual_link() {
+        let cleared = clear_manual(Some(&manual_link(10, 8, Some(2)))).unwrap();
+        assert_eq!(cleared.decision.status, Status::Unresolved);
+        assert_eq!(cleared.decision.parent, None);
+        assert_eq!(cleared.tile, Some(2));
+        // Now the fallback decides again.
+        assert!(refallback(&cleared, 5_000, &[grid(8, 4_000)], WINDOW).is_some());
+        assert!(clear_manual(Some(&heuristic_link(10, 8, Some(2)))).is_err());
+        assert!(clear_manual(Some(&exact_link(10, 8, Some(2)))).is_err());
+        assert!(clear_manual(None).is_err());
     }
 
     fn start(deleted: bool, has_job_uuid: bool, action: Option<&str>) -> Start<'_> {

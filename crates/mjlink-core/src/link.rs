@@ -17,6 +17,8 @@ use crate::wire::{button_key, used_buttons};
 pub enum Signal {
     /// Fallback: same channel, user and normalized prompt within the window, one candidate.
     Heuristic,
+    /// Set by a person (`mjlink link set`): beats the fallback, never an exact signal.
+    Manual,
     /// `interaction_metadata.interacted_message_id`.
     Interaction,
     /// `message_reference.message_id`.
@@ -29,6 +31,7 @@ impl Signal {
             Signal::Reference => "reference",
             Signal::Interaction => "interaction",
             Signal::Heuristic => "heuristic",
+            Signal::Manual => "manual",
         }
     }
 
@@ -37,12 +40,14 @@ impl Signal {
             "reference" => Some(Signal::Reference),
             "interaction" => Some(Signal::Interaction),
             "heuristic" => Some(Signal::Heuristic),
+            "manual" => Some(Signal::Manual),
             _ => None,
         }
     }
 
+    /// A signal from Discord itself (`reference`, `interaction`).
     pub fn is_exact(self) -> bool {
-        self != Signal::Heuristic
+        matches!(self, Signal::Interaction | Signal::Reference)
     }
 }
 
@@ -95,6 +100,15 @@ impl Decision {
 
     pub fn is_exact(&self) -> bool {
         self.signal.is_some_and(Signal::is_exact)
+    }
+
+    pub fn is_manual(&self) -> bool {
+        self.signal == Some(Signal::Manual)
+    }
+
+    /// A link the fallback never re-decides: an exact one or one set by a person.
+    pub fn is_settled(&self) -> bool {
+        self.is_exact() || self.is_manual()
     }
 }
 
@@ -276,22 +290,68 @@ pub fn heuristic(child: Child, tile: Option<u8>, candidates: &[Candidate], windo
 }
 
 /// Whether `new` may replace the stored decision `old`: exact signals always win over the
-/// fallback, the fallback never overrides an exact link, and among exact signals the
-/// reference wins over the interaction metadata.
+/// fallback and over a manual link, the fallback never overrides an exact or a manual link,
+/// a manual link never overrides an exact one, and among exact signals the reference wins
+/// over the interaction metadata.
 pub fn supersedes(new: &Decision, old: &Decision) -> bool {
     if new == old {
         return false;
     }
     match (old.is_exact(), new.is_exact()) {
         (true, false) => false,
-        (false, _) => true,
         (true, true) => new.signal >= old.signal,
+        (false, true) => true,
+        (false, false) => !old.is_manual() || new.is_manual(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manual_link_beats_the_fallback_and_yields_to_an_exact_signal() {
+        let manual = Decision {
+            parent: Some(Snowflake(7)),
+            signal: Some(Signal::Manual),
+            status: Status::Linked,
+            candidates: Vec::new(),
+        };
+        let heuristic = Decision {
+            signal: Some(Signal::Heuristic),
+            ..manual.clone()
+        };
+        let ambiguous = Decision {
+            parent: None,
+            signal: None,
+            status: Status::Ambiguous,
+            candidates: vec![Snowflake(7), Snowflake(8)],
+        };
+        let unresolved = Decision {
+            parent: None,
+            signal: None,
+            status: Status::Unresolved,
+            candidates: Vec::new(),
+        };
+        for guess in [&heuristic, &ambiguous, &unresolved] {
+            assert!(supersedes(&manual, guess), "{guess:?}");
+            assert!(!supersedes(guess, &manual), "{guess:?}");
+        }
+        for signal in [Signal::Reference, Signal::Interaction] {
+            let exact = Decision::exact(Snowflake(9), signal);
+            assert!(supersedes(&exact, &manual));
+            assert!(!supersedes(&manual, &exact));
+        }
+        let elsewhere = Decision {
+            parent: Some(Snowflake(8)),
+            ..manual.clone()
+        };
+        assert!(supersedes(&elsewhere, &manual));
+        assert!(!supersedes(&manual, &manual));
+        assert!(!Signal::Manual.is_exact());
+        assert!(manual.is_settled() && !heuristic.is_settled());
+        assert_eq!(Signal::from_name("manual"), Some(Signal::Manual));
+    }
 
     fn candidate(id: u64, posted_ms: i64) -> Candidate {
         Candidate {
