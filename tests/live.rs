@@ -453,20 +453,32 @@ async fn sigterm_during_a_burst_loses_nothing() {
     assert!(stored_at_stop > 1);
 
     // Start again: the catch-up brings the rest, each message exactly once.
-    let mut again = tokio::process::Command::from(mjlink_bin(&fake, &db, TOKEN))
+    let again = tokio::process::Command::from(mjlink_bin(&fake, &db, TOKEN))
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     wait_until("every message of the burst", || count_seen(&db) == 299).await;
+    // Everything may have been stored before the first run stopped: wait for the second to
+    // be connected, so that the SIGTERM meets a running bot.
+    fake.wait_for("the second READY", WAIT, |fake| {
+        fake.readies() == 2 && fake.connected()
+    })
+    .await;
     let pid = again.id().unwrap() as i32;
     std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    assert!(tokio::time::timeout(WAIT, again.wait())
+    let output = tokio::time::timeout(WAIT, again.wait_with_output())
         .await
         .unwrap()
-        .unwrap()
-        .success());
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "SIGTERM after the catch-up is a clean stop: {:?}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(count_seen(&db), 299);
     assert_eq!(links(&db).lines().count(), 149);
 }
