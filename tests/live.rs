@@ -1286,6 +1286,56 @@ async fn an_api_that_accepts_and_never_answers_gives_up_within_the_connect_deadl
     silent.abort();
 }
 
+/// A stop asked for while the bot is still looking for the gateway (an API that accepts and
+/// never answers, a long connect deadline) is a clean stop, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_still_connecting_is_a_clean_stop_at_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
+    command
+        .current_dir(common::root())
+        .env_remove("RUST_LOG")
+        .env("MJLINK_DISCORD_TOKEN", TOKEN)
+        .env("MJLINK_DISCORD_API_BASE", &base)
+        .env("MJLINK_DISCORD_CONNECT_TIMEOUT_SECS", "120")
+        .env("MJLINK_ARCHIVE_ENABLED", "false")
+        .arg("--db")
+        .arg(dir.path().join("x.db"))
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stopped = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("still running 20 s after SIGTERM")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        stopped.elapsed()
+    );
+    silent.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_gateway_fetch_never_falls_back_to_another_host() {
     let fake = FakeDiscord::start(TOKEN).await.unwrap();

@@ -184,17 +184,7 @@ pub fn stats(config: &Config, args: &StatsArgs, out: &mut impl Write) -> anyhow:
         writeln!(out)?;
         return Ok(Outcome::Success);
     }
-    let list = |items: &[(String, i64)]| {
-        if items.is_empty() {
-            "none".to_string()
-        } else {
-            items
-                .iter()
-                .map(|(name, n)| format!("{name} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    };
+    let list = answers::name_counts;
     let archive = &stats.archive;
     writeln!(out, "grids               {}", stats.grids)?;
     writeln!(out, "results by action   {}", list(&stats.results_by_action))?;

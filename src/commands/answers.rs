@@ -575,20 +575,23 @@ pub fn stats_figures(store: &Store) -> Result<Stats, StoreError> {
     })
 }
 
+/// Named counts as one phrase, `upscale 3, variation 1` (`none` when empty), for `/stats`
+/// and `mjlink stats`.
+pub fn name_counts(items: &[(String, i64)]) -> String {
+    if items.is_empty() {
+        return "none".to_string();
+    }
+    items
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `/stats`: what the database holds.
 pub fn stats(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
     let stats = stats_figures(ctx.store)?;
-    let or_none = |items: &[(String, i64)]| {
-        if items.is_empty() {
-            "none".to_string()
-        } else {
-            items
-                .iter()
-                .map(|(name, n)| format!("{name} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    };
+    let or_none = name_counts;
     let paused = if stats.queue_paused { " (paused)" } else { "" };
     let archive = &stats.archive;
     Ok(Reply {

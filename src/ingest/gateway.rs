@@ -239,6 +239,7 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BotError> {
     let token = config.discord.require_token()?.clone();
+    tokio::pin!(shutdown);
     let store = Store::open(&config.database_path)?;
     let (missing_tx, missing_rx) = mpsc::unbounded_channel::<MissingParent>();
     let committed = Arc::new(Notify::new());
@@ -316,7 +317,23 @@ pub async fn run_with(
     // configured API base, never from a fallback (serenity's is gateway.discord.gg).
     let secs = config.discord.connect_timeout_secs;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let upstream = first_gateway_url(&rest, &config.discord.api_base, deadline, secs).await?;
+    let upstream = tokio::select! {
+        upstream = first_gateway_url(&rest, &config.discord.api_base, deadline, secs) => upstream?,
+        // A stop asked for while still looking for the gateway: nothing was received yet.
+        () = &mut shutdown => {
+            tracing::info!("stopped before connecting");
+            let _ = stop_queue.send(true);
+            if let Some(task) = queue.take() {
+                task.abort();
+            }
+            fetcher.abort();
+            if let Some(archiver) = archiver {
+                archiver.abort();
+            }
+            writer.close().await?;
+            return Ok(());
+        }
+    };
     let connected = Arc::new(Notify::new());
     let watch = Arc::new(Watch::new(config.discord.clone(), Arc::clone(&rest)));
     let handler = Handler {
@@ -415,7 +432,7 @@ pub async fn run_with(
             shard_manager.shutdown_all().await;
             Ok(())
         }
-        () = shutdown => {
+        () = &mut shutdown => {
             tracing::info!("shutting down: storing what was received");
             shard_manager.shutdown_all().await;
             Ok(())
