@@ -1286,6 +1286,56 @@ async fn an_api_that_accepts_and_never_answers_gives_up_within_the_connect_deadl
     silent.abort();
 }
 
+/// Once connected, an outage is retried for as long as it lasts, with one line per failed
+/// attempt that says which attempt it is, and longer waits between attempts (issue 12, S2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_retried_with_growing_waits_and_a_line_per_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    let db: PathBuf = dir.path().join("outage.db");
+    let log = dir.path().join("run.log");
+    let mut command = mjlink_bin(&fake, &db, TOKEN);
+    command.stderr(std::fs::File::create(&log).unwrap());
+    let child = tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    fake.wait_for("READY", WAIT, |fake| fake.readies() == 1 && fake.connected())
+        .await;
+    fake.set_down(true);
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    fake.set_down(false);
+    fake.wait_for("a session after the outage", Duration::from_secs(60), |fake| {
+        fake.readies() + fake.resumes() >= 2 && fake.connected()
+    })
+    .await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    let waits: Vec<u64> = stderr
+        .lines()
+        .filter(|line| line.contains("cannot connect to the gateway"))
+        .map(|line| {
+            let wait = line
+                .split("the next waits ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .unwrap_or_else(|| panic!("no wait in {line:?}"));
+            wait.parse().unwrap()
+        })
+        .collect();
+    assert!(waits.len() >= 2, "a line per failed attempt: {stderr}");
+    assert_eq!(waits[..2], [1, 2], "{stderr}");
+    assert!(waits.windows(2).all(|pair| pair[0] <= pair[1]), "{stderr}");
+}
+
 /// A stop asked for while the bot is still looking for the gateway (an API that accepts and
 /// never answers, a long connect deadline) is a clean stop, at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
@@ -45,6 +45,9 @@ struct Shared {
     /// Where every dispatch frame goes, in the order received.
     frames: mpsc::UnboundedSender<String>,
     url: String,
+    /// Attempts to reach the gateway that failed in a row (0 after a success): the wait
+    /// before the next grows with it (`retry::reconnect_wait_secs`).
+    failures: AtomicU32,
     /// A compressed frame was seen (warned once).
     warned_compressed: AtomicBool,
 }
@@ -70,6 +73,7 @@ pub async fn start(
         frames,
         url: url.clone(),
         warned_compressed: AtomicBool::new(false),
+        failures: AtomicU32::new(0),
     });
     let last_error = Arc::new(Mutex::new(None));
     let failures = Arc::clone(&last_error);
@@ -113,15 +117,38 @@ async fn relay(
             format!("{base}/?{query}")
         }
     };
-    let (server, _) = tokio::time::timeout(CONNECT, tokio_tungstenite::connect_async(upstream_url.as_str()))
-        .await
-        .map_err(|_| {
-            format!(
+    // After failed attempts in a row, wait longer before the next (serenity's client waits
+    // here for its HELLO).
+    let failed = shared.failures.load(Ordering::Relaxed);
+    let wait = mjlink_core::retry::reconnect_wait_secs(failed);
+    if wait > 0 {
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    }
+    let connected =
+        match tokio::time::timeout(CONNECT, tokio_tungstenite::connect_async(upstream_url.as_str())).await {
+            Err(_) => Err(format!(
                 "no answer from the gateway at {upstream_url} within {} s",
                 CONNECT.as_secs()
+            )),
+            Ok(Err(error)) => Err(format!(
+                "cannot connect to the gateway at {upstream_url}: {error}"
+            )),
+            Ok(Ok(connected)) => Ok(connected),
+        };
+    let (server, _) = match connected {
+        Ok(connected) => {
+            shared.failures.store(0, Ordering::Relaxed);
+            connected
+        }
+        Err(reason) => {
+            let failures = shared.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+            return Err(format!(
+                "{reason} (attempt {failures}; the next waits {} s more)",
+                mjlink_core::retry::reconnect_wait_secs(failures)
             )
-        })?
-        .map_err(|error| format!("cannot connect to the gateway at {upstream_url}: {error}"))?;
+            .into());
+        }
+    };
     let (mut to_client, mut from_client) = client.split();
     let (mut to_server, mut from_server) = server.split();
 

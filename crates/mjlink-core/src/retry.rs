@@ -97,6 +97,17 @@ pub fn after_failure(failure: Failure, attempts: i64, now_ms: i64, policy: &Retr
     Verdict::RetryAt(now_ms.saturating_add(wait))
 }
 
+/// How long the live bot's relay waits before its next attempt to reach the gateway, after
+/// `failures` attempts in a row failed: 1 s, doubling, at most 10 s (serenity restarts a shard
+/// that has no HELLO within 15 s; its shard queue adds about 5 s between attempts). No wait
+/// before the first attempt or after a success.
+pub fn reconnect_wait_secs(failures: u32) -> u64 {
+    match failures {
+        0 => 0,
+        n => (1u64 << (n - 1).min(4)).min(10),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +189,12 @@ mod tests {
             after_failure(Failure::Temporary, 1, i64::MAX, &policy),
             Verdict::RetryAt(i64::MAX)
         );
+    }
+
+    #[test]
+    fn the_relay_waits_longer_after_each_failure_in_a_row_up_to_ten_seconds() {
+        let waits: Vec<u64> = (0..8).map(reconnect_wait_secs).collect();
+        assert_eq!(waits, vec![0, 1, 2, 4, 8, 10, 10, 10]);
+        assert_eq!(reconnect_wait_secs(u32::MAX), 10);
     }
 }
