@@ -1272,8 +1272,9 @@ async fn an_unreachable_api_gives_up_within_the_connect_deadline() {
     assert_gave_up("unreachable", &base, run_against(&base).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_api_that_accepts_and_never_answers_gives_up_within_the_connect_deadline() {
+/// An API base on 127.0.0.1 that accepts connections and never answers; abort the task to
+/// close it.
+async fn silent_api() -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let silent = tokio::spawn(async move {
@@ -1282,6 +1283,12 @@ async fn an_api_that_accepts_and_never_answers_gives_up_within_the_connect_deadl
             held.push(stream);
         }
     });
+    (base, silent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_that_accepts_and_never_answers_gives_up_within_the_connect_deadline() {
+    let (base, silent) = silent_api().await;
     assert_gave_up("silent", &base, run_against(&base).await);
     silent.abort();
 }
@@ -1340,14 +1347,7 @@ async fn an_outage_is_retried_with_growing_waits_and_a_line_per_attempt() {
 /// never answers, a long connect deadline) is a clean stop, at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_while_still_connecting_is_a_clean_stop_at_once() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let silent = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
-        }
-    });
+    let (base, silent) = silent_api().await;
     let dir = tempfile::tempdir().unwrap();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mjlink"));
     command
