@@ -49,6 +49,10 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
         };
         tracegen::generate(&options, &mut out, &mut |_| {})?;
         std::io::Write::flush(&mut out)?;
+        // On disk before anything is timed: else the kernel writes the freshly generated
+        // trace back (gigabytes at 1M events) about 30 s later, in the middle of a measured
+        // phase, and the database's own writes and fsyncs queue behind it.
+        out.into_inner().map_err(|error| error.into_error())?.sync_all()?;
     }
     let trace_bytes = std::fs::metadata(&trace_path)?.len();
 

@@ -252,6 +252,7 @@ impl Pipeline {
             settle,
             completes,
             first_seen,
+            attachments_changed,
         } = save;
         self.store
             .save_message(&row_for(&doc, Some(&parsed), true), &doc)?;
@@ -265,8 +266,10 @@ impl Pipeline {
         if let Kind::Rating { target: Some(target) } = parsed.kind {
             self.store.set_rated(target, doc.message.id)?;
         }
-        self.store
-            .replace_attachments(doc.message.id, &parsed.attachments, !is_new)?;
+        if attachments_changed {
+            self.store
+                .replace_attachments(doc.message.id, &parsed.attachments, !is_new)?;
+        }
         match link {
             LinkWork::Relink { child, tile, exact } => self.relink(child, tile, exact, is_new)?,
             LinkWork::Drop => self.store.delete_link(doc.message.id)?,

@@ -311,7 +311,7 @@ fn read_non_blank_line(reader: &mut impl BufRead, head: &mut Vec<u8>) -> std::io
         if room == 0 {
             return Ok(Some(false));
         }
-        let (chunk, line_end) = match buffer.iter().position(|&b| b == b'\n') {
+        let (chunk, line_end) = match memchr::memchr(b'\n', buffer) {
             Some(end) if end < room => (&buffer[..=end], true),
             _ => (&buffer[..buffer.len().min(room)], false),
         };
@@ -480,7 +480,7 @@ fn read_capped_line(
         if buffer.is_empty() {
             return Ok((consumed, too_long));
         }
-        let (chunk, done) = match buffer.iter().position(|&b| b == b'\n') {
+        let (chunk, done) = match memchr::memchr(b'\n', buffer) {
             Some(end) => (&buffer[..=end], true),
             None => (buffer, false),
         };

@@ -43,6 +43,33 @@ impl EncodedDoc {
     }
 }
 
+/// Encodes `docs`, in order. Many (a batch's edits) are shared with a second thread: the
+/// caller, the writer, is the pipeline's bottleneck, while the reader's core has room. Few,
+/// or no thread to be had, are encoded on the caller's.
+pub fn encode_all(docs: &[&Doc]) -> Vec<EncodedDoc> {
+    /// Below this many, a thread (and its compression context) costs more than it saves.
+    const WORTH_A_THREAD: usize = 32;
+    let encode = |docs: &[&Doc]| docs.iter().map(|doc| EncodedDoc::of(doc)).collect::<Vec<_>>();
+    if docs.len() < WORTH_A_THREAD {
+        return encode(docs);
+    }
+    let (first, second) = docs.split_at(docs.len() / 2);
+    std::thread::scope(|scope| {
+        let other = std::thread::Builder::new()
+            .name("mjlink-encode".to_string())
+            .spawn_scoped(scope, || encode(second));
+        let mut out = encode(first);
+        match other
+            .map_err(|_| ())
+            .and_then(|other| other.join().map_err(|_| ()))
+        {
+            Ok(rest) => out.extend(rest),
+            Err(()) => out.extend(encode(second)),
+        }
+        out
+    })
+}
+
 /// A doc with its encoding, made off the writer's thread. The store uses the encoding only
 /// for a doc equal to this one, so a prepared doc never changes what is stored.
 #[derive(Debug, Clone)]

@@ -96,6 +96,17 @@ pub struct MessagePlace {
     pub kind: String,
 }
 
+/// Start/progress messages matching a [`Filter`] (see [`Store::progress_waiting_for`]).
+pub(super) const PROGRESS_SQL: &str =
+    "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action, reply_to, final_id
+     FROM messages WHERE {filter} AND kind = 'progress' AND seen = 1";
+
+/// Starts without a job UUID in `scope`, posted in `[from_ms, to_ms]`: `job_key IS NULL`
+/// (the same as `job_uuid IS NULL`) because migration 0012's index states it so.
+pub(super) fn waiting_by_scope(scope: PromptScope<'_>, from_ms: i64, to_ms: i64) -> Filter<'_> {
+    Filter::scope("", scope, from_ms, to_ms).and("job_key IS NULL")
+}
+
 fn candidates_json(candidates: &[Snowflake]) -> String {
     serde_json::to_string(candidates).unwrap_or_else(|_| "[]".to_string())
 }
@@ -284,16 +295,20 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<ProgressRow>> {
-        const SQL: &str =
-            "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action, reply_to, final_id
-             FROM messages WHERE {filter} AND kind = 'progress' AND seen = 1";
         let mut out = Vec::new();
         if let Some(uuid) = job_uuid {
-            out = self.select(SQL, Filter::job("", uuid, from_ms, to_ms), progress_from_row)?;
+            out = self.select(
+                PROGRESS_SQL,
+                Filter::job("", uuid, from_ms, to_ms),
+                progress_from_row,
+            )?;
         }
         if let Some(scope) = scope {
-            let filter = Filter::scope("", scope, from_ms, to_ms).and("job_uuid IS NULL");
-            out.extend(self.select(SQL, filter, progress_from_row)?);
+            out.extend(self.select(
+                PROGRESS_SQL,
+                waiting_by_scope(scope, from_ms, to_ms),
+                progress_from_row,
+            )?);
         }
         Ok(out)
     }

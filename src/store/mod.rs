@@ -84,6 +84,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_archive_trust.sql"),
     include_str!("migrations/0010_fts_pending_condition.sql"),
     include_str!("migrations/0011_manual_links.sql"),
+    include_str!("migrations/0012_waiting_starts.sql"),
 ];
 
 /// How a command opens the database.
@@ -109,8 +110,8 @@ pub struct Store {
     recent: std::cell::RefCell<recent::Recent>,
     /// The current event's doc, encoded off the writer's thread (`offer_prepared`).
     prepared: std::cell::RefCell<Option<PreparedDoc>>,
-    /// The SQL text of each filtered query (`select`), made once.
-    filters: std::cell::RefCell<std::collections::HashMap<FilterKey, std::sync::Arc<str>>>,
+    /// The SQL text of each filtered query (`select`) and its parameters, made once.
+    filters: std::cell::RefCell<Vec<(FilterKey, std::sync::Arc<FilterSql>)>>,
 }
 
 fn opt_sql(id: Option<Snowflake>) -> Option<i64> {
@@ -148,6 +149,24 @@ enum Filtered {
 
 /// What makes a filter's SQL text: the query's text and the filter's shape.
 type FilterKey = (&'static str, &'static str, Filtered, [&'static str; 2]);
+
+/// Whether two keys are the same texts, compared by address: each is a literal of the code,
+/// so this costs a few comparisons where hashing the query's text cost more than running it
+/// on a small window. (Two copies of one literal at two addresses only make two entries.)
+fn same_key(a: &FilterKey, b: &FilterKey) -> bool {
+    std::ptr::eq(a.0, b.0)
+        && std::ptr::eq(a.1, b.1)
+        && a.2 == b.2
+        && std::ptr::eq(a.3[0], b.3[0])
+        && std::ptr::eq(a.3[1], b.3[1])
+}
+
+/// A filtered query's text, and the names of its parameters in SQLite's order (bound by
+/// position, so no name is looked up at each execution).
+struct FilterSql {
+    text: String,
+    params: Vec<String>,
+}
 
 impl<'a> Filter<'a> {
     /// Messages posted in `[from_ms, to_ms]`.
@@ -428,25 +447,41 @@ impl Store {
         mut map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
         let key: FilterKey = (sql, filter.alias, filter.what, filter.and);
-        let text = self
+        let known = self
             .filters
-            .borrow_mut()
-            .entry(key)
-            .or_insert_with(|| filter.sql(sql).into())
-            .clone();
-        let mut stmt = self.conn.prepare_cached(&text)?;
+            .borrow()
+            .iter()
+            .find(|(known, _)| same_key(known, &key))
+            .map(|(_, query)| query.clone());
+        let query = match known {
+            Some(query) => query,
+            None => {
+                let text = filter.sql(sql);
+                let stmt = self.conn.prepare_cached(&text)?;
+                let params = (1..=stmt.parameter_count())
+                    .map(|index| stmt.parameter_name(index).unwrap_or_default().to_string())
+                    .collect();
+                let query = std::sync::Arc::new(FilterSql { text, params });
+                self.filters.borrow_mut().push((key, query.clone()));
+                query
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(&query.text)?;
         let mut out = Vec::new();
         for day in filter.days.clone() {
-            let mut params: Vec<(&str, &dyn rusqlite::ToSql)> = Vec::with_capacity(filter.values.len() + 1);
-            params.push((":day", &day));
-            params.extend(
-                filter
-                    .values
-                    .iter()
-                    .map(|(name, value)| (*name, value as &dyn rusqlite::ToSql)),
-            );
-            for row in stmt.query_map(params.as_slice(), &mut map)? {
-                out.push(row?);
+            for (index, name) in query.params.iter().enumerate() {
+                if name == ":day" {
+                    stmt.raw_bind_parameter(index + 1, day)?;
+                    continue;
+                }
+                match filter.values.iter().find(|(bound, _)| bound == name) {
+                    Some((_, value)) => stmt.raw_bind_parameter(index + 1, value)?,
+                    None => return Err(rusqlite::Error::InvalidParameterName(name.clone()).into()),
+                }
+            }
+            let mut rows = stmt.raw_query();
+            while let Some(row) = rows.next()? {
+                out.push(map(row)?);
             }
         }
         Ok(out)

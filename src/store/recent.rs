@@ -21,7 +21,7 @@ use rusqlite::types::ValueRef;
 use mjlink_core::merge::Doc;
 use mjlink_core::snowflake::Snowflake;
 
-use super::docs::{EncodedDoc, PreparedDoc};
+use super::docs::{self, EncodedDoc, PreparedDoc};
 use super::{
     opt_snowflake, ChildFacts, MessageRow, ProgressRow, ReplyTargetRow, Result, Store, StoredMessage,
 };
@@ -266,6 +266,12 @@ impl Recent {
         unwritten
     }
 
+    /// The doc remembered of `id`, without making it newer.
+    fn peek(&self, id: Snowflake) -> Option<&Doc> {
+        let found = self.newer.get(&id).or_else(|| self.older.get(&id));
+        found.and_then(Option::as_ref).map(|message| &message.doc)
+    }
+
     /// Forgets `id`; returns what was remembered of it.
     fn forget(&mut self, id: Snowflake) -> Option<RecentMessage> {
         let newer = self.newer.remove(&id).flatten();
@@ -442,15 +448,34 @@ impl Store {
     /// Writes the docs that wait for the commit.
     pub(super) fn write_unwritten_docs(&self) -> Result<()> {
         let ids = std::mem::take(&mut self.recent.borrow_mut().unwritten);
-        for id in ids {
-            let waiting = match self.recent.borrow_mut().get(id) {
-                Known::Stored(message) => message.unwritten.take().map(|unwritten| {
-                    let encoded = unwritten.encoded.unwrap_or_else(|| EncodedDoc::of(&message.doc));
-                    (encoded, unwritten.had_doc)
-                }),
-                _ => None,
-            };
-            if let Some((encoded, had_doc)) = waiting {
+        // (id, encoding if prepared, had_doc) of each doc still unwritten.
+        let mut waiting = Vec::with_capacity(ids.len());
+        {
+            let mut recent = self.recent.borrow_mut();
+            for id in ids {
+                if let Known::Stored(message) = recent.get(id) {
+                    if let Some(unwritten) = message.unwritten.take() {
+                        waiting.push((id, unwritten.encoded, unwritten.had_doc));
+                    }
+                }
+            }
+        }
+        // The docs changed by the batch (edits of messages stored before) are encoded here,
+        // on two threads: the writer's is the pipeline's bottleneck (see `docs::encode_all`).
+        {
+            let recent = self.recent.borrow();
+            let (slots, docs): (Vec<usize>, Vec<&Doc>) = waiting
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, encoded, _))| encoded.is_none())
+                .filter_map(|(slot, (id, _, _))| recent.peek(*id).map(|doc| (slot, doc)))
+                .unzip();
+            for (slot, encoded) in slots.into_iter().zip(docs::encode_all(&docs)) {
+                waiting[slot].1 = Some(encoded);
+            }
+        }
+        for (id, encoded, had_doc) in waiting {
+            if let Some(encoded) = encoded {
                 self.insert_doc(id, &encoded, had_doc)?;
             }
         }

@@ -230,7 +230,7 @@ fn migrated_schema_is_unchanged() {
 #[test]
 fn migrations_are_the_same_bytes() {
     // Length and SHA-256 of each migration's text as first shipped: history, never edited.
-    const SHIPPED: [(usize, &str); 11] = [
+    const SHIPPED: [(usize, &str); 12] = [
         (
             3108,
             "970f8a878ddd5afc0a3a1654315eceb51edf8ba7a6487d35b9737d56d29982f8",
@@ -279,6 +279,11 @@ fn migrations_are_the_same_bytes() {
             334,
             "e3ed355a6ca38f336e1bfbbbb372a97163328348c549617ab21cf427efbd8b78",
         ),
+        // 0012 (the starts waiting for a final, by scope).
+        (
+            817,
+            "ac78c25a4f010ad0519633788ff22609ee00d9981fc0e330f9f4127d5a2d770e",
+        ),
     ];
     assert_eq!(MIGRATIONS.len(), SHIPPED.len());
     for (index, (sql, (len, sha256))) in MIGRATIONS.iter().zip(SHIPPED).enumerate() {
@@ -290,4 +295,29 @@ fn migrations_are_the_same_bytes() {
             index + 1
         );
     }
+}
+
+#[test]
+fn starts_waiting_by_scope_are_found_through_their_own_index() {
+    // The lookup every new grid or result makes (0012): SQLite uses the starts' index only
+    // when the query states the index's condition; through `messages_by_prompt` it would read
+    // every message of the prompt in the window.
+    let store = Store::open_in_memory().unwrap();
+    let scope = super::PromptScope {
+        channel_id: mjlink_core::snowflake::Snowflake(1),
+        user_id: mjlink_core::snowflake::Snowflake(2),
+        prompt_norm: "a cat",
+    };
+    let sql = super::lineage::waiting_by_scope(scope, 0, 1).sql(super::lineage::PROGRESS_SQL);
+    // Unbound parameters are NULL: the plan does not depend on them.
+    let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let mut rows = stmt.raw_query();
+    let mut plan = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        plan.push(row.get::<_, String>(3).unwrap());
+    }
+    assert!(
+        plan.iter().any(|step| step.contains("messages_waiting_by_scope")),
+        "{plan:?}"
+    );
 }

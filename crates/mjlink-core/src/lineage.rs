@@ -99,6 +99,10 @@ pub struct Save {
     /// earlier that reply to it may be something else now that it is known (see
     /// [`reconsider`]).
     pub first_seen: bool,
+    /// Its attachments are not yet stored as they are: it is seen for the first time, or the
+    /// snapshot changed them. (An edit of a seen message that leaves them as they were, such
+    /// as a progress message's text or a grid's used buttons, writes none.)
+    pub attachments_changed: bool,
 }
 
 /// What a snapshot of a message changes.
@@ -119,13 +123,22 @@ pub enum Absorbed {
 
 /// Merges `incoming` into what is stored (`known`) and decides what that changes.
 pub fn absorb(known: Option<Known>, incoming: &Message, source: Source, bots: &BotIds) -> Absorbed {
-    let (doc, was_seen, changed, stored_as, was_deleted) = match known {
+    let (doc, was_seen, changed, stored_as, was_deleted, attachments_changed) = match known {
         Some(known) => {
             let mut doc = known.doc;
+            let attachments_before = doc.message.attachments.clone();
             let changed = doc.merge(incoming);
-            (doc, known.seen, changed, Some(known.kind), known.deleted)
+            let attachments_changed = doc.message.attachments != attachments_before;
+            (
+                doc,
+                known.seen,
+                changed,
+                Some(known.kind),
+                known.deleted,
+                attachments_changed,
+            )
         }
-        None => (Doc::new(incoming.clone()), false, true, None, false),
+        None => (Doc::new(incoming.clone()), false, true, None, false, true),
     };
     let seen = was_seen || source != Source::Update;
     if !changed && seen == was_seen {
@@ -134,7 +147,11 @@ pub fn absorb(known: Option<Known>, incoming: &Message, source: Source, bots: &B
     if !seen {
         return Absorbed::KeepUnseen(doc);
     }
-    saved(doc, stored_as, was_deleted, !was_seen, bots)
+    let mut absorbed = saved(doc, stored_as, was_deleted, !was_seen, bots);
+    if let Absorbed::Save(save) = &mut absorbed {
+        save.attachments_changed |= attachments_changed;
+    }
+    absorbed
 }
 
 /// A stored reply decided while the message it replies to was not known (`known`, as
@@ -197,6 +214,8 @@ fn saved(
         may_be_parent: shape.is_result(),
         completes: None,
         first_seen,
+        // Only a message seen before has its attachments stored; [`absorb`] adds a change.
+        attachments_changed: first_seen,
         settle: was_deleted && matches!(parsed.kind, Kind::Progress { .. }),
         doc,
         parsed,
@@ -1204,6 +1223,56 @@ mod tests {
                 other => panic!("expected a save, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn absorb_asks_to_store_attachments_only_when_they_are_not_stored_as_they_are() {
+        // A progress message (doc section 4: the percent in the content, a preview image
+        // that changes as the job renders).
+        let progress = |percent: u8, preview: &str| {
+            message(&format!(
+                r#"{{"id":"400","channel_id":"7","author":{BOT},"timestamp":"2023-07-12T11:00:00.000000+00:00",
+                "content":"**a cat** - <@1> ({percent}%) (fast)","attachments":[{{"id":"{preview}","filename":"c09a2935-432a-464c-bb31-6250a418a3c1_grid_0.webp","url":"https://cdn.discordapp.com/{preview}.webp"}}]}}"#
+            ))
+        };
+        let attachments_changed = |known: Option<Known>, incoming: &Message, source| match absorb(
+            known,
+            incoming,
+            source,
+            &BotIds::default(),
+        ) {
+            Absorbed::Save(save) => (save.attachments_changed, save.doc),
+            other => panic!("expected a save, got {other:?}"),
+        };
+        let known = |doc: &Doc, seen| Known {
+            doc: doc.clone(),
+            seen,
+            kind: "progress".to_string(),
+            deleted: false,
+        };
+        // New: stored.
+        let (changed, doc) = attachments_changed(None, &progress(15, "900"), Source::Create);
+        assert!(changed);
+        // A new percent with the same preview: the text changes, the attachments do not.
+        let (changed, _) = attachments_changed(Some(known(&doc, true)), &progress(31, "900"), Source::Update);
+        assert!(!changed);
+        // A new preview: they change.
+        let (changed, _) = attachments_changed(Some(known(&doc, true)), &progress(31, "901"), Source::Update);
+        assert!(changed);
+        // Only updates were stored (an unseen row keeps no attachments): the message itself,
+        // with the same attachments as those updates, still has them to store.
+        let (changed, _) =
+            attachments_changed(Some(known(&doc, false)), &progress(15, "900"), Source::Create);
+        assert!(changed);
+        // Decided again (a reply's target arrived): nothing about its attachments changed.
+        let reconsidered = saved(
+            doc,
+            Some("progress".to_string()),
+            false,
+            false,
+            &BotIds::default(),
+        );
+        assert!(matches!(reconsidered, Absorbed::Save(save) if !save.attachments_changed));
     }
 
     #[test]
