@@ -662,11 +662,22 @@ pub fn settle(start: &Start<'_>, finals: &[Snowflake], rivals: &[Rival<'_>]) -> 
 /// among its parameters (section 9: a native video job's start; its final may not echo the
 /// prompt, see [`settle`]). `action` and `prompt_norm` as stored.
 pub fn is_video_start(action: Option<&str>, prompt_norm: Option<&str>) -> bool {
-    action == Some(Action::Animate.as_str())
-        || prompt_norm.is_some_and(|prompt| {
-            let params = crate::prompt::split(prompt).params;
-            params.contains_key("video") || params.contains_key("motion")
+    // A parameter's name is matched without regard to ASCII case: a prompt without either
+    // word anywhere has neither parameter (and most prompts need no split then).
+    let mentions = |word: &[u8]| {
+        prompt_norm.is_some_and(|prompt| {
+            prompt
+                .as_bytes()
+                .windows(word.len())
+                .any(|window| window.eq_ignore_ascii_case(word))
         })
+    };
+    action == Some(Action::Animate.as_str())
+        || ((mentions(b"video") || mentions(b"motion"))
+            && prompt_norm.is_some_and(|prompt| {
+                let params = crate::prompt::split(prompt).params;
+                params.contains_key("video") || params.contains_key("motion")
+            }))
 }
 
 /// Whether another start appearing near `start` can change its outcome: only a start without
@@ -764,6 +775,10 @@ mod tests {
         // Words of the prompt, not parameters.
         assert!(!is_video_start(None, Some("a music--video poster")));
         assert!(!is_video_start(Some("upscale"), Some("slow--motion replay")));
+        // Names in any case, as the parameter parser reads them.
+        assert!(is_video_start(None, Some("a cat --VIDEO 1")));
+        assert!(is_video_start(None, Some("a cat —Motion high")));
+        assert!(!is_video_start(None, Some("a cat --v 7 --ar 16:9")));
     }
 
     #[test]
