@@ -1187,3 +1187,103 @@ async fn in_chromium_a_queue_items_progress_updates_live_while_midjourney_render
     let _ = stop_web.send(());
     web.await.unwrap().unwrap();
 }
+
+/// `mjlink demo --serve` as a newcomer runs it: it prints the web UI's address before the
+/// queue moves, the queue page shows the demo's items, and after the demo the gallery shows
+/// its families; it keeps serving until stopped (SIGTERM here, as Ctrl-C).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mjlink_demo_serve_prints_the_web_ui_and_serves_the_queue_then_the_families() {
+    use tokio::io::AsyncBufReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let mut child = tokio::process::Command::from(common::mjlink_command())
+        .args([
+            "demo",
+            "--serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--dir",
+            demo_dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    async fn next_line(
+        lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    ) -> String {
+        tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+            .await
+            .expect("a line within 120 s")
+            .unwrap()
+            .expect("the demo ended early")
+    }
+    let base = loop {
+        let line = next_line(&mut lines).await;
+        assert!(
+            !line.starts_with("  "),
+            "the address comes before the queue moves: {line}"
+        );
+        if let Some(rest) = line.strip_prefix("the web UI: http://") {
+            break format!("http://{}", rest.split('/').next().unwrap());
+        }
+    };
+    let (status, queue) = json(&format!("{base}/api/queue")).await;
+    assert_eq!(status, 200);
+    assert_eq!(queue["items"].as_array().unwrap().len(), 4, "{queue}");
+    let (status, page) = text(&format!("{base}/queue")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("a fox reading a newspaper, watercolor --chaos 10"),
+        "{page}"
+    );
+
+    loop {
+        let line = next_line(&mut lines).await;
+        if line.starts_with("still serving on http://") {
+            assert!(line.contains(&base[7..]), "{line}");
+            break;
+        }
+    }
+    let (_, queue) = json(&format!("{base}/api/queue")).await;
+    let statuses: Vec<&str> = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|state| state["item"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "done").count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "failed").count(),
+        1,
+        "{statuses:?}"
+    );
+    let (status, gallery) = json(&format!("{base}/api/gallery")).await;
+    assert_eq!(status, 200);
+    let families = gallery["items"].as_array().unwrap();
+    assert_eq!(families.len(), 3, "{gallery}");
+    let attachment = families[0]["attachment_id"].as_str().expect("an archived image");
+    let image = get(&format!("{base}/api/image/{attachment}")).await;
+    assert_eq!(image.status(), 200);
+    assert_eq!(image.headers()["content-type"], "image/png");
+
+    // An open live stream does not hold the stop up.
+    let events = get(&format!("{base}/api/queue/events")).await;
+    assert_eq!(events.status(), 200);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stopped within 30 s with a page still listening")
+        .unwrap();
+    assert!(status.success(), "a clean stop: {status:?}");
+    drop(events);
+}
