@@ -1122,11 +1122,19 @@ async fn in_chromium_a_queue_items_progress_updates_live_while_midjourney_render
         }
     };
     assert_eq!(status(&client).await, "queued");
-    // A mark that a reload would wipe: the page must change in place.
-    client
-        .execute("window.mjlinkMark = 7; return true;", vec![])
-        .await
-        .unwrap();
+    // A mark that a reload would wipe (the page must change in place), and every state the
+    // item shows, recorded as it changes (a stage seen however briefly, whatever the load).
+    let record = format!(
+        "window.mjlinkMark = 7; window.mjlinkSeen = [];
+         const item = document.querySelector('{item}');
+         new MutationObserver(() => window.mjlinkSeen.push([item.dataset.status,
+             item.querySelector('.rendering').hidden ? 'hidden' : 'shown',
+             item.querySelector('.stage').textContent, String(item.querySelector('progress').value),
+             item.querySelector('.preview').hidden ? '' : item.querySelector('.preview').href].join(' ')))
+           .observe(item, {{ subtree: true, childList: true, attributes: true, characterData: true }});
+         return true;"
+    );
+    client.execute(&record, vec![]).await.unwrap();
 
     let bot_config = config.clone();
     let bot = tokio::spawn(async move {
@@ -1140,24 +1148,11 @@ async fn in_chromium_a_queue_items_progress_updates_live_while_midjourney_render
     });
 
     // The simulated Midjourney edits its start message to (62%) with a preview: the page shows it.
-    let rendering = format!(
-        "const item = document.querySelector('{item}');
-         const bar = item.querySelector('progress');
-         return item.dataset.status === 'rendering' && !item.querySelector('.rendering').hidden
-             && item.querySelector('.stage').textContent === '62%' && bar.value === 62
-             && item.querySelector('.preview').href.endsWith('_grid_0.webp') && window.mjlinkMark === 7;"
-    );
-    assert!(
-        until_for(&client, &rendering, 30).await,
-        "the item did not show 62% live: {}",
-        client
-            .find(Locator::Css(&item))
-            .await
-            .unwrap()
-            .html(false)
-            .await
-            .unwrap()
-    );
+    let rendering = "return window.mjlinkMark === 7 && window.mjlinkSeen.some(seen =>
+         seen.startsWith('rendering shown 62% 62 ') && seen.endsWith('_grid_0.webp'));";
+    let shown = until_for(&client, rendering, 30).await;
+    let seen = client.execute("return window.mjlinkSeen;", vec![]).await.unwrap();
+    assert!(shown, "the item did not show 62% and its preview live: {seen}");
     screenshot(&client, "queue-rendering").await;
 
     // Then the grid, the upscales, done: the progress goes away, the history grows, no reload.
