@@ -57,8 +57,9 @@ pub struct QueueState {
 /// The queue as the database has it now.
 pub fn queue_state(store: &Store) -> Result<QueueState, StoreError> {
     let mut items = Vec::new();
+    let mut histories = store.queue_histories()?;
     for item in store.queue_items(&[])? {
-        let history = store.queue_history(&item.id)?;
+        let history = histories.remove(&item.id).unwrap_or_default();
         let progress = match &item.nonce {
             Some(nonce) if matches!(item.status, Status::Submitted | Status::Rendering) => {
                 store.submission_progress(nonce)?
