@@ -2,7 +2,9 @@
 //! fake Discord (REST and gateway on 127.0.0.1) with a simulated Midjourney starts in this
 //! process; the real bot connects to it, queues a few prompts with every upscale, submits
 //! them as a user would, follows each job, links every result, archives every image, and
-//! prints each item's lineage.
+//! prints each item's lineage. With `--serve` ([`run_serving`]) the web UI runs beside it on the
+//! demo's database, so the queue can be watched moving and the families looked at; it keeps
+//! serving after the demo until the caller stops it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -98,16 +100,57 @@ pub fn demo_config(dir: &Path, api_base: &str, sim: &SimOptions) -> Config {
 /// Where the demo tells what happens, one line at a time, as it happens.
 pub type Say = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
+/// The web UI the demo started: it serves until [`Serving::stop`].
+pub struct Serving {
+    pub address: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Serving {
+    /// Stops serving (open pages are closed) and waits for the server to end.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .unwrap_or_else(|error| Err(std::io::Error::other(error)))
+    }
+}
+
 /// Runs the demo in `dir` (new or empty: its `demo.db` and `archive/` go there), telling what happens
 /// through `say`. Returns the items as they ended.
 pub async fn run(dir: &Path, prompts: &[String], say: Say) -> Result<Vec<Item>, DemoError> {
+    Ok(run_inner(dir, prompts, say, None).await?.0)
+}
+
+/// [`run`], with the web UI served on `listener` from the moment the demo's database exists
+/// (no token: nothing can be changed from the page). The simulated Midjourney renders more
+/// slowly, so that the queue is seen moving. Returns the items and the server, still serving.
+pub async fn run_serving(
+    dir: &Path,
+    prompts: &[String],
+    say: Say,
+    listener: tokio::net::TcpListener,
+) -> Result<(Vec<Item>, Serving), DemoError> {
+    let (items, serving) = run_inner(dir, prompts, say, Some(listener)).await?;
+    let serving =
+        serving.ok_or_else(|| DemoError::Simulation(std::io::Error::other("the web UI did not start")))?;
+    Ok((items, serving))
+}
+
+async fn run_inner(
+    dir: &Path,
+    prompts: &[String],
+    say: Say,
+    listener: Option<tokio::net::TcpListener>,
+) -> Result<(Vec<Item>, Option<Serving>), DemoError> {
     fresh_folder(dir)?;
     let fake = FakeDiscord::start(BOT_TOKEN)
         .await
         .map_err(DemoError::Simulation)?;
     // Today's Midjourney: the grid replies to its own start (wire notes, section 9).
     let sim_options = SimOptions {
-        step: Duration::from_millis(150),
+        step: Duration::from_millis(if listener.is_some() { 1200 } else { 150 }),
         shapes_2026: true,
         ..SimOptions::default()
     };
@@ -123,6 +166,10 @@ pub async fn run(dir: &Path, prompts: &[String], say: Say) -> Result<Vec<Item>, 
     let now = crate::clock::now_ms();
     let added = runner::add(&mut store, prompts, &Upscales::all(), 0, now)?;
     drop(store);
+    let serving = match listener {
+        Some(listener) => Some(serve(&config, listener, &say)?),
+        None => None,
+    };
     say(&format!("queued {} prompts, each with U1-U4:", added.len()));
     for item in &added {
         say(&format!("  {}  {}", &item.id[..8], item.prompt));
@@ -179,5 +226,27 @@ pub async fn run(dir: &Path, prompts: &[String], say: Say) -> Result<Vec<Item>, 
         config.archive.dir.display()
     ));
     say("This was a simulation. To run mjlink on your own server, see README.md.");
-    Ok(items)
+    Ok((items, serving))
+}
+
+/// Starts the web UI on the demo's database and archive, and says where.
+fn serve(config: &Config, listener: tokio::net::TcpListener, say: &Say) -> Result<Serving, DemoError> {
+    let address = listener.local_addr().map_err(DemoError::Simulation)?;
+    let options = crate::web::WebOptions {
+        database: config.database_path.clone(),
+        archive_root: config.archive.dir.clone(),
+        bind: address,
+        token: None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        crate::web::serve(listener, &options, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    say(&format!(
+        "the web UI: http://{address}/queue (the queue, live), http://{address}/ (the families)"
+    ));
+    Ok(Serving { address, stop, task })
 }

@@ -713,3 +713,572 @@ async fn in_chromium_the_gallery_shows_images_a_family_its_tree_search_finds_and
     client.close().await.unwrap();
     server.stop().await;
 }
+
+// ---- The queue page: its API, its controls, its live updates ----
+
+/// Queues `prompts` (all upscales) in the database at `db`; their ids.
+fn queue_add(db: &Path, prompts: &[&str]) -> Vec<String> {
+    let mut store = Store::open(db).unwrap();
+    let prompts: Vec<String> = prompts.iter().map(|p| p.to_string()).collect();
+    mjlink::queue::runner::add(
+        &mut store,
+        &prompts,
+        &mjlink::queue::Upscales::all(),
+        0,
+        chrono::Utc::now().timestamp_millis(),
+    )
+    .unwrap()
+    .into_iter()
+    .map(|item| item.id)
+    .collect()
+}
+
+async fn post(
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut request = reqwest::Client::new().post(url);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_page_and_its_api_show_every_item_with_its_state_attempts_and_history() {
+    let fixture = fixture();
+    let ids = queue_add(
+        &fixture.db,
+        &[&format!("{XSS} a queued fox --ar 16:9"), "a glass whale --v 7"],
+    );
+    {
+        let mut store = Store::open(&fixture.db).unwrap();
+        mjlink::queue::runner::cancel(&mut store, &ids[1], chrono::Utc::now().timestamp_millis()).unwrap();
+    }
+    let server = Server::start(&fixture, None).await;
+    let base = &server.base;
+
+    let (status, gallery) = text(&format!("{base}/")).await;
+    assert_eq!(status, 200);
+    assert!(
+        gallery.contains("<a href=\"/queue\">Queue</a>"),
+        "the navigation leads to the queue"
+    );
+
+    let response = get(&format!("{base}/queue")).await;
+    assert_eq!(response.status(), 200);
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"),
+        "{policy}"
+    );
+    let page = response.text().await.unwrap();
+    for id in &ids {
+        assert!(
+            page.contains(&format!("id=\"q-{id}\"")),
+            "{id} is on the page: {page}"
+        );
+    }
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt; a queued fox --ar 16:9"),
+        "{page}"
+    );
+    assert!(!page.contains(XSS), "the raw markup must not reach the page");
+    assert!(page.contains("<span class=\"status\">queued</span>"), "{page}");
+    assert!(page.contains("<span class=\"status\">cancelled</span>"), "{page}");
+    assert!(
+        page.contains("queued → cancelled cancelled by the user"),
+        "the history: {page}"
+    );
+    assert!(
+        page.contains("<script src=\"/assets/queue.js\" defer></script>"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>"), "no inline script: {page}");
+    let script = get(&format!("{base}/assets/queue.js")).await;
+    assert_eq!(script.status(), 200);
+    assert!(script.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(script
+        .text()
+        .await
+        .unwrap()
+        .contains("EventSource('/api/queue/events')"));
+
+    // The API: the same items, in queue order, with their history and attempts.
+    let (status, queue) = json(&format!("{base}/api/queue")).await;
+    assert_eq!(status, 200);
+    assert_eq!(queue["paused"], false);
+    let items = queue["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["item"]["id"], ids[0].as_str());
+    assert_eq!(items[0]["item"]["status"], "queued");
+    assert_eq!(items[0]["item"]["attempts"], 0);
+    assert_eq!(items[0]["upscales"], "0/4");
+    assert_eq!(items[0]["history"].as_array().unwrap().len(), 1);
+    assert_eq!(items[1]["item"]["status"], "cancelled");
+    assert_eq!(items[1]["history"][1]["note"], "cancelled by the user");
+    let (status, one) = json(&format!("{base}/api/queue/{}", &ids[1][..8])).await;
+    assert_eq!(status, 200, "an id prefix names its item");
+    assert_eq!(one["item"]["id"], ids[1].as_str());
+    let (status, none) = json(&format!("{base}/api/queue/nothing-like-it")).await;
+    assert_eq!(status, 404);
+    assert!(
+        none["error"].as_str().unwrap().contains("No queue item"),
+        "{none}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_controls_need_the_token_and_then_add_cancel_pause_and_resume() {
+    let fixture = fixture();
+    let ids = queue_add(&fixture.db, &["a lighthouse of glass"]);
+    let queue_of = |db: &Path| {
+        let store = Store::open(db).unwrap();
+        (store.queue_items(&[]).unwrap(), store.queue_paused().unwrap())
+    };
+
+    // No token configured: every write is refused (403), and nothing changes.
+    let without = Server::start(&fixture, None).await;
+    let base = &without.base;
+    let add = serde_json::json!({"prompt": "a fox in the snow", "upscale": "1,3"});
+    for (url, body) in [
+        (format!("{base}/api/queue"), Some(add.clone())),
+        (format!("{base}/api/queue/{}/cancel", ids[0]), None),
+        (format!("{base}/api/queue/pause"), None),
+        (format!("{base}/api/queue/resume"), None),
+    ] {
+        let (status, answer) = post(&url, Some("anything"), body).await;
+        assert_eq!(status, 403, "{url}: {answer}");
+    }
+    without.stop().await;
+    let (items, paused) = queue_of(&fixture.db);
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].status, mjlink::queue::Status::Queued);
+    assert!(!paused);
+
+    // A token configured: a write without it, or with another, is refused (401).
+    let with = Server::start(&fixture, Some("queue-token-0123")).await;
+    let base = &with.base;
+    for given in [None, Some("queue-token-0124"), Some("")] {
+        let (status, _) = post(&format!("{base}/api/queue/{}/cancel", ids[0]), given, None).await;
+        assert_eq!(status, 401, "{given:?}");
+        let (status, _) = post(&format!("{base}/api/queue"), given, Some(add.clone())).await;
+        assert_eq!(status, 401, "{given:?}");
+    }
+    assert_eq!(queue_of(&fixture.db).0.len(), 1, "nothing was added");
+
+    // With the token: add, pause, resume, cancel; each shows in the API.
+    let token = Some("queue-token-0123");
+    let (status, added) = post(&format!("{base}/api/queue"), token, Some(add.clone())).await;
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["added"][0]["prompt"], "a fox in the snow");
+    assert_eq!(added["added"][0]["upscales"], serde_json::json!([1, 3]));
+    let (status, refused) = post(
+        &format!("{base}/api/queue"),
+        token,
+        Some(serde_json::json!({"prompt": "  "})),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    let (status, refused) = post(
+        &format!("{base}/api/queue"),
+        token,
+        Some(serde_json::json!({"prompt": "x", "upscale": "7"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        refused["error"].as_str().unwrap().contains("not a tile"),
+        "{refused}"
+    );
+
+    let (status, _) = post(&format!("{base}/api/queue/pause"), token, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&format!("{base}/api/queue")).await.1["paused"], true);
+    assert!(queue_of(&fixture.db).1, "the runner reads the same setting");
+    let (status, _) = post(&format!("{base}/api/queue/resume"), token, None).await;
+    assert_eq!(status, 200);
+    assert!(!queue_of(&fixture.db).1);
+
+    let (status, cancelled) = post(&format!("{base}/api/queue/{}/cancel", ids[0]), token, None).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["cancelled"]["status"], "cancelled");
+    let (status, again) = post(&format!("{base}/api/queue/{}/cancel", ids[0]), token, None).await;
+    assert_eq!(status, 409, "a finished item is not cancelled again: {again}");
+    let (items, _) = queue_of(&fixture.db);
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].status, mjlink::queue::Status::Cancelled);
+    assert_eq!(items[1].status, mjlink::queue::Status::Queued);
+    with.stop().await;
+}
+
+/// Midjourney's start message for a submission and its progress edit, as the wire notes
+/// describe them (section 2): the start (type 20, the request's nonce, `(Waiting to start)`),
+/// then a MESSAGE_UPDATE of the same id with `(31%) (relaxed)` and the preview
+/// `{uuid}_grid_0.webp`.
+fn start_and_progress(nonce: &str, prompt: &str, ms: i64) -> [String; 2] {
+    let id = (((ms - 1_420_070_400_000) << 22) as u64).to_string();
+    let attachment = ((((ms + 5_000) - 1_420_070_400_000) << 22) as u64).to_string();
+    let time = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339();
+    let user = serde_json::json!({"id": "439110225975443468", "username": "someone", "discriminator": "0"});
+    let message = |content: String, edited: Option<String>, attachments: serde_json::Value| {
+        serde_json::json!({
+            "id": id, "channel_id": "1008571020480876554", "guild_id": "662267976984297473",
+            "author": {"id": "936929561302675456", "username": "Midjourney Bot", "discriminator": "9282", "bot": true},
+            "content": content, "timestamp": time(ms), "edited_timestamp": edited,
+            "mentions": [user], "attachments": attachments, "embeds": [], "type": 20, "flags": 0,
+            "components": [], "nonce": nonce, "webhook_id": "936929561302675456",
+            "interaction": {"id": "1", "type": 2, "name": "imagine", "user": user},
+        })
+    };
+    let preview = "9a9a9a9a-1111-4222-8333-444444444444_grid_0.webp";
+    let start = message(
+        format!("**{prompt}** - <@439110225975443468> (Waiting to start)"),
+        None,
+        serde_json::json!([]),
+    );
+    let progress = message(
+        format!("**{prompt}** - <@439110225975443468> (31%) (relaxed)"),
+        Some(time(ms + 5_000)),
+        serde_json::json!([{
+            "id": attachment, "filename": preview, "size": 1000,
+            "url": format!("https://cdn.discordapp.com/attachments/1008571020480876554/{attachment}/{preview}"),
+            "proxy_url": format!("https://media.discordapp.net/attachments/1008571020480876554/{attachment}/{preview}"),
+            "width": 512, "height": 512, "content_type": "image/webp",
+        }]),
+    );
+    [
+        serde_json::json!({"op": 0, "t": "MESSAGE_CREATE", "s": 1, "d": start}).to_string(),
+        serde_json::json!({"op": 0, "t": "MESSAGE_UPDATE", "s": 2, "d": progress}).to_string(),
+    ]
+}
+
+/// Reads server-sent events from `body` until `wanted` accepts one (event name, its JSON), up
+/// to 15 s; every event read before it.
+async fn events_until(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Unpin),
+    buffer: &mut String,
+    wanted: impl Fn(&str, &serde_json::Value) -> bool,
+) -> Option<(String, serde_json::Value)> {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            let name = event
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or("message")
+                .to_string();
+            let data: String = event.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&data) {
+                if wanted(&name, &value) {
+                    return Some((name, value));
+                }
+            }
+        }
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(bytes))) => buffer.push_str(&String::from_utf8_lossy(&bytes)),
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_sends_an_items_progress_when_midjourney_edits_it() {
+    let fixture = fixture();
+    let prompt = "a copper owl at dusk --v 7";
+    let nonce = "1455555555555555555";
+    let ids = queue_add(&fixture.db, &[prompt]);
+    {
+        // Submitted, as the runner stores it before it sends the interaction.
+        let mut store = Store::open(&fixture.db).unwrap();
+        let mut item = store.queue_item(&ids[0]).unwrap().unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        item.status = mjlink::queue::Status::Submitted;
+        item.attempts = 1;
+        item.nonce = Some(nonce.to_string());
+        item.submitted_ms = Some(now);
+        item.updated_ms = now;
+        store.queue_save(&item, None, None).unwrap();
+    }
+    let server = Server::start(&fixture, None).await;
+    let response = get(&format!("{}/api/queue/events", server.base)).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut body = Box::pin(response.bytes_stream());
+    let mut buffer = String::new();
+    let id = ids[0].clone();
+    let (_, first) = events_until(&mut body, &mut buffer, |name, value| {
+        name == "item" && value["item"]["id"] == id.as_str()
+    })
+    .await
+    .expect("the stream starts with every item");
+    assert_eq!(first["item"]["status"], "submitted");
+    assert_eq!(
+        first["rendering"],
+        serde_json::Value::Null,
+        "nothing from Midjourney yet"
+    );
+
+    // Midjourney starts the job and edits its progress: the stream says so.
+    let store = Store::open(&fixture.db).unwrap();
+    let (_, store) = common::replay_lines(&start_and_progress(nonce, prompt, 1_788_307_200_000), store);
+    drop(store);
+    let (_, update) = events_until(&mut body, &mut buffer, |name, value| {
+        name == "item" && value["item"]["id"] == id.as_str() && !value["rendering"].is_null()
+    })
+    .await
+    .expect("an event when the progress arrives");
+    assert_eq!(update["rendering"]["stage"], "31%", "{update}");
+    assert_eq!(update["rendering"]["percent"], 31, "{update}");
+    assert_eq!(
+        update["rendering"]["preview"]["filename"],
+        "9a9a9a9a-1111-4222-8333-444444444444_grid_0.webp"
+    );
+    drop(body);
+    server.stop().await;
+}
+
+/// Waits until `script` returns true, up to `seconds`.
+async fn until_for(client: &fantoccini::Client, script: &str, seconds: u64) -> bool {
+    for _ in 0..seconds * 10 {
+        if client.execute(script, vec![]).await.unwrap() == serde_json::Value::Bool(true) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_a_queue_items_progress_updates_live_while_midjourney_renders() {
+    use fantoccini::Locator;
+    use mjlink_sim::midjourney::{SimMidjourney, SimOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let fake = mjlink_sim::discord::FakeDiscord::start("web-queue-bot-token")
+        .await
+        .unwrap();
+    let sim = SimOptions {
+        // Slow enough that each stage of the render is on screen for a while.
+        step: Duration::from_millis(1200),
+        shapes_2026: true,
+        ..SimOptions::default()
+    };
+    let _midjourney = SimMidjourney::attach(&fake, sim.clone());
+    let mut config = mjlink::demo::demo_config(dir.path(), &fake.api_base(), &sim);
+    config.discord.token = Some(Secret::new("web-queue-bot-token"));
+    config.queue.spacing_ms = 0;
+    let ids = queue_add(&config.database_path, &["a paper crane in the rain --ar 3:2"]);
+    let item = format!("#q-{}", ids[0]);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let options = WebOptions {
+        database: config.database_path.clone(),
+        archive_root: config.archive.dir.clone(),
+        bind: address,
+        token: None,
+    };
+    let (stop_web, web_stopped) = tokio::sync::oneshot::channel::<()>();
+    let web = tokio::spawn(async move {
+        web::serve(listener, &options, async {
+            let _ = web_stopped.await;
+        })
+        .await
+    });
+
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, client) = browser(profile.path()).await;
+    client.goto(&format!("http://{address}/queue")).await.unwrap();
+    let status = |client: &fantoccini::Client| {
+        let client = client.clone();
+        let item = item.clone();
+        async move {
+            client
+                .find(Locator::Css(&format!("{item} .status")))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(status(&client).await, "queued");
+    // A mark that a reload would wipe (the page must change in place), and every state the
+    // item shows, recorded as it changes (a stage seen however briefly, whatever the load).
+    let record = format!(
+        "window.mjlinkMark = 7; window.mjlinkSeen = [];
+         const item = document.querySelector('{item}');
+         new MutationObserver(() => window.mjlinkSeen.push([item.dataset.status,
+             item.querySelector('.rendering').hidden ? 'hidden' : 'shown',
+             item.querySelector('.stage').textContent, String(item.querySelector('progress').value),
+             item.querySelector('.preview').hidden ? '' : item.querySelector('.preview').href].join(' ')))
+           .observe(item, {{ subtree: true, childList: true, attributes: true, characterData: true }});
+         return true;"
+    );
+    client.execute(&record, vec![]).await.unwrap();
+
+    let bot_config = config.clone();
+    let bot = tokio::spawn(async move {
+        let options = mjlink::ingest::gateway::RunOptions {
+            drive_queue: true,
+            stop_when_queue_done: true,
+            ..Default::default()
+        };
+        mjlink::ingest::gateway::run_with(&bot_config, &options, tokio::time::sleep(Duration::from_secs(90)))
+            .await
+    });
+
+    // The simulated Midjourney edits its start message to (62%) with a preview: the page shows it.
+    let rendering = "return window.mjlinkMark === 7 && window.mjlinkSeen.some(seen =>
+         seen.startsWith('rendering shown 62% 62 ') && seen.endsWith('_grid_0.webp'));";
+    let shown = until_for(&client, rendering, 30).await;
+    let seen = client.execute("return window.mjlinkSeen;", vec![]).await.unwrap();
+    assert!(shown, "the item did not show 62% and its preview live: {seen}");
+    screenshot(&client, "queue-rendering").await;
+
+    // Then the grid, the upscales, done: the progress goes away, the history grows, no reload.
+    let done = format!(
+        "const item = document.querySelector('{item}');
+         return item.dataset.status === 'done' && item.querySelector('.rendering').hidden
+             && item.querySelector('.upscales').textContent === '4/4'
+             && item.querySelectorAll('.history li').length >= 4
+             && document.querySelector('#queue-counts').textContent === '1 items: 1 done'
+             && window.mjlinkMark === 7;"
+    );
+    assert!(
+        until_for(&client, &done, 60).await,
+        "the item did not end done on the page"
+    );
+    client
+        .execute(
+            "document.querySelector('details').open = true; return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    screenshot(&client, "queue").await;
+
+    bot.await.unwrap().unwrap();
+    client.close().await.unwrap();
+    let _ = stop_web.send(());
+    web.await.unwrap().unwrap();
+}
+
+/// `mjlink demo --serve` as a newcomer runs it: it prints the web UI's address before the
+/// queue moves, the queue page shows the demo's items, and after the demo the gallery shows
+/// its families; it keeps serving until stopped (SIGTERM here, as Ctrl-C).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mjlink_demo_serve_prints_the_web_ui_and_serves_the_queue_then_the_families() {
+    use tokio::io::AsyncBufReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let mut child = tokio::process::Command::from(common::mjlink_command())
+        .args([
+            "demo",
+            "--serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--dir",
+            demo_dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    async fn next_line(
+        lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    ) -> String {
+        tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+            .await
+            .expect("a line within 120 s")
+            .unwrap()
+            .expect("the demo ended early")
+    }
+    let base = loop {
+        let line = next_line(&mut lines).await;
+        assert!(
+            !line.starts_with("  "),
+            "the address comes before the queue moves: {line}"
+        );
+        if let Some(rest) = line.strip_prefix("the web UI: http://") {
+            break format!("http://{}", rest.split('/').next().unwrap());
+        }
+    };
+    let (status, queue) = json(&format!("{base}/api/queue")).await;
+    assert_eq!(status, 200);
+    assert_eq!(queue["items"].as_array().unwrap().len(), 4, "{queue}");
+    let (status, page) = text(&format!("{base}/queue")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("a fox reading a newspaper, watercolor --chaos 10"),
+        "{page}"
+    );
+
+    loop {
+        let line = next_line(&mut lines).await;
+        if line.starts_with("still serving on http://") {
+            assert!(line.contains(&base[7..]), "{line}");
+            break;
+        }
+    }
+    let (_, queue) = json(&format!("{base}/api/queue")).await;
+    let statuses: Vec<&str> = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|state| state["item"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "done").count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "failed").count(),
+        1,
+        "{statuses:?}"
+    );
+    let (status, gallery) = json(&format!("{base}/api/gallery")).await;
+    assert_eq!(status, 200);
+    let families = gallery["items"].as_array().unwrap();
+    assert_eq!(families.len(), 3, "{gallery}");
+    let attachment = families[0]["attachment_id"].as_str().expect("an archived image");
+    let image = get(&format!("{base}/api/image/{attachment}")).await;
+    assert_eq!(image.status(), 200);
+    assert_eq!(image.headers()["content-type"], "image/png");
+
+    // An open live stream does not hold the stop up.
+    let events = get(&format!("{base}/api/queue/events")).await;
+    assert_eq!(events.status(), 200);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stopped within 30 s with a page still listening")
+        .unwrap();
+    assert!(status.success(), "a clean stop: {status:?}");
+    drop(events);
+}

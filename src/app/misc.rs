@@ -33,6 +33,18 @@ pub struct DemoArgs {
     /// A new or empty folder for the demo's database and archive (refused if it holds anything).
     #[arg(long, value_name = "DIR", default_value = "mjlink-demo")]
     pub dir: PathBuf,
+    /// Also serve the web UI on the demo's database while it runs (the queue moving live, then
+    /// the families and their images), and keep serving after it until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+    /// Where `--serve` listens (loopback only: the demo's server has no token).
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:8080",
+        requires = "serve"
+    )]
+    pub bind: String,
 }
 
 /// Why `--db` is refused with `demo` (its database is always DIR/demo.db, made anew).
@@ -45,8 +57,31 @@ pub fn demo_db_refused(db: &std::path::Path) -> String {
 
 /// The whole product against the simulation, telling its story through `say`; fails when an
 /// item did not finish.
+/// With `--serve`, the web UI serves from the start of the demo until Ctrl-C or SIGTERM after it.
 pub async fn demo(args: &DemoArgs, say: crate::demo::Say) -> anyhow::Result<Outcome> {
-    let items = crate::demo::run(&args.dir, &crate::demo::default_prompts(), say).await?;
+    let prompts = crate::demo::default_prompts();
+    let items = if args.serve {
+        let bind: std::net::SocketAddr = args.bind.trim().parse().map_err(|_| {
+            anyhow::anyhow!(
+                "--bind `{}` is not an address and port like 127.0.0.1:8080",
+                args.bind
+            )
+        })?;
+        crate::web::check_bind(bind, None).map_err(anyhow::Error::msg)?;
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind} (choose another address with --bind)"))?;
+        let (items, serving) = crate::demo::run_serving(&args.dir, &prompts, say.clone(), listener).await?;
+        say(&format!(
+            "still serving on http://{}/ (Ctrl-C stops)",
+            serving.address
+        ));
+        super::shutdown_signal().await;
+        serving.stop().await.context("the web server stopped")?;
+        items
+    } else {
+        crate::demo::run(&args.dir, &prompts, say).await?
+    };
     Ok(Outcome::success_if(
         items.iter().all(|item| item.status.is_final()),
     ))

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 
 use super::{Item, Status, Transition};
 
-fn time(ms: i64) -> String {
+/// A time as the queue shows it (UTC, to the second).
+pub fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|time| time.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| ms.to_string())
@@ -13,6 +14,64 @@ fn time(ms: i64) -> String {
 /// One line, cut to `chars` characters.
 fn shorten(text: &str, chars: usize) -> String {
     mjlink_core::text::cut(&text.replace(['\n', '\r', '\t'], " "), chars)
+}
+
+/// The upscales column: `none`, or how many of those asked for are in (`1/4`).
+pub fn upscales_text(item: &Item) -> String {
+    let wanted = item.upscales.tiles().len();
+    if wanted == 0 {
+        "none".to_string()
+    } else {
+        format!("{}/{}", item.results.len(), wanted)
+    }
+}
+
+/// What Midjourney shows of a submission while it renders: the stage of its progress message
+/// (`62%`, `waiting`, `paused`, `stopped`), the percentage when it is one, the preview.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rendering {
+    pub stage: String,
+    pub percent: Option<u8>,
+    pub preview: Option<crate::store::PreviewFile>,
+}
+
+/// One item as the web page, its API and its live updates show it: the item, its upscales
+/// column, its history, and its rendering while it renders.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ItemState {
+    pub item: Item,
+    pub upscales: String,
+    pub history: Vec<Transition>,
+    pub rendering: Option<Rendering>,
+}
+
+/// The state of `item`: the progress message's stage counts only while the job is submitted
+/// or rendering (after the grid, Midjourney deletes the message; a stale stage is not shown).
+pub fn item_state(
+    item: Item,
+    history: Vec<Transition>,
+    progress: Option<crate::store::SubmissionProgress>,
+) -> ItemState {
+    let rendering = progress
+        .filter(|_| matches!(item.status, Status::Submitted | Status::Rendering))
+        .map(|progress| {
+            let stage = progress.stage.unwrap_or_else(|| "waiting".to_string());
+            let percent = stage
+                .strip_suffix('%')
+                .and_then(|number| number.parse::<u8>().ok())
+                .map(|percent| percent.min(100));
+            Rendering {
+                stage,
+                percent,
+                preview: progress.preview,
+            }
+        });
+    ItemState {
+        upscales: upscales_text(&item),
+        item,
+        history,
+        rendering,
+    }
 }
 
 /// One row per item, then the count of each status.
@@ -24,12 +83,7 @@ pub fn list_table(items: &[Item]) -> String {
         "id", "status", "try", "upscales"
     );
     for item in items {
-        let wanted = item.upscales.tiles().len();
-        let upscales = if wanted == 0 {
-            "none".to_string()
-        } else {
-            format!("{}/{}", item.results.len(), wanted)
-        };
+        let upscales = upscales_text(item);
         let _ = writeln!(
             out,
             "{:<8}  {:<10}  {:>3}  {:<9}  {}",

@@ -204,17 +204,23 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT at, from_status, to_status, note FROM queue_transitions WHERE item_id = ?1 ORDER BY at, rowid",
         )?;
-        let rows = stmt.query_map([id], |row| {
-            let from: Option<String> = row.get(1)?;
-            let to: String = row.get(2)?;
-            Ok(crate::queue::Transition {
-                at_ms: row.get(0)?,
-                from: from.as_deref().and_then(crate::queue::Status::from_name),
-                to: crate::queue::Status::from_name(&to).unwrap_or(crate::queue::Status::Failed),
-                note: row.get(3)?,
-            })
-        })?;
+        let rows = stmt.query_map([id], |row| Self::queue_transition_from_row(row, 0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// A transition from the columns `at, from_status, to_status, note` starting at `first`.
+    pub(super) fn queue_transition_from_row(
+        row: &rusqlite::Row<'_>,
+        first: usize,
+    ) -> rusqlite::Result<crate::queue::Transition> {
+        let from: Option<String> = row.get(first + 1)?;
+        let to: String = row.get(first + 2)?;
+        Ok(crate::queue::Transition {
+            at_ms: row.get(first)?,
+            from: from.as_deref().and_then(crate::queue::Status::from_name),
+            to: crate::queue::Status::from_name(&to).unwrap_or(crate::queue::Status::Failed),
+            note: row.get(first + 3)?,
+        })
     }
 
     /// Submissions made since `from_ms` (for the daily cap).

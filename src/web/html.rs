@@ -46,7 +46,7 @@ pub fn page(title: &str, search: &str, body: &str) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} · mjlink</title><link rel=\"stylesheet\" href=\"/assets/style.css\"></head>\
          <body><header><nav><a class=\"brand\" href=\"/\">mjlink</a> <a href=\"/\">Gallery</a> \
-         <a href=\"/stats\">Stats</a>\
+         <a href=\"/queue\">Queue</a> <a href=\"/stats\">Stats</a>\
          <form action=\"/search\" method=\"get\" role=\"search\"><input type=\"search\" name=\"q\" \
          value=\"{search}\" placeholder=\"Search prompts\" aria-label=\"Search prompts\"><button>Search</button></form>\
          <form action=\"/family\" method=\"get\"><input name=\"m\" placeholder=\"Message id or link\" \

@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::store::{GalleryFilter, SearchFilter, Store, StoreError};
 
 pub mod html;
+pub mod queue;
 
 /// The stylesheet, compiled in.
 const STYLE: &str = include_str!("assets/style.css");
@@ -41,10 +42,11 @@ pub const SEARCH_PAGE: usize = 20;
 /// Nodes of a family page at most.
 pub const FAMILY_NODES: usize = 1000;
 
-/// Scripts: none; styles, images and videos: this server only; no frames, no plugins, forms
-/// submit here only.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self'; media-src 'self'; \
-     style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// Scripts (files only, never inline), styles, images, videos and connections (the queue's
+/// live updates): this server only; no frames, no plugins, forms submit here only.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     connect-src 'self'; img-src 'self'; media-src 'self'; style-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
 
 /// What the server needs: the database, the archive, the address, the write token.
 #[derive(Debug, Clone)]
@@ -103,6 +105,8 @@ struct Shared {
     token: Option<Secret>,
     /// Idle connections, each used by one request at a time.
     stores: Mutex<Vec<Store>>,
+    /// The queue page's live updates.
+    live: queue::Live,
 }
 
 type Web = Arc<Shared>;
@@ -181,13 +185,19 @@ impl Shared {
 /// The router: pages, the API, the stylesheet; with the security headers and the write
 /// guard around every route.
 pub fn router(options: &WebOptions) -> Router {
+    app(options).0
+}
+
+/// The router and its shared state.
+fn app(options: &WebOptions) -> (Router, Web) {
     let web: Web = Arc::new(Shared {
         database: options.database.clone(),
         archive_root: options.archive_root.clone(),
         token: options.token.clone(),
         stores: Mutex::new(Vec::new()),
+        live: queue::Live::default(),
     });
-    Router::new()
+    let router = Router::new()
         .route("/", get(gallery_page))
         .route("/search", get(search_page))
         .route("/stats", get(stats_page))
@@ -200,18 +210,26 @@ pub fn router(options: &WebOptions) -> Router {
         .route("/api/search", get(search_json))
         .route("/api/stats", get(stats_json))
         .route("/api/image/{attachment}", get(image))
+        .merge(queue::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&web), guard))
-        .with_state(web)
+        .with_state(Arc::clone(&web));
+    (router, web)
 }
 
-/// Serves on `listener` until `shutdown` completes.
+/// Serves on `listener` until `shutdown` completes (then the queue's live streams end, so
+/// that open pages do not hold the stop up).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     options: &WebOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(options))
+    let (router, web) = app(options);
+    let shutdown = async move {
+        shutdown.await;
+        web.live.close();
+    };
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }
