@@ -25,6 +25,7 @@ mod lineage;
 mod manual;
 mod message_rows;
 mod messages;
+mod notify;
 mod queue;
 mod recent;
 mod replies;
@@ -38,6 +39,7 @@ pub use drift::DriftDay;
 pub use lineage::{ChildFacts, FinalCandidates, LinkRow, MessagePlace, ProgressRow, PromptScope};
 pub use message_rows::{MessageRow, StoredMessage};
 pub use messages::{MessageDoc, MessageExport, MessageFilter};
+pub use notify::{DeadLetter, OutboxCounts, OutboxRow};
 pub use replies::ReplyTargetRow;
 pub use search::{fts_query, SearchFilter, SearchHit};
 pub use stats::{ArchiveCounts, LinkExport};
@@ -84,6 +86,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_archive_trust.sql"),
     include_str!("migrations/0010_fts_pending_condition.sql"),
     include_str!("migrations/0011_manual_links.sql"),
+    include_str!("migrations/0012_notify_outbox.sql"),
 ];
 
 /// How a command opens the database.
