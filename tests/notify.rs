@@ -749,3 +749,21 @@ async fn archiving_a_grid_and_a_result_enqueues_their_notifications_with_the_fil
         .unwrap();
     assert_eq!(store.notify_due(i64::MAX, 10).unwrap().len(), 2);
 }
+
+/// The log's writer masks each target's URL, its path alone (a client logging a request line
+/// prints no host) and its signing key, whatever line carries them.
+#[test]
+fn the_log_masks_every_targets_url_path_and_signing_key() {
+    let url = format!("https://discord.com/api/webhooks/123/{URL_TOKEN}");
+    let mut config = Config::default();
+    config.notify = vec![webhook("ops", &url)];
+    mjlink::logging::hide_secrets(&config);
+    let line =
+        format!("POST {url} failed; request line: POST /api/webhooks/123/{URL_TOKEN} HTTP/1.1; key {SECRET}");
+    let masked = mjlink::logging::redact(&line);
+    assert!(
+        !masked.contains(URL_TOKEN) && !masked.contains(SECRET),
+        "{masked}"
+    );
+    assert!(masked.contains(mjlink::logging::MASK));
+}
