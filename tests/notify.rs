@@ -755,8 +755,10 @@ async fn archiving_a_grid_and_a_result_enqueues_their_notifications_with_the_fil
 #[test]
 fn the_log_masks_every_targets_url_path_and_signing_key() {
     let url = format!("https://discord.com/api/webhooks/123/{URL_TOKEN}");
-    let mut config = Config::default();
-    config.notify = vec![webhook("ops", &url)];
+    let config = Config {
+        notify: vec![webhook("ops", &url)],
+        ..Config::default()
+    };
     mjlink::logging::hide_secrets(&config);
     let line =
         format!("POST {url} failed; request line: POST /api/webhooks/123/{URL_TOKEN} HTTP/1.1; key {SECRET}");

@@ -186,16 +186,20 @@ pub async fn keep_delivering(mut store: Store, options: NotifyOptions, stop: imp
             crate::clock::now_ms,
             crate::clock::jitter_bits,
         );
-        tokio::select! {
-            result = pass => {
-                if let Err(error) = result {
+        let failed = tokio::select! {
+            result = pass => match result {
+                Ok(_) => false,
+                Err(error) => {
                     tracing::error!(%error, "the notification pass stopped; trying again later");
+                    true
                 }
-            }
+            },
             () = &mut stop => return,
-        }
+        };
+        // The next due row, looked at again within `poll` (rows enqueued meanwhile by other
+        // connections are found then); after a failed pass, a whole `poll`.
         let wait = match store.notify_next_due() {
-            Ok(Some(at)) => Duration::from_millis(
+            Ok(Some(at)) if !failed => Duration::from_millis(
                 (at - crate::clock::now_ms()).clamp(0, options.poll.as_millis() as i64) as u64,
             ),
             _ => options.poll,
