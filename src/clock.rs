@@ -1,7 +1,7 @@
 //! The wall clock, read in one place. The core never reads it: every decision takes the
 //! time as an argument. The shell reads it here when a live event is received (the writer),
-//! when the archiver, the queue runner and the rate limit of slash commands need "now", for
-//! download jitter, and in the demo and the queue's CLI. Replay never reads it (its clock is
+//! when the archiver, the queue runner, the notifications' worker and the rate limit of slash
+//! commands need "now", for download and delivery jitter, and in the demo and the queue's CLI. Replay never reads it (its clock is
 //! the newest message time read), so replaying the same input gives the same database.
 
 /// Unix milliseconds now.

@@ -106,6 +106,48 @@ fn drift_check(store: &Store) -> Check {
     }
 }
 
+/// Notifications: the targets, and the outbox; a dead letter (a notification given up) is a
+/// failure to look at.
+fn notify_check(config: &Config, store: Option<&Store>) -> Check {
+    let names: Vec<&str> = config.notify.iter().map(|target| target.name.as_str()).collect();
+    let targets = match names.is_empty() {
+        true => "no [[notify]] targets".to_string(),
+        false => format!("targets {}", names.join(", ")),
+    };
+    let Some(store) = store else {
+        return verdict("notify", true, targets);
+    };
+    match store
+        .notify_counts()
+        .and_then(|counts| Ok((counts, store.notify_dead_letters(5)?)))
+    {
+        // Nothing was ever enqueued: nothing to say of the outbox.
+        Ok((counts, _)) if counts == crate::store::OutboxCounts::default() => {
+            verdict("notify", true, targets)
+        }
+        Ok((counts, dead)) => {
+            let mut detail = format!(
+                "{targets}; {}",
+                crate::commands::answers::notifications_line(&counts, &dead)
+            );
+            for letter in &dead {
+                detail.push_str(&format!(
+                    "; dead letter {} {} {} ({} attempts): {}",
+                    letter.target,
+                    letter.event,
+                    letter.key,
+                    letter.attempts,
+                    mjlink_core::text::for_terminal(
+                        letter.last_error.as_deref().unwrap_or("no reason recorded")
+                    )
+                ));
+            }
+            verdict("notify", counts.dead == 0, detail)
+        }
+        Err(error) => verdict("notify", false, error.to_string()),
+    }
+}
+
 /// The prompt queue: off, or on with everything submitting needs.
 fn queue_check(config: &Config) -> Check {
     if !config.queue.enabled {
@@ -152,6 +194,7 @@ pub async fn check(config: &Config, config_file: Option<&Path>) -> Vec<Check> {
                     format!("{} (schema version {version}, integrity ok)", database.display()),
                 ));
                 checks.push(drift_check(&store));
+                checks.push(notify_check(config, Some(&store)));
             }
             Ok((_, integrity, _)) => checks.push(verdict(
                 "database",
@@ -162,6 +205,7 @@ pub async fn check(config: &Config, config_file: Option<&Path>) -> Vec<Check> {
         }
     } else {
         checks.push(creatable("database", database));
+        checks.push(notify_check(config, None));
     }
 
     checks.push(archive_check(&config.archive.dir));

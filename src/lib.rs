@@ -13,6 +13,7 @@
 //! - [`web`]: the web gallery and its JSON API (`mjlink serve`), over the same answers.
 //! - [`export`], [`demo`], and the private `doctor` and `bench`: what the commands print
 //!   and check (reached through [`app`]).
+//! - [`notify`]: notifications to webhooks and Discord, through a durable outbox.
 //! - [`logging`]: the log's writer, which masks every secret.
 //! - [`config`]: `bot.toml`, environment overrides; each subsystem reads its own section.
 //! - [`app`]: one function per command of the binary; [`clock`]: the one place the wall
@@ -32,6 +33,7 @@ mod doctor;
 pub mod export;
 pub mod ingest;
 pub mod logging;
+pub mod notify;
 pub mod queue;
 pub mod rest;
 pub mod store;

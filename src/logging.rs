@@ -33,13 +33,29 @@ pub fn hide(secret: &Secret) {
     }
 }
 
-/// Every secret of the configuration (the bot token, the queue's user token).
+/// Every secret of the configuration (the bot token, the queue's user token, the web token,
+/// each notification target's URL, with its path alone too, and signing key).
 pub fn hide_secrets(config: &crate::config::Config) {
-    for secret in [&config.discord.token, &config.queue.user_token]
+    for secret in [&config.discord.token, &config.queue.user_token, &config.web.token]
         .into_iter()
         .flatten()
     {
         hide(secret);
+    }
+    for target in &config.notify {
+        for secret in [&target.url, &target.secret].into_iter().flatten() {
+            hide(secret);
+        }
+        // A client that logs a request line prints the path without the host: a Discord
+        // webhook's path holds its token.
+        if let Some(path) = target.url.as_ref().and_then(|url| {
+            let rest = url.expose().split_once("://")?.1;
+            Some(&rest[rest.find('/')?..])
+        }) {
+            if path.len() > 1 {
+                hide(&Secret::new(path));
+            }
+        }
     }
 }
 

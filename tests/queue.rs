@@ -699,3 +699,76 @@ async fn after_a_restart_same_prompt_items_keep_to_their_own_grids() {
     assert_eq!(grid_of(&db, &ids[0]), Some(grid_id(&grid_x)));
     let _ = twin;
 }
+
+#[tokio::test]
+async fn a_finished_item_is_told_through_the_outbox_with_its_end_and_reason() {
+    let prompt = "a glass whale --ar 16:9 --v 7";
+    let (_dir, db, ids) = setup(&[prompt, "one [moderate]"], "all");
+    let recorder = Recorder::default();
+    let routes: mjlink::notify::Routes = vec![mjlink_core::notify::Route {
+        target: "ops".into(),
+        events: vec![],
+    }]
+    .into();
+    let options = RunnerOptions {
+        notify: routes,
+        guild_id: Some(Snowflake(5)),
+        ..options()
+    };
+    let mut runner = Runner::new(Store::open(&db).unwrap(), &recorder, options);
+    let mut mj = Midjourney::new(&db);
+    runner.tick(T0 + 1000).await.unwrap();
+    let nonces: Vec<String> = recorder.imagines().into_iter().map(|(_, n)| n).collect();
+    let start = mj.start(T0 + 2000, "one [moderate]", &nonces[1]);
+    mj.progress(
+        &start,
+        T0 + 5000,
+        "one [moderate]",
+        "cccc0000-0000-4000-8000-000000000003",
+    );
+    mj.delete(&start, T0 + 9000);
+    let whale = mj.start(T0 + 2000, prompt, &nonces[0]);
+    mj.progress(&whale, T0 + 6000, prompt, UUID);
+    let grid = mj.grid(T0 + 10_000, prompt, UUID);
+    mj.delete(&whale, T0 + 10_500);
+    runner.tick(T0 + 13_000).await.unwrap();
+    for tile in 1..=4 {
+        mj.upscale(T0 + 20_000 + i64::from(tile), &grid, prompt, tile);
+    }
+    runner.tick(T0 + 30_000).await.unwrap();
+    assert_eq!(item(&db, &ids[0]).status, Status::Done);
+    assert_eq!(item(&db, &ids[1]).status, Status::Failed);
+    runner.tick(T0 + 40_000).await.unwrap();
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT event, body, key FROM notify_outbox ORDER BY id")
+        .unwrap();
+    let told: Vec<(String, Value, String)> = stmt
+        .query_map([], |row| {
+            let body: String = row.get(1)?;
+            Ok((row.get(0)?, serde_json::from_str(&body).unwrap(), row.get(2)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(told.len(), 2, "each end told once: {told:?}");
+    let failed = told.iter().find(|(event, ..)| event == "queue_failed").unwrap();
+    assert_eq!(failed.1["item_id"], ids[1].as_str());
+    assert!(
+        failed.1["reason"].as_str().unwrap().starts_with("moderated"),
+        "{:?}",
+        failed.1
+    );
+    assert_eq!(failed.1["missing_tiles"], serde_json::json!([1, 2, 3, 4]));
+    let done = told.iter().find(|(event, ..)| event == "queue_done").unwrap();
+    assert_eq!(done.1["item_id"], ids[0].as_str());
+    assert_eq!(done.1["missing_tiles"], serde_json::json!([]));
+    assert_eq!(
+        done.1["jump_url"],
+        format!(
+            "https://discord.com/channels/5/{CHANNEL}/{}",
+            grid["id"].as_str().unwrap()
+        )
+    );
+}

@@ -207,6 +207,25 @@ pub fn stats(config: &Config, args: &StatsArgs, out: &mut impl Write) -> anyhow:
         "unknown formats     {}",
         for_terminal(&stats.unknown_formats)
     )?;
+    writeln!(
+        out,
+        "notifications       {}",
+        for_terminal(&answers::notifications_line(
+            &stats.notifications,
+            &stats.dead_letters
+        ))
+    )?;
+    for dead in &stats.dead_letters {
+        writeln!(
+            out,
+            "  dead letter       {} {} {} ({} attempts): {}",
+            for_terminal(&dead.target),
+            dead.event,
+            dead.key,
+            dead.attempts,
+            for_terminal(dead.last_error.as_deref().unwrap_or("no reason recorded"))
+        )?;
+    }
     Ok(Outcome::Success)
 }
 

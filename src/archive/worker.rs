@@ -11,7 +11,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use super::download::{hash_file, move_into_place, Downloaded, FetchError, Fetcher, TEMP_PREFIX};
 use super::root::{self, RootError, Use};
-use crate::config::ArchiveConfig;
+use crate::config::Config;
 use crate::rest::Rest;
 use crate::store::{PendingImage, Store, StoreError};
 use mjlink_core::layout::{family_of, place, Role};
@@ -37,13 +37,17 @@ pub struct WorkerOptions {
     pub concurrency: usize,
     /// How long an image waits after a transient failure ([`mjlink_core::retry`]).
     pub retry: RetryPolicy,
+    /// Where an archived grid or result is told (`[[notify]]`).
+    pub notify: crate::notify::Routes,
 }
 
 impl WorkerOptions {
-    pub fn from_config(archive: &ArchiveConfig) -> WorkerOptions {
+    /// From `[archive]`, and the routes of `[[notify]]`.
+    pub fn from_config(config: &Config) -> WorkerOptions {
         WorkerOptions {
-            root: archive.dir.clone(),
-            concurrency: archive.concurrency,
+            root: config.archive.dir.clone(),
+            concurrency: config.archive.concurrency,
+            notify: crate::notify::routes(config),
             ..WorkerOptions::default()
         }
     }
@@ -55,6 +59,7 @@ impl Default for WorkerOptions {
             root: PathBuf::from("archive"),
             concurrency: 4,
             retry: RetryPolicy::default(),
+            notify: Default::default(),
         }
     }
 }
@@ -355,7 +360,7 @@ pub async fn archive_configured(
         Some(_) => Some(Rest::from_config(&config.discord)?),
         None => None,
     };
-    let options = WorkerOptions::from_config(&config.archive);
+    let options = WorkerOptions::from_config(config);
     archive_pending(&mut store, &fetcher, rest.as_ref(), &options, on_progress).await
 }
 
@@ -675,6 +680,7 @@ fn record_group(
                     downloaded.kind.as_str(),
                     same_tile_bug.then_some(other),
                 )?;
+                tell_archived(store, options, image, &path, downloaded)?;
                 summary.deduplicated += 1;
             }
             Plan::Place {
@@ -689,6 +695,7 @@ fn record_group(
                         downloaded.kind.as_str(),
                         None,
                     )?;
+                    tell_archived(store, options, image, &relative.to_string_lossy(), downloaded)?;
                     summary.archived += 1;
                     let (_, _, role) = family_of(&image.facts());
                     let grid_id = match role {
@@ -733,6 +740,40 @@ fn record_group(
         return Ok(());
     }
     store.commit()
+}
+
+/// Enqueues the notification of `image` archived at `path`, in the group's transaction.
+fn tell_archived(
+    store: &Store,
+    options: &WorkerOptions,
+    image: &PendingImage,
+    path: &str,
+    downloaded: &Downloaded,
+) -> Result<(), StoreError> {
+    if options.notify.is_empty() {
+        return Ok(());
+    }
+    let (guild_id, channel_id, prompt) =
+        store
+            .notify_message_facts(image.message_id)?
+            .unwrap_or((None, image.channel_id, None));
+    let (_, _, role) = family_of(&image.facts());
+    let notice = mjlink_core::notify::archived(&mjlink_core::notify::Archived {
+        grid: role == Role::Grid,
+        message_id: image.message_id,
+        attachment_id: image.attachment_id,
+        guild_id,
+        channel_id: channel_id.or(image.channel_id),
+        kind: &image.kind,
+        tile: image.tile,
+        parent_id: image.parent_id,
+        prompt: prompt.as_deref(),
+        path,
+        sha256: &downloaded.sha256,
+        bytes: downloaded.bytes,
+    });
+    store.notify_enqueue(&options.notify, &notice, crate::clock::now_ms())?;
+    Ok(())
 }
 
 /// What `verify` found.

@@ -540,6 +540,29 @@ pub struct Stats {
     /// Midjourney messages mjlink could not read, in one line (a jump means its format
     /// changed).
     pub unknown_formats: String,
+    /// The notifications' outbox by state.
+    pub notifications: crate::store::OutboxCounts,
+    /// The latest notifications given up (the dead-letter list), newest first.
+    pub dead_letters: Vec<crate::store::DeadLetter>,
+}
+
+/// The notifications in one line: `pending 1, delivered 12, dead 2 (latest: ops
+/// queue_failed, 9 attempts: the receiver answered 500 Internal Server Error)`.
+pub fn notifications_line(counts: &crate::store::OutboxCounts, dead: &[crate::store::DeadLetter]) -> String {
+    let mut line = format!(
+        "pending {}, delivered {}, dead {}",
+        counts.pending, counts.delivered, counts.dead
+    );
+    if let Some(latest) = dead.first() {
+        line.push_str(&format!(
+            " (latest: {} {}, {} attempts: {})",
+            latest.target,
+            latest.event,
+            latest.attempts,
+            latest.last_error.as_deref().unwrap_or("no reason recorded")
+        ));
+    }
+    line
 }
 
 /// The figures of `/stats`.
@@ -572,6 +595,8 @@ pub fn stats_figures(store: &Store) -> Result<Stats, StoreError> {
         queue: store.queue_counts()?,
         queue_paused: store.queue_paused()?,
         unknown_formats: crate::ingest::drift::describe(store, 3)?,
+        notifications: store.notify_counts()?,
+        dead_letters: store.notify_dead_letters(5)?,
     })
 }
 
@@ -626,6 +651,14 @@ pub fn stats(ctx: &Ctx<'_>) -> Result<Reply, StoreError> {
                 (
                     "Unknown formats".to_string(),
                     stats.unknown_formats.clone(),
+                    false,
+                ),
+                (
+                    "Notifications".to_string(),
+                    cut(
+                        &notifications_line(&stats.notifications, &stats.dead_letters),
+                        1000,
+                    ),
                     false,
                 ),
             ],

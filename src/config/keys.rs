@@ -12,14 +12,8 @@ use mjlink_core::parse::BotIds;
 use mjlink_core::secret::Secret;
 use mjlink_core::snowflake::Snowflake;
 
+use super::values::{kind, list, number, text, Raw};
 use super::{Config, ConfigError};
-
-/// A value as given: typed from the file, text from the environment.
-#[derive(Clone, Copy)]
-enum Raw<'a> {
-    File(&'a toml::Value),
-    Env(&'a str),
-}
 
 /// Reads a value into the config, or says in one line what is wrong with it (never echoing
 /// a token).
@@ -109,6 +103,11 @@ pub(super) fn apply_file(config: &mut Config, path: &Path, text: &str) -> Result
     };
     let invalid = |key: &str, message: String| error_at(key, true, message);
     for (section, value) in &table {
+        if section == super::notify::SECTION {
+            config.notify =
+                super::notify::from_file(value, |key, value, message| error_at(key, value, message))?;
+            continue;
+        }
         let known: Vec<&str> = KEYS
             .iter()
             .filter_map(|(name, _)| name.strip_prefix(section.as_str())?.strip_prefix('.'))
@@ -119,6 +118,7 @@ pub(super) fn apply_file(config: &mut Config, path: &Path, text: &str) -> Result
                 .filter_map(|(name, _)| Some(name.split_once('.')?.0))
                 .collect();
             sections.dedup();
+            sections.push("[[notify]]");
             return Err(invalid(
                 section,
                 format!("unknown section; the sections are {}", sections.join(", ")),
@@ -153,14 +153,24 @@ fn place(document: &toml_edit::ImDocument<&str>, key: &str, value: bool) -> Opti
         Some((section, name)) => (section, Some(name)),
         None => (key, None),
     };
-    let (section_key, section_item) = document.as_table().get_key_value(section)?;
-    let Some(name) = name else {
-        return section_item
-            .span()
-            .or_else(|| section_key.span())
-            .map(|span| span.start);
+    // `notify[2]`: the third table of an array of tables.
+    let (section, index) = match section.split_once('[') {
+        Some((section, rest)) => (section, rest.trim_end_matches(']').parse::<usize>().ok()),
+        None => (section, None),
     };
-    let (key, item) = section_item.as_table_like()?.get_key_value(name)?;
+    let (section_key, section_item) = document.as_table().get_key_value(section)?;
+    let table: &dyn toml_edit::TableLike = match (index, section_item) {
+        (Some(index), toml_edit::Item::ArrayOfTables(tables)) => tables.get(index)?,
+        _ => section_item.as_table_like()?,
+    };
+    let Some(name) = name else {
+        let own = match (index, section_item) {
+            (Some(index), toml_edit::Item::ArrayOfTables(tables)) => tables.get(index).and_then(|t| t.span()),
+            _ => section_item.span(),
+        };
+        return own.or_else(|| section_key.span()).map(|span| span.start);
+    };
+    let (key, item) = table.get_key_value(name)?;
     item.span()
         .filter(|_| value && !matches!(item, toml_edit::Item::Table(_)))
         .or_else(|| key.span())
@@ -178,7 +188,7 @@ fn at(text: &str, offset: usize) -> String {
 pub fn check_environment(names: impl IntoIterator<Item = String>) -> Result<(), ConfigError> {
     let known: Vec<String> = KEYS.iter().map(|(name, _)| env_var(name)).collect();
     for name in names {
-        if !name.starts_with("MJLINK_") || known.contains(&name) {
+        if !name.starts_with("MJLINK_") || known.contains(&name) || super::notify::is_target_variable(&name) {
             continue;
         }
         let hint = match mjlink_core::text::nearest(&name, known.iter().map(String::as_str)) {
@@ -194,7 +204,7 @@ pub fn check_environment(names: impl IntoIterator<Item = String>) -> Result<(), 
 /// Applies the environment variables `env` returns.
 pub(super) fn apply_env(
     config: &mut Config,
-    env: impl Fn(&str) -> Option<String>,
+    env: &impl Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
     for (name, set) in KEYS {
         let variable = env_var(name);
@@ -208,27 +218,6 @@ pub(super) fn apply_env(
     Ok(())
 }
 
-/// What a TOML value is, for an error: "a string", "an integer"...
-fn kind(value: &toml::Value) -> &'static str {
-    match value {
-        toml::Value::String(_) => "a string",
-        toml::Value::Integer(_) => "an integer",
-        toml::Value::Float(_) => "a float",
-        toml::Value::Boolean(_) => "true or false",
-        toml::Value::Datetime(_) => "a date",
-        toml::Value::Array(_) => "a list",
-        toml::Value::Table(_) => "a table",
-    }
-}
-
-fn text(raw: Raw<'_>) -> Result<String, String> {
-    match raw {
-        Raw::Env(text) => Ok(text.to_string()),
-        Raw::File(toml::Value::String(text)) => Ok(text.clone()),
-        Raw::File(other) => Err(format!("expected a string, got {}", kind(other))),
-    }
-}
-
 fn boolean(raw: Raw<'_>) -> Result<bool, String> {
     match raw {
         Raw::File(toml::Value::Boolean(value)) => Ok(*value),
@@ -238,33 +227,6 @@ fn boolean(raw: Raw<'_>) -> Result<bool, String> {
             "0" | "false" | "no" | "off" => Ok(false),
             other => Err(format!("expected true or false, got {other:?}")),
         },
-    }
-}
-
-/// A list: an array of strings in the file, comma-separated in the environment.
-fn list(raw: Raw<'_>) -> Result<Vec<String>, String> {
-    match raw {
-        Raw::Env(text) => Ok(text
-            .split(',')
-            .filter(|item| !item.trim().is_empty())
-            .map(str::to_string)
-            .collect()),
-        Raw::File(toml::Value::Array(items)) => items
-            .iter()
-            .map(|item| item.as_str().map(str::to_string))
-            .collect::<Option<_>>()
-            .ok_or_else(|| "expected a list of strings".to_string()),
-        Raw::File(other) => Err(format!("expected a list of strings, got {}", kind(other))),
-    }
-}
-
-/// The text of a number (an integer or a float in the file).
-fn number(raw: Raw<'_>) -> Result<String, String> {
-    match raw {
-        Raw::Env(text) => Ok(text.trim().to_string()),
-        Raw::File(toml::Value::Integer(n)) => Ok(n.to_string()),
-        Raw::File(toml::Value::Float(n)) => Ok(n.to_string()),
-        Raw::File(other) => Err(format!("expected a number, got {}", kind(other))),
     }
 }
 

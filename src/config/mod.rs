@@ -16,8 +16,11 @@ use mjlink_core::parse::BotIds;
 use mjlink_core::snowflake::Snowflake;
 
 mod keys;
+mod notify;
+mod values;
 
 pub use keys::{check_environment, env_var};
+pub use notify::{NotifyKind, NotifyTarget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -222,6 +225,8 @@ pub struct Config {
     pub queue: QueueConfig,
     pub commands: mjlink_core::access::AccessConfig,
     pub web: WebConfig,
+    /// `[[notify]]`: where notifications go (none by default).
+    pub notify: Vec<NotifyTarget>,
 }
 
 /// The web gallery (`mjlink serve`).
@@ -255,6 +260,7 @@ impl fmt::Debug for Config {
             .field("queue", &self.queue)
             .field("commands", &self.commands)
             .field("web", &self.web)
+            .field("notify", &self.notify)
             .finish()
     }
 }
@@ -272,6 +278,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             commands: Default::default(),
             web: WebConfig::default(),
+            notify: Vec::new(),
         }
     }
 }
@@ -305,7 +312,9 @@ impl Config {
                 }
             }
         }
-        keys::apply_env(&mut config, env)?;
+        keys::apply_env(&mut config, &env)?;
+        notify::apply_env(&mut config.notify, &env)?;
+        notify::check(&config.notify)?;
         Ok(config)
     }
 }

@@ -2,8 +2,8 @@
 //! Midjourney payload the decoder rejected, is counted by its UTC day (the count is what the
 //! store holds: `other` rows and `undecodable` rows), kept as a sample while fewer than
 //! `drift.keep_samples` are, and the log warns once when a day's count jumps (the rule is
-//! [`mjlink_core::drift::JumpRule`]'s). The pipeline calls [`after_save`] and [`undecodable`]
-//! and nothing else of it; they write only the drift tables.
+//! [`mjlink_core::drift::JumpRule`]'s; the jump is also enqueued as a notification). The pipeline calls [`after_save`] and [`undecodable`]
+//! and nothing else of it; they write only the drift tables and the notifications' outbox.
 
 use mjlink_core::digest::digest;
 use mjlink_core::drift::{self, JumpRule, Reason, Undecodable};
@@ -16,10 +16,12 @@ use mjlink_core::text::day_of;
 use crate::store::{DriftDay, Store, StoreError};
 
 /// How many samples to keep, and when a day jumps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriftOptions {
     pub keep_samples: usize,
     pub rule: JumpRule,
+    /// Where the alarm is told (`[[notify]]`).
+    pub notify: crate::notify::Routes,
 }
 
 impl DriftOptions {
@@ -27,6 +29,7 @@ impl DriftOptions {
     pub fn from_config(config: &crate::config::Config) -> DriftOptions {
         DriftOptions {
             keep_samples: config.drift_keep_samples,
+            notify: crate::notify::routes(config),
             ..DriftOptions::default()
         }
     }
@@ -37,6 +40,7 @@ impl Default for DriftOptions {
         DriftOptions {
             keep_samples: crate::config::DEFAULT_DRIFT_SAMPLES,
             rule: JumpRule::default(),
+            notify: Default::default(),
         }
     }
 }
@@ -119,6 +123,11 @@ fn warn_if_jumped(
             message_id = %message_id,
             "Midjourney's message format may have changed: many of its messages on this day are of no kind mjlink knows; `mjlink messages --kind unknown --raw` prints samples to make fixtures of"
         );
+        // Told in the pipeline's transaction; its time is the message's, as replay's clock.
+        if !options.notify.is_empty() {
+            let notice = mjlink_core::notify::format_drift(&date, count, previous_day, message_id);
+            store.notify_enqueue(&options.notify, &notice, message_id.timestamp_ms())?;
+        }
     }
     Ok(())
 }
@@ -297,6 +306,44 @@ mod tests {
             warnings[0].contains("unknown=10") && warnings[0].contains("previous_day=2"),
             "{}",
             warnings[0]
+        );
+    }
+
+    /// The same jump with a `[[notify]]` target: one notification, enqueued by the pipeline
+    /// with the day and the counts, dated by the message (replay's clock).
+    #[test]
+    fn a_jump_is_enqueued_once_as_a_notification() {
+        let config = PipelineConfig {
+            drift: DriftOptions {
+                notify: vec![mjlink_core::notify::Route {
+                    target: "ops".into(),
+                    events: vec![],
+                }]
+                .into(),
+                ..DriftOptions::default()
+            },
+            ..PipelineConfig::default()
+        };
+        let mut pipeline = Pipeline::new(Store::open_in_memory().unwrap(), config);
+        let day_ms = 86_400_000u64;
+        let mut n = 0;
+        for (day, count) in [(0u64, 2), (1, 30)] {
+            for _ in 0..count {
+                n += 1;
+                let id = ((DAY_START + day * day_ms + n * 1000) << 22) + n;
+                apply(&mut pipeline, id, MJ, "A message of a shape never seen");
+            }
+        }
+        let store = pipeline.into_store().unwrap();
+        let due = store.notify_due(i64::MAX, 10).unwrap();
+        assert_eq!(due.len(), 1, "{due:?}");
+        assert_eq!(due[0].event, "format_drift");
+        assert_eq!(due[0].target, "ops");
+        let body: serde_json::Value = serde_json::from_str(&due[0].body).unwrap();
+        assert_eq!(body["day"], "2024-05-02");
+        assert_eq!(
+            (body["unknown"].as_u64(), body["previous_day"].as_u64()),
+            (Some(10), Some(2))
         );
     }
 }

@@ -262,11 +262,27 @@ pub async fn run_with(
             store,
             fetcher,
             Some(Arc::clone(&rest)),
-            WorkerOptions::from_config(&config.archive),
+            WorkerOptions::from_config(config),
             committed,
         )))
     } else {
         None
+    };
+
+    // Notifications are delivered beside the gateway, from the outbox, on their own connection.
+    let (stop_notify, notify_stopped) = tokio::sync::watch::channel(false);
+    let notifier = if config.notify.is_empty() {
+        None
+    } else {
+        let store = Store::open(&config.database_path)?;
+        let mut stopped = notify_stopped.clone();
+        Some(tokio::spawn(crate::notify::keep_delivering(
+            store,
+            crate::notify::NotifyOptions::from_config(config),
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        )))
     };
 
     // Parents referenced without a copy are fetched one by one, beside the gateway.
@@ -286,7 +302,7 @@ pub async fn run_with(
         let runner = Runner::new(
             Store::open(&config.database_path)?,
             submitter,
-            RunnerOptions::from_config(&config.queue),
+            RunnerOptions::from_config(config),
         );
         let ready = Arc::clone(&caught_up);
         let done = Arc::clone(&queue_done);
@@ -330,6 +346,7 @@ pub async fn run_with(
             if let Some(archiver) = archiver {
                 archiver.abort();
             }
+            stop_notifier(&stop_notify, notifier).await;
             writer.close().await?;
             return Ok(());
         }
@@ -457,6 +474,7 @@ pub async fn run_with(
     if let Some(archiver) = archiver {
         archiver.abort();
     }
+    stop_notifier(&stop_notify, notifier).await;
     let stats = writer.close().await?;
     tracing::info!(
         applied = stats.applied,
@@ -466,6 +484,20 @@ pub async fn run_with(
         "database closed"
     );
     outcome
+}
+
+/// Stops the notification worker: requests in flight are cut short (their rows stay pending
+/// and are sent again by the next start).
+async fn stop_notifier(stop: &tokio::sync::watch::Sender<bool>, task: Option<tokio::task::JoinHandle<()>>) {
+    let _ = stop.send(true);
+    if let Some(mut task) = task {
+        if tokio::time::timeout(Duration::from_secs(2), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
 }
 
 /// The gateway's address from the configured API base (`GET /gateway`), tried with backoff

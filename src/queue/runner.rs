@@ -40,11 +40,16 @@ pub struct RunnerOptions {
     /// they allow the last-resort match of a grid by its exact prompt.
     pub channel_id: Option<Snowflake>,
     pub user_id: Option<Snowflake>,
+    /// The server of `channel_id` (for the jump link of a notification).
+    pub guild_id: Option<Snowflake>,
+    /// Where a finished item is told (`[[notify]]`).
+    pub notify: crate::notify::Routes,
 }
 
 impl RunnerOptions {
     /// From `[queue]`: the machine's timeouts and limits, the pacing, where to look.
-    pub fn from_config(queue: &crate::config::QueueConfig) -> RunnerOptions {
+    pub fn from_config(config: &crate::config::Config) -> RunnerOptions {
+        let queue = &config.queue;
         RunnerOptions {
             policy: Policy {
                 wait_timeout_ms: queue.wait_timeout_ms,
@@ -64,6 +69,8 @@ impl RunnerOptions {
             jitter_ms: queue.spacing_ms / 2,
             channel_id: queue.channel_id,
             user_id: queue.user_id,
+            guild_id: queue.guild_id,
+            notify: crate::notify::routes(config),
         }
     }
 }
@@ -77,6 +84,8 @@ impl Default for RunnerOptions {
             jitter_ms: 2_000,
             channel_id: None,
             user_id: None,
+            guild_id: None,
+            notify: Default::default(),
         }
     }
 }
@@ -232,7 +241,40 @@ impl<S: Submitter> Runner<S> {
             to: item.status,
             note: note.clone().unwrap_or_default(),
         });
-        let stored = self.store.queue_save(item, Some(read_at), transition.as_ref())?;
+        // A finished item's notification is enqueued with its change, or neither is stored.
+        let notice = transition.as_ref().and_then(|transition| {
+            mjlink_core::notify::queue_finished(
+                item,
+                transition,
+                self.options.guild_id,
+                self.options.channel_id,
+            )
+        });
+        let stored = match notice.filter(|_| !self.options.notify.is_empty()) {
+            Some(notice) => {
+                self.store.begin()?;
+                let saved = self
+                    .store
+                    .queue_save(item, Some(read_at), transition.as_ref())
+                    .and_then(|stored| {
+                        if stored {
+                            self.store.notify_enqueue(&self.options.notify, &notice, now_ms)?;
+                        }
+                        Ok(stored)
+                    });
+                match saved {
+                    Ok(stored) => {
+                        self.store.commit()?;
+                        stored
+                    }
+                    Err(error) => {
+                        self.store.rollback()?;
+                        return Err(error);
+                    }
+                }
+            }
+            None => self.store.queue_save(item, Some(read_at), transition.as_ref())?,
+        };
         if stored && item.status != from {
             tracing::info!(item = %item.id, from = %from, to = %item.status, note = note.as_deref().unwrap_or(""), "queue item");
             report

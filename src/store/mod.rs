@@ -25,6 +25,7 @@ mod lineage;
 mod manual;
 mod message_rows;
 mod messages;
+mod notify;
 mod queue;
 mod queue_progress;
 mod recent;
@@ -39,6 +40,7 @@ pub use drift::DriftDay;
 pub use lineage::{ChildFacts, FinalCandidates, LinkRow, MessagePlace, ProgressRow, PromptScope};
 pub use message_rows::{MessageRow, StoredMessage};
 pub use messages::{MessageDoc, MessageExport, MessageFilter};
+pub use notify::{DeadLetter, OutboxCounts, OutboxRow};
 pub use queue_progress::{PreviewFile, SubmissionProgress};
 pub use replies::ReplyTargetRow;
 pub use search::{fts_query, SearchFilter, SearchHit};
@@ -87,6 +89,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_fts_pending_condition.sql"),
     include_str!("migrations/0011_manual_links.sql"),
     include_str!("migrations/0012_waiting_starts.sql"),
+    include_str!("migrations/0013_notify_outbox.sql"),
 ];
 
 /// How a command opens the database.

@@ -16,7 +16,8 @@
 //!   changes: relinks, outcomes of starts; the pipeline's decisions).
 //! - Around it: [`queue`] (the prompt queue's items and its state machine), [`access`]
 //!   (who may use which command; the rate limit), [`layout`] (where an archived image or
-//!   video goes), [`drift`] (which messages are unknown formats; when their count jumps).
+//!   video goes), [`drift`] (which messages are unknown formats; when their count jumps),
+//!   [`notify`] (what a notification says, to whom, and when a failed one is tried again).
 
 pub mod access;
 pub mod channel;
@@ -28,6 +29,7 @@ pub mod layout;
 pub mod lineage;
 pub mod link;
 pub mod merge;
+pub mod notify;
 pub mod parse;
 pub mod prompt;
 pub mod queue;
