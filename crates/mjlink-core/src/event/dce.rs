@@ -377,8 +377,9 @@ struct RawInteraction {
 /// Where an attachment's file is, as the export's `url` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Media {
-    /// A link (`http(s)://`): the media was not downloaded (or its download failed).
-    Remote,
+    /// A link (`http(s)://`): the media was not downloaded by this export (or its download
+    /// failed); a media folder may still hold it under DCE's name for the link.
+    Remote { url: String },
     /// A downloaded file. `relative`: its path's folders and name when the path is relative
     /// and stays inside the export's folder (no `..`, no root, no drive); `None` otherwise (an
     /// absolute path, or one that leaves: only a `--media-dir` can find it, by `file_name`).
@@ -394,7 +395,9 @@ pub enum Media {
 pub fn media_of(url: &str) -> Media {
     let lower = url.trim_start().to_ascii_lowercase();
     if lower.starts_with("https://") || lower.starts_with("http://") {
-        return Media::Remote;
+        return Media::Remote {
+            url: url.trim().to_string(),
+        };
     }
     if url.contains('\0') {
         return Media::Unusable("a NUL byte in the path".to_string());
@@ -489,7 +492,7 @@ pub fn from_message(bytes: &[u8], head: &Head) -> Result<Decoded, Rejected> {
                 let given = attachment.url.clone().unwrap_or_default();
                 let place = media_of(&given);
                 let url = match (&place, head.channel_id) {
-                    (Media::Remote, _) => given,
+                    (Media::Remote { .. }, _) => given,
                     // The link Discord served it at (signed links expired long ago anyway;
                     // `mjlink archive` refreshes it with a token).
                     (_, Some(channel)) if !filename.is_empty() => {
@@ -720,10 +723,10 @@ mod tests {
 
     #[test]
     fn media_paths_never_leave_the_export() {
-        assert_eq!(
+        assert!(matches!(
             media_of("https://cdn.discordapp.com/attachments/1/2/a.png"),
-            Media::Remote
-        );
+            Media::Remote { .. }
+        ));
         assert_eq!(
             media_of("export.json_Files/a-1f2e3.png"),
             Media::Local {
