@@ -620,7 +620,7 @@ fn restore_mentions(text: &str, mentions: &[&RawUser], restored: &mut Restored) 
             }
         }
     }
-    names.sort_by(|a, b| b.0.chars().count().cmp(&a.0.chars().count()));
+    names.sort_by_key(|(name, _)| std::cmp::Reverse(name.chars().count()));
     let mut out = String::with_capacity(text.len() + 24);
     let mut found: Vec<Snowflake> = Vec::new();
     let mut rest = text;
@@ -831,6 +831,31 @@ mod tests {
             "**x** - @someone (fast)"
         );
         assert_eq!(restored.unmatched, 1);
+    }
+
+    proptest::proptest! {
+        /// Any bytes: a value, never a panic (the head, a message, the tail, a media path).
+        #[test]
+        fn any_bytes_decode_to_a_value(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = from_message(&bytes, &head());
+            let mut scan = HeadScan::new();
+            let _ = scan.feed(&bytes);
+            let _ = scan.finish();
+            let _ = message_count(&bytes);
+            let _ = media_of(&String::from_utf8_lossy(&bytes));
+        }
+
+        /// Any text where DCE writes text: decoded, mentions put back or left, never a panic.
+        #[test]
+        fn any_text_in_a_message_is_a_value(content in ".{0,80}", name in ".{0,12}", url in ".{0,40}") {
+            let element = serde_json::json!({
+                "id": "5", "content": content, "mentions": [{"id": "9", "name": name, "nickname": name}],
+                "attachments": [{"id": "6", "url": url, "fileName": name}],
+                "embeds": [{"description": content, "color": name}],
+            });
+            let decoded = from_message(element.to_string().as_bytes(), &head());
+            proptest::prop_assert!(decoded.is_ok());
+        }
     }
 
     #[test]
