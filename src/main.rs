@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use mjlink::app::{answers, archive, ingest, misc, queue, web, Bar, Outcome};
+use mjlink::app::{answers, archive, import, ingest, misc, queue, web, Bar, Outcome};
 use mjlink::config::Config;
 use mjlink_core::text::for_terminal;
 
@@ -57,6 +57,11 @@ enum Command {
     /// Run like `run`, and also append every gateway dispatch received to FILE, one JSON
     /// object per line, as `mjlink replay` reads it: real sessions become fixtures.
     Record(ingest::RecordArgs),
+    /// Import history exported by another tool through the same pipeline.
+    Import {
+        #[command(subcommand)]
+        source: ImportCommand,
+    },
     /// Check the configuration, the database and that the API base answers; print what is
     /// wrong and how to fix it. Exits non-zero when a check fails.
     Doctor,
@@ -138,6 +143,23 @@ enum Command {
     Stats(answers::StatsArgs),
     /// Settle what the linker refused to guess: `link set CHILD PARENT`, `link clear CHILD`.
     Link(answers::LinkArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// DiscordChatExporter JSON exports (2.37 to 2.47), and the media they downloaded.
+    ///
+    /// Each message goes through the same pipeline as the bot's own traffic (replies are exact
+    /// links; `@Name` mentions are put back as `<@id>` from the export's mentions; buttons,
+    /// interaction_metadata and deleted messages are not in an export and are not invented).
+    /// Each attachment the export downloaded (`--media`) is adopted into archive.dir when its
+    /// bytes are an image or video (an HTTP error body saved under an image's name is counted,
+    /// never adopted), hashed and stored once. Paths are read relative to the export's folder,
+    /// never outside it; with --media-dir, files are looked for there by name only. Importing
+    /// the same export again changes nothing. Exit status as `replay`: 0, 3 when some messages
+    /// were malformed (skipped, each shown with its place), 1 when a file could not be read or
+    /// is not an export.
+    Dce(import::DceArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +273,9 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Replay(args) => block_on(ingest::replay(config, &args, &progress, out)),
         Command::Run => block_on(ingest::run(config)),
         Command::Record(args) => block_on(ingest::record(config, &args)),
+        Command::Import {
+            source: ImportCommand::Dce(args),
+        } => import::dce(config, &args, &progress, out),
         Command::Doctor => block_on(misc::doctor(config, cli.config.as_deref(), out)),
         Command::Backfill(args) => block_on(ingest::backfill(config, &args, &progress, out)),
         Command::Archive(args) => block_on(archive::archive(config, &args, &progress, out)),

@@ -6,6 +6,7 @@
 //! ([`Outcome`]); errors are the binary's one-line `mjlink: <reason>`.
 //!
 //! - [`ingest`]: `replay`, `run`, `record`, `backfill`;
+//! - [`import`]: `import dce` (DiscordChatExporter exports and their media);
 //! - [`archive`]: `archive`, `images`, `verify`;
 //! - [`queue`]: `queue add|list|show|cancel|run`;
 //! - [`misc`]: `doctor`, `demo`, `links`, `messages`, `gen-trace`, `bench`;
@@ -21,6 +22,7 @@ use crate::store::{Store, StoreError};
 
 pub mod answers;
 pub mod archive;
+pub mod import;
 pub mod ingest;
 pub mod misc;
 pub mod queue;

@@ -405,7 +405,7 @@ pub async fn keep_archiving(
 }
 
 /// Most downloads recorded in one group (one transaction).
-const GROUP_MAX: usize = 16;
+pub(super) const GROUP_MAX: usize = 16;
 
 /// A family's `metadata.json` and `prompt.txt`, as bytes, read from the database.
 struct FamilyFiles {
@@ -497,7 +497,7 @@ enum CopyOf {
 /// place (in parallel: rename and folder sync), and the rows and the families' metadata change
 /// together in one transaction. A stop in between leaves the rows pending, and the next run
 /// finds the files already in place.
-fn record_group(
+pub(super) fn record_group(
     store: &mut Store,
     options: &WorkerOptions,
     staging: &Path,

@@ -2,7 +2,7 @@
 //!
 //! - Sources: [`gateway`] (the live bot: serenity behind the [`relay`], whose raw frames
 //!   [`live`] makes into events), [`replay`] (recordings and history dumps), [`backfill`]
-//!   (channel and thread history over REST).
+//!   (channel and thread history over REST), [`dce`] (DiscordChatExporter JSON exports).
 //! - [`writer`]: the single writer; every source sends its events to it, after the
 //!   [`prepare`] stage (on the sender's thread) did what needs no database.
 //! - [`pipeline`]: read -> decide -> write for one event (the decisions are the core's).
@@ -11,6 +11,7 @@
 //! - [`report`]: what a replay did, for people.
 
 pub mod backfill;
+pub mod dce;
 pub mod drift;
 pub mod gateway;
 pub mod live;

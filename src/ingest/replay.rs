@@ -193,6 +193,44 @@ impl Replay {
         self.summary.unreadable.push(reason);
     }
 
+    /// A file that could not be read from `place` on: reported in the summary.
+    pub fn unreadable(&mut self, file: &str, place: Place, error: &std::io::Error) {
+        self.summary.unreadable(file, place, error);
+    }
+
+    /// One more piece of input read (a line, an element) by a source that decodes its own
+    /// format through the core (`ingest::dce`).
+    pub fn count_read(&mut self) {
+        self.summary.lines += 1;
+    }
+
+    /// A piece of input that did not decode, at `place` of `source`: counted and reported as
+    /// `replay` reports its own (a Midjourney message the decoder rejected is format drift).
+    pub fn malformed(
+        &mut self,
+        source: &str,
+        place: Place,
+        reason: String,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.reading(source).malformed(place, reason, bytes)
+    }
+
+    /// Events decoded elsewhere, sent to the writer in snowflake order with the replay's clock
+    /// (`run` is emptied).
+    pub fn send_run(&mut self, run: &mut Vec<Event>) -> Result<(), StoreError> {
+        self.reading("").send_run(run)
+    }
+
+    fn reading<'a>(&'a mut self, source: &'a str) -> Reading<'a> {
+        Reading {
+            source,
+            writer: &self.handle,
+            summary: &mut self.summary,
+            clock: &mut self.clock,
+        }
+    }
+
     /// Whether the writer has applied every event sent so far (or stopped on an error,
     /// which [`Replay::finish`] reports).
     pub fn caught_up(&self) -> bool {

@@ -121,6 +121,34 @@ pub(super) fn archived_kinds() -> &'static str {
     LIST.get_or_init(|| kinds::sql_list(Shape::is_archived))
 }
 
+/// The columns of a [`PendingImage`], read by [`pending_row`].
+const PENDING_SELECT: &str =
+    "SELECT a.id, a.message_id, a.url, a.attempts, m.kind, m.tile, m.job_uuid, m.posted_at,
+                    l.parent_id, p.job_uuid, p.posted_at, a.path, m.channel_id
+             FROM attachments a JOIN messages m ON m.id = a.message_id
+             LEFT JOIN links l ON l.child_id = m.id LEFT JOIN messages p ON p.id = l.parent_id";
+
+fn pending_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PendingImage> {
+    let message_id = Snowflake::from_sql(row.get(1)?);
+    Ok(PendingImage {
+        attachment_id: Snowflake::from_sql(row.get(0)?),
+        message_id,
+        url: row.get(2)?,
+        attempts: row.get(3)?,
+        kind: row.get(4)?,
+        tile: row.get(5)?,
+        job_uuid: row.get(6)?,
+        posted_ms: row
+            .get::<_, Option<i64>>(7)?
+            .unwrap_or_else(|| message_id.timestamp_ms()),
+        parent_id: opt_snowflake(row.get(8)?),
+        parent_uuid: row.get(9)?,
+        parent_posted_ms: row.get(10)?,
+        previous_path: row.get(11)?,
+        channel_id: opt_snowflake(row.get(12)?),
+    })
+}
+
 impl Store {
     /// Attachments waiting to be archived and due at `now_ms` (never tried, or their next try
     /// has come), in the order of their stored ids, after `after` (the last of the previous
@@ -134,10 +162,7 @@ impl Store {
     ) -> Result<Vec<PendingImage>> {
         let archived = archived_kinds();
         let sql = format!(
-            "SELECT a.id, a.message_id, a.url, a.attempts, m.kind, m.tile, m.job_uuid, m.posted_at,
-                    l.parent_id, p.job_uuid, p.posted_at, a.path, m.channel_id
-             FROM attachments a JOIN messages m ON m.id = a.message_id
-             LEFT JOIN links l ON l.child_id = m.id LEFT JOIN messages p ON p.id = l.parent_id
+            "{PENDING_SELECT}
              WHERE a.state = 'pending' AND (?1 IS NULL OR a.id > ?1)
                AND (a.next_try_at IS NULL OR a.next_try_at <= ?2) AND m.seen = 1 AND m.kind IN {archived}
              ORDER BY a.id LIMIT ?3"
@@ -145,28 +170,32 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(
             params![after.map(Snowflake::to_sql), now_ms, limit as i64],
-            |row| {
-                let message_id = Snowflake::from_sql(row.get(1)?);
-                Ok(PendingImage {
-                    attachment_id: Snowflake::from_sql(row.get(0)?),
-                    message_id,
-                    url: row.get(2)?,
-                    attempts: row.get(3)?,
-                    kind: row.get(4)?,
-                    tile: row.get(5)?,
-                    job_uuid: row.get(6)?,
-                    posted_ms: row
-                        .get::<_, Option<i64>>(7)?
-                        .unwrap_or_else(|| message_id.timestamp_ms()),
-                    parent_id: opt_snowflake(row.get(8)?),
-                    parent_uuid: row.get(9)?,
-                    parent_posted_ms: row.get(10)?,
-                    previous_path: row.get(11)?,
-                    channel_id: opt_snowflake(row.get(12)?),
-                })
-            },
+            pending_row,
         )?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// One attachment waiting to be archived, due or not (a file adopted from disk needs no
+    /// download, so no wait applies); `None` when it is not pending or not of an archived kind.
+    pub fn pending_image(&self, attachment: Snowflake) -> Result<Option<PendingImage>> {
+        let archived = archived_kinds();
+        let sql = format!(
+            "{PENDING_SELECT}
+             WHERE a.id = ?1 AND a.state = 'pending' AND m.seen = 1 AND m.kind IN {archived}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        Ok(stmt.query_row([attachment.to_sql()], pending_row).optional()?)
+    }
+
+    /// An attachment's archive state (`pending`, `archived`, `failed`); `None` when no such
+    /// attachment is stored.
+    pub fn attachment_state(&self, attachment: Snowflake) -> Result<Option<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state FROM attachments WHERE id = ?1")?;
+        Ok(stmt
+            .query_row([attachment.to_sql()], |row| row.get(0))
+            .optional()?)
     }
 
     /// An archived attachment with these bytes.

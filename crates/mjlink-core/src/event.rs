@@ -1,5 +1,6 @@
 //! The one way from bytes to an [`Event`], whatever the source: a recorded dispatch line, a
-//! raw gateway payload, a history page (a JSON array of messages), a single message.
+//! raw gateway payload, a history page (a JSON array of messages), a single message, and a
+//! message of a DiscordChatExporter JSON export ([`dce`]).
 //!
 //! **Architecture Invariant:** every source (replay, the live gateway, backfill, parent
 //! fetches) makes its events here, so the same bytes give the same event and the same digest
@@ -7,6 +8,8 @@
 //! value ([`Line::Malformed`], [`Rejected`]), never a panic.
 
 use serde_json::value::RawValue;
+
+pub mod dce;
 
 use crate::digest::digest;
 use crate::snowflake::Snowflake;

@@ -230,6 +230,11 @@ impl ArrayElements {
         }
     }
 
+    /// Whether the array's closing `]` was read (what follows is not the array's).
+    pub fn closed(&self) -> bool {
+        matches!(self.stage, Stage::Closed | Stage::Trailing)
+    }
+
     /// How many elements (good or bad) were found so far.
     pub fn elements(&self) -> u64 {
         self.index
