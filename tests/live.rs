@@ -1455,3 +1455,56 @@ async fn a_gateway_that_cannot_be_reached_gives_up_within_the_connect_deadline()
         run_against(&fake.api_base()).await,
     );
 }
+
+/// `web.enabled`: `mjlink run` serves the web gallery beside the bot (issue 13, point 1),
+/// says where in its log, and stops it with the bot on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_web_enabled_serves_the_gallery_beside_the_bot_and_stops_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    let log = dir.path().join("run.log");
+    let mut command = mjlink_bin(&fake, &dir.path().join("w.db"), TOKEN);
+    command
+        .env("MJLINK_WEB_ENABLED", "true")
+        .env("MJLINK_WEB_BIND", "127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let address = regex::Regex::new(r"http://127\.0\.0\.1:\d+/").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(found) = address.find(&text) {
+            break found.as_str().to_string();
+        }
+        assert!(Instant::now() < deadline, "no address in the log: {text}");
+        assert!(child.try_wait().unwrap().is_none(), "run ended: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let page = reqwest::get(&url).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("<title>Gallery · mjlink</title>"));
+
+    let pid = child.id().unwrap() as i32;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "SIGTERM is a clean stop: {text}");
+    assert!(
+        reqwest::get(&url).await.is_err(),
+        "still serving after the bot stopped"
+    );
+}

@@ -63,7 +63,7 @@ pub fn dce(
         let bar = progress(Bar::Archive);
         let result = adopt::adopt(
             &mut store,
-            &WorkerOptions::from_config(&config.archive),
+            &WorkerOptions::from_config(config),
             config.archive.max_bytes,
             &found.media.files,
             |done, total| {

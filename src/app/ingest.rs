@@ -113,8 +113,18 @@ fn replay_file(file: &Path, replay: &mut Replay, progress: Progress<'_>) -> Resu
 }
 
 /// The live bot until Ctrl-C or SIGTERM.
+/// The live bot; with `web.enabled`, the web gallery beside it, listening before the bot
+/// starts (an address in use stops `run` at once) and stopped after it.
 pub async fn run(config: &Config) -> anyhow::Result<Outcome> {
-    gateway::run_with(config, &RunOptions::default(), shutdown_signal()).await?;
+    let web = match config.web.enabled {
+        true => Some(super::web::Beside::start(config).await?),
+        false => None,
+    };
+    let ran = gateway::run_with(config, &RunOptions::default(), shutdown_signal()).await;
+    if let Some(web) = web {
+        web.stop().await;
+    }
+    ran?;
     Ok(Outcome::Success)
 }
 

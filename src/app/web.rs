@@ -17,6 +17,46 @@ pub struct ServeArgs {
     pub bind: Option<String>,
 }
 
+/// The gallery served beside the live bot (`run` with `web.enabled`).
+pub struct Beside {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Beside {
+    /// Listens on `web.bind` (the database is created first, as `run` would) and serves in a
+    /// task; the address goes to the log.
+    pub async fn start(config: &Config) -> anyhow::Result<Beside> {
+        let options = WebOptions::from_config(config, None).map_err(anyhow::Error::msg)?;
+        drop(Store::open(&options.database)?);
+        let listener = tokio::net::TcpListener::bind(options.bind)
+            .await
+            .with_context(|| format!("cannot listen on {} (web.bind)", options.bind))?;
+        let address = listener
+            .local_addr()
+            .context("cannot read the address listened on")?;
+        tracing::info!(url = %format!("http://{address}/"), "serving the web gallery beside the bot");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            web::serve(listener, &options, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Ok(Beside { stop, task })
+    }
+
+    /// Stops serving (open pages' live streams end first) and waits for the server.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(error = %error, "the web gallery stopped with an error"),
+            Err(error) => tracing::warn!(error = %error, "the web gallery's task failed"),
+        }
+    }
+}
+
 /// Serves the gallery until Ctrl-C or SIGTERM; prints its address first.
 pub async fn serve(config: &Config, args: &ServeArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let options = WebOptions::from_config(config, args.bind.as_deref()).map_err(anyhow::Error::msg)?;

@@ -65,6 +65,7 @@ const KEYS: &[(&str, Set)] = &[
     ("commands.queue_roles",          |c, v| ids(v).map(|ids| c.commands.queue_roles = ids)),
     ("commands.queue_users",          |c, v| ids(v).map(|ids| c.commands.queue_users = ids)),
     ("commands.per_user_per_minute",  |c, v| within(v, 1, 600, PER_MINUTE).map(|n| c.commands.per_user_per_minute = n)),
+    ("web.enabled",                   |c, v| boolean(v).map(|on| c.web.enabled = on)),
     ("web.bind",                      |c, v| text(v).map(|bind| c.web.bind = bind)),
     ("web.token",                     |c, v| token(v).map(|token| c.web.token = Some(token))),
     ("commands.defer_after_ms",       |c, v| within(v, 0, 2500, DEFER).map(|ms| c.commands.defer_after_ms = ms)),

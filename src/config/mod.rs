@@ -232,6 +232,8 @@ pub struct Config {
 /// The web gallery (`mjlink serve`).
 #[derive(Clone, Debug)]
 pub struct WebConfig {
+    /// `mjlink run` serves the web gallery too (`mjlink serve` always does).
+    pub enabled: bool,
     /// The address and port to listen on (`127.0.0.1:8080`).
     pub bind: String,
     /// Required for writes, and to listen on anything but a loopback address.
@@ -241,6 +243,7 @@ pub struct WebConfig {
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
+            enabled: false,
             bind: "127.0.0.1:8080".to_string(),
             token: None,
         }
