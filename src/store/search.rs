@@ -78,11 +78,19 @@ pub fn fts_query(words: &str) -> Option<String> {
 /// Full-text search.
 impl Store {
     /// Indexes the prompts stored since the last search (in batches, each its own
-    /// transaction); returns how many.
+    /// transaction); returns how many. Nothing pending (the usual case) takes no write
+    /// transaction; a batch takes its write lock when it begins (`IMMEDIATE`), so searches on
+    /// other connections wait for it (the busy timeout) instead of failing when a read
+    /// transaction cannot become a write one.
     pub fn index_prompts(&self) -> Result<usize> {
         let mut total = 0;
         loop {
-            let tx = self.conn.unchecked_transaction()?;
+            let any_pending = self.conn.prepare_cached(pending_prompts_sql())?.exists([])?;
+            if !any_pending {
+                return Ok(total);
+            }
+            let tx =
+                rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
             let pending: Vec<(i64, String)> = tx
                 .prepare_cached(pending_prompts_sql())?
                 .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?

@@ -26,13 +26,19 @@ pub struct GalleryItem {
 }
 
 /// What the gallery shows: root grids (no `kind`) or the messages of one result kind, of a
-/// user and a channel, older than `before` (the last id of the page before).
+/// user and a channel, older than `before` (the last id of the page before), posted from
+/// `since` and before `until` (ids: a snowflake is its time, so a date is a range of the
+/// primary key), and with `favourites` only those the favourite confirmation marked (a grid
+/// also when one of its results is).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GalleryFilter {
     pub kind: Option<String>,
     pub user_id: Option<Snowflake>,
     pub channel_id: Option<Snowflake>,
     pub before: Option<Snowflake>,
+    pub since: Option<Snowflake>,
+    pub until: Option<Snowflake>,
+    pub favourites: bool,
 }
 
 /// A file of a message, named by its attachment id.
@@ -71,6 +77,10 @@ fn gallery_sql() -> &'static str {
                AND (CASE WHEN ?1 IS NULL THEN m.kind IN {} ELSE m.kind = ?1 END)
                AND (?2 IS NULL OR m.user_id = ?2) AND (?3 IS NULL OR m.channel_id = ?3)
                AND (?4 IS NULL OR m.id < ?4)
+               AND (?6 IS NULL OR m.id >= ?6) AND (?7 IS NULL OR m.id < ?7)
+               AND (?8 = 0 OR m.rated_by IS NOT NULL
+                    OR EXISTS (SELECT 1 FROM links l JOIN messages c ON c.id = l.child_id
+                               WHERE l.parent_id = m.id AND c.rated_by IS NOT NULL))
              ORDER BY m.id DESC LIMIT ?5",
             kinds::sql_list_names(kinds::is_root_name)
         )
@@ -87,7 +97,10 @@ impl Store {
                 opt_sql(filter.user_id),
                 opt_sql(filter.channel_id),
                 opt_sql(filter.before),
-                limit as i64
+                limit as i64,
+                opt_sql(filter.since),
+                opt_sql(filter.until),
+                filter.favourites
             ],
             |row| {
                 Ok(GalleryItem {

@@ -18,7 +18,7 @@ use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 
@@ -27,9 +27,13 @@ use mjlink_core::snowflake::Snowflake;
 
 use crate::commands::answers;
 use crate::config::Config;
+use crate::ingest::pipeline::PipelineConfig;
 use crate::store::{GalleryFilter, SearchFilter, Store, StoreError};
 
 pub mod html;
+mod links;
+mod media;
+pub mod thumbs;
 
 /// The stylesheet, compiled in.
 const STYLE: &str = include_str!("assets/style.css");
@@ -40,6 +44,9 @@ pub const GALLERY_PAGE: usize = 48;
 pub const SEARCH_PAGE: usize = 20;
 /// Nodes of a family page at most.
 pub const FAMILY_NODES: usize = 1000;
+/// Idle connections kept (opening one reads the schema and loads the zstd dictionary: more
+/// than a request's reads), enough for every request in flight under load.
+const POOL: usize = 32;
 
 /// Scripts: none; styles, images and videos: this server only; no frames, no plugins, forms
 /// submit here only.
@@ -53,6 +60,8 @@ pub struct WebOptions {
     pub archive_root: PathBuf,
     pub bind: SocketAddr,
     pub token: Option<Secret>,
+    /// How a manual link set from the family page is applied (the pipeline's options).
+    pub pipeline: PipelineConfig,
 }
 
 impl WebOptions {
@@ -70,6 +79,7 @@ impl WebOptions {
             archive_root: config.archive.dir.clone(),
             bind,
             token: config.web.token.clone(),
+            pipeline: PipelineConfig::from_config(config),
         })
     }
 }
@@ -101,6 +111,7 @@ struct Shared {
     database: PathBuf,
     archive_root: PathBuf,
     token: Option<Secret>,
+    pipeline: PipelineConfig,
     /// Idle connections, each used by one request at a time.
     stores: Mutex<Vec<Store>>,
 }
@@ -163,7 +174,7 @@ impl Shared {
             let answer = read(&store);
             if answer.is_ok() {
                 let mut stores = web.stores.lock().unwrap_or_else(|e| e.into_inner());
-                if stores.len() < 8 {
+                if stores.len() < POOL {
                     stores.push(store);
                 }
             }
@@ -185,6 +196,7 @@ pub fn router(options: &WebOptions) -> Router {
         database: options.database.clone(),
         archive_root: options.archive_root.clone(),
         token: options.token.clone(),
+        pipeline: options.pipeline.clone(),
         stores: Mutex::new(Vec::new()),
     });
     Router::new()
@@ -193,13 +205,19 @@ pub fn router(options: &WebOptions) -> Router {
         .route("/stats", get(stats_page))
         .route("/family", get(family_lookup))
         .route("/family/{id}", get(family_page))
+        .route("/family/{id}/link", post(links::set_from_form))
+        .route("/family/{id}/unlink", post(links::clear_from_form))
         .route("/assets/style.css", get(style))
         .route("/api/gallery", get(gallery_json))
         .route("/api/family/{id}", get(family_json))
+        .route("/api/family/{id}/metadata.json", get(media::family_metadata))
         .route("/api/message/{id}", get(message_json))
         .route("/api/search", get(search_json))
         .route("/api/stats", get(stats_json))
         .route("/api/image/{attachment}", get(image))
+        .route("/api/thumb/{attachment}", get(media::thumb))
+        .route("/api/links/{child}", post(links::set_from_api))
+        .route("/api/links/{child}/clear", post(links::clear_from_api))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&web), guard))
         .with_state(web)
@@ -216,21 +234,46 @@ pub async fn serve(
         .await
 }
 
+/// The largest form body read for its token.
+const FORM_LIMIT: usize = 64 * 1024;
+
+/// The token a write carries: `Authorization: Bearer <token>`, or, for a page's form (which
+/// cannot set a header), its `token` field. The body read is given back to the request.
+async fn token_of(request: Request) -> (Request, Option<String>) {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+    if bearer.is_some() || !is_form {
+        return (request, bearer);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, FORM_LIMIT).await.unwrap_or_default();
+    let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+        .ok()
+        .and_then(|fields| fields.into_iter().find(|(name, _)| name == "token"))
+        .map(|(_, token)| token);
+    (Request::from_parts(parts, axum::body::Body::from(bytes)), token)
+}
+
 /// Writes need the token; every answer gets the security headers.
 async fn guard(State(web): State<Web>, request: Request, next: Next) -> Response {
     let write = !matches!(*request.method(), Method::GET | Method::HEAD);
     let mut response = if write {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        match (&web.token, given) {
+        let (request, given) = token_of(request).await;
+        match (&web.token, given.as_deref()) {
             (None, _) => refuse(StatusCode::FORBIDDEN, "writes are disabled: web.token is not set"),
             (Some(token), Some(given)) if token_matches(token, given) => next.run(request).await,
             (Some(_), _) => refuse(
                 StatusCode::UNAUTHORIZED,
-                "a write needs the token: send Authorization: Bearer <web.token>",
+                "a write needs the token: send Authorization: Bearer <web.token> (or the form's token field)",
             ),
         }
     } else {
@@ -277,6 +320,9 @@ struct Params {
     channel: Option<String>,
     action: Option<String>,
     before: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    fav: Option<String>,
     q: Option<String>,
     page: Option<String>,
     m: Option<String>,
@@ -311,11 +357,24 @@ fn gallery_filter(params: &Params) -> Result<GalleryFilter, Failure> {
             None => return Err(Failure::BadRequest(format!("`{name}` is not an action."))),
         },
     };
+    let time = |name: &str, value: &Option<String>, parse: fn(&str) -> Option<i64>| match value
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("") => Ok(None),
+        Some(text) => parse(text)
+            .map(|ms| Some(Snowflake::from_timestamp_ms(ms)))
+            .ok_or_else(|| Failure::BadRequest(format!("`{name}` must be a date like 2024-05-01."))),
+    };
+    let favourites = favourites_only(&params.fav)?;
     Ok(GalleryFilter {
         kind,
         user_id: optional_id("user", &params.user)?,
         channel_id: optional_id("channel", &params.channel)?,
         before: optional_id("before", &params.before)?,
+        since: time("since", &params.since, mjlink_core::text::parse_time)?,
+        until: time("until", &params.until, mjlink_core::text::parse_until)?,
+        favourites,
     })
 }
 
@@ -340,10 +399,22 @@ async fn gallery_page(State(web): State<Web>, Query(params): Query<Params>) -> R
                 user: params.user.unwrap_or_default(),
                 channel: params.channel.unwrap_or_default(),
                 action: params.action.unwrap_or_default(),
+                since: params.since.unwrap_or_default(),
+                until: params.until.unwrap_or_default(),
+                favourites: favourites_only(&params.fav).unwrap_or(false),
             };
             Html(html::gallery(&items, &query, next, &action_names())).into_response()
         }
         Err(failure) => failure.page(),
+    }
+}
+
+/// `fav=1` (or a checked box's `on`): favourites only.
+fn favourites_only(fav: &Option<String>) -> Result<bool, Failure> {
+    match fav.as_deref().map(str::trim) {
+        None | Some("" | "0") => Ok(false),
+        Some("1" | "on" | "true") => Ok(true),
+        Some(_) => Err(Failure::BadRequest("`fav` must be 1 or 0.".to_string())),
     }
 }
 
