@@ -1143,3 +1143,45 @@ async fn in_chromium_the_gallery_shows_images_a_family_its_tree_search_finds_and
     client.close().await.unwrap();
     server.stop().await;
 }
+
+/// `mjlink bench --web` at a tiny size runs end to end and prints a row per endpoint, the
+/// plain handler beside the image endpoint (figures, not a timing assertion).
+#[test]
+fn bench_web_at_a_tiny_size_prints_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = common::mjlink_command()
+        .args([
+            "bench",
+            "--web",
+            "--events",
+            "3000",
+            "--requests",
+            "40",
+            "--clients",
+            "4",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("3000 events ("), "{stdout}");
+    for row in [
+        "| family page | 40 |",
+        "| gallery page | 40 |",
+        "| search | 40 |",
+        "| thumbnail (cached) | 40 |",
+        "| image by id (mjlink) | 160 |",
+        "| image (plain static handler) | 160 |",
+        "image by id / plain static handler: p50 ",
+    ] {
+        assert!(stdout.contains(row), "no `{row}` in\n{stdout}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the scratch folder is removed"
+    );
+}
