@@ -558,41 +558,56 @@ pub fn resolve_inside(root: &Path, stored: &str) -> Option<PathBuf> {
     (full.starts_with(&root) && full.is_file()).then_some(full)
 }
 
-/// An archived file by its attachment id: the database says where it is.
+/// What the image endpoint found.
+enum Found {
+    NoRow,
+    Outside,
+    NotModified(String),
+    File {
+        bytes: Vec<u8>,
+        media: Option<String>,
+        etag: Option<String>,
+    },
+    Unreadable(std::io::Error),
+}
+
+/// An archived file by its attachment id: the database says where it is. The lookup, the
+/// path's check and the read are one trip to a blocking thread.
 async fn image(State(web): State<Web>, UrlPath(id): UrlPath<String>, headers: HeaderMap) -> Response {
     let Some(attachment) = Snowflake::parse(id.trim()) else {
         return Failure::NotFound("Not an attachment id.".to_string()).json();
     };
-    let found = web.read(move |store| Ok(store.archived_file(attachment)?)).await;
-    let file = match found {
-        Ok(Some(file)) => file,
-        Ok(None) => return Failure::NotFound(format!("No archived file has the id {attachment}.")).json(),
-        Err(failure) => return failure.json(),
-    };
     let root = web.archive_root.clone();
-    let stored = file.path.clone();
-    let resolved = tokio::task::spawn_blocking(move || resolve_inside(&root, &stored))
-        .await
-        .ok()
-        .flatten();
-    let Some(path) = resolved else {
-        tracing::warn!(attachment = %attachment, "web: an archived file is missing or outside the archive");
-        return Failure::NotFound(format!(
-            "The file of attachment {attachment} is not in the archive."
-        ))
-        .json();
-    };
-    let etag = file.sha256.as_deref().map(|sha| format!("\"{sha}\""));
-    if let (Some(etag), Some(asked)) = (&etag, headers.get(header::IF_NONE_MATCH)) {
-        if asked.as_bytes() == etag.as_bytes() {
-            return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag.clone())]).into_response();
-        }
-    }
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => {
+    let asked = headers.get(header::IF_NONE_MATCH).cloned();
+    let found = web
+        .read(move |store| {
+            let Some(file) = store.archived_file(attachment)? else {
+                return Ok(Found::NoRow);
+            };
+            let Some(path) = resolve_inside(&root, &file.path) else {
+                return Ok(Found::Outside);
+            };
+            let etag = file.sha256.as_deref().map(|sha| format!("\"{sha}\""));
+            if let (Some(etag), Some(asked)) = (&etag, &asked) {
+                if media::etag_matches(asked, etag) {
+                    return Ok(Found::NotModified(etag.clone()));
+                }
+            }
+            Ok(match std::fs::read(&path) {
+                Ok(bytes) => Found::File {
+                    bytes,
+                    media: file.media,
+                    etag,
+                },
+                Err(error) => Found::Unreadable(error),
+            })
+        })
+        .await;
+    match found {
+        Ok(Found::File { bytes, media, etag }) => {
             let mut response = (
                 [
-                    (header::CONTENT_TYPE, content_type(file.media.as_deref())),
+                    (header::CONTENT_TYPE, content_type(media.as_deref())),
                     (header::CACHE_CONTROL, "private, max-age=86400"),
                 ],
                 bytes,
@@ -603,10 +618,20 @@ async fn image(State(web): State<Web>, UrlPath(id): UrlPath<String>, headers: He
             }
             response
         }
-        Err(error) => {
+        Ok(Found::NotModified(etag)) => (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response(),
+        Ok(Found::NoRow) => Failure::NotFound(format!("No archived file has the id {attachment}.")).json(),
+        Ok(Found::Outside) => {
+            tracing::warn!(attachment = %attachment, "web: an archived file is missing or outside the archive");
+            Failure::NotFound(format!(
+                "The file of attachment {attachment} is not in the archive."
+            ))
+            .json()
+        }
+        Ok(Found::Unreadable(error)) => {
             tracing::warn!(attachment = %attachment, %error, "web: an archived file could not be read");
             Failure::NotFound(format!("The file of attachment {attachment} could not be read.")).json()
         }
+        Err(failure) => failure.json(),
     }
 }
 
