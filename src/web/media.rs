@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use mjlink_core::snowflake::Snowflake;
 
-use super::{resolve_inside, thumbs, Failure, Web, FAMILY_NODES};
+use super::{html, resolve_inside, thumbs, Failure, Web, FAMILY_NODES};
 use crate::commands::answers;
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -31,6 +31,18 @@ pub fn etag_matches(asked: &HeaderValue, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
+/// A small SVG that says why there is no thumbnail (served with 404): the gallery shows it
+/// where the picture would be. `reason` is escaped.
+fn placeholder_svg(reason: &str) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"320\" height=\"320\" viewBox=\"0 0 320 320\">\
+         <rect width=\"320\" height=\"320\" fill=\"#2a2a2e\"/>\
+         <text x=\"160\" y=\"150\" fill=\"#ccc\" font-family=\"sans-serif\" font-size=\"20\" text-anchor=\"middle\">no preview</text>\
+         <text x=\"160\" y=\"180\" fill=\"#999\" font-family=\"sans-serif\" font-size=\"11\" text-anchor=\"middle\">{}</text></svg>",
+        html::esc(&mjlink_core::text::cut(reason, 50))
+    )
+}
+
 fn placeholder(reason: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -38,7 +50,7 @@ fn placeholder(reason: &str) -> Response {
             (header::CONTENT_TYPE, "image/svg+xml"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        thumbs::placeholder(reason),
+        placeholder_svg(reason),
     )
         .into_response()
 }

@@ -139,18 +139,6 @@ pub fn make(bytes: &[u8], size: u32) -> Result<Vec<u8>, Refused> {
     Ok(jpeg)
 }
 
-/// A small SVG that says why there is no thumbnail (served with 404): the gallery shows it
-/// where the picture would be. `reason` is escaped.
-pub fn placeholder(reason: &str) -> String {
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"320\" height=\"320\" viewBox=\"0 0 320 320\">\
-         <rect width=\"320\" height=\"320\" fill=\"#2a2a2e\"/>\
-         <text x=\"160\" y=\"150\" fill=\"#ccc\" font-family=\"sans-serif\" font-size=\"20\" text-anchor=\"middle\">no preview</text>\
-         <text x=\"160\" y=\"180\" fill=\"#999\" font-family=\"sans-serif\" font-size=\"11\" text-anchor=\"middle\">{}</text></svg>",
-        super::html::esc(&mjlink_core::text::cut(reason, 50))
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
