@@ -237,6 +237,7 @@ fn serve(config: &Config, listener: tokio::net::TcpListener, say: &Say) -> Resul
         archive_root: config.archive.dir.clone(),
         bind: address,
         token: None,
+        pipeline: crate::ingest::pipeline::PipelineConfig::from_config(config),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

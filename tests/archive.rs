@@ -1067,3 +1067,52 @@ async fn refreshed_links_are_fetched_side_by_side() {
         "fresh links one at a time: {fresh:?}"
     );
 }
+
+/// Archived files are for a web server or a second user to read: every file (images,
+/// `metadata.json`, `prompt.txt`) is written 0644 and every folder 0755, whatever the mode
+/// the temporary file was made with (issue 13).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_files_are_readable_by_the_group_and_others() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
+    let trace = dir.path().join("t.jsonl");
+    std::fs::write(&trace, family(&base, &cdn).join("\n")).unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut command = mjlink(&dir_path, &base);
+        command.args(["replay", "--download"]).arg(&trace);
+        // The usual umask, whatever the one of the test run.
+        unsafe {
+            command.pre_exec(|| {
+                libc::umask(0o022);
+                Ok(())
+            });
+        }
+        run(&mut command)
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let root = dir.path().join("archive");
+    let family = root.join("2024/05").join(UUID);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&family).unwrap().flatten() {
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{:?} is {mode:o}", entry.file_name());
+        files += 1;
+    }
+    assert!(files >= 6, "the images, metadata.json and prompt.txt: {files}");
+    for folder in [root.join("2024"), root.join("2024/05"), family] {
+        let mode = std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "{} is {mode:o}", folder.display());
+    }
+}

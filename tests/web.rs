@@ -118,6 +118,7 @@ impl Server {
             archive_root: fixture.archive.clone(),
             bind: address,
             token: token.map(Secret::new),
+            pipeline: Default::default(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -181,10 +182,12 @@ async fn pages_show_the_gallery_families_search_and_stats_with_every_value_escap
         page.contains("Delicious barbecue."),
         "the real grids are there too"
     );
+    // Tiles are thumbnails, never the full images.
     assert!(
-        page.matches("<img class=\"thumb\" src=\"/api/image/").count() >= 10,
+        page.matches("<img class=\"thumb\" src=\"/api/thumb/").count() >= 10,
         "{page}"
     );
+    assert!(!page.contains("<img class=\"thumb\" src=\"/api/image/"), "{page}");
     // The prompt that is markup is text: escaped, never a script element.
     assert!(
         page.contains("&lt;script&gt;alert(1)&lt;/script&gt; a red fox"),
@@ -423,15 +426,426 @@ async fn writes_need_the_token() {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 401, "{given:?}");
     }
-    // With the token the request passes the guard (and meets no write route yet).
+    // With the token the request passes the guard and reaches the core, which refuses to
+    // clear a link that is not manual (the U4 is linked by its reply reference).
     let response = client
         .post(&url)
         .header("authorization", "Bearer a-long-token")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 404);
+    assert_eq!(response.status(), 409);
+    let refused: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        refused["error"],
+        format!("message {UPSCALE} has no manual link to clear")
+    );
     with.stop().await;
+}
+
+/// A real PNG of `width` x `height` put in the archive for `attachment`, as the archiver
+/// records one (path, SHA-256, bytes, what it is).
+fn archive_file(
+    fixture: &Fixture,
+    store: &Store,
+    attachment: Snowflake,
+    bytes: &[u8],
+    media: &str,
+) -> PathBuf {
+    let relative = format!("2026/02/{attachment}.{media}");
+    let path = fixture.archive.join(&relative);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let sha = format!("{:x}", sha2::Sha256::digest(bytes));
+    store
+        .mark_archived(attachment, &relative, &sha, bytes.len() as u64, media, None)
+        .unwrap();
+    path
+}
+
+fn attachment_of(family: &serde_json::Value, node: usize) -> Snowflake {
+    Snowflake(
+        family["nodes"][node]["attachments"][0]["attachment_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thumbnails_are_made_on_first_request_cached_on_disk_and_served_with_etags() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let fixture = fixture();
+    let server = Server::start(&fixture, None).await;
+    let base = &server.base;
+    let store = Store::open(&fixture.db).unwrap();
+    let (_, family) = json(&format!("{base}/api/family/{UPSCALE}")).await;
+    let grid = attachment_of(&family, 0);
+    let upscale = attachment_of(&family, 1);
+    let original = archive_file(&fixture, &store, grid, &mjlink_sim::png::png(1000, 600, 7), "png");
+
+    // First request: made from the original, 320 px on its longest side, a JPEG.
+    let response = get(&format!("{base}/api/thumb/{grid}")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    assert!(
+        response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age="),
+        "{:?}",
+        response.headers()
+    );
+    let etag = response.headers()["etag"].to_str().unwrap().to_string();
+    let first = response.bytes().await.unwrap();
+    let thumb = image::load_from_memory(&first).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (320, 192));
+    assert!(first.len() < std::fs::metadata(&original).unwrap().len() as usize / 4);
+    // Cached on disk by attachment id and size, readable by others, no temporary file left.
+    let cache = fixture.archive.join(".thumbnails");
+    let cached = cache.join(format!("{grid}-320.jpg"));
+    assert_eq!(std::fs::read(&cached).unwrap(), first.as_ref());
+    assert_eq!(
+        std::fs::metadata(&cached).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // Unchanged: 304 with the same ETag, also inside a list.
+    for asked in [etag.clone(), format!("\"x\", {etag}")] {
+        let again = reqwest::Client::new()
+            .get(format!("{base}/api/thumb/{grid}"))
+            .header("if-none-match", asked)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304);
+    }
+    // The second request is the cached file: replace it with another JPEG, that is served.
+    let marker = image::load_from_memory(&mjlink_sim::png::png(10, 10, 1))
+        .unwrap()
+        .to_rgb8();
+    let mut marker_jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new(&mut marker_jpeg)
+        .encode_image(&marker)
+        .unwrap();
+    std::fs::write(&cached, &marker_jpeg).unwrap();
+    let served = get(&format!("{base}/api/thumb/{grid}"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(served.as_ref(), marker_jpeg.as_slice(), "served from the cache");
+    // An original newer than its thumbnail: made again.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&original, mjlink_sim::png::png(1000, 600, 7)).unwrap();
+    let remade = get(&format!("{base}/api/thumb/{grid}"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(remade.as_ref(), first.as_ref());
+    // The family page's size; other sizes refused.
+    let large = get(&format!("{base}/api/thumb/{grid}?size=640"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(image::load_from_memory(&large).unwrap().width(), 640);
+    assert!(cache.join(format!("{grid}-640.jpg")).is_file());
+    for size in ["999", "..%2F..%2Fweb.db", "-1"] {
+        let response = get(&format!("{base}/api/thumb/{grid}?size={size}")).await;
+        assert_eq!(response.status(), 400, "{size}");
+    }
+    // A corrupt image and a video: a placeholder that says so, with 404; never a panic.
+    archive_file(&fixture, &store, upscale, b"\x89PNG\r\n\x1a\n garbage", "png");
+    let response = get(&format!("{base}/api/thumb/{upscale}")).await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["content-type"], "image/svg+xml");
+    assert!(response.text().await.unwrap().contains("no preview"));
+    archive_file(&fixture, &store, upscale, b"\0\0\0\x18ftypmp42 a video", "mp4");
+    let response = get(&format!("{base}/api/thumb/{upscale}")).await;
+    assert_eq!(response.status(), 404);
+    assert!(response.text().await.unwrap().contains("videos get no thumbnail"));
+    // By id only: nothing else is a path.
+    for asked in ["..%2F..%2Fweb.db", "web.db", "1"] {
+        let response = get(&format!("{base}/api/thumb/{asked}")).await;
+        assert_eq!(response.status(), 404, "{asked}");
+    }
+    let names: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(names.iter().all(|name| name.ends_with(".jpg")), "{names:?}");
+    server.stop().await;
+}
+
+fn gallery_ids(gallery: &serde_json::Value) -> Vec<Snowflake> {
+    gallery["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| Snowflake(item["message_id"].as_str().unwrap().parse().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gallery_filters_by_date_and_favourites() {
+    let fixture = fixture();
+    let server = Server::start(&fixture, None).await;
+    let base = &server.base;
+
+    // Dates: the markup grid is the only one posted on 2026-09-01; until a date takes in the day.
+    let (status, since) = json(&format!("{base}/api/gallery?since=2026-09-01")).await;
+    assert_eq!(status, 200);
+    assert_eq!(gallery_ids(&since), vec![fixture.xss_grid]);
+    let (_, that_day) = json(&format!("{base}/api/gallery?since=2026-09-01&until=2026-09-01")).await;
+    assert_eq!(gallery_ids(&that_day), vec![fixture.xss_grid]);
+    let (_, before) = json(&format!("{base}/api/gallery?until=2026-08-31")).await;
+    let before = gallery_ids(&before);
+    assert!(
+        !before.is_empty() && !before.contains(&fixture.xss_grid),
+        "{before:?}"
+    );
+    let (status, refused) = json(&format!("{base}/api/gallery?since=yesterday")).await;
+    assert_eq!(status, 400);
+    assert_eq!(refused["error"], "`since` must be a date like 2024-05-01.");
+
+    // Favourites: the messages the favourite confirmation marked, and the grids of marked results.
+    let db = rusqlite::Connection::open(&fixture.db).unwrap();
+    let rated: Vec<(i64, String, Option<i64>)> = db
+        .prepare(
+            "SELECT m.id, m.kind, l.parent_id FROM messages m LEFT JOIN links l ON l.child_id = m.id
+             WHERE m.rated_by IS NOT NULL",
+        )
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!rated.is_empty(), "the fixtures hold a favourite confirmation");
+    let (status, favourites) = json(&format!("{base}/api/gallery?fav=1")).await;
+    assert_eq!(status, 200);
+    let favourites = gallery_ids(&favourites);
+    let (_, all) = json(&format!("{base}/api/gallery")).await;
+    let all = gallery_ids(&all);
+    let expected: Vec<Snowflake> = all
+        .iter()
+        .copied()
+        .filter(|grid| {
+            rated
+                .iter()
+                .any(|(id, _, parent)| *id as u64 == grid.0 || parent.is_some_and(|p| p as u64 == grid.0))
+        })
+        .collect();
+    assert!(!expected.is_empty(), "{rated:?}");
+    assert_eq!(favourites, expected);
+    assert!(favourites.len() < all.len());
+    // Of one action: the marked results themselves.
+    let (id, kind, _) = &rated[0];
+    if kind != "imagine" {
+        let (_, of_kind) = json(&format!("{base}/api/gallery?fav=1&action={kind}")).await;
+        assert_eq!(gallery_ids(&of_kind), vec![Snowflake(*id as u64)]);
+    }
+
+    // The page: the form keeps the filter, the pager carries it.
+    let (status, page) = text(&format!("{base}/?since=2026-01-01&until=2026-12-31&fav=1")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("name=\"since\" value=\"2026-01-01\""), "{page}");
+    assert!(page.contains("name=\"until\" value=\"2026-12-31\""), "{page}");
+    assert!(page.contains("name=\"fav\" value=\"1\" checked"), "{page}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_family_page_links_each_original_and_the_metadata_json() {
+    let fixture = fixture();
+    let server = Server::start(&fixture, None).await;
+    let base = &server.base;
+    let (_, family) = json(&format!("{base}/api/family/{UPSCALE}")).await;
+    let grid = attachment_of(&family, 0);
+    let upscale = attachment_of(&family, 1);
+
+    let (status, page) = text(&format!("{base}/family/{UPSCALE}")).await;
+    assert_eq!(status, 200);
+    for attachment in [grid, upscale] {
+        assert!(
+            page.contains(&format!(
+                "<a class=\"original\" href=\"/api/image/{attachment}\" title=\"the original file\">\
+                 <img class=\"node-image\" src=\"/api/thumb/{attachment}?size=640\""
+            )),
+            "{page}"
+        );
+    }
+    assert_eq!(
+        page.matches(&format!("href=\"/api/family/{ITS_GRID}/metadata.json\""))
+            .count(),
+        2,
+        "{page}"
+    );
+
+    // The family's metadata.json, where the archiver writes it: the folder of its files.
+    let folder = fixture.archive.join(format!("2026/01/{ITS_GRID}"));
+    let metadata = br#"{"grid": {"prompt": "a real one"}}"#;
+    std::fs::write(folder.join("metadata.json"), metadata).unwrap();
+    for asked in [ITS_GRID, UPSCALE] {
+        let response = get(&format!("{base}/api/family/{asked}/metadata.json")).await;
+        assert_eq!(response.status(), 200, "{asked}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.bytes().await.unwrap().as_ref(), metadata);
+    }
+    std::fs::remove_file(folder.join("metadata.json")).unwrap();
+    let (status, missing) = json(&format!("{base}/api/family/{UPSCALE}/metadata.json")).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        missing["error"],
+        format!("The family of {UPSCALE} has no metadata.json in the archive.")
+    );
+    let (status, _) = json(&format!("{base}/api/family/42/metadata.json")).await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_link_is_set_and_cleared_from_the_family_page_with_the_token_only() {
+    let fixture = fixture();
+    let server = Server::start(&fixture, Some("a-long-token")).await;
+    let base = &server.base;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (_, before) = json(&format!("{base}/api/message/{AMBIGUOUS}")).await;
+    let candidates = before["node"]["link"]["candidates"].as_array().unwrap().clone();
+    assert_eq!(before["node"]["link"]["status"], "ambiguous");
+    let parent = candidates[3].as_str().unwrap().to_string();
+
+    // The page offers the form, with a token field.
+    let (_, page) = text(&format!("{base}/family/{AMBIGUOUS}")).await;
+    assert!(
+        page.contains(&format!("action=\"/family/{AMBIGUOUS}/link\" method=\"post\"")),
+        "{page}"
+    );
+    assert!(page.contains("type=\"password\" name=\"token\""), "{page}");
+
+    // Without the token, or a wrong one: refused, nothing written.
+    for token in [None, Some("wrong")] {
+        let mut form = vec![("parent", parent.as_str()), ("by", "ann")];
+        if let Some(token) = token {
+            form.push(("token", token));
+        }
+        let response = client
+            .post(format!("{base}/family/{AMBIGUOUS}/link"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{token:?}");
+    }
+    let (_, unchanged) = json(&format!("{base}/api/message/{AMBIGUOUS}")).await;
+    assert_eq!(unchanged["node"]["link"]["status"], "ambiguous");
+
+    // With it: the manual link, with who; back to the family.
+    let response = client
+        .post(format!("{base}/family/{AMBIGUOUS}/link"))
+        .form(&[
+            ("parent", parent.as_str()),
+            ("by", "ann"),
+            ("token", "a-long-token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        format!("/family/{AMBIGUOUS}#m{AMBIGUOUS}").as_str()
+    );
+    let (_, linked) = json(&format!("{base}/api/message/{AMBIGUOUS}")).await;
+    assert_eq!(linked["node"]["link"]["signal"], "manual", "{linked}");
+    assert_eq!(linked["node"]["link"]["parent"], parent.as_str());
+    assert_eq!(linked["node"]["link"]["manual"]["set_by"], "ann");
+    assert_eq!(linked["family"], parent.as_str());
+    let (_, page) = text(&format!("{base}/family/{AMBIGUOUS}")).await;
+    assert!(page.contains("linked manual (by manual, set by ann"), "{page}");
+    assert!(
+        page.contains(&format!("action=\"/family/{AMBIGUOUS}/unlink\"")),
+        "{page}"
+    );
+
+    // What the core refuses is said, and nothing changes: a grid as its own parent.
+    let response = client
+        .post(format!("{base}/family/{AMBIGUOUS}/link"))
+        .form(&[("parent", AMBIGUOUS), ("token", "a-long-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains(&format!("message {AMBIGUOUS} cannot be its own parent")));
+
+    // Cleared: the fallback decides again (ambiguous).
+    let response = client
+        .post(format!("{base}/family/{AMBIGUOUS}/unlink"))
+        .form(&[("token", "a-long-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let (_, cleared) = json(&format!("{base}/api/message/{AMBIGUOUS}")).await;
+    assert_eq!(cleared["node"]["link"]["status"], "ambiguous", "{cleared}");
+
+    // The API: the same, with the bearer token.
+    let response = client
+        .post(format!("{base}/api/links/{AMBIGUOUS}"))
+        .json(&serde_json::json!({ "parent": parent }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = client
+        .post(format!("{base}/api/links/{AMBIGUOUS}"))
+        .header("authorization", "Bearer a-long-token")
+        .json(&serde_json::json!({ "parent": parent, "by": "bob" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["signal"], "manual");
+    assert_eq!(answer["parent"], parent.as_str());
+    let response = client
+        .post(format!("{base}/api/links/{AMBIGUOUS}/clear"))
+        .header("authorization", "Bearer a-long-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["status"], "ambiguous");
+    server.stop().await;
+}
+
+/// Searches arriving together right after a replay (every prompt still to index): each is
+/// answered (the index is caught up in a write transaction taken at once, so a second search
+/// waits for the first instead of failing with "database is locked").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_searches_are_all_answered() {
+    let fixture = fixture();
+    let server = Server::start(&fixture, None).await;
+    let client = reqwest::Client::new();
+    let searches = (0..24).map(|n| {
+        let client = client.clone();
+        let word = ["barbecue", "fox", "cat", "red"][n % 4];
+        let url = format!("{}/api/search?q={word}", server.base);
+        async move { client.get(url).send().await.unwrap().status() }
+    });
+    let statuses = futures_util::future::join_all(searches).await;
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    server.stop().await;
 }
 
 #[test]
@@ -617,6 +1031,22 @@ async fn in_chromium_the_gallery_shows_images_a_family_its_tree_search_finds_and
         .await
         .unwrap();
     assert_eq!(widths, serde_json::json!([96, 96, 96, 96]));
+    // Each tile is the thumbnail endpoint's, not the full image.
+    let sources = client
+        .execute(
+            "return Array.from(document.querySelectorAll('img.thumb')).map(i => new URL(i.src).pathname);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let sources = sources.as_array().unwrap();
+    assert!(sources.len() >= 10, "{sources:?}");
+    assert!(
+        sources
+            .iter()
+            .all(|src| src.as_str().unwrap().starts_with("/api/thumb/")),
+        "{sources:?}"
+    );
     // The markup prompt is visible as text, ran nothing and made no element.
     let body = client
         .find(Locator::Css("main"))
@@ -1096,6 +1526,7 @@ async fn in_chromium_a_queue_items_progress_updates_live_while_midjourney_render
         archive_root: config.archive.dir.clone(),
         bind: address,
         token: None,
+        pipeline: Default::default(),
     };
     let (stop_web, web_stopped) = tokio::sync::oneshot::channel::<()>();
     let web = tokio::spawn(async move {
@@ -1281,4 +1712,46 @@ async fn mjlink_demo_serve_prints_the_web_ui_and_serves_the_queue_then_the_famil
         .unwrap();
     assert!(status.success(), "a clean stop: {status:?}");
     drop(events);
+}
+
+/// `mjlink bench --web` at a tiny size runs end to end and prints a row per endpoint, the
+/// plain handler beside the image endpoint (figures, not a timing assertion).
+#[test]
+fn bench_web_at_a_tiny_size_prints_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = common::mjlink_command()
+        .args([
+            "bench",
+            "--web",
+            "--events",
+            "3000",
+            "--requests",
+            "40",
+            "--clients",
+            "4",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("3000 events ("), "{stdout}");
+    for row in [
+        "| family page | 40 |",
+        "| gallery page | 40 |",
+        "| search | 40 |",
+        "| thumbnail (cached) | 40 |",
+        "| image by id (mjlink) | 160 |",
+        "| image (plain static handler) | 160 |",
+        "image by id / plain static handler: p50 ",
+    ] {
+        assert!(stdout.contains(row), "no `{row}` in\n{stdout}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the scratch folder is removed"
+    );
 }

@@ -299,6 +299,19 @@ pub struct BenchArgs {
     /// Rounds; the figures are medians (with --archive).
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Benchmark the web gallery instead of replay: latency under concurrent clients, next
+    /// to a plain static file handler serving the same files.
+    #[arg(long, conflicts_with = "archive")]
+    pub web: bool,
+    /// Events in the database the web benchmark serves (with --web).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Requests per endpoint (with --web).
+    #[arg(long, default_value_t = 4000)]
+    pub requests: usize,
+    /// Concurrent clients (with --web).
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
     /// Scratch directory for traces and databases (default: the system temp dir).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -330,6 +343,21 @@ pub async fn bench(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<Out
         let row = row?;
         return json_or_table(args.json, out, &row, |out| {
             crate::bench::archive::write_table(out, &row)
+        });
+    }
+    if args.web {
+        let options = crate::bench::web::WebBenchOptions {
+            events: args.events,
+            clients: args.clients.max(1),
+            requests: args.requests.max(1),
+            seed: args.seed,
+            ..Default::default()
+        };
+        let row = crate::bench::web::run(&scratch, &options, |doing| eprintln!("bench: {doing}...")).await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        let row = row?;
+        return json_or_table(args.json, out, &row, |out| {
+            crate::bench::web::write_table(out, &row)
         });
     }
     let mut rows = Vec::new();

@@ -366,6 +366,7 @@ impl Fetcher {
                     reason: error.to_string(),
                 })
             };
+            super::share(temp.as_file()).map_err(io_error)?;
             temp.as_file().sync_all().map_err(io_error)?;
             let on_disk = temp.as_file().metadata().map_err(io_error)?.len();
             if on_disk != bytes {

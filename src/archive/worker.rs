@@ -438,6 +438,7 @@ fn write_family_files(files: &FamilyFiles, staging: &Path) -> std::io::Result<()
             .prefix(TEMP_PREFIX)
             .tempfile_in(staging)?;
         std::io::Write::write_all(&mut temp, bytes)?;
+        super::share(temp.as_file())?;
         temp.as_file().sync_all()?;
         temp.persist(path).map_err(|error| error.error)?;
         Ok(())

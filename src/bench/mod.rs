@@ -4,9 +4,12 @@
 //!   lines into serenity's gateway event type; and the replay's peak memory.
 //! - [`archive`]: the archiver (stream, hash, check, fsync, rename, record) against plain
 //!   parallel GETs of the same images at the same concurrency, from a server on 127.0.0.1.
+//! - [`web`]: the web gallery's latency (family, gallery, search, images) under concurrent
+//!   clients, against a plain static file handler serving the same files.
 
 pub mod archive;
 pub mod replay;
+pub mod web;
 
 /// Resets the kernel's peak-RSS counter for this process (Linux `clear_refs` 5).
 pub(crate) fn reset_peak_rss() {

@@ -75,14 +75,37 @@ pub fn fts_query(words: &str) -> Option<String> {
     (!phrases.is_empty()).then(|| phrases.join(" "))
 }
 
+const HITS_WHERE: &str = "prompts_fts MATCH ?1 AND (?2 IS NULL OR m.user_id = ?2)
+     AND (?3 IS NULL OR m.channel_id = ?3) AND (?4 IS NULL OR m.posted_at >= ?4)
+     AND m.deleted_at IS NULL AND m.seen = 1";
+
+/// A page of hits, newest first. The order is the index's own (`prompts_fts.rowid`, which is
+/// `m.id`): FTS5 hands its matches over newest first and the page stops at its limit, instead
+/// of every match being sorted.
+fn hits_sql() -> String {
+    format!(
+        "SELECT m.id, m.channel_id, m.guild_id, m.user_id, m.kind, m.prompt, m.posted_at
+         FROM prompts_fts JOIN messages m ON m.id = prompts_fts.rowid WHERE {HITS_WHERE}
+         ORDER BY prompts_fts.rowid DESC LIMIT ?5 OFFSET ?6"
+    )
+}
+
 /// Full-text search.
 impl Store {
     /// Indexes the prompts stored since the last search (in batches, each its own
-    /// transaction); returns how many.
+    /// transaction); returns how many. Nothing pending (the usual case) takes no write
+    /// transaction; a batch takes its write lock when it begins (`IMMEDIATE`), so searches on
+    /// other connections wait for it (the busy timeout) instead of failing when a read
+    /// transaction cannot become a write one.
     pub fn index_prompts(&self) -> Result<usize> {
         let mut total = 0;
         loop {
-            let tx = self.conn.unchecked_transaction()?;
+            let any_pending = self.conn.prepare_cached(pending_prompts_sql())?.exists([])?;
+            if !any_pending {
+                return Ok(total);
+            }
+            let tx =
+                rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
             let pending: Vec<(i64, String)> = tx
                 .prepare_cached(pending_prompts_sql())?
                 .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -117,9 +140,6 @@ impl Store {
             return Ok((Vec::new(), 0));
         };
         self.index_prompts()?;
-        const WHERE: &str = "prompts_fts MATCH ?1 AND (?2 IS NULL OR m.user_id = ?2)
-             AND (?3 IS NULL OR m.channel_id = ?3) AND (?4 IS NULL OR m.posted_at >= ?4)
-             AND m.deleted_at IS NULL AND m.seen = 1";
         let args = params![
             query,
             opt_sql(filter.user_id),
@@ -129,14 +149,10 @@ impl Store {
         let total: i64 = self
             .conn
             .prepare_cached(&format!(
-                "SELECT COUNT(*) FROM prompts_fts JOIN messages m ON m.id = prompts_fts.rowid WHERE {WHERE}"
+                "SELECT COUNT(*) FROM prompts_fts JOIN messages m ON m.id = prompts_fts.rowid WHERE {HITS_WHERE}"
             ))?
             .query_row(args, |row| row.get(0))?;
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT m.id, m.channel_id, m.guild_id, m.user_id, m.kind, m.prompt, m.posted_at
-             FROM prompts_fts JOIN messages m ON m.id = prompts_fts.rowid WHERE {WHERE}
-             ORDER BY m.id DESC LIMIT ?5 OFFSET ?6"
-        ))?;
+        let mut stmt = self.conn.prepare_cached(&hits_sql())?;
         let rows = stmt.query_map(
             params![
                 query,
@@ -181,6 +197,23 @@ mod tests {
             plan.iter().any(|step| step.contains("messages_fts_pending")),
             "{plan:?}"
         );
+    }
+
+    #[test]
+    fn a_page_of_hits_is_read_in_the_index_order_without_sorting_every_match() {
+        let store = Store::open_in_memory().unwrap();
+        let plan: Vec<String> = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::hits_sql()))
+            .unwrap()
+            .query_map(rusqlite::params_from_iter([rusqlite::types::Null; 6]), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(plan[0].starts_with("SCAN prompts_fts VIRTUAL TABLE"), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "{plan:?}");
     }
 
     #[test]

@@ -77,14 +77,16 @@ fn cut(text: &str, max: usize) -> String {
     mjlink_core::text::cut(text, max)
 }
 
-/// An archived file shown inline (an image, or a video that plays), by attachment id.
-fn media(attachment: Snowflake, media: Option<&str>, alt: &str, class: &str) -> String {
-    let src = format!("/api/image/{attachment}");
+/// An archived file shown inline by attachment id: an image as its thumbnail of `size`
+/// (see [`super::thumbs`]), a video as itself (it plays; the browser draws its first frame).
+fn media(attachment: Snowflake, media: Option<&str>, alt: &str, class: &str, size: u32) -> String {
     if media == Some("mp4") {
-        format!("<video class=\"{class}\" src=\"{src}\" controls muted loop preload=\"metadata\"></video>")
+        format!(
+            "<video class=\"{class}\" src=\"/api/image/{attachment}\" controls muted loop preload=\"metadata\"></video>"
+        )
     } else {
         format!(
-            "<img class=\"{class}\" src=\"{src}\" alt=\"{}\" loading=\"lazy\">",
+            "<img class=\"{class}\" src=\"/api/thumb/{attachment}?size={size}\" alt=\"{}\" loading=\"lazy\">",
             esc(alt)
         )
     }
@@ -96,6 +98,9 @@ pub struct GalleryQuery {
     pub user: String,
     pub channel: String,
     pub action: String,
+    pub since: String,
+    pub until: String,
+    pub favourites: bool,
 }
 
 /// The gallery: newest first, a tile per family (or per result of the chosen action).
@@ -119,7 +124,15 @@ pub fn gallery(
         let selected = if *action == query.action { " selected" } else { "" };
         let _ = write!(body, "<option{selected}>{}</option>", esc(action));
     }
-    body.push_str("</select></label> <button>Filter</button></form>");
+    let _ = write!(
+        body,
+        "</select></label> <label>Since <input type=\"date\" name=\"since\" value=\"{}\"></label> \
+         <label>Until <input type=\"date\" name=\"until\" value=\"{}\"></label> \
+         <label><input type=\"checkbox\" name=\"fav\" value=\"1\"{}> Favourites</label> <button>Filter</button></form>",
+        esc(&query.since),
+        esc(&query.until),
+        if query.favourites { " checked" } else { "" }
+    );
     if items.is_empty() {
         body.push_str("<p class=\"notice\">Nothing here yet.</p>");
     }
@@ -127,7 +140,13 @@ pub fn gallery(
     for item in items {
         let prompt = item.prompt.as_deref().unwrap_or("(no prompt)");
         let picture = match item.attachment_id {
-            Some(attachment) => media(attachment, item.media.as_deref(), &cut(prompt, 120), "thumb"),
+            Some(attachment) => media(
+                attachment,
+                item.media.as_deref(),
+                &cut(prompt, 120),
+                "thumb",
+                super::thumbs::GALLERY,
+            ),
             None => "<div class=\"thumb missing\">not archived</div>".to_string(),
         };
         let user = item.user_id.map(|u| format!(" · user {u}")).unwrap_or_default();
@@ -146,10 +165,13 @@ pub fn gallery(
     if let Some(next) = next {
         let _ = write!(
             body,
-            "<p class=\"pager\"><a rel=\"next\" href=\"/?user={}&amp;channel={}&amp;action={}&amp;before={next}\">Older ▶</a></p>",
+            "<p class=\"pager\"><a rel=\"next\" href=\"/?user={}&amp;channel={}&amp;action={}&amp;since={}&amp;until={}&amp;fav={}&amp;before={next}\">Older ▶</a></p>",
             query_value(&query.user),
             query_value(&query.channel),
-            query_value(&query.action)
+            query_value(&query.action),
+            query_value(&query.since),
+            query_value(&query.until),
+            if query.favourites { "1" } else { "" }
         );
     }
     page("Gallery", "", &body)
@@ -162,17 +184,28 @@ fn link_line(node: &FamilyNode) -> String {
     let signal = link.signal.as_deref().unwrap_or("");
     match link.status.as_str() {
         "linked" => {
-            let kind = if signal == "heuristic" {
-                "heuristic"
-            } else {
-                "exact"
+            let kind = match signal {
+                "heuristic" => "heuristic",
+                "manual" => "manual",
+                _ => "exact",
             };
             let parent = link
                 .parent
                 .map(|p| format!(" to <a href=\"/family/{p}#m{p}\">{p}</a>"))
                 .unwrap_or_default();
+            let who = link
+                .manual
+                .as_ref()
+                .map(|note| {
+                    format!(
+                        ", set by {} {}",
+                        esc(&note.set_by),
+                        esc(&time(Some(note.set_at_ms)))
+                    )
+                })
+                .unwrap_or_default();
             format!(
-                "<span class=\"how {kind}\">linked {kind} (by {}){parent}</span>",
+                "<span class=\"how {kind}\">linked {kind} (by {}{who}){parent}</span>",
                 esc(signal)
             )
         }
@@ -238,6 +271,32 @@ fn files_list(files: &[MessageFile]) -> String {
     }
 }
 
+/// The form that settles a result's parent by hand (`mjlink link set|clear`); it needs
+/// `web.token`. Roots have none.
+fn link_form(node: &FamilyNode) -> String {
+    let Some(link) = &node.link else {
+        return String::new();
+    };
+    let id = node.message.message_id;
+    let clear = if link.signal.as_deref() == Some("manual") {
+        format!(
+            "<form class=\"link\" action=\"/family/{id}/unlink\" method=\"post\">\
+             <input type=\"password\" name=\"token\" placeholder=\"web.token\" aria-label=\"web.token\" autocomplete=\"off\">\
+             <button>Clear the manual link</button></form>"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "<details class=\"link\"><summary>Set the parent by hand</summary>\
+         <form class=\"link\" action=\"/family/{id}/link\" method=\"post\">\
+         <input name=\"parent\" inputmode=\"numeric\" placeholder=\"parent message id\" aria-label=\"parent message id\">\
+         <input name=\"by\" placeholder=\"your name\" aria-label=\"your name\">\
+         <input type=\"password\" name=\"token\" placeholder=\"web.token\" aria-label=\"web.token\" autocomplete=\"off\">\
+         <button>Link</button></form>{clear}</details>"
+    )
+}
+
 /// The family page: the tree of a grid, every node with its image, what it is, how it was
 /// linked, its prompt and parameters, and its Discord link.
 pub fn family(family: &Family) -> String {
@@ -261,12 +320,21 @@ pub fn family(family: &Family) -> String {
             .iter()
             .filter(|file| file.state == "archived")
             .map(|file| {
-                media(
+                let shown = media(
                     file.attachment_id,
                     file.media.as_deref(),
                     &node_name(message),
                     "node-image",
-                )
+                    super::thumbs::FAMILY,
+                );
+                if file.media.as_deref() == Some("mp4") {
+                    shown
+                } else {
+                    format!(
+                        "<a class=\"original\" href=\"/api/image/{}\" title=\"the original file\">{shown}</a>",
+                        file.attachment_id
+                    )
+                }
             })
             .collect();
         let pictures = if pictures.is_empty() {
@@ -296,7 +364,8 @@ pub fn family(family: &Family) -> String {
              <div class=\"facts\"><h2><a href=\"/family/{id}#m{id}\">{name}</a> <span class=\"id\">{id}</span></h2>\
              <p class=\"meta\">{action}{tile}{user}{when}</p><p>{how}</p>\
              <p class=\"prompt\">{prompt}</p><p class=\"params\"><code>{params}</code></p>\
-             <p><a class=\"jump\" href=\"{jump}\">Open in Discord</a> · <a href=\"/api/message/{id}\">JSON</a></p>{files}</div></li>",
+             <p><a class=\"jump\" href=\"{jump}\">Open in Discord</a> · <a href=\"/api/message/{id}\">JSON</a> · \
+             <a class=\"metadata\" href=\"/api/family/{root_id}/metadata.json\">metadata.json</a></p>{files}{form}</div></li>",
             depth = node.depth.min(8),
             name = esc(&node_name(message)),
             action = esc(action),
@@ -308,6 +377,8 @@ pub fn family(family: &Family) -> String {
             params = esc(&params),
             jump = esc(&node.jump_url),
             files = files_list(&node.attachments),
+            form = link_form(node),
+            root_id = root.message_id,
         );
     }
     body.push_str("</ol>");

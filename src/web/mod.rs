@@ -18,7 +18,7 @@ use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 
@@ -27,10 +27,14 @@ use mjlink_core::snowflake::Snowflake;
 
 use crate::commands::answers;
 use crate::config::Config;
+use crate::ingest::pipeline::PipelineConfig;
 use crate::store::{GalleryFilter, SearchFilter, Store, StoreError};
 
 pub mod html;
+mod links;
+mod media;
 pub mod queue;
+pub mod thumbs;
 
 /// The stylesheet, compiled in.
 const STYLE: &str = include_str!("assets/style.css");
@@ -41,6 +45,9 @@ pub const GALLERY_PAGE: usize = 48;
 pub const SEARCH_PAGE: usize = 20;
 /// Nodes of a family page at most.
 pub const FAMILY_NODES: usize = 1000;
+/// Idle connections kept (opening one reads the schema and loads the zstd dictionary: more
+/// than a request's reads), enough for every request in flight under load.
+const POOL: usize = 32;
 
 /// Scripts (files only, never inline), styles, images, videos and connections (the queue's
 /// live updates): this server only; no frames, no plugins, forms submit here only.
@@ -55,6 +62,8 @@ pub struct WebOptions {
     pub archive_root: PathBuf,
     pub bind: SocketAddr,
     pub token: Option<Secret>,
+    /// How a manual link set from the family page is applied (the pipeline's options).
+    pub pipeline: PipelineConfig,
 }
 
 impl WebOptions {
@@ -72,6 +81,7 @@ impl WebOptions {
             archive_root: config.archive.dir.clone(),
             bind,
             token: config.web.token.clone(),
+            pipeline: PipelineConfig::from_config(config),
         })
     }
 }
@@ -103,6 +113,7 @@ struct Shared {
     database: PathBuf,
     archive_root: PathBuf,
     token: Option<Secret>,
+    pipeline: PipelineConfig,
     /// Idle connections, each used by one request at a time.
     stores: Mutex<Vec<Store>>,
     /// The queue page's live updates.
@@ -167,7 +178,7 @@ impl Shared {
             let answer = read(&store);
             if answer.is_ok() {
                 let mut stores = web.stores.lock().unwrap_or_else(|e| e.into_inner());
-                if stores.len() < 8 {
+                if stores.len() < POOL {
                     stores.push(store);
                 }
             }
@@ -194,6 +205,7 @@ fn app(options: &WebOptions) -> (Router, Web) {
         database: options.database.clone(),
         archive_root: options.archive_root.clone(),
         token: options.token.clone(),
+        pipeline: options.pipeline.clone(),
         stores: Mutex::new(Vec::new()),
         live: queue::Live::default(),
     });
@@ -203,13 +215,19 @@ fn app(options: &WebOptions) -> (Router, Web) {
         .route("/stats", get(stats_page))
         .route("/family", get(family_lookup))
         .route("/family/{id}", get(family_page))
+        .route("/family/{id}/link", post(links::set_from_form))
+        .route("/family/{id}/unlink", post(links::clear_from_form))
         .route("/assets/style.css", get(style))
         .route("/api/gallery", get(gallery_json))
         .route("/api/family/{id}", get(family_json))
+        .route("/api/family/{id}/metadata.json", get(media::family_metadata))
         .route("/api/message/{id}", get(message_json))
         .route("/api/search", get(search_json))
         .route("/api/stats", get(stats_json))
         .route("/api/image/{attachment}", get(image))
+        .route("/api/thumb/{attachment}", get(media::thumb))
+        .route("/api/links/{child}", post(links::set_from_api))
+        .route("/api/links/{child}/clear", post(links::clear_from_api))
         .merge(queue::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&web), guard))
@@ -234,21 +252,46 @@ pub async fn serve(
         .await
 }
 
+/// The largest form body read for its token.
+const FORM_LIMIT: usize = 64 * 1024;
+
+/// The token a write carries: `Authorization: Bearer <token>`, or, for a page's form (which
+/// cannot set a header), its `token` field. The body read is given back to the request.
+async fn token_of(request: Request) -> (Request, Option<String>) {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+    if bearer.is_some() || !is_form {
+        return (request, bearer);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, FORM_LIMIT).await.unwrap_or_default();
+    let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+        .ok()
+        .and_then(|fields| fields.into_iter().find(|(name, _)| name == "token"))
+        .map(|(_, token)| token);
+    (Request::from_parts(parts, axum::body::Body::from(bytes)), token)
+}
+
 /// Writes need the token; every answer gets the security headers.
 async fn guard(State(web): State<Web>, request: Request, next: Next) -> Response {
     let write = !matches!(*request.method(), Method::GET | Method::HEAD);
     let mut response = if write {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        match (&web.token, given) {
+        let (request, given) = token_of(request).await;
+        match (&web.token, given.as_deref()) {
             (None, _) => refuse(StatusCode::FORBIDDEN, "writes are disabled: web.token is not set"),
             (Some(token), Some(given)) if token_matches(token, given) => next.run(request).await,
             (Some(_), _) => refuse(
                 StatusCode::UNAUTHORIZED,
-                "a write needs the token: send Authorization: Bearer <web.token>",
+                "a write needs the token: send Authorization: Bearer <web.token> (or the form's token field)",
             ),
         }
     } else {
@@ -295,6 +338,9 @@ struct Params {
     channel: Option<String>,
     action: Option<String>,
     before: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    fav: Option<String>,
     q: Option<String>,
     page: Option<String>,
     m: Option<String>,
@@ -329,11 +375,24 @@ fn gallery_filter(params: &Params) -> Result<GalleryFilter, Failure> {
             None => return Err(Failure::BadRequest(format!("`{name}` is not an action."))),
         },
     };
+    let time = |name: &str, value: &Option<String>, parse: fn(&str) -> Option<i64>| match value
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("") => Ok(None),
+        Some(text) => parse(text)
+            .map(|ms| Some(Snowflake::from_timestamp_ms(ms)))
+            .ok_or_else(|| Failure::BadRequest(format!("`{name}` must be a date like 2024-05-01."))),
+    };
+    let favourites = favourites_only(&params.fav)?;
     Ok(GalleryFilter {
         kind,
         user_id: optional_id("user", &params.user)?,
         channel_id: optional_id("channel", &params.channel)?,
         before: optional_id("before", &params.before)?,
+        since: time("since", &params.since, mjlink_core::text::parse_time)?,
+        until: time("until", &params.until, mjlink_core::text::parse_until)?,
+        favourites,
     })
 }
 
@@ -358,10 +417,22 @@ async fn gallery_page(State(web): State<Web>, Query(params): Query<Params>) -> R
                 user: params.user.unwrap_or_default(),
                 channel: params.channel.unwrap_or_default(),
                 action: params.action.unwrap_or_default(),
+                since: params.since.unwrap_or_default(),
+                until: params.until.unwrap_or_default(),
+                favourites: favourites_only(&params.fav).unwrap_or(false),
             };
             Html(html::gallery(&items, &query, next, &action_names())).into_response()
         }
         Err(failure) => failure.page(),
+    }
+}
+
+/// `fav=1` (or a checked box's `on`): favourites only.
+fn favourites_only(fav: &Option<String>) -> Result<bool, Failure> {
+    match fav.as_deref().map(str::trim) {
+        None | Some("" | "0") => Ok(false),
+        Some("1" | "on" | "true") => Ok(true),
+        Some(_) => Err(Failure::BadRequest("`fav` must be 1 or 0.".to_string())),
     }
 }
 
@@ -505,41 +576,56 @@ pub fn resolve_inside(root: &Path, stored: &str) -> Option<PathBuf> {
     (full.starts_with(&root) && full.is_file()).then_some(full)
 }
 
-/// An archived file by its attachment id: the database says where it is.
+/// What the image endpoint found.
+enum Found {
+    NoRow,
+    Outside,
+    NotModified(String),
+    File {
+        bytes: Vec<u8>,
+        media: Option<String>,
+        etag: Option<String>,
+    },
+    Unreadable(std::io::Error),
+}
+
+/// An archived file by its attachment id: the database says where it is. The lookup, the
+/// path's check and the read are one trip to a blocking thread.
 async fn image(State(web): State<Web>, UrlPath(id): UrlPath<String>, headers: HeaderMap) -> Response {
     let Some(attachment) = Snowflake::parse(id.trim()) else {
         return Failure::NotFound("Not an attachment id.".to_string()).json();
     };
-    let found = web.read(move |store| Ok(store.archived_file(attachment)?)).await;
-    let file = match found {
-        Ok(Some(file)) => file,
-        Ok(None) => return Failure::NotFound(format!("No archived file has the id {attachment}.")).json(),
-        Err(failure) => return failure.json(),
-    };
     let root = web.archive_root.clone();
-    let stored = file.path.clone();
-    let resolved = tokio::task::spawn_blocking(move || resolve_inside(&root, &stored))
-        .await
-        .ok()
-        .flatten();
-    let Some(path) = resolved else {
-        tracing::warn!(attachment = %attachment, "web: an archived file is missing or outside the archive");
-        return Failure::NotFound(format!(
-            "The file of attachment {attachment} is not in the archive."
-        ))
-        .json();
-    };
-    let etag = file.sha256.as_deref().map(|sha| format!("\"{sha}\""));
-    if let (Some(etag), Some(asked)) = (&etag, headers.get(header::IF_NONE_MATCH)) {
-        if asked.as_bytes() == etag.as_bytes() {
-            return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag.clone())]).into_response();
-        }
-    }
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => {
+    let asked = headers.get(header::IF_NONE_MATCH).cloned();
+    let found = web
+        .read(move |store| {
+            let Some(file) = store.archived_file(attachment)? else {
+                return Ok(Found::NoRow);
+            };
+            let Some(path) = resolve_inside(&root, &file.path) else {
+                return Ok(Found::Outside);
+            };
+            let etag = file.sha256.as_deref().map(|sha| format!("\"{sha}\""));
+            if let (Some(etag), Some(asked)) = (&etag, &asked) {
+                if media::etag_matches(asked, etag) {
+                    return Ok(Found::NotModified(etag.clone()));
+                }
+            }
+            Ok(match std::fs::read(&path) {
+                Ok(bytes) => Found::File {
+                    bytes,
+                    media: file.media,
+                    etag,
+                },
+                Err(error) => Found::Unreadable(error),
+            })
+        })
+        .await;
+    match found {
+        Ok(Found::File { bytes, media, etag }) => {
             let mut response = (
                 [
-                    (header::CONTENT_TYPE, content_type(file.media.as_deref())),
+                    (header::CONTENT_TYPE, content_type(media.as_deref())),
                     (header::CACHE_CONTROL, "private, max-age=86400"),
                 ],
                 bytes,
@@ -550,10 +636,20 @@ async fn image(State(web): State<Web>, UrlPath(id): UrlPath<String>, headers: He
             }
             response
         }
-        Err(error) => {
+        Ok(Found::NotModified(etag)) => (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response(),
+        Ok(Found::NoRow) => Failure::NotFound(format!("No archived file has the id {attachment}.")).json(),
+        Ok(Found::Outside) => {
+            tracing::warn!(attachment = %attachment, "web: an archived file is missing or outside the archive");
+            Failure::NotFound(format!(
+                "The file of attachment {attachment} is not in the archive."
+            ))
+            .json()
+        }
+        Ok(Found::Unreadable(error)) => {
             tracing::warn!(attachment = %attachment, %error, "web: an archived file could not be read");
             Failure::NotFound(format!("The file of attachment {attachment} could not be read.")).json()
         }
+        Err(failure) => failure.json(),
     }
 }
 

@@ -24,6 +24,15 @@ pub fn parse_time(text: &str) -> Option<i64> {
     Some(date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis())
 }
 
+/// The end (exclusive) of what `until` names, to Unix milliseconds: a date takes in its whole
+/// day (`2024-05-01` ends at 2024-05-02 00:00 UTC); an RFC 3339 time is that time.
+pub fn parse_until(text: &str) -> Option<i64> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
+        return Some(time.timestamp_millis());
+    }
+    parse_time(text).map(|start| start.saturating_add(DAY_MS))
+}
+
 /// Unix milliseconds as RFC 3339 UTC with milliseconds (`2023-07-12T10:57:45.530Z`).
 pub fn format_time(unix_ms: i64) -> Option<String> {
     chrono::DateTime::from_timestamp_millis(unix_ms)
@@ -129,6 +138,18 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn until_a_date_takes_in_the_whole_day_and_a_time_is_itself() {
+        let may_first = parse_time("2024-05-01").unwrap();
+        assert_eq!(parse_until("2024-05-01"), Some(may_first + DAY_MS));
+        assert_eq!(
+            parse_until(" 2024-05-01T10:00:00Z "),
+            Some(may_first + 10 * 3_600_000)
+        );
+        assert_eq!(parse_until("May 1st"), None);
+        assert_eq!(parse_until(""), None);
+    }
 
     #[test]
     fn one_line_says_each_cause_once() {
