@@ -96,12 +96,35 @@ fn lineage_refuses_other_servers_and_unknown_messages_in_one_sentence() {
 }
 
 #[test]
+fn a_search_counts_its_matches_up_to_a_limit_and_says_more_than_beyond_it() {
+    let (_dir, store) = fixture_db(&["fixtures/real/wxapi_channel_50.json"]);
+    let all = answers::search_page(&store, "向日葵", &SearchFilter::default(), 0, 5)
+        .unwrap()
+        .unwrap();
+    assert!(all.total >= 10 && !all.more, "{all:?}");
+    assert_eq!(all.matches(), format!("{} prompts match", all.total));
+    // Counted up to 4: "more than 4", the pages of those 4, the page itself unchanged.
+    let counted = answers::search_page_counting(&store, "向日葵", &SearchFilter::default(), 0, 2, 4)
+        .unwrap()
+        .unwrap();
+    assert_eq!((counted.total, counted.more, counted.pages), (4, true, 2));
+    assert_eq!(counted.matches(), "more than 4 prompts match");
+    assert_eq!(counted.hits.len(), 2);
+    assert_eq!(counted.hits[..], all.hits[..2]);
+    // Exactly as many as counted: no "more".
+    let exact = answers::search_page_counting(&store, "向日葵", &SearchFilter::default(), 0, 5, all.total)
+        .unwrap()
+        .unwrap();
+    assert_eq!((exact.total, exact.more), (all.total, false));
+}
+
+#[test]
 fn search_finds_real_prompts_newest_first_and_filters() {
     let (_dir, store) = fixture_db(&["fixtures/real/wxapi_channel_50.json"]);
     let reply = answers::search(&ctx(&store, None), "向日葵", &SearchFilter::default(), 0).unwrap();
     assert!(reply.content.contains("prompts match"), "{}", reply.content);
     let (hits, total) = store
-        .search_prompts("向日葵", &SearchFilter::default(), 0, 100)
+        .search_prompts("向日葵", &SearchFilter::default(), 0, 100, 1000)
         .unwrap();
     assert!(total >= 10, "{total}");
     assert!(

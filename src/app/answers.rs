@@ -150,9 +150,8 @@ pub fn search(config: &Config, args: &SearchArgs, out: &mut impl Write) -> anyho
     }
     writeln!(
         out,
-        "{} prompt{} match {:?} (page {} of {})",
-        page.total,
-        if page.total == 1 { "" } else { "s" },
+        "{} {:?} (page {} of {})",
+        page.matches(),
         for_terminal(&words),
         page.page + 1,
         page.pages.max(1)

@@ -423,11 +423,28 @@ pub fn parse_page_button(custom_id: &str) -> Option<(String, SearchFilter, usize
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SearchPage {
     pub hits: Vec<crate::store::SearchHit>,
-    /// Matches in all.
+    /// Matches in all, counted up to [`MATCHES_COUNTED`]; `more`: there are more than that.
     pub total: i64,
+    pub more: bool,
     /// From 0.
     pub page: usize,
+    /// The pages of the matches counted.
     pub pages: usize,
+}
+
+/// A search counts its matches up to this many (and says "more than" beyond): counting every
+/// match of a common word cost more than the page itself (`mjlink bench --web`).
+pub const MATCHES_COUNTED: i64 = 1000;
+
+impl SearchPage {
+    /// "1 prompt matches", "12 prompts match", "more than 1000 prompts match".
+    pub fn matches(&self) -> String {
+        match (self.more, self.total) {
+            (true, total) => format!("more than {total} prompts match"),
+            (false, 1) => "1 prompt matches".to_string(),
+            (false, total) => format!("{total} prompts match"),
+        }
+    }
 }
 
 /// The prompts matching `words` (page `page` of `per_page`): the search of `/search`, of the
@@ -439,14 +456,34 @@ pub fn search_page(
     page: usize,
     per_page: usize,
 ) -> Result<Option<SearchPage>, StoreError> {
+    search_page_counting(store, words, filter, page, per_page, MATCHES_COUNTED)
+}
+
+/// [`search_page`], counting matches up to `counted`.
+pub fn search_page_counting(
+    store: &Store,
+    words: &str,
+    filter: &SearchFilter,
+    page: usize,
+    per_page: usize,
+    counted: i64,
+) -> Result<Option<SearchPage>, StoreError> {
     if crate::store::fts_query(words).is_none() {
         return Ok(None);
     }
     let per_page = per_page.max(1);
-    let (hits, total) = store.search_prompts(words, filter, page.saturating_mul(per_page), per_page)?;
+    let (hits, found) = store.search_prompts(
+        words,
+        filter,
+        page.saturating_mul(per_page),
+        per_page,
+        counted.saturating_add(1),
+    )?;
+    let total = found.min(counted);
     Ok(Some(SearchPage {
         hits,
         total,
+        more: found > counted,
         page,
         pages: (total.max(0) as usize).div_ceil(per_page),
     }))
@@ -454,9 +491,11 @@ pub fn search_page(
 
 /// `/search text:<words> [user] [channel] [since]`: newest first, a page at a time.
 pub fn search(ctx: &Ctx<'_>, words: &str, filter: &SearchFilter, page: usize) -> Result<Reply, StoreError> {
-    let Some(SearchPage { hits, total, .. }) = search_page(ctx.store, words, filter, page, PAGE)? else {
+    let Some(found) = search_page(ctx.store, words, filter, page, PAGE)? else {
         return Ok(Reply::refusal("Give at least one word to search for."));
     };
+    let SearchPage { hits, total, .. } = &found;
+    let total = *total;
     if total == 0 {
         return Ok(Reply::text(format!("No prompt matches `{}`.", cut(words, 100))));
     }
@@ -506,8 +545,8 @@ pub fn search(ctx: &Ctx<'_>, words: &str, filter: &SearchFilter, page: usize) ->
     };
     Ok(Reply {
         content: format!(
-            "{total} prompt{} match `{}` · page {} of {pages}{paging_note}",
-            if total == 1 { "" } else { "s" },
+            "{} `{}` · page {} of {pages}{paging_note}",
+            found.matches(),
             cut(words, 100),
             page + 1
         ),

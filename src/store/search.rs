@@ -127,14 +127,16 @@ impl Store {
         }
     }
 
-    /// Prompts matching every word, newest first: one page and the total. Indexes what is
-    /// pending first.
+    /// Prompts matching every word, newest first: one page, and how many match, counted up to
+    /// `count_up_to` (a common word matches tens of thousands: counting them all cost more
+    /// than the page). Indexes what is pending first.
     pub fn search_prompts(
         &self,
         words: &str,
         filter: &SearchFilter,
         offset: usize,
         limit: usize,
+        count_up_to: i64,
     ) -> Result<(Vec<SearchHit>, i64)> {
         let Some(query) = fts_query(words) else {
             return Ok((Vec::new(), 0));
@@ -145,11 +147,13 @@ impl Store {
             opt_sql(filter.user_id),
             opt_sql(filter.channel_id),
             filter.since_ms,
+            count_up_to.max(0),
         ];
         let total: i64 = self
             .conn
             .prepare_cached(&format!(
-                "SELECT COUNT(*) FROM prompts_fts JOIN messages m ON m.id = prompts_fts.rowid WHERE {HITS_WHERE}"
+                "SELECT COUNT(*) FROM (SELECT 1 FROM prompts_fts JOIN messages m ON m.id = prompts_fts.rowid
+                 WHERE {HITS_WHERE} LIMIT ?5)"
             ))?
             .query_row(args, |row| row.get(0))?;
         let mut stmt = self.conn.prepare_cached(&hits_sql())?;

@@ -400,9 +400,8 @@ pub fn search(words: &str, page_of: Option<&SearchPage>) -> String {
         Some(found) => {
             let _ = write!(
                 body,
-                "<p class=\"meta\">{} prompt{} match “{}” · page {} of {}</p><ol class=\"hits\">",
-                found.total,
-                if found.total == 1 { "" } else { "s" },
+                "<p class=\"meta\">{} “{}” · page {} of {}</p><ol class=\"hits\">",
+                found.matches(),
                 esc(words),
                 found.page + 1,
                 found.pages
