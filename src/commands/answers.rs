@@ -434,10 +434,10 @@ pub struct SearchPage {
 
 /// A search counts its matches up to this many (and says "more than" beyond): counting every
 /// match of a common word cost more than the page itself (`mjlink bench --web`).
-pub const MATCHES_COUNTED: i64 = 1000;
+pub const MATCHES_COUNTED: i64 = 200;
 
 impl SearchPage {
-    /// "1 prompt matches", "12 prompts match", "more than 1000 prompts match".
+    /// "1 prompt matches", "12 prompts match", "more than 200 prompts match".
     pub fn matches(&self) -> String {
         match (self.more, self.total) {
             (true, total) => format!("more than {total} prompts match"),
