@@ -283,6 +283,12 @@ async fn pages_show_the_gallery_families_search_and_stats_with_every_value_escap
         "{page}"
     );
     assert!(stats.ambiguous > 0 && stats.grids >= 11, "{stats:?}");
+    // Jobs per day, over the history's last 30 days: its newest day holds the one grid
+    // added above (2026-09-01), a bar with its date and count, and nothing from the older
+    // fixtures (2023 to 2026-06) falls in that window.
+    assert_eq!(stats.jobs_per_day, vec![("2026-09-01".to_string(), 1)]);
+    assert!(page.contains("<title>2026-09-01: 1</title>"), "{page}");
+    assert_eq!(page.matches("<rect class=\"bar\"").count(), 1, "{page}");
 
     server.stop().await;
 }

@@ -583,7 +583,13 @@ pub struct Stats {
     pub notifications: crate::store::OutboxCounts,
     /// The latest notifications given up (the dead-letter list), newest first.
     pub dead_letters: Vec<crate::store::DeadLetter>,
+    /// Jobs (grids and results) per day, `YYYY-MM-DD` (UTC), over the last
+    /// [`JOB_DAYS`] days of the history, oldest first; days without a job left out.
+    pub jobs_per_day: Vec<(String, i64)>,
 }
+
+/// How many days of the history [`Stats::jobs_per_day`] covers.
+pub const JOB_DAYS: i64 = 30;
 
 /// The notifications in one line: `pending 1, delivered 12, dead 2 (latest: ops
 /// queue_failed, 9 attempts: the receiver answered 500 Internal Server Error)`.
@@ -636,6 +642,11 @@ pub fn stats_figures(store: &Store) -> Result<Stats, StoreError> {
         unknown_formats: crate::ingest::drift::describe(store, 3)?,
         notifications: store.notify_counts()?,
         dead_letters: store.notify_dead_letters(5)?,
+        jobs_per_day: store
+            .jobs_per_day(JOB_DAYS)?
+            .into_iter()
+            .map(|(day, jobs)| (mjlink_core::text::date_of_day(day), jobs))
+            .collect(),
     })
 }
 

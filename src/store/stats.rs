@@ -31,6 +31,21 @@ impl Store {
         self.grouped("SELECT kind, COUNT(*) FROM messages WHERE seen = 1 GROUP BY kind ORDER BY kind")
     }
 
+    /// Midjourney's jobs (grids and results, as the core names them) by the day they were
+    /// posted (`text::day_of`), over the `days` days up to the newest one that has any: the
+    /// history's own last day, not the clock's.
+    pub fn jobs_per_day(&self, days: i64) -> Result<Vec<(i64, i64)>> {
+        let jobs = mjlink_core::kinds::sql_list(mjlink_core::kinds::Shape::is_result);
+        let sql = format!(
+            "SELECT day, COUNT(*) FROM messages WHERE seen = 1 AND kind IN {jobs} AND day IS NOT NULL
+                 AND day > (SELECT MAX(day) FROM messages WHERE seen = 1 AND kind IN {jobs}) - ?1
+             GROUP BY day ORDER BY day"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([days], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// Link counts by signal (`none` for ambiguous and unresolved).
     pub fn count_links_by_signal(&self) -> Result<Vec<(String, i64)>> {
         self.grouped("SELECT COALESCE(signal, 'none'), COUNT(*) FROM links GROUP BY 1 ORDER BY 1")

@@ -463,7 +463,7 @@ pub fn stats(stats: &Stats) -> String {
          <tr><th>Unresolved</th><td>{}</td></tr>\
          <tr><th>Archive</th><td>archived {} ({:.1} MiB), pending {}, failed {}</td></tr>\
          <tr><th>Queue{}</th><td>{}</td></tr>\
-         <tr><th>Unknown formats</th><td>{}</td></tr></table>",
+         <tr><th>Unknown formats</th><td>{}</td></tr></table>{}",
         stats.grids,
         rows(&stats.results_by_action),
         rows(&stats.links_by_signal),
@@ -476,8 +476,45 @@ pub fn stats(stats: &Stats) -> String {
         if stats.queue_paused { " (paused)" } else { "" },
         rows(&stats.queue),
         esc(&stats.unknown_formats),
+        jobs_chart(&stats.jobs_per_day),
     );
     page("Stats", "", &body)
+}
+
+/// Jobs per day as a bar chart: inline SVG (no script), each bar with its date and count as
+/// its title, and the same figures as a list for who cannot see it.
+fn jobs_chart(days: &[(String, i64)]) -> String {
+    const WIDTH: i64 = 600;
+    const HEIGHT: i64 = 120;
+    if days.is_empty() {
+        return "<h2>Jobs per day</h2><p class=\"meta\">No job yet.</p>".to_string();
+    }
+    let most = days.iter().map(|(_, jobs)| *jobs).max().unwrap_or(1).max(1);
+    let step = WIDTH / days.len().max(1) as i64;
+    let mut svg = format!(
+        "<h2>Jobs per day</h2><svg class=\"chart\" role=\"img\" aria-label=\"Jobs per day\" \
+         viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\">"
+    );
+    for (n, (date, jobs)) in days.iter().enumerate() {
+        let height = (jobs * (HEIGHT - 10) / most).max(1);
+        let _ = write!(
+            svg,
+            "<rect class=\"bar\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{height}\" fill=\"#5b7fbf\">\
+             <title>{}: {jobs}</title></rect>",
+            n as i64 * step,
+            HEIGHT - height,
+            (step - 2).max(1),
+            esc(date),
+        );
+    }
+    svg.push_str("</svg><p class=\"meta\">");
+    let list: Vec<String> = days
+        .iter()
+        .map(|(date, jobs)| format!("{} {jobs}", esc(date)))
+        .collect();
+    svg.push_str(&list.join(", "));
+    svg.push_str("</p>");
+    svg
 }
 
 #[cfg(test)]

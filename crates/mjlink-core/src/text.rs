@@ -10,6 +10,15 @@ pub fn day_of(ms: i64) -> i64 {
     ms.div_euclid(DAY_MS)
 }
 
+/// `2024-05-01`: the UTC date of day number `day` (see [`day_of`]); `day N` for a day
+/// beyond what a date can show.
+pub fn date_of_day(day: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(day.saturating_mul(DAY_MS)).map_or_else(
+        || format!("day {day}"),
+        |time| time.format("%Y-%m-%d").to_string(),
+    )
+}
+
 /// The start (UTC midnight) of the day of `ms`.
 pub fn day_start(ms: i64) -> i64 {
     day_of(ms) * DAY_MS
@@ -138,6 +147,14 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_day_number_is_its_utc_date() {
+        assert_eq!(date_of_day(0), "1970-01-01");
+        assert_eq!(date_of_day(day_of(1_714_521_600_000)), "2024-05-01");
+        assert_eq!(date_of_day(-1), "1969-12-31");
+        assert_eq!(date_of_day(i64::MAX), format!("day {}", i64::MAX));
+    }
 
     #[test]
     fn until_a_date_takes_in_the_whole_day_and_a_time_is_itself() {
