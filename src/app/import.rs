@@ -1,7 +1,7 @@
 //! `import dce`: DiscordChatExporter JSON exports through the pipeline, then their downloaded
 //! media adopted into the archive.
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Bar, Outcome, Progress};
@@ -106,23 +106,13 @@ fn import_file(
     progress: Progress<'_>,
 ) -> Result<(), crate::store::StoreError> {
     let name = file.display().to_string();
-    let handle = match std::fs::File::open(file) {
-        Ok(handle) => handle,
-        Err(error) => {
-            replay.unopened(format!("cannot open {name}: {error}"));
-            return Ok(());
-        }
+    let Some((reader, bar)) = super::ingest::open_input(file, replay, progress) else {
+        return Ok(());
     };
-    let bytes = handle.metadata().map(|meta| meta.len()).unwrap_or(0);
-    let bar = progress(Bar::Replay {
-        name: name.clone(),
-        bytes,
-    });
     let export_dir = file
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let reader = BufReader::with_capacity(256 * 1024, handle);
     let read = dce::read_export(replay, &name, reader, export_dir, media_dir, found, |bytes| {
         bar.inc(bytes)
     });

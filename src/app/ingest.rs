@@ -94,26 +94,35 @@ fn replay_file(file: &Path, replay: &mut Replay, progress: Progress<'_>) -> Resu
         let stdin = std::io::stdin();
         return replay.read("-", stdin.lock(), |_| {});
     }
-    let handle = match std::fs::File::open(file) {
-        Ok(handle) => handle,
-        Err(error) => {
-            replay.unopened(format!("cannot open {name}: {error}"));
-            return Ok(());
-        }
+    let Some((reader, bar)) = open_input(file, replay, progress) else {
+        return Ok(());
     };
-    let bytes = handle.metadata().map(|meta| meta.len()).unwrap_or(0);
-    let bar = progress(Bar::Replay {
-        name: name.clone(),
-        bytes,
-    });
-    let reader = BufReader::with_capacity(256 * 1024, handle);
     let read = replay.read(&name, reader, |bytes| bar.inc(bytes));
     bar.finish_and_clear();
     read
 }
 
-/// The live bot until Ctrl-C or SIGTERM.
-/// The live bot; with `web.enabled`, the web gallery beside it, listening before the bot
+/// A file opened to be read into `replay` (a replay or an import), with its progress bar
+/// sized to it; `None` when it cannot be opened, which the replay's summary then reports.
+pub(super) fn open_input(
+    file: &Path,
+    replay: &mut Replay,
+    progress: Progress<'_>,
+) -> Option<(BufReader<std::fs::File>, indicatif::ProgressBar)> {
+    let name = file.display().to_string();
+    let handle = match std::fs::File::open(file) {
+        Ok(handle) => handle,
+        Err(error) => {
+            replay.unopened(format!("cannot open {name}: {error}"));
+            return None;
+        }
+    };
+    let bytes = handle.metadata().map(|meta| meta.len()).unwrap_or(0);
+    let bar = progress(Bar::Replay { name, bytes });
+    Some((BufReader::with_capacity(256 * 1024, handle), bar))
+}
+
+/// The live bot until Ctrl-C or SIGTERM; with `web.enabled`, the web gallery beside it, listening before the bot
 /// starts (an address in use stops `run` at once) and stopped after it.
 pub async fn run(config: &Config) -> anyhow::Result<Outcome> {
     let web = match config.web.enabled {
