@@ -101,21 +101,7 @@ pub fn demo_config(dir: &Path, api_base: &str, sim: &SimOptions) -> Config {
 pub type Say = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The web UI the demo started: it serves until [`Serving::stop`].
-pub struct Serving {
-    pub address: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Serving {
-    /// Stops serving (open pages are closed) and waits for the server to end.
-    pub async fn stop(self) -> std::io::Result<()> {
-        let _ = self.stop.send(());
-        self.task
-            .await
-            .unwrap_or_else(|error| Err(std::io::Error::other(error)))
-    }
-}
+pub use crate::web::Serving;
 
 /// Runs the demo in `dir` (new or empty: its `demo.db` and `archive/` go there), telling what happens
 /// through `say`. Returns the items as they ended.
@@ -239,15 +225,9 @@ fn serve(config: &Config, listener: tokio::net::TcpListener, say: &Say) -> Resul
         token: None,
         pipeline: crate::ingest::pipeline::PipelineConfig::from_config(config),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        crate::web::serve(listener, &options, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let serving = Serving::spawn(listener, options).map_err(DemoError::Simulation)?;
     say(&format!(
         "the web UI: http://{address}/queue (the queue, live), http://{address}/ (the families)"
     ));
-    Ok(Serving { address, stop, task })
+    Ok(serving)
 }

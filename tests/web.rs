@@ -1534,13 +1534,7 @@ async fn in_chromium_a_queue_items_progress_updates_live_while_midjourney_render
         token: None,
         pipeline: Default::default(),
     };
-    let (stop_web, web_stopped) = tokio::sync::oneshot::channel::<()>();
-    let web = tokio::spawn(async move {
-        web::serve(listener, &options, async {
-            let _ = web_stopped.await;
-        })
-        .await
-    });
+    let web = web::Serving::spawn(listener, options).unwrap();
 
     let profile = tempfile::tempdir().unwrap();
     let (_driver, client) = browser(profile.path()).await;
@@ -1616,8 +1610,7 @@ async fn in_chromium_a_queue_items_progress_updates_live_while_midjourney_render
 
     bot.await.unwrap().unwrap();
     client.close().await.unwrap();
-    let _ = stop_web.send(());
-    web.await.unwrap().unwrap();
+    web.stop().await.unwrap();
 }
 
 /// `mjlink demo --serve` as a newcomer runs it: it prints the web UI's address before the

@@ -18,10 +18,7 @@ pub struct ServeArgs {
 }
 
 /// The gallery served beside the live bot (`run` with `web.enabled`).
-pub struct Beside {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
+pub struct Beside(web::Serving);
 
 impl Beside {
     /// Listens on `web.bind` (the database is created first, as `run` would) and serves in a
@@ -32,27 +29,16 @@ impl Beside {
         let listener = tokio::net::TcpListener::bind(options.bind)
             .await
             .with_context(|| format!("cannot listen on {} (web.bind)", options.bind))?;
-        let address = listener
-            .local_addr()
-            .context("cannot read the address listened on")?;
-        tracing::info!(url = %format!("http://{address}/"), "serving the web gallery beside the bot");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            web::serve(listener, &options, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        Ok(Beside { stop, task })
+        let serving =
+            web::Serving::spawn(listener, options).context("cannot read the address listened on")?;
+        tracing::info!(url = %format!("http://{}/", serving.address), "serving the web gallery beside the bot");
+        Ok(Beside(serving))
     }
 
     /// Stops serving (open pages' live streams end first) and waits for the server.
     pub async fn stop(self) {
-        let _ = self.stop.send(());
-        match self.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(error = %error, "the web gallery stopped with an error"),
-            Err(error) => tracing::warn!(error = %error, "the web gallery's task failed"),
+        if let Err(error) = self.0.stop().await {
+            tracing::warn!(error = %error, "the web gallery stopped with an error");
         }
     }
 }

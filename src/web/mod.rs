@@ -235,6 +235,37 @@ fn app(options: &WebOptions) -> (Router, Web) {
     (router, web)
 }
 
+/// The web UI served in a task beside other work (`demo --serve`, `run` with `web.enabled`),
+/// until [`Serving::stop`].
+pub struct Serving {
+    pub address: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Serving {
+    /// Serves `options` on `listener` in a task of its own.
+    pub fn spawn(listener: tokio::net::TcpListener, options: WebOptions) -> std::io::Result<Serving> {
+        let address = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            serve(listener, &options, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Ok(Serving { address, stop, task })
+    }
+
+    /// Stops serving (open pages' live streams end first) and waits for the server to end.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .unwrap_or_else(|error| Err(std::io::Error::other(error)))
+    }
+}
+
 /// Serves on `listener` until `shutdown` completes (then the queue's live streams end, so
 /// that open pages do not hold the stop up).
 pub async fn serve(
