@@ -220,7 +220,8 @@ fn serve(config: &Config, listener: tokio::net::TcpListener, say: &Say) -> Resul
     let address = listener.local_addr().map_err(DemoError::Simulation)?;
     let options = crate::web::WebOptions {
         database: config.database_path.clone(),
-        archive_root: config.archive.dir.clone(),
+        archive: crate::archive::backend::Backend::from_config(&config.archive)
+            .map_err(|error| DemoError::Simulation(std::io::Error::other(error.to_string())))?,
         bind: address,
         token: None,
         pipeline: crate::ingest::pipeline::PipelineConfig::from_config(config),

@@ -46,6 +46,29 @@ fn archive_check(dir: &Path) -> Check {
     creatable("archive", dir)
 }
 
+/// The archive bucket (`archive.backend = "s3"`): set up, reachable with the credentials, and
+/// writable (a probe object written and removed), and how many uploads wait to be resumed.
+async fn bucket_check(config: &Config) -> Check {
+    let backend = match crate::archive::backend::Backend::from_config(&config.archive) {
+        Ok(backend) => backend,
+        Err(error) => return verdict("bucket", false, error.to_string()),
+    };
+    let Some(bucket) = backend.bucket() else {
+        return verdict("bucket", false, "archive.backend is not s3");
+    };
+    if let Err(error) = bucket.probe().await {
+        return verdict("bucket", false, error);
+    }
+    let waiting = Store::open_as(&config.database_path, crate::store::OpenMode::ReadOnly)
+        .and_then(|store| store.uploads_in_progress())
+        .unwrap_or(0);
+    let resumed = match waiting {
+        0 => String::new(),
+        n => format!("; {n} upload(s) cut short resume at the next archive pass"),
+    };
+    verdict("bucket", true, format!("{} is writable{resumed}", bucket.shown()))
+}
+
 /// A file or folder that does not exist yet can be created: its nearest existing ancestor
 /// is a folder in which a folder can really be made (tried, then removed).
 fn creatable(name: &'static str, path: &Path) -> Check {
@@ -209,6 +232,9 @@ pub async fn check(config: &Config, config_file: Option<&Path>) -> Vec<Check> {
     }
 
     checks.push(archive_check(&config.archive.dir));
+    if config.archive.backend == crate::config::Backend::S3 {
+        checks.push(bucket_check(config).await);
+    }
     checks.push(queue_check(config));
 
     let token = match config.discord.require_token() {

@@ -275,7 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Record(args) => block_on(ingest::record(config, &args)),
         Command::Import {
             source: ImportCommand::Dce(args),
-        } => import::dce(config, &args, &progress, out),
+        } => block_on(import::dce(config, &args, &progress, out)),
         Command::Doctor => block_on(misc::doctor(config, cli.config.as_deref(), out)),
         Command::Backfill(args) => block_on(ingest::backfill(config, &args, &progress, out)),
         Command::Archive(args) => block_on(archive::archive(config, &args, &progress, out)),

@@ -17,7 +17,6 @@ fn fixture_db(files: &[&str]) -> (tempfile::TempDir, Store) {
 fn ctx<'a>(store: &'a Store, guild: Option<u64>) -> Ctx<'a> {
     Ctx {
         store,
-        archive_root: std::path::Path::new("/nonexistent-archive"),
         guild_id: guild.map(Snowflake),
         now_ms: 1_767_225_600_000,
     }

@@ -961,9 +961,8 @@ async fn one_slow_image_never_holds_up_the_others() {
     })
     .unwrap();
     let options = WorkerOptions {
-        root: dir.path().join("archive"),
         concurrency: 4,
-        ..WorkerOptions::default()
+        ..WorkerOptions::in_folder(dir.path().join("archive"))
     };
     let started = std::time::Instant::now();
     let pass =

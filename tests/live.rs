@@ -789,8 +789,11 @@ async fn images_are_archived_while_the_bot_runs() {
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 
-    let store = Store::open(&db).unwrap();
-    let report = mjlink::archive::worker::verify(&store, &config.archive.dir, false).unwrap();
+    let mut store = Store::open(&db).unwrap();
+    let archive = mjlink::archive::backend::Backend::from_config(&config.archive).unwrap();
+    let report = mjlink::archive::worker::verify(&mut store, &archive, false)
+        .await
+        .unwrap();
     assert_eq!((report.checked, report.ok), (42, 42), "{:?}", report.problems);
     // Each family folder holds its grid, its upscale and the metadata.
     let family = common::files_under(&config.archive.dir)

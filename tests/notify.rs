@@ -129,7 +129,9 @@ fn webhook(name: &str, url: &str) -> NotifyTarget {
 fn options(targets: Vec<NotifyTarget>, archive_root: &Path) -> NotifyOptions {
     NotifyOptions {
         targets,
-        archive_root: archive_root.to_path_buf(),
+        archive: mjlink::archive::backend::Backend::Fs {
+            root: archive_root.to_path_buf(),
+        },
         policy: DeliveryPolicy {
             first_wait_ms: 1_000,
             max_wait_ms: 60_000,

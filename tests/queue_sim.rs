@@ -350,8 +350,13 @@ async fn the_demo_shows_the_whole_product_and_says_it_is_a_simulation() {
     assert!(text.contains("moderated"), "{text}");
     assert_eq!(text.matches("linked by reference").count(), 12, "{text}");
     // 3 grids and 12 upscales archived and verified.
-    let store = Store::open(&dir.path().join("demo.db")).unwrap();
-    let report = mjlink::archive::worker::verify(&store, &dir.path().join("archive"), false).unwrap();
+    let mut store = Store::open(&dir.path().join("demo.db")).unwrap();
+    let archive = mjlink::archive::backend::Backend::Fs {
+        root: dir.path().join("archive"),
+    };
+    let report = mjlink::archive::worker::verify(&mut store, &archive, false)
+        .await
+        .unwrap();
     assert_eq!((report.checked, report.ok), (15, 15), "{:?}", report.problems);
     // A second run in the same folder is refused: the demo deletes nothing.
     let quiet: mjlink::demo::Say = std::sync::Arc::new(|_: &str| {});
@@ -360,7 +365,9 @@ async fn the_demo_shows_the_whole_product_and_says_it_is_a_simulation() {
         .unwrap_err()
         .to_string();
     assert!(again.contains("is not empty"), "{again}");
-    let report = mjlink::archive::worker::verify(&store, &dir.path().join("archive"), false).unwrap();
+    let report = mjlink::archive::worker::verify(&mut store, &archive, false)
+        .await
+        .unwrap();
     assert_eq!((report.checked, report.ok), (15, 15), "{:?}", report.problems);
     // A new folder works.
     let quiet: mjlink::demo::Say = std::sync::Arc::new(|_: &str| {});

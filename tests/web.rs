@@ -115,7 +115,9 @@ impl Server {
         let address: SocketAddr = listener.local_addr().unwrap();
         let options = WebOptions {
             database: fixture.db.clone(),
-            archive_root: fixture.archive.clone(),
+            archive: mjlink::archive::backend::Backend::Fs {
+                root: fixture.archive.clone(),
+            },
             bind: address,
             token: token.map(Secret::new),
             pipeline: Default::default(),
@@ -1529,7 +1531,9 @@ async fn in_chromium_a_queue_items_progress_updates_live_while_midjourney_render
     let address = listener.local_addr().unwrap();
     let options = WebOptions {
         database: config.database_path.clone(),
-        archive_root: config.archive.dir.clone(),
+        archive: mjlink::archive::backend::Backend::Fs {
+            root: config.archive.dir.clone(),
+        },
         bind: address,
         token: None,
         pipeline: Default::default(),

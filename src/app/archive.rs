@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use super::{write_jsonl, Bar, ListFormat, Outcome, Progress};
+use crate::archive::backend::Backend;
 use crate::archive::worker::{self, ArchiveSummary};
 use crate::config::Config;
 use crate::store::{OpenMode, Store};
@@ -113,8 +114,9 @@ pub async fn verify(
     } else {
         OpenMode::ReadOnly
     };
-    let store = Store::open_as(&config.database_path, mode)?;
-    let report = worker::verify(&store, &config.archive.dir, args.repair)?;
+    let mut store = Store::open_as(&config.database_path, mode)?;
+    let backend = Backend::from_config(&config.archive)?;
+    let report = worker::verify(&mut store, &backend, args.repair).await?;
     drop(store);
     for (attachment, path, problem) in &report.problems {
         writeln!(out, "{problem}: {path} (attachment {attachment})")?;
@@ -135,7 +137,7 @@ pub async fn verify(
         "repaired {} (downloaded again)",
         summary.archived + summary.deduplicated
     )?;
-    let store = Store::open(&config.database_path)?;
-    let again = worker::verify(&store, &config.archive.dir, false)?;
+    let mut store = Store::open(&config.database_path)?;
+    let again = worker::verify(&mut store, &backend, false).await?;
     Ok(Outcome::success_if(again.problems.is_empty()))
 }

@@ -39,7 +39,7 @@ struct JsonReport<'a> {
 }
 
 /// Every export through the writer, the summary printed, then the media found adopted.
-pub fn dce(
+pub async fn dce(
     config: &Config,
     args: &DceArgs,
     progress: Progress<'_>,
@@ -63,14 +63,15 @@ pub fn dce(
         let bar = progress(Bar::Archive);
         let result = adopt::adopt(
             &mut store,
-            &WorkerOptions::from_config(config),
+            &WorkerOptions::from_config(config)?,
             config.archive.max_bytes,
             &found.media.files,
             |done, total| {
                 bar.set_length(total);
                 bar.set_position(done);
             },
-        );
+        )
+        .await;
         bar.finish_and_clear();
         Some(result?)
     };

@@ -57,9 +57,9 @@ impl AdoptSummary {
     }
 }
 
-/// Adopts `files` (attachment id -> a file found for it) into the archive `options.root`.
+/// Adopts `files` (attachment id -> a file found for it) into the archive (`options.backend`).
 /// `on_progress(done, total)` after each group.
-pub fn adopt(
+pub async fn adopt(
     store: &mut Store,
     options: &WorkerOptions,
     max_bytes: u64,
@@ -73,9 +73,9 @@ pub fn adopt(
     if files.is_empty() {
         return Ok(summary);
     }
-    root::check(store, &options.root, Use::Write)?;
-    let _lock = root::lock(&options.root)?;
-    let staging = root::staging(&options.root)?;
+    root::check(store, &options.backend, Use::Write).await?;
+    let _lock = root::lock(options.backend.local())?;
+    let staging = root::staging(options.backend.local())?;
     let total = files.len() as u64;
     let mut done = 0u64;
     let entries: Vec<(&Snowflake, &PathBuf)> = files.iter().collect();
@@ -110,7 +110,7 @@ pub fn adopt(
             }
         }
         let mut recorded = ArchiveSummary::default();
-        record_group(store, options, &staging, group, false, &mut recorded)?;
+        record_group(store, options, &staging, group, false, &mut recorded).await?;
         summary.adopted += recorded.archived;
         summary.deduplicated += recorded.deduplicated;
         summary.failed += recorded.failed + recorded.retry_later;

@@ -1,12 +1,12 @@
-//! The archive folder as a whole: whose it is, who works in it, and what in it mjlink may
-//! touch.
+//! The archive as a whole: whose it is, who works in it, and what in it mjlink may touch.
 //!
-//! - The database records its archive (an id and the folder's absolute path, `archive_root`)
-//!   and the folder holds the same id in its `.mjlink-archive` marker. A command pointed at
+//! - The database records its archive (an id and the folder's absolute path or the bucket's
+//!   `s3://bucket/prefix`, `archive_root`) and the archive holds the same id in its
+//!   `.mjlink-archive` marker (a file, or the object `<prefix>.mjlink-archive`). A command pointed at
 //!   another folder (a relative `archive.dir` read from another working directory, a typo)
 //!   stops with one line instead of calling every file missing and repairing them.
-//! - One archive pass at a time: `.mjlink-lock`, held with an advisory lock (`flock`) for the
-//!   pass; a second pass stops with one line (the bot's own archiver skips its turn).
+//! - One archive pass at a time: `.mjlink-lock` in the local folder (the bucket's working
+//!   folder), held with an advisory lock (`flock`) for the pass; a second pass stops with one line (the bot's own archiver skips its turn).
 //! - mjlink never follows a symbolic link out of the archive: `.staging` and every folder
 //!   between the root and a file it writes must be real folders.
 //! - Temporary files are made only in `.staging`, named with [`TEMP_PREFIX`]; a pass removes
@@ -16,11 +16,11 @@
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 
+use super::backend::{Backend, Bucket, PlaceError, StorageError};
 use super::download::TEMP_PREFIX;
 use crate::store::{Store, StoreError};
 
-/// The marker file in the archive root: the archive's id, also recorded in the database.
-pub const MARKER: &str = ".mjlink-archive";
+pub use super::MARKER;
 /// The lock file of archive passes.
 pub const LOCK: &str = ".mjlink-lock";
 /// Where downloads and metadata are written before they are renamed into place.
@@ -58,6 +58,8 @@ pub enum RootError {
     Symlink { path: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// What the command does with the folder.
@@ -92,64 +94,138 @@ fn write_marker(root: &Path, id: &str) -> Result<(), RootError> {
     std::fs::write(root.join(MARKER), format!("{id}\n")).map_err(folder_error(root))
 }
 
-/// Checks that `root` is the archive of the database `store` (see the module) and records
-/// it; with [`Use::Write`], creates and marks a new archive.
-pub fn check(store: &Store, root: &Path, usage: Use) -> Result<(), RootError> {
-    let absolute = std::path::absolute(root).map_err(folder_error(root))?;
-    let shown = absolute.to_string_lossy().to_string();
-    if usage == Use::Write {
-        std::fs::create_dir_all(&absolute).map_err(folder_error(&absolute))?;
+/// The archive's place as `check` sees it: a folder (absolute), or a bucket.
+enum Place<'a> {
+    Folder(PathBuf),
+    Bucket(&'a Bucket),
+}
+
+impl Place<'_> {
+    /// The name recorded in the database (`archive_root.root`) and shown in errors.
+    fn shown(&self) -> String {
+        match self {
+            Place::Folder(path) => path.to_string_lossy().to_string(),
+            Place::Bucket(bucket) => bucket.shown().to_string(),
+        }
     }
-    if absolute.exists() && !absolute.is_dir() {
-        return Err(RootError::Folder {
-            path: absolute.clone(),
-            source: std::io::Error::other("it is not a folder"),
-        });
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from(self.shown())
     }
+
+    async fn read_marker(&self) -> Result<Option<String>, RootError> {
+        match self {
+            Place::Folder(path) => read_marker(path),
+            Place::Bucket(bucket) => Ok(bucket
+                .read_text(MARKER)
+                .await?
+                .map(|text| text.trim().to_string())
+                .filter(|id| !id.is_empty())),
+        }
+    }
+
+    async fn write_marker(&self, id: &str) -> Result<(), RootError> {
+        match self {
+            Place::Folder(path) => write_marker(path, id),
+            Place::Bucket(bucket) => match bucket
+                .write_small(MARKER, format!("{id}\n").into_bytes(), "text/plain")
+                .await
+            {
+                Ok(()) => Ok(()),
+                Err(PlaceError::Storage(error)) => Err(error.into()),
+                Err(PlaceError::File(reason)) => Err(RootError::Folder {
+                    path: self.path(),
+                    source: std::io::Error::other(reason),
+                }),
+            },
+        }
+    }
+
+    /// Whether any of `paths` (recorded as archived) is there.
+    async fn holds_any(&self, paths: &[String]) -> Result<bool, RootError> {
+        for path in paths {
+            let there = match self {
+                Place::Folder(root) => root.join(path).exists(),
+                Place::Bucket(bucket) => bucket.exists(path).await?,
+            };
+            if there {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Checks that `backend` holds the archive of the database `store` (see the module) and
+/// records it; with [`Use::Write`], creates and marks a new archive. The bucket's marker is
+/// the object `<prefix>.mjlink-archive`; its local working folder is made for writes.
+pub async fn check(
+    // `&mut` (not `&`): a `Store` is not `Sync`, and this future must be `Send`.
+    store: &mut Store,
+    backend: &Backend,
+    usage: Use,
+) -> Result<(), RootError> {
+    let place = match backend {
+        Backend::Fs { root } => {
+            let absolute = std::path::absolute(root).map_err(folder_error(root))?;
+            if usage == Use::Write {
+                std::fs::create_dir_all(&absolute).map_err(folder_error(&absolute))?;
+            }
+            if absolute.exists() && !absolute.is_dir() {
+                return Err(RootError::Folder {
+                    path: absolute.clone(),
+                    source: std::io::Error::other("it is not a folder"),
+                });
+            }
+            Place::Folder(absolute)
+        }
+        Backend::S3 { bucket, work } => {
+            if usage == Use::Write {
+                std::fs::create_dir_all(work).map_err(folder_error(work))?;
+            }
+            Place::Bucket(bucket)
+        }
+    };
+    let shown = place.shown();
     let recorded = store.archive_root()?;
-    let marker = read_marker(&absolute)?;
+    let marker = place.read_marker().await?;
     match (recorded, marker) {
         (Some((id, _)), Some(found)) if found == id => {
             store.set_archive_root(&id, &shown)?;
         }
         (Some((id, recorded)), Some(found)) => {
             return Err(RootError::OtherArchive {
-                path: absolute,
+                path: place.path(),
                 found,
                 expected: id,
                 recorded,
             })
         }
         (Some((id, recorded)), None) => {
-            // The recorded folder itself, emptied or removed: its files are really missing.
+            // The recorded archive itself, emptied or removed: its files are really missing.
             if recorded != shown {
                 return Err(RootError::NotMarked {
-                    path: absolute,
+                    path: place.path(),
                     recorded,
                 });
             }
             if usage == Use::Write {
-                write_marker(&absolute, &id)?;
+                place.write_marker(&id).await?;
             }
         }
-        // A folder another database made (or this one, before it recorded its root).
+        // An archive another database made (or this one, before it recorded its root).
         (None, Some(found)) => store.set_archive_root(&found, &shown)?,
         (None, None) => {
             let count = store.archived_count()?;
-            if count > 0
-                && !store
-                    .archived_paths(64)?
-                    .iter()
-                    .any(|path| absolute.join(path).exists())
-            {
+            if count > 0 && !place.holds_any(&store.archived_paths(64)?).await? {
                 return Err(RootError::Unknown {
-                    path: absolute,
+                    path: place.path(),
                     count,
                 });
             }
             if usage == Use::Write {
                 let id = uuid::Uuid::new_v4().to_string();
-                write_marker(&absolute, &id)?;
+                place.write_marker(&id).await?;
                 store.set_archive_root(&id, &shown)?;
             }
         }

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::{FutureExt, StreamExt};
 
-use super::download::{hash_file, move_into_place, Downloaded, FetchError, Fetcher, TEMP_PREFIX};
+use super::backend::{Backend, Bucket, PlaceError, ReadError, StorageError, UploadLog};
+use super::download::{move_into_place, Downloaded, FetchError, Fetcher, TEMP_PREFIX};
 use super::root::{self, RootError, Use};
 use crate::config::Config;
 use crate::rest::Rest;
@@ -33,7 +34,8 @@ pub struct ArchiveSummary {
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    pub root: PathBuf,
+    /// Where the files go: the folder, or the bucket (`archive.backend`).
+    pub backend: Backend,
     pub concurrency: usize,
     /// How long an image waits after a transient failure ([`mjlink_core::retry`]).
     pub retry: RetryPolicy,
@@ -43,11 +45,19 @@ pub struct WorkerOptions {
 
 impl WorkerOptions {
     /// From `[archive]`, and the routes of `[[notify]]`.
-    pub fn from_config(config: &Config) -> WorkerOptions {
-        WorkerOptions {
-            root: config.archive.dir.clone(),
+    pub fn from_config(config: &Config) -> Result<WorkerOptions, crate::config::ConfigError> {
+        Ok(WorkerOptions {
+            backend: Backend::from_config(&config.archive)?,
             concurrency: config.archive.concurrency,
             notify: crate::notify::routes(config),
+            ..WorkerOptions::default()
+        })
+    }
+
+    /// The defaults, archiving into the folder `root`.
+    pub fn in_folder(root: impl Into<PathBuf>) -> WorkerOptions {
+        WorkerOptions {
+            backend: Backend::Fs { root: root.into() },
             ..WorkerOptions::default()
         }
     }
@@ -56,7 +66,9 @@ impl WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            root: PathBuf::from("archive"),
+            backend: Backend::Fs {
+                root: PathBuf::from("archive"),
+            },
             concurrency: 4,
             retry: RetryPolicy::default(),
             notify: Default::default(),
@@ -169,8 +181,9 @@ fn give_up_or_wait(
 
 /// One pass over the queue: the images due now. `on_progress(done, seen)` is called after each
 /// group recorded. With `rest` (a bot token), expired links are refreshed and tried again in
-/// the same pass. The archive folder must be this database's ([`root::check`]) and no other
-/// pass may be working in it ([`root::lock`]).
+/// the same pass. The archive must be this database's ([`root::check`]) and no other pass may
+/// be working in its local folder ([`root::lock`]). When the bucket cannot be used, the pass
+/// stops with [`ArchiveError::Storage`] and the images not yet stored stay pending as they were.
 pub async fn archive_pending(
     store: &mut Store,
     fetcher: &Fetcher,
@@ -178,10 +191,10 @@ pub async fn archive_pending(
     options: &WorkerOptions,
     mut on_progress: impl FnMut(u64, u64),
 ) -> Result<ArchiveSummary, ArchiveError> {
-    root::check(store, &options.root, Use::Write)?;
-    let _lock = root::lock(&options.root)?;
+    root::check(store, &options.backend, Use::Write).await?;
+    let _lock = root::lock(options.backend.local())?;
     // Temporary files left by a run that was killed are never trusted: start clean.
-    let staging = root::staging(&options.root)?;
+    let staging = root::staging(options.backend.local())?;
     let mut summary = ArchiveSummary::default();
     let mut after = None;
     let due = crate::clock::now_ms();
@@ -275,7 +288,7 @@ impl Pass<'_> {
         summary: &mut ArchiveSummary,
         progress: &mut Counts,
         on_progress: &mut impl FnMut(u64, u64),
-    ) -> Result<Vec<PendingImage>, StoreError> {
+    ) -> Result<Vec<PendingImage>, ArchiveError> {
         let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(self.options.concurrency.max(1)));
         let mut downloads: futures_util::stream::FuturesUnordered<_> = batch
             .into_iter()
@@ -328,7 +341,8 @@ impl Pass<'_> {
                 group,
                 links == Links::Refreshed,
                 summary,
-            )?;
+            )
+            .await?;
             on_progress(progress.done, progress.seen);
         }
         Ok(expired)
@@ -345,6 +359,10 @@ pub enum ArchiveError {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Rest(#[from] crate::rest::RestError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// One pass over the queue as the config says (`mjlink archive`, after `backfill` and
@@ -360,7 +378,7 @@ pub async fn archive_configured(
         Some(_) => Some(Rest::from_config(&config.discord)?),
         None => None,
     };
-    let options = WorkerOptions::from_config(config);
+    let options = WorkerOptions::from_config(config)?;
     archive_pending(&mut store, &fetcher, rest.as_ref(), &options, on_progress).await
 }
 
@@ -409,18 +427,16 @@ pub(super) const GROUP_MAX: usize = 16;
 
 /// A family's `metadata.json` and `prompt.txt`, as bytes, read from the database.
 struct FamilyFiles {
-    dir: PathBuf,
     metadata: Vec<u8>,
     prompt: Option<String>,
 }
 
-fn family_files(store: &Store, dir: PathBuf, grid_id: Snowflake) -> Result<Option<FamilyFiles>, StoreError> {
+fn family_files(store: &Store, grid_id: Snowflake) -> Result<Option<FamilyFiles>, StoreError> {
     let Some(record) = store.family_record(grid_id)? else {
         return Ok(None);
     };
     let metadata = serde_json::to_vec_pretty(&record).unwrap_or_default();
     Ok(Some(FamilyFiles {
-        dir,
         metadata,
         prompt: record.grid.prompt.clone(),
     }))
@@ -428,9 +444,9 @@ fn family_files(store: &Store, dir: PathBuf, grid_id: Snowflake) -> Result<Optio
 
 /// Writes `metadata.json` and `prompt.txt` in a family folder when their content changed, each
 /// through a temporary file in `staging` (named with [`TEMP_PREFIX`]), fsync and rename.
-fn write_family_files(files: &FamilyFiles, staging: &Path) -> std::io::Result<()> {
+fn write_family_files(dir: &Path, files: &FamilyFiles, staging: &Path) -> std::io::Result<()> {
     let write = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
-        let path = files.dir.join(name);
+        let path = dir.join(name);
         if std::fs::read(&path).is_ok_and(|existing| existing == bytes) {
             return Ok(());
         }
@@ -485,6 +501,14 @@ enum Plan {
     },
 }
 
+impl Plan {
+    fn downloaded(&self) -> &Downloaded {
+        match self {
+            Plan::Copy { downloaded, .. } | Plan::Place { downloaded, .. } => downloaded,
+        }
+    }
+}
+
 enum CopyOf {
     Archived {
         attachment_id: Snowflake,
@@ -494,23 +518,36 @@ enum CopyOf {
     InGroup(usize),
 }
 
+/// What became of one plan's file in step 2 of [`record_group`].
+enum Placed {
+    /// In place (or already there): record it.
+    Stored,
+    /// A failure about this file: it waits for its retry.
+    Failed(String),
+    /// The store could not be used: the image stays pending as it was.
+    Halted(StorageError),
+}
+
 /// Records a group of finished downloads: failures first, then the new files are put in
-/// place (in parallel: rename and folder sync), and the rows and the families' metadata change
-/// together in one transaction. A stop in between leaves the rows pending, and the next run
-/// finds the files already in place.
-pub(super) fn record_group(
+/// place (in the folder: in parallel, rename and folder sync; in the bucket: uploads,
+/// `concurrency` at a time), and the rows and the families' metadata change together in one
+/// transaction. A stop in between leaves the rows pending, and the next run finds the files
+/// already in place. When the bucket cannot be used, what was stored is recorded, the rest
+/// stays pending untouched, and [`ArchiveError::Storage`] stops the pass.
+pub(super) async fn record_group(
     store: &mut Store,
     options: &WorkerOptions,
     staging: &Path,
     group: Vec<(PendingImage, Result<Downloaded, FetchError>)>,
     refreshed: bool,
     summary: &mut ArchiveSummary,
-) -> Result<(), StoreError> {
-    // 1. Decide each download's fate (database reads only).
+) -> Result<(), ArchiveError> {
+    // 1. Decide each download's fate (database reads, and what is already in the archive).
     let mut plans: Vec<(PendingImage, Plan)> = Vec::with_capacity(group.len());
     let mut in_group: HashMap<String, usize> = HashMap::new();
     let mut claimed: HashSet<PathBuf> = HashSet::new();
-    for (image, result) in group {
+    let mut group = group.into_iter();
+    while let Some((image, result)) = group.next() {
         let downloaded = match result {
             Ok(downloaded) => downloaded,
             Err(error) => {
@@ -562,21 +599,42 @@ pub(super) fn record_group(
             Some(previous) => PathBuf::from(previous),
             None => place(&family, family_posted, &role, downloaded.kind),
         };
-        let already_there = image.previous_path.is_none()
-            && !claimed.contains(&relative)
-            && hash_file(&options.root.join(&relative)).is_ok_and(|(sha256, _)| sha256 == downloaded.sha256);
-        let taken = claimed.contains(&relative) || options.root.join(&relative).exists();
-        if image.previous_path.is_none() && !already_there && taken {
-            // Another image already has this name (a tile upscaled twice): never overwrite it.
-            let stem = relative
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_default();
-            relative.set_file_name(format!(
-                "{stem}_{}.{}",
-                image.attachment_id,
-                downloaded.kind.extension()
-            ));
+        let mut already_there = false;
+        if image.previous_path.is_none() {
+            let found = if claimed.contains(&relative) {
+                Ok(Some(false))
+            } else {
+                holds(&options.backend, &relative, &downloaded.sha256).await
+            };
+            let found = match found {
+                Ok(found) => found,
+                Err(error) => {
+                    // Nothing of the group is stored: every image stays pending as it was.
+                    let _ = std::fs::remove_file(&downloaded.temp_path);
+                    for (_, plan) in &plans {
+                        let _ = std::fs::remove_file(&plan.downloaded().temp_path);
+                    }
+                    for (_, rest) in group {
+                        if let Ok(downloaded) = rest {
+                            let _ = std::fs::remove_file(&downloaded.temp_path);
+                        }
+                    }
+                    return Err(error.into());
+                }
+            };
+            already_there = found == Some(true);
+            if found == Some(false) {
+                // Another image already has this name (a tile upscaled twice): never overwrite it.
+                let stem = relative
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                relative.set_file_name(format!(
+                    "{stem}_{}.{}",
+                    image.attachment_id,
+                    downloaded.kind.extension()
+                ));
+            }
         }
         claimed.insert(relative.clone());
         in_group.insert(downloaded.sha256.clone(), plans.len());
@@ -593,44 +651,24 @@ pub(super) fn record_group(
         return Ok(());
     }
 
-    // 2. New files into place, in parallel. The temporary file was fsynced and its size
-    // checked on disk; the rename moves it whole. The folders are synced in step 3, once
-    // each, after their metadata is written: then the renames are durable.
-    let placed: Vec<Result<bool, String>> = in_parallel(&plans, |(_, plan)| match plan {
-        Plan::Place {
-            downloaded, relative, ..
-        } if root::no_link_between(&options.root, relative).is_err() => {
-            let _ = std::fs::remove_file(&downloaded.temp_path);
-            Err(root::no_link_between(&options.root, relative)
-                .err()
-                .map(|error| error.to_string())
-                .unwrap_or_default())
+    // 2. New files into place.
+    let placed = match &options.backend {
+        Backend::Fs { root } => place_in_folder(root, &plans),
+        Backend::S3 { bucket, .. } => {
+            let log = std::sync::Mutex::new(&mut *store);
+            let uploads: Vec<_> = plans
+                .iter()
+                .map(|(_, plan)| upload_one(bucket, &log, plan))
+                .collect();
+            futures_util::stream::iter(uploads)
+                .buffered(options.concurrency.max(1))
+                .collect::<Vec<_>>()
+                .await
         }
-        Plan::Place {
-            downloaded,
-            already_there: true,
-            ..
-        } => {
-            // This very file, put in place by a run that stopped before recording it.
-            let _ = std::fs::remove_file(&downloaded.temp_path);
-            Ok(true)
-        }
-        Plan::Place {
-            downloaded, relative, ..
-        } => {
-            let destination = options.root.join(relative);
-            move_into_place(downloaded, &destination)
-                .and_then(|()| std::fs::metadata(&destination))
-                .map(|metadata| metadata.len() == downloaded.bytes)
-                .map_err(|error| {
-                    let _ = std::fs::remove_file(&downloaded.temp_path);
-                    format!("cannot write {}: {error}", destination.display())
-                })
-        }
-        Plan::Copy { downloaded, .. } => {
-            let _ = std::fs::remove_file(&downloaded.temp_path);
-            Ok(true)
-        }
+    };
+    let halted = placed.iter().find_map(|placed| match placed {
+        Placed::Halted(error) => Some(error.clone()),
+        _ => None,
     });
 
     // 3. Rows and metadata together.
@@ -648,9 +686,10 @@ pub(super) fn record_group(
                         attachment_id, path, ..
                     } => (*attachment_id, path.clone()),
                     CopyOf::InGroup(original) => match (&plans[*original], &placed[*original]) {
-                        ((other, Plan::Place { relative, .. }), Ok(true)) => {
-                            (other.attachment_id, relative.to_string_lossy().to_string())
+                        ((other, Plan::Place { relative, .. }), Placed::Stored) => {
+                            (other.attachment_id, layout_key(relative))
                         }
+                        (_, Placed::Halted(_)) => continue,
                         _ => {
                             give_up_or_wait(
                                 store,
@@ -687,16 +726,17 @@ pub(super) fn record_group(
             Plan::Place {
                 downloaded, relative, ..
             } => match outcome {
-                Ok(true) => {
+                Placed::Stored => {
+                    let path = layout_key(relative);
                     store.mark_archived(
                         image.attachment_id,
-                        &relative.to_string_lossy(),
+                        &path,
                         &downloaded.sha256,
                         downloaded.bytes,
                         downloaded.kind.as_str(),
                         None,
                     )?;
-                    tell_archived(store, options, image, &relative.to_string_lossy(), downloaded)?;
+                    tell_archived(store, options, image, &path, downloaded)?;
                     summary.archived += 1;
                     let (_, _, role) = family_of(&image.facts());
                     let grid_id = match role {
@@ -704,43 +744,178 @@ pub(super) fn record_group(
                         _ => image.parent_id.unwrap_or(image.message_id),
                     };
                     if let Some(dir) = relative.parent() {
-                        families.insert(options.root.join(dir), grid_id);
+                        families.insert(dir.to_path_buf(), grid_id);
                     }
                 }
-                Ok(false) => give_up_or_wait(
-                    store,
-                    options,
-                    image,
-                    Failure::Local,
-                    "the file on disk does not match its download",
-                    summary,
-                )?,
-                Err(error) => give_up_or_wait(store, options, image, Failure::Local, error, summary)?,
+                Placed::Failed(error) => {
+                    give_up_or_wait(store, options, image, Failure::Local, error, summary)?
+                }
+                Placed::Halted(_) => {}
             },
         }
     }
     let mut files = Vec::with_capacity(families.len());
     for (dir, grid_id) in families {
-        let metadata = family_files(store, dir.clone(), grid_id)?;
+        let metadata = family_files(store, grid_id)?;
         files.push((dir, metadata));
     }
-    let synced = in_parallel(&files, |(dir, metadata)| {
-        // What a killed run left in this family folder.
-        root::remove_temp_files(dir);
-        if let Some(family) = metadata {
-            if let Err(error) = write_family_files(family, staging) {
-                tracing::warn!(folder = %dir.display(), %error, "cannot write metadata.json/prompt.txt");
+    match &options.backend {
+        Backend::Fs { root } => {
+            let synced = in_parallel(&files, |(dir, metadata)| {
+                let dir = root.join(dir);
+                // What a killed run left in this family folder.
+                root::remove_temp_files(&dir);
+                if let Some(family) = metadata {
+                    if let Err(error) = write_family_files(&dir, family, staging) {
+                        tracing::warn!(folder = %dir.display(), %error, "cannot write metadata.json/prompt.txt");
+                    }
+                }
+                std::fs::File::open(&dir).and_then(|folder| folder.sync_all())
+            });
+            if let Some(((dir, _), Err(error))) =
+                files.iter().zip(&synced).find(|(_, result)| result.is_err())
+            {
+                // The renames may not survive a crash: nothing of this group is marked archived.
+                tracing::warn!(folder = %root.join(dir).display(), %error, "cannot sync the folder; the group is retried");
+                store.rollback()?;
+                return Ok(());
             }
         }
-        std::fs::File::open(dir).and_then(|folder| folder.sync_all())
-    });
-    if let Some(((dir, _), Err(error))) = files.iter().zip(&synced).find(|(_, result)| result.is_err()) {
-        // The renames may not survive a crash: nothing of this group is marked archived.
-        tracing::warn!(folder = %dir.display(), %error, "cannot sync the folder; the group is retried");
-        store.rollback()?;
-        return Ok(());
+        Backend::S3 { bucket, .. } => {
+            // Each object is durable once the store confirmed it: there is no folder to sync.
+            for (dir, metadata) in &files {
+                let Some(family) = metadata else { continue };
+                let dir = layout_key(dir);
+                let mut writes = vec![("metadata.json", family.metadata.clone(), "application/json")];
+                if let Some(prompt) = &family.prompt {
+                    writes.push((
+                        "prompt.txt",
+                        format!("{prompt}\n").into_bytes(),
+                        "text/plain; charset=utf-8",
+                    ));
+                }
+                for (name, bytes, content_type) in writes {
+                    if let Err(error) = bucket
+                        .write_small(&format!("{dir}/{name}"), bytes, content_type)
+                        .await
+                    {
+                        let error = match error {
+                            PlaceError::File(reason) => reason,
+                            PlaceError::Storage(error) => error.to_string(),
+                        };
+                        tracing::warn!(folder = %dir, %error, "cannot write {name} in the bucket");
+                    }
+                }
+            }
+        }
     }
-    store.commit()
+    store.commit()?;
+    match halted {
+        Some(error) => Err(ArchiveError::Storage(error)),
+        None => Ok(()),
+    }
+}
+
+/// Step 2 of [`record_group`] in the bucket, for one plan: a new file uploaded; the staged
+/// file removed whatever happened.
+async fn upload_one(bucket: &Bucket, log: &UploadLog<'_>, plan: &Plan) -> Placed {
+    let placed = match plan {
+        Plan::Place {
+            downloaded,
+            relative,
+            already_there: false,
+        } => match bucket.upload(log, downloaded, &layout_key(relative)).await {
+            Ok(()) => Placed::Stored,
+            Err(PlaceError::File(reason)) => Placed::Failed(reason),
+            Err(PlaceError::Storage(error)) => Placed::Halted(error),
+        },
+        // Already there, or a copy of other bytes: nothing to send.
+        _ => Placed::Stored,
+    };
+    let _ = std::fs::remove_file(&plan.downloaded().temp_path);
+    placed
+}
+
+/// The file of `relative` in the folder: what the archive holds there (`Some(true)`: these very
+/// bytes; `Some(false)`: others) or `None`.
+async fn holds(backend: &Backend, relative: &Path, sha256: &str) -> Result<Option<bool>, StorageError> {
+    match backend {
+        Backend::Fs { root } => {
+            let path = root.join(relative);
+            Ok(match super::download::hash_file(&path) {
+                Ok((found, _)) => Some(found == sha256),
+                Err(_) if path.exists() => Some(false),
+                Err(_) => None,
+            })
+        }
+        Backend::S3 { bucket, .. } => {
+            let key = layout_key(relative);
+            if !bucket.exists(&key).await? {
+                return Ok(None);
+            }
+            Ok(Some(bucket.holds(&key, sha256).await?))
+        }
+    }
+}
+
+/// A path of the layout as recorded and as a key: `/`-separated whatever the platform.
+fn layout_key(relative: &Path) -> String {
+    relative
+        .components()
+        .map(|component| component.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Step 2 of [`record_group`] in the folder: new files renamed into place, in parallel. The
+/// temporary file was fsynced and its size checked on disk; the rename moves it whole. The
+/// folders are synced in step 3, once each, after their metadata is written: then the renames
+/// are durable.
+fn place_in_folder(root: &Path, plans: &[(PendingImage, Plan)]) -> Vec<Placed> {
+    let placed: Vec<Result<bool, String>> = in_parallel(plans, |(_, plan)| match plan {
+        Plan::Place {
+            downloaded, relative, ..
+        } if root::no_link_between(root, relative).is_err() => {
+            let _ = std::fs::remove_file(&downloaded.temp_path);
+            Err(root::no_link_between(root, relative)
+                .err()
+                .map(|error| error.to_string())
+                .unwrap_or_default())
+        }
+        Plan::Place {
+            downloaded,
+            already_there: true,
+            ..
+        } => {
+            // This very file, put in place by a run that stopped before recording it.
+            let _ = std::fs::remove_file(&downloaded.temp_path);
+            Ok(true)
+        }
+        Plan::Place {
+            downloaded, relative, ..
+        } => {
+            let destination = root.join(relative);
+            move_into_place(downloaded, &destination)
+                .and_then(|()| std::fs::metadata(&destination))
+                .map(|metadata| metadata.len() == downloaded.bytes)
+                .map_err(|error| {
+                    let _ = std::fs::remove_file(&downloaded.temp_path);
+                    format!("cannot write {}: {error}", destination.display())
+                })
+        }
+        Plan::Copy { downloaded, .. } => {
+            let _ = std::fs::remove_file(&downloaded.temp_path);
+            Ok(true)
+        }
+    });
+    placed
+        .into_iter()
+        .map(|placed| match placed {
+            Ok(true) => Placed::Stored,
+            Ok(false) => Placed::Failed("the file on disk does not match its download".to_string()),
+            Err(error) => Placed::Failed(error),
+        })
+        .collect()
 }
 
 /// Enqueues the notification of `image` archived at `path`, in the group's transaction.
@@ -786,13 +961,20 @@ pub struct VerifyReport {
     pub problems: Vec<(Snowflake, String, String)>,
 }
 
-/// Rehashes every archived file; with `repair`, puts the missing and corrupt ones back in the
-/// queue (the caller then runs [`archive_pending`]).
-pub fn verify(store: &Store, root: &Path, repair: bool) -> Result<VerifyReport, ArchiveError> {
-    // A folder that is not this database's archive would make every file "missing".
-    root::check(store, root, Use::Read)?;
+/// Rehashes every archived file (in the folder or the bucket); with `repair`, puts the
+/// missing and corrupt ones back in the queue (the caller then runs [`archive_pending`]). A
+/// bucket that cannot be reached stops it with [`ArchiveError::Storage`]: an outage never makes
+/// every file "missing".
+pub async fn verify(
+    store: &mut Store,
+    backend: &Backend,
+    repair: bool,
+) -> Result<VerifyReport, ArchiveError> {
+    // An archive that is not this database's would make every file "missing".
+    root::check(store, backend, Use::Read).await?;
+    let images = store.images()?;
     let mut report = VerifyReport::default();
-    for image in store.images()? {
+    for image in images {
         if image.state != "archived" {
             continue;
         }
@@ -800,11 +982,18 @@ pub fn verify(store: &Store, root: &Path, repair: bool) -> Result<VerifyReport, 
             continue;
         };
         report.checked += 1;
-        let problem = match hash_file(&root.join(path)) {
+        let problem = match backend.hash(path).await {
             Ok((actual, _)) if actual == expected => None,
             Ok(_) => Some("corrupt (hash differs)".to_string()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Some("missing".to_string()),
-            Err(error) => Some(format!("unreadable: {error}")),
+            Err(ReadError::Missing) => Some("missing".to_string()),
+            Err(ReadError::Storage(error)) => return Err(error.into()),
+            Err(error) => {
+                // One object unreadable, or the whole store gone? Ask the store.
+                if let Some(bucket) = backend.bucket() {
+                    bucket.reachable().await?;
+                }
+                Some(error.to_string())
+            }
         };
         match problem {
             None => report.ok += 1,
@@ -824,6 +1013,7 @@ pub fn verify(store: &Store, root: &Path, repair: bool) -> Result<VerifyReport, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::download::hash_file;
     use crate::ingest::pipeline::{Event, Pipeline, PipelineConfig};
     use mjlink_core::layout::MediaKind;
 
@@ -891,8 +1081,8 @@ mod tests {
 
     /// A grid, and U1 and U2 with identical bytes, finished together: one group. The second
     /// copy is not written again, and the two tiles are flagged (the N-copies bug).
-    #[test]
-    fn identical_bytes_in_one_group_are_stored_once_and_flagged() {
+    #[tokio::test]
+    async fn identical_bytes_in_one_group_are_stored_once_and_flagged() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("a.db")).unwrap();
         let mut pipeline = Pipeline::new(store, PipelineConfig::default());
@@ -922,11 +1112,9 @@ mod tests {
         let pending = store.pending_images(None, 10, i64::MAX).unwrap();
         assert_eq!(pending.len(), 3);
 
-        let options = WorkerOptions {
-            root: dir.path().join("archive"),
-            ..WorkerOptions::default()
-        };
-        let staging = options.root.join(".staging");
+        let options = WorkerOptions::in_folder(dir.path().join("archive"));
+        let root = options.backend.local().to_path_buf();
+        let staging = root.join(".staging");
         let mut grid_png = b"\x89PNG\r\n\x1a\n-grid".to_vec();
         grid_png.extend([7u8; 100]);
         let tile_png = b"\x89PNG\r\n\x1a\n-same bytes for two tiles".to_vec();
@@ -937,7 +1125,9 @@ mod tests {
             .map(|(image, body)| (image, Ok(downloaded(&staging, body))))
             .collect();
         let mut summary = ArchiveSummary::default();
-        record_group(&mut store, &options, &staging, group, false, &mut summary).unwrap();
+        record_group(&mut store, &options, &staging, group, false, &mut summary)
+            .await
+            .unwrap();
         assert_eq!(
             (summary.archived, summary.deduplicated, summary.same_bytes_tiles),
             (2, 1, 1),
@@ -950,8 +1140,7 @@ mod tests {
         let u2 = &rows[2];
         assert_eq!(u1.path, u2.path, "one copy for identical bytes");
         assert_eq!(u2.same_bytes_as, Some(u1.attachment_id));
-        let family = options
-            .root
+        let family = root
             .join(u1.path.as_deref().unwrap())
             .parent()
             .unwrap()

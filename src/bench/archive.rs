@@ -298,7 +298,9 @@ async fn archive_once(
     queue(&db, addr, options.images)?;
     let mut store = Store::open(&db)?;
     let worker = WorkerOptions {
-        root: dir.join(format!("archive-{round}")),
+        backend: crate::archive::backend::Backend::Fs {
+            root: dir.join(format!("archive-{round}")),
+        },
         concurrency: options.concurrency,
         ..WorkerOptions::default()
     };
@@ -310,7 +312,7 @@ async fn archive_once(
     let summary = archive_pending(&mut store, &fetcher, None, &worker, |_, _| {}).await?;
     let seconds = start.elapsed().as_secs_f64();
     drop(store);
-    std::fs::remove_dir_all(&worker.root)?;
+    std::fs::remove_dir_all(worker.backend.local())?;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(dir.join(format!("archive-{round}.db{suffix}")));
     }

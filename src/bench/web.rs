@@ -194,7 +194,9 @@ async fn serve_mjlink(db: &Path, root: &Path) -> anyhow::Result<SocketAddr> {
     let address = listener.local_addr()?;
     let options = WebOptions {
         database: db.to_path_buf(),
-        archive_root: root.to_path_buf(),
+        archive: crate::archive::backend::Backend::Fs {
+            root: root.to_path_buf(),
+        },
         bind: address,
         token: None,
         pipeline: PipelineConfig::default(),

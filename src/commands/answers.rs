@@ -14,7 +14,6 @@ use mjlink_core::snowflake::Snowflake;
 /// What every answer may need besides its arguments.
 pub struct Ctx<'a> {
     pub store: &'a Store,
-    pub archive_root: &'a Path,
     /// The server the command was used in (`None` in a direct message).
     pub guild_id: Option<Snowflake>,
     pub now_ms: i64,
@@ -319,7 +318,7 @@ pub fn lineage(ctx: &Ctx<'_>, input: &str) -> Result<Reply, StoreError> {
                     .unwrap_or_else(|| "image.png".to_string());
                 files.push(File {
                     name: format!("{}_{name}", message.message_id),
-                    data: FileData::Path(ctx.archive_root.join(path)),
+                    data: FileData::Archived(path.clone()),
                     bytes: bytes.max(0) as u64,
                 });
             }

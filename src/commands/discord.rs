@@ -24,25 +24,30 @@ use mjlink_core::snowflake::Snowflake;
 pub struct CommandState {
     pub access: AccessConfig,
     pub database: PathBuf,
-    pub archive_root: PathBuf,
+    /// Where archived files are read from (the folder or the bucket).
+    pub archive: crate::archive::backend::Backend,
     limiter: Mutex<RateLimiter>,
 }
 
 impl CommandState {
-    /// From `[commands]` (the access rules), the database and the archive folder.
-    pub fn from_config(config: &crate::config::Config) -> CommandState {
-        CommandState::new(
+    /// From `[commands]` (the access rules), the database and the archive.
+    pub fn from_config(config: &crate::config::Config) -> Result<CommandState, crate::config::ConfigError> {
+        Ok(CommandState::new(
             config.commands.clone(),
             config.database_path.clone(),
-            config.archive.dir.clone(),
-        )
+            crate::archive::backend::Backend::from_config(&config.archive)?,
+        ))
     }
 
-    pub fn new(access: AccessConfig, database: PathBuf, archive_root: PathBuf) -> CommandState {
+    pub fn new(
+        access: AccessConfig,
+        database: PathBuf,
+        archive: crate::archive::backend::Backend,
+    ) -> CommandState {
         CommandState {
             access,
             database,
-            archive_root,
+            archive,
             limiter: Mutex::new(RateLimiter::default()),
         }
     }
@@ -256,7 +261,6 @@ impl Request {
         let mut store = Store::open(&state.database)?;
         let ctx = |store| Ctx {
             store,
-            archive_root: &state.archive_root,
             guild_id,
             now_ms,
         };
@@ -276,15 +280,15 @@ impl Request {
     }
 }
 
-async fn attachments(reply: &Reply) -> Vec<CreateAttachment> {
+async fn attachments(reply: &Reply, archive: &crate::archive::backend::Backend) -> Vec<CreateAttachment> {
     let mut files = Vec::new();
     for file in &reply.files {
         let bytes = match &file.data {
             FileData::Bytes(bytes) => bytes.clone(),
-            FileData::Path(path) => match tokio::fs::read(path).await {
+            FileData::Archived(path) => match archive.read(path).await {
                 Ok(bytes) => bytes,
                 Err(error) => {
-                    tracing::warn!(path = %path.display(), %error, "an archived file could not be read");
+                    tracing::warn!(%path, %error, "an archived file could not be read");
                     continue;
                 }
             },
@@ -332,13 +336,16 @@ fn buttons(reply: &Reply) -> Vec<CreateActionRow> {
     )]
 }
 
-async fn message(reply: &Reply) -> CreateInteractionResponseMessage {
+async fn message(
+    reply: &Reply,
+    archive: &crate::archive::backend::Backend,
+) -> CreateInteractionResponseMessage {
     let mut message = CreateInteractionResponseMessage::new()
         .content(&reply.content)
         .embeds(embeds(reply))
         .components(buttons(reply))
         .ephemeral(reply.ephemeral);
-    for file in attachments(reply).await {
+    for file in attachments(reply, archive).await {
         message = message.add_file(file);
     }
     message
@@ -398,7 +405,7 @@ async fn handle_command(ctx: &Context, command: CommandInteraction, state: &std:
     let request = match request {
         Ok(request) => request,
         Err(refusal) => {
-            respond(ctx, &command, Reply::refusal(refusal)).await;
+            respond(ctx, &command, Reply::refusal(refusal), state).await;
             return;
         }
     };
@@ -421,7 +428,7 @@ async fn handle_command(ctx: &Context, command: CommandInteraction, state: &std:
         Err(_) => Reply::refusal("Something went wrong; the log says what."),
     };
     match outcome {
-        Some(outcome) => respond(ctx, &command, to_reply(outcome)).await,
+        Some(outcome) => respond(ctx, &command, to_reply(outcome), state).await,
         None => {
             // Taking a while: say so within Discord's 3 seconds, then edit in the answer.
             if let Err(error) = command.defer(&ctx.http).await {
@@ -432,7 +439,7 @@ async fn handle_command(ctx: &Context, command: CommandInteraction, state: &std:
                 .content(&reply.content)
                 .embeds(embeds(&reply))
                 .components(buttons(&reply));
-            for file in attachments(&reply).await {
+            for file in attachments(&reply, &state.archive).await {
                 edit = edit.new_attachment(file);
             }
             if let Err(error) = command.edit_response(&ctx.http, edit).await {
@@ -442,8 +449,8 @@ async fn handle_command(ctx: &Context, command: CommandInteraction, state: &std:
     }
 }
 
-async fn respond(ctx: &Context, command: &CommandInteraction, reply: Reply) {
-    let response = CreateInteractionResponse::Message(message(&reply).await);
+async fn respond(ctx: &Context, command: &CommandInteraction, reply: Reply, state: &CommandState) {
+    let response = CreateInteractionResponse::Message(message(&reply, &state.archive).await);
     if let Err(error) = command.create_response(&ctx.http, response).await {
         tracing::warn!(%error, "cannot send the reply");
     }
@@ -475,9 +482,9 @@ async fn handle_component(
         }
     };
     let response = if reply.ephemeral {
-        CreateInteractionResponse::Message(message(&reply).await)
+        CreateInteractionResponse::Message(message(&reply, &state.archive).await)
     } else {
-        CreateInteractionResponse::UpdateMessage(message(&reply).await)
+        CreateInteractionResponse::UpdateMessage(message(&reply, &state.archive).await)
     };
     if let Err(error) = component.create_response(&ctx.http, response).await {
         tracing::warn!(%error, "cannot update the search page");

@@ -12,8 +12,6 @@ pub use mjlink_core::access;
 pub mod answers;
 pub mod discord;
 
-use std::path::PathBuf;
-
 /// Discord's limits for one message.
 pub const MAX_CONTENT: usize = 2000;
 pub const MAX_EMBEDS: usize = 10;
@@ -39,8 +37,8 @@ pub struct Embed {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileData {
-    /// A file of the archive, read when sent.
-    Path(PathBuf),
+    /// A file of the archive (its recorded path), read when sent.
+    Archived(String),
     Bytes(Vec<u8>),
 }
 

@@ -39,6 +39,15 @@ const KEYS: &[(&str, Set)] = &[
     ("archive.concurrency",           |c, v| within(v, 1, 64, CONCURRENCY).map(|n| c.archive.concurrency = n)),
     ("archive.max_mib",               |c, v| within(v, 1, 4096, MIB).map(|mib: u64| c.archive.max_bytes = mib << 20)),
     ("archive.hosts",                 |c, v| hosts(v).map(|hosts| c.archive.hosts = hosts)),
+    ("archive.backend",               |c, v| backend(v).map(|backend| c.archive.backend = backend)),
+    ("archive.s3_bucket",             |c, v| bucket(v).map(|bucket| c.archive.s3.bucket = bucket)),
+    ("archive.s3_endpoint",           |c, v| api_base(v).map(|url| c.archive.s3.endpoint = Some(url))),
+    ("archive.s3_region",             |c, v| word(v).map(|region| c.archive.s3.region = region)),
+    ("archive.s3_prefix",             |c, v| prefix(v).map(|prefix| c.archive.s3.prefix = prefix)),
+    ("archive.s3_access_key_id",      |c, v| token(v).map(|key| c.archive.s3.access_key_id = Some(key))),
+    ("archive.s3_secret_access_key",  |c, v| token(v).map(|key| c.archive.s3.secret_access_key = Some(key))),
+    ("archive.s3_virtual_hosted",     |c, v| boolean(v).map(|on| c.archive.s3.virtual_hosted = on)),
+    ("archive.s3_part_mib",           |c, v| within(v, 5, 512, PART_MIB).map(|mib: u64| c.archive.s3.part_bytes = mib << 20)),
     ("queue.enabled",                 |c, v| boolean(v).map(|on| c.queue.enabled = on)),
     ("queue.user_token",              |c, v| token(v).map(|token| c.queue.user_token = Some(token))),
     ("queue.user_id",                 |c, v| id(v).map(|id| c.queue.user_id = Some(id))),
@@ -74,6 +83,7 @@ const KEYS: &[(&str, Set)] = &[
 const CONCURRENCY: &str = "expected a number of parallel downloads from 1 to 64";
 const CONNECT: &str = "expected seconds from 1 to 3600";
 const MIB: &str = "expected a size in MiB from 1 to 4096";
+const PART_MIB: &str = "expected a part size in MiB from 5 to 512 (S3 refuses parts under 5 MiB)";
 const PER_MINUTE: &str = "expected commands per minute from 1 to 600";
 const DEFER: &str = "expected milliseconds from 0 to 2500 (Discord allows 3 s for the first reply)";
 
@@ -317,6 +327,55 @@ fn hosts(raw: Raw<'_>) -> Result<Vec<String>, String> {
         return Err("expected host names like cdn.discordapp.com".to_string());
     }
     Ok(hosts)
+}
+
+fn backend(raw: Raw<'_>) -> Result<super::Backend, String> {
+    match text(raw)?.trim().to_ascii_lowercase().as_str() {
+        "fs" => Ok(super::Backend::Fs),
+        "s3" => Ok(super::Backend::S3),
+        other => Err(format!("expected \"fs\" or \"s3\", got {other:?}")),
+    }
+}
+
+/// An S3 bucket name: 3 to 63 lowercase letters, digits, `.` and `-` (the rules every
+/// S3-compatible store shares).
+fn bucket(raw: Raw<'_>) -> Result<String, String> {
+    let bucket = text(raw)?.trim().to_string();
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+    if !(3..=63).contains(&bucket.len()) || !bucket.chars().all(allowed) {
+        return Err(format!(
+            "expected a bucket name of 3 to 63 lowercase letters, digits, '.' and '-', got {bucket:?}"
+        ));
+    }
+    Ok(bucket)
+}
+
+/// One word without spaces (a region such as `us-east-1`, `auto`, `garage`).
+fn word(raw: Raw<'_>) -> Result<String, String> {
+    let word = text(raw)?.trim().to_string();
+    if word.is_empty() || word.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("expected one word such as us-east-1, got {word:?}"));
+    }
+    Ok(word)
+}
+
+/// Where the archive's keys start in the bucket: folder names separated by `/` (`mjlink/`),
+/// or nothing. Stored with one trailing `/` when not empty.
+fn prefix(raw: Raw<'_>) -> Result<String, String> {
+    let text = text(raw)?;
+    let trimmed = text.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let parts_ok = trimmed.split('/').all(|part| {
+        !part.is_empty() && part != "." && part != ".." && !part.chars().any(|c| c.is_control() || c == '\\')
+    });
+    if !parts_ok {
+        return Err(format!(
+            "expected folder names separated by '/', without '.', '..' or empty parts, got {text:?}"
+        ));
+    }
+    Ok(format!("{trimmed}/"))
 }
 
 fn session(raw: Raw<'_>) -> Result<String, String> {

@@ -138,6 +138,52 @@ pub struct ArchiveConfig {
     pub max_bytes: u64,
     /// Hosts images may be downloaded from (redirects included).
     pub hosts: Vec<String>,
+    /// Where archived files are kept: `dir` itself, or an S3-compatible bucket (then `dir`
+    /// is only the local working folder: staging, the pass lock, thumbnails).
+    pub backend: Backend,
+    pub s3: S3Config,
+}
+
+/// `archive.backend`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// The folder `archive.dir`.
+    #[default]
+    Fs,
+    /// An S3-compatible bucket (`archive.s3_*`).
+    S3,
+}
+
+/// The bucket of `archive.backend = "s3"`. The keys are secrets: `Debug` never shows them.
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    pub bucket: String,
+    /// `https://...` of an S3-compatible store (R2, MinIO, Garage...); none: AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Prepended to every key: empty, or folders ending in `/`.
+    pub prefix: String,
+    pub access_key_id: Option<Secret>,
+    pub secret_access_key: Option<Secret>,
+    /// `https://bucket.host/key` instead of `https://host/bucket/key`.
+    pub virtual_hosted: bool,
+    /// Files larger than this go up in parts of this size (multipart upload).
+    pub part_bytes: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            bucket: String::new(),
+            endpoint: None,
+            region: "us-east-1".to_string(),
+            prefix: String::new(),
+            access_key_id: None,
+            secret_access_key: None,
+            virtual_hosted: false,
+            part_bytes: 8 << 20,
+        }
+    }
 }
 
 impl Default for ArchiveConfig {
@@ -151,6 +197,8 @@ impl Default for ArchiveConfig {
                 "cdn.discordapp.com".to_string(),
                 "media.discordapp.net".to_string(),
             ],
+            backend: Backend::Fs,
+            s3: S3Config::default(),
         }
     }
 }

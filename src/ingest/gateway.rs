@@ -262,7 +262,7 @@ pub async fn run_with(
             store,
             fetcher,
             Some(Arc::clone(&rest)),
-            WorkerOptions::from_config(config),
+            WorkerOptions::from_config(config).map_err(|error| BotError::Archive(error.to_string()))?,
             committed,
         )))
     } else {
@@ -278,7 +278,7 @@ pub async fn run_with(
         let mut stopped = notify_stopped.clone();
         Some(tokio::spawn(crate::notify::keep_delivering(
             store,
-            crate::notify::NotifyOptions::from_config(config),
+            crate::notify::NotifyOptions::from_config(config)?,
             async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             },
@@ -354,10 +354,12 @@ pub async fn run_with(
     let connected = Arc::new(Notify::new());
     let watch = Arc::new(Watch::new(config.discord.clone(), Arc::clone(&rest)));
     let handler = Handler {
-        commands: config
-            .commands
-            .enabled
-            .then(|| Arc::new(crate::commands::discord::CommandState::from_config(config))),
+        commands: match config.commands.enabled {
+            true => Some(Arc::new(crate::commands::discord::CommandState::from_config(
+                config,
+            )?)),
+            false => None,
+        },
         caught_up: Arc::clone(&caught_up),
         connected: Arc::clone(&connected),
         writer: writer.handle(),

@@ -3,6 +3,7 @@
 //! archived image attached (multipart) and the jump link. The answer becomes an
 //! [`Attempt`]; the error text never holds the URL (a Discord webhook's holds its token).
 
+use crate::archive::backend::Backend;
 use std::path::{Component, Path};
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ pub async fn send(
     client: &reqwest::Client,
     target: &NotifyTarget,
     row: &OutboxRow,
-    archive_root: &Path,
+    archive: &Backend,
     now_ms: i64,
 ) -> Delivery {
     let Some(url) = &target.url else {
@@ -69,7 +70,7 @@ pub async fn send(
                 .body(row.body.clone())
         }
         NotifyKind::Discord => {
-            let (content_type, body) = discord_message(row, archive_root).await;
+            let (content_type, body) = discord_message(row, archive).await;
             client
                 .post(url.expose())
                 .header(reqwest::header::CONTENT_TYPE, content_type)
@@ -115,14 +116,14 @@ pub async fn send(
 
 /// A Discord webhook message: the summary and the jump link as its text (no mentions
 /// parsed), with the archived file attached when it is there and small enough.
-async fn discord_message(row: &OutboxRow, archive_root: &Path) -> (String, Vec<u8>) {
+async fn discord_message(row: &OutboxRow, archive: &Backend) -> (String, Vec<u8>) {
     let mut content = mjlink_core::text::cut(&row.summary, 1_700);
     if let Some(jump) = &row.jump_url {
         content.push('\n');
         content.push_str(jump);
     }
     let file = match &row.file {
-        Some(relative) => attachment(archive_root, relative).await,
+        Some(relative) => attachment(archive, relative).await,
         None => None,
     };
     let mut payload = serde_json::json!({
@@ -155,19 +156,18 @@ async fn discord_message(row: &OutboxRow, archive_root: &Path) -> (String, Vec<u
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// The archived file's name and bytes, when it is inside the archive, there, and small
-/// enough for Discord.
-async fn attachment(archive_root: &Path, relative: &str) -> Option<(String, Vec<u8>)> {
-    let relative = Path::new(relative);
+/// The archived file's name and bytes, when it is inside the archive (the folder or the
+/// bucket), there, and small enough for Discord.
+async fn attachment(archive: &Backend, stored: &str) -> Option<(String, Vec<u8>)> {
+    let relative = Path::new(stored);
     if !relative
         .components()
         .all(|part| matches!(part, Component::Normal(_)))
     {
         return None;
     }
-    let path = archive_root.join(relative);
-    let metadata = tokio::fs::metadata(&path).await.ok()?;
-    if !metadata.is_file() || metadata.len() > DISCORD_MAX_FILE {
+    let bytes = archive.read(stored).await.ok()?;
+    if bytes.len() as u64 > DISCORD_MAX_FILE {
         return None;
     }
     let name: String = relative
@@ -176,7 +176,7 @@ async fn attachment(archive_root: &Path, relative: &str) -> Option<(String, Vec<
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         .collect();
-    Some((name, tokio::fs::read(&path).await.ok()?))
+    Some((name, bytes))
 }
 
 fn content_type(name: &str) -> &'static str {

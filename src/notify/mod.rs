@@ -14,7 +14,6 @@ pub mod deliver;
 pub mod sign;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,7 +45,7 @@ pub fn routes(config: &Config) -> Routes {
 pub struct NotifyOptions {
     pub targets: Vec<NotifyTarget>,
     /// Where archived files are (attached to Discord messages).
-    pub archive_root: PathBuf,
+    pub archive: crate::archive::backend::Backend,
     /// The first wait and the longest; each target's give-up time replaces the policy's.
     pub policy: DeliveryPolicy,
     /// How often the outbox is looked at when nothing is due sooner.
@@ -56,14 +55,14 @@ pub struct NotifyOptions {
 }
 
 impl NotifyOptions {
-    pub fn from_config(config: &Config) -> NotifyOptions {
-        NotifyOptions {
+    pub fn from_config(config: &Config) -> Result<NotifyOptions, crate::config::ConfigError> {
+        Ok(NotifyOptions {
             targets: config.notify.clone(),
-            archive_root: config.archive.dir.clone(),
+            archive: crate::archive::backend::Backend::from_config(&config.archive)?,
             policy: DeliveryPolicy::default(),
             poll: Duration::from_secs(1),
             concurrency: 4,
-        }
+        })
     }
 }
 
@@ -92,9 +91,7 @@ pub async fn deliver_due(
         async move {
             let started = now();
             let delivery = match target {
-                Some(target) => {
-                    Some(deliver::send(client, target, &row, &options.archive_root, started).await)
-                }
+                Some(target) => Some(deliver::send(client, target, &row, &options.archive, started).await),
                 None => None,
             };
             (row, target, started, delivery)

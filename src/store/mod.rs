@@ -32,6 +32,7 @@ mod recent;
 mod replies;
 mod search;
 mod stats;
+mod uploads;
 mod web;
 
 pub use archive::{ArchivedCopy, FamilyFile, FamilyMessage, FamilyRecord, ImageRow, PendingImage};
@@ -45,6 +46,7 @@ pub use queue_progress::{PreviewFile, SubmissionProgress};
 pub use replies::ReplyTargetRow;
 pub use search::{fts_query, SearchFilter, SearchHit};
 pub use stats::{ArchiveCounts, LinkExport};
+pub use uploads::Upload;
 pub use web::{ArchivedFile, GalleryFilter, GalleryItem, MessageFile};
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_manual_links.sql"),
     include_str!("migrations/0012_waiting_starts.sql"),
     include_str!("migrations/0013_notify_outbox.sql"),
+    include_str!("migrations/0014_uploads.sql"),
 ];
 
 /// How a command opens the database.

@@ -4,8 +4,6 @@
 //! the database; the only path made here joins a stored path's folder with the fixed name
 //! `metadata.json`, and goes through [`super::resolve_inside`] like every other.
 
-use std::path::Path;
-
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use mjlink_core::snowflake::Snowflake;
 
 use super::{html, resolve_inside, thumbs, Failure, Web, FAMILY_NODES};
+use crate::archive::backend::{Backend, ReadError};
 use crate::commands::answers;
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -95,15 +94,7 @@ pub(super) async fn thumb(
             return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag.clone())]).into_response();
         }
     }
-    let root = web.archive_root.clone();
-    let made = tokio::task::spawn_blocking(move || {
-        let Some(original) = resolve_inside(&root, &file.path) else {
-            return Err(None);
-        };
-        thumbs::thumbnail(&root, &original, attachment, size).map_err(Some)
-    })
-    .await
-    .unwrap_or_else(|error| Err(Some(thumbs::Refused(format!("the thumbnail failed: {error}")))));
+    let made = thumbnail(&web.archive, &file.path, attachment, size).await;
     match made {
         Ok(thumbnail) => {
             let mut response = (
@@ -133,6 +124,48 @@ pub(super) async fn thumb(
     }
 }
 
+/// The thumbnail of the archived file at `stored` at `size`: from the cache in the archive's
+/// local folder, else made from the file read through the backend. `Err(None)`: the file is
+/// not in the archive.
+async fn thumbnail(
+    archive: &Backend,
+    stored: &str,
+    attachment: Snowflake,
+    size: u32,
+) -> Result<thumbs::Thumbnail, Option<thumbs::Refused>> {
+    let local = archive.local().to_path_buf();
+    let original_changed = match archive {
+        Backend::Fs { root } => {
+            let original = resolve_inside(root, stored).ok_or(None)?;
+            std::fs::metadata(original).and_then(|m| m.modified()).ok()
+        }
+        Backend::S3 { .. } => None,
+    };
+    let cache = local.clone();
+    let cached =
+        tokio::task::spawn_blocking(move || thumbs::cached(&cache, attachment, size, original_changed))
+            .await
+            .ok()
+            .flatten();
+    if let Some(thumbnail) = cached {
+        return Ok(thumbnail);
+    }
+    let bytes = match archive.read(stored).await {
+        Ok(bytes) => bytes,
+        Err(ReadError::Missing | ReadError::Outside) => return Err(None),
+        Err(error) => {
+            return Err(Some(thumbs::Refused(format!(
+                "the archived file could not be read: {error}"
+            ))))
+        }
+    };
+    tokio::task::spawn_blocking(move || {
+        thumbs::make_and_cache(&local, &bytes, attachment, size).map_err(Some)
+    })
+    .await
+    .unwrap_or_else(|error| Err(Some(thumbs::Refused(format!("the thumbnail failed: {error}")))))
+}
+
 /// A family's `metadata.json` (what the archiver wrote in the family's folder), for any
 /// message of the family: the folder is the one of the family's first archived file.
 pub(super) async fn family_metadata(State(web): State<Web>, UrlPath(id): UrlPath<String>) -> Response {
@@ -157,16 +190,11 @@ pub(super) async fn family_metadata(State(web): State<Web>, UrlPath(id): UrlPath
         Ok(None) => return Failure::NotFound(format!("The family of {id} has no archived file yet.")).json(),
         Err(failure) => return failure.json(),
     };
-    let root = web.archive_root.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        let folder = Path::new(&stored).parent()?;
-        let relative = folder.join("metadata.json");
-        let path = resolve_inside(&root, relative.to_str()?)?;
-        std::fs::read(path).ok()
-    })
-    .await
-    .ok()
-    .flatten();
+    let relative = match stored.rsplit_once('/') {
+        Some((folder, _)) => format!("{folder}/metadata.json"),
+        None => "metadata.json".to_string(),
+    };
+    let read = web.archive.read(&relative).await.ok();
     match read {
         Some(bytes) => (
             [

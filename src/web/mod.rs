@@ -10,8 +10,9 @@
 //! `web.token` as a bearer token, compared in constant time; listening beyond loopback
 //! without a token is refused at start ([`WebOptions::from_config`]).
 
+use crate::archive::backend::{Backend, ReadError};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path as UrlPath, Query, Request, State};
@@ -59,7 +60,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 #[derive(Debug, Clone)]
 pub struct WebOptions {
     pub database: PathBuf,
-    pub archive_root: PathBuf,
+    /// Where archived files are read from: the folder, or the bucket (thumbnails are cached
+    /// in the local folder either way).
+    pub archive: Backend,
     pub bind: SocketAddr,
     pub token: Option<Secret>,
     /// How a manual link set from the family page is applied (the pipeline's options).
@@ -78,7 +81,7 @@ impl WebOptions {
         check_bind(bind, config.web.token.as_ref())?;
         Ok(WebOptions {
             database: config.database_path.clone(),
-            archive_root: config.archive.dir.clone(),
+            archive: Backend::from_config(&config.archive).map_err(|error| error.to_string())?,
             bind,
             token: config.web.token.clone(),
             pipeline: PipelineConfig::from_config(config),
@@ -111,7 +114,7 @@ pub fn token_matches(token: &Secret, given: &str) -> bool {
 
 struct Shared {
     database: PathBuf,
-    archive_root: PathBuf,
+    archive: Backend,
     token: Option<Secret>,
     pipeline: PipelineConfig,
     /// Idle connections, each used by one request at a time.
@@ -203,7 +206,7 @@ pub fn router(options: &WebOptions) -> Router {
 fn app(options: &WebOptions) -> (Router, Web) {
     let web: Web = Arc::new(Shared {
         database: options.database.clone(),
-        archive_root: options.archive_root.clone(),
+        archive: options.archive.clone(),
         token: options.token.clone(),
         pipeline: options.pipeline.clone(),
         stores: Mutex::new(Vec::new()),
@@ -587,25 +590,8 @@ async fn stats_json(State(web): State<Web>) -> Response {
     }
 }
 
-/// The content type of an archived file, from what its bytes were found to be.
-fn content_type(media: Option<&str>) -> &'static str {
-    match media {
-        Some("png") => "image/png",
-        Some("webp") | Some("webp_animated") => "image/webp",
-        Some("jpeg") => "image/jpeg",
-        Some("gif") => "image/gif",
-        Some("mp4") => "video/mp4",
-        _ => "application/octet-stream",
-    }
-}
-
-/// `root`/`stored`, when it is a file that resolves inside `root` (symbolic links
-/// followed); `None` otherwise.
-pub fn resolve_inside(root: &Path, stored: &str) -> Option<PathBuf> {
-    let root = std::fs::canonicalize(root).ok()?;
-    let full = std::fs::canonicalize(root.join(stored)).ok()?;
-    (full.starts_with(&root) && full.is_file()).then_some(full)
-}
+use crate::archive::content_type;
+pub use crate::archive::resolve_inside;
 
 /// What the image endpoint found.
 enum Found {
@@ -617,7 +603,7 @@ enum Found {
         media: Option<String>,
         etag: Option<String>,
     },
-    Unreadable(std::io::Error),
+    Unreadable(ReadError),
 }
 
 /// An archived file by its attachment id: the database says where it is. The lookup, the
@@ -626,32 +612,28 @@ async fn image(State(web): State<Web>, UrlPath(id): UrlPath<String>, headers: He
     let Some(attachment) = Snowflake::parse(id.trim()) else {
         return Failure::NotFound("Not an attachment id.".to_string()).json();
     };
-    let root = web.archive_root.clone();
     let asked = headers.get(header::IF_NONE_MATCH).cloned();
-    let found = web
-        .read(move |store| {
-            let Some(file) = store.archived_file(attachment)? else {
-                return Ok(Found::NoRow);
-            };
-            let Some(path) = resolve_inside(&root, &file.path) else {
-                return Ok(Found::Outside);
-            };
+    let found = match web.read(move |store| Ok(store.archived_file(attachment)?)).await {
+        Ok(None) => Ok(Found::NoRow),
+        Ok(Some(file)) => {
             let etag = file.sha256.as_deref().map(|sha| format!("\"{sha}\""));
-            if let (Some(etag), Some(asked)) = (&etag, &asked) {
-                if media::etag_matches(asked, etag) {
-                    return Ok(Found::NotModified(etag.clone()));
+            match (&etag, &asked) {
+                (Some(etag), Some(asked)) if media::etag_matches(asked, etag) => {
+                    Ok(Found::NotModified(etag.clone()))
                 }
+                _ => Ok(match web.archive.read(&file.path).await {
+                    Ok(bytes) => Found::File {
+                        bytes,
+                        media: file.media,
+                        etag,
+                    },
+                    Err(ReadError::Missing | ReadError::Outside) => Found::Outside,
+                    Err(error) => Found::Unreadable(error),
+                }),
             }
-            Ok(match std::fs::read(&path) {
-                Ok(bytes) => Found::File {
-                    bytes,
-                    media: file.media,
-                    etag,
-                },
-                Err(error) => Found::Unreadable(error),
-            })
-        })
-        .await;
+        }
+        Err(failure) => Err(failure),
+    };
     match found {
         Ok(Found::File { bytes, media, etag }) => {
             let mut response = (

@@ -12,6 +12,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use mjlink_core::snowflake::Snowflake;
 
@@ -47,37 +48,38 @@ pub fn cache_path(root: &Path, attachment: Snowflake, size: u32) -> PathBuf {
     root.join(CACHE_FOLDER).join(format!("{attachment}-{size}.jpg"))
 }
 
-/// The thumbnail of the archived file `original` (an image inside the archive `root`) at
-/// `size`: from the cache when it is there and not older than the original, else made and
-/// cached. A cache that cannot be written (a read-only archive, a folder that is a symbolic
-/// link) is skipped: the thumbnail is made and served all the same.
-pub fn thumbnail(
+/// The cached thumbnail of `attachment` at `size` under `root` (the archive's local folder),
+/// when it is there and not older than the original's last change (`original_changed`; an
+/// object in a bucket, which mjlink never rewrites with other bytes, has none).
+pub fn cached(
     root: &Path,
-    original: &Path,
+    attachment: Snowflake,
+    size: u32,
+    original_changed: Option<SystemTime>,
+) -> Option<Thumbnail> {
+    let cached = cache_path(root, attachment, size);
+    let made = std::fs::metadata(&cached).and_then(|m| m.modified()).ok()?;
+    if original_changed.is_some_and(|changed| made < changed) {
+        return None;
+    }
+    let jpeg = std::fs::read(cached).ok().filter(|jpeg| !jpeg.is_empty())?;
+    Some(Thumbnail { jpeg, cached: true })
+}
+
+/// The thumbnail of an archived image's `bytes` at `size`, made and cached under `root`. A
+/// cache that cannot be written (a read-only archive, a folder that is a symbolic link) is
+/// skipped: the thumbnail is made and served all the same.
+pub fn make_and_cache(
+    root: &Path,
+    bytes: &[u8],
     attachment: Snowflake,
     size: u32,
 ) -> Result<Thumbnail, Refused> {
-    let cached = cache_path(root, attachment, size);
-    if let Some(jpeg) = fresh(&cached, original) {
-        return Ok(Thumbnail { jpeg, cached: true });
-    }
-    let bytes = std::fs::read(original)
-        .map_err(|error| Refused(format!("the archived file could not be read: {error}")))?;
-    let jpeg = make(&bytes, size)?;
-    if let Err(error) = store(root, &cached, &jpeg) {
+    let jpeg = make(bytes, size)?;
+    if let Err(error) = store(root, &cache_path(root, attachment, size), &jpeg) {
         tracing::warn!(attachment = %attachment, %error, "web: a thumbnail could not be cached");
     }
     Ok(Thumbnail { jpeg, cached: false })
-}
-
-/// The cached thumbnail when it is at least as new as the original.
-fn fresh(cached: &Path, original: &Path) -> Option<Vec<u8>> {
-    let made = std::fs::metadata(cached).and_then(|m| m.modified()).ok()?;
-    let changed = std::fs::metadata(original).and_then(|m| m.modified()).ok()?;
-    if made < changed {
-        return None;
-    }
-    std::fs::read(cached).ok().filter(|jpeg| !jpeg.is_empty())
 }
 
 /// Writes `jpeg` to `path` through a temporary file in the same folder and a rename. The

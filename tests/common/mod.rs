@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod fake_cdn;
+pub mod s3_proxy;
+pub mod weed;
 /// The fake Discord lives in the library (`mjlink demo` runs on it); tests name it here.
 #[allow(unused_imports)]
 pub use mjlink_sim::discord as fake_discord;
