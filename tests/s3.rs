@@ -327,6 +327,29 @@ async fn the_archive_goes_into_the_bucket_and_verify_repair_and_the_web_read_it_
     for (key, body) in &expected {
         assert_eq!(stored.get(key), Some(&sha(body)), "{key} restored");
     }
+
+    // `doctor` writes and removes its probe, and says the bucket is writable; with a wrong
+    // secret it says the credentials are refused, without showing the secret.
+    let output = mjlink_run(dir.path(), &weed.endpoint(), &["doctor"]).await;
+    let said = text(&output);
+    let bucket_line = said
+        .lines()
+        .find(|line| line.contains("bucket"))
+        .unwrap_or_default();
+    assert!(
+        bucket_line.contains(&format!("s3://mjlink/ at {} is writable", weed.endpoint())),
+        "{said}"
+    );
+    assert!(!objects(&weed).await.contains_key(".mjlink-doctor"));
+    let wrong = "not-the-secret-0000000000000000000000000";
+    let output = mjlink_run_as(dir.path(), &weed.endpoint(), KEY_ID, wrong, &["doctor"]).await;
+    let said = text(&output);
+    let bucket_line = said
+        .lines()
+        .find(|line| line.contains("bucket"))
+        .unwrap_or_default();
+    assert!(bucket_line.contains("refused mjlink's credentials"), "{said}");
+    assert!(!said.contains(wrong) && !said.contains(SECRET), "{said}");
 }
 
 /// Issue 14's "the server stopped mid-batch and restarted": SeaweedFS is killed (SIGKILL)

