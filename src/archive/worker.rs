@@ -1079,6 +1079,84 @@ mod tests {
         assert_eq!((counts.pending, counts.archived, counts.failed), (1, 0, 0));
     }
 
+    /// The cost of a pass does not grow with history: progress previews, whose images are
+    /// never archived and which stay pending forever, are out of the index a pass reads
+    /// (`archivable`, written from the core's table of kinds), in a new database and in one
+    /// migrated from before the column existed.
+    #[test]
+    fn an_archive_pass_reads_only_what_is_due_not_every_progress_preview() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut pipeline = Pipeline::new(Store::open(&path).unwrap(), PipelineConfig::default());
+        let grid = (1_000_000u64 << 22) + 1;
+        create(
+            &mut pipeline,
+            grid,
+            "**a cat** - <@5> (fast)",
+            &format!("u_a_cat_{UUID}.png"),
+            None,
+        );
+        for n in 1..=50u64 {
+            // Section 4 of the wire notes: a progress message, its preview a `_grid_0.webp`.
+            create(
+                &mut pipeline,
+                grid + ((n * 1000) << 22),
+                &format!("**a dog {n}** - <@5> (31%) (fast)"),
+                "x_grid_0.webp",
+                None,
+            );
+        }
+        drop(pipeline.into_store().unwrap());
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        let count = |sql: &str| -> i64 { raw.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert_eq!(
+            count("SELECT count(*) FROM attachments WHERE state = 'pending'"),
+            51
+        );
+        assert_eq!(count("SELECT count(*) FROM attachments WHERE archivable = 0"), 50);
+        let plan: Vec<String> = raw
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                crate::store::pending_images_sql()
+            ))
+            .unwrap()
+            .query_map(rusqlite::params![None::<i64>, 0, 256], |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX attachments_due")),
+            "{plan:?}"
+        );
+
+        // The same database as migration 14 left it: the store marks the previews when it
+        // adds the column.
+        raw.execute_batch(
+            "DROP INDEX attachments_due; ALTER TABLE attachments DROP COLUMN archivable;
+             CREATE INDEX attachments_by_state ON attachments(state) WHERE state = 'pending';
+             PRAGMA user_version = 14;",
+        )
+        .unwrap();
+        drop(raw);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 15);
+        let pending = store.pending_images(None, 256, i64::MAX).unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        drop(store);
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        let archivable_zero: i64 = raw
+            .query_row(
+                "SELECT count(*) FROM attachments WHERE archivable = 0",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(archivable_zero, 50);
+    }
+
     /// A grid, and U1 and U2 with identical bytes, finished together: one group. The second
     /// copy is not written again, and the two tiles are flagged (the N-copies bug).
     #[tokio::test]

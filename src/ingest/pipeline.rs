@@ -267,8 +267,10 @@ impl Pipeline {
             self.store.set_rated(target, doc.message.id)?;
         }
         if attachments_changed {
+            // Whether the archive keeps its images is the core's (its table of kinds).
+            let archivable = mjlink_core::kinds::shape(&parsed.kind).is_archived();
             self.store
-                .replace_attachments(doc.message.id, &parsed.attachments, !is_new)?;
+                .replace_attachments(doc.message.id, &parsed.attachments, !is_new, archivable)?;
         }
         match link {
             LinkWork::Relink { child, tile, exact } => self.relink(child, tile, exact, is_new)?,

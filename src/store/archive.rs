@@ -149,6 +149,19 @@ fn pending_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PendingImage> {
     })
 }
 
+/// The query of [`Store::pending_images`]: the partial index `attachments_due` (pending and
+/// archivable) in id order, so a pass reads what is due, not every progress preview ever
+/// stored.
+pub fn pending_images_sql() -> String {
+    format!(
+        "{PENDING_SELECT}
+         WHERE a.state = 'pending' AND a.archivable = 1 AND (?1 IS NULL OR a.id > ?1)
+           AND (a.next_try_at IS NULL OR a.next_try_at <= ?2) AND m.seen = 1 AND m.kind IN {}
+         ORDER BY a.id LIMIT ?3",
+        archived_kinds()
+    )
+}
+
 impl Store {
     /// Attachments waiting to be archived and due at `now_ms` (never tried, or their next try
     /// has come), in the order of their stored ids, after `after` (the last of the previous
@@ -160,14 +173,7 @@ impl Store {
         limit: usize,
         now_ms: i64,
     ) -> Result<Vec<PendingImage>> {
-        let archived = archived_kinds();
-        let sql = format!(
-            "{PENDING_SELECT}
-             WHERE a.state = 'pending' AND (?1 IS NULL OR a.id > ?1)
-               AND (a.next_try_at IS NULL OR a.next_try_at <= ?2) AND m.seen = 1 AND m.kind IN {archived}
-             ORDER BY a.id LIMIT ?3"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&pending_images_sql())?;
         let rows = stmt.query_map(
             params![after.map(Snowflake::to_sql), now_ms, limit as i64],
             pending_row,

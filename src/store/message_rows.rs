@@ -175,6 +175,7 @@ impl Store {
         message_id: Snowflake,
         attachments: &[Attachment],
         had_any: bool,
+        archivable: bool,
     ) -> Result<()> {
         if had_any {
             // Attachments the message no longer has go; the others keep their archive state.
@@ -207,16 +208,17 @@ impl Store {
             };
         }
         let mut insert = self.conn.prepare_cached(
-            "INSERT INTO attachments (id, message_id, position, filename, url, size, width, height, content_type)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            "INSERT INTO attachments (id, message_id, position, filename, url, size, width, height, content_type, archivable)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT(id) DO UPDATE SET message_id = excluded.message_id, position = excluded.position,
                  filename = excluded.filename, url = excluded.url, size = excluded.size, width = excluded.width,
-                 height = excluded.height, content_type = excluded.content_type
+                 height = excluded.height, content_type = excluded.content_type, archivable = excluded.archivable
              -- An attachment already stored as it is is not rewritten.
              WHERE attachments.message_id IS NOT excluded.message_id OR attachments.position IS NOT excluded.position
                  OR attachments.filename IS NOT excluded.filename OR attachments.url IS NOT excluded.url
                  OR attachments.size IS NOT excluded.size OR attachments.width IS NOT excluded.width
-                 OR attachments.height IS NOT excluded.height OR attachments.content_type IS NOT excluded.content_type",
+                 OR attachments.height IS NOT excluded.height OR attachments.content_type IS NOT excluded.content_type
+                 OR attachments.archivable IS NOT excluded.archivable",
         )?;
         for (position, attachment) in attachments.iter().enumerate() {
             insert.execute(params![
@@ -229,6 +231,7 @@ impl Store {
                 attachment.width,
                 attachment.height,
                 attachment.content_type,
+                archivable,
             ])?;
         }
         Ok(())

@@ -35,7 +35,9 @@ mod stats;
 mod uploads;
 mod web;
 
-pub use archive::{ArchivedCopy, FamilyFile, FamilyMessage, FamilyRecord, ImageRow, PendingImage};
+pub use archive::{
+    pending_images_sql, ArchivedCopy, FamilyFile, FamilyMessage, FamilyRecord, ImageRow, PendingImage,
+};
 pub use docs::PreparedDoc;
 pub use drift::DriftDay;
 pub use lineage::{ChildFacts, FinalCandidates, LinkRow, MessagePlace, ProgressRow, PromptScope};
@@ -93,7 +95,26 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_waiting_starts.sql"),
     include_str!("migrations/0013_notify_outbox.sql"),
     include_str!("migrations/0014_uploads.sql"),
+    include_str!("migrations/0015_attachments_due.sql"),
 ];
+
+/// Work a migration leaves to the store, in its transaction: what needs the core's tables
+/// (SQL lists of kinds are never written in a migration).
+fn after_migration(tx: &rusqlite::Transaction<'_>, number: usize) -> rusqlite::Result<()> {
+    if number == 15 {
+        // The attachments stored before `archivable` existed: those of kinds never archived
+        // (progress previews...) leave the archive's index of what is due.
+        tx.execute(
+            &format!(
+                "UPDATE attachments SET archivable = 0 WHERE state = 'pending'
+                   AND message_id IN (SELECT id FROM messages WHERE kind NOT IN {})",
+                archive::archived_kinds()
+            ),
+            [],
+        )?;
+    }
+    Ok(())
+}
 
 /// How a command opens the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,6 +375,7 @@ impl Store {
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
+            after_migration(&tx, index + 1)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
             tx.commit()?;
         }

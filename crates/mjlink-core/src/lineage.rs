@@ -210,12 +210,17 @@ fn saved(
         _ => LinkWork::None,
     };
     let shape = kinds::shape(&parsed.kind);
+    // Whether the archive keeps its images is stored with each attachment: a kind that
+    // changes it rewrites them.
+    let archived_changed = stored_as
+        .as_deref()
+        .is_some_and(|kind| kinds::shape_of_name(kind).is_archived() != shape.is_archived());
     Absorbed::Save(Box::new(Save {
         may_be_parent: shape.is_result(),
         completes: None,
         first_seen,
         // Only a message seen before has its attachments stored; [`absorb`] adds a change.
-        attachments_changed: first_seen,
+        attachments_changed: first_seen || archived_changed,
         settle: was_deleted && matches!(parsed.kind, Kind::Progress { .. }),
         doc,
         parsed,
@@ -1288,6 +1293,24 @@ mod tests {
             &BotIds::default(),
         );
         assert!(matches!(reconsidered, Absorbed::Save(save) if !save.attachments_changed));
+        // Decided again as another kind whose images the archive keeps (a message stored as
+        // a progress preview that is a finished grid by its content, doc section 2): its
+        // attachments are written again, with what the archive makes of them.
+        let finished = message(&format!(
+            r#"{{"id":"400","channel_id":"7","author":{BOT},"timestamp":"2023-07-12T11:00:00.000000+00:00",
+            "content":"**a cat** - <@1> (fast)","attachments":[{{"id":"902","filename":"u_a_cat_c09a2935-432a-464c-bb31-6250a418a3c1.png","url":"https://cdn.discordapp.com/902.png"}}]}}"#
+        ));
+        let regrid = saved(
+            Doc::new(finished),
+            Some("progress".to_string()),
+            false,
+            false,
+            &BotIds::default(),
+        );
+        assert!(
+            matches!(&regrid, Absorbed::Save(save) if save.attachments_changed && kinds::shape(&save.parsed.kind).is_archived()),
+            "{regrid:?}"
+        );
     }
 
     #[test]
