@@ -549,6 +549,71 @@ async fn an_upload_cut_short_resumes_from_its_last_confirmed_part() {
     assert_eq!(uploads_in_progress(dir.path()), 0);
 }
 
+/// An upload the store refuses to complete (its list of parts arrives damaged: 400) is
+/// aborted and forgotten, so the next pass starts a new upload rather than repeating the
+/// refused one forever; the image waits, uncharged as archived, and is then stored whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_the_store_refuses_to_complete_is_abandoned_and_started_again() {
+    let (dir, weed, proxy, cdn, base) = behind_a_proxy().await;
+    let body = png(7, 12 * MIB);
+    cdn.serve("/big.png", body.clone());
+    let lines = [message(
+        id(1),
+        "**a big one** - <@5> (fast)",
+        &format!("{base}/big.png"),
+        &format!("u_big_{}.png", uuid(1)),
+        None,
+    )];
+    let output = replay(dir.path(), &proxy.endpoint(), &lines, false).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let creates = |requests: &[(String, String)]| {
+        requests
+            .iter()
+            .filter(|(method, target)| {
+                method == "POST" && target.contains("?uploads") && !target.contains("uploadId")
+            })
+            .count()
+    };
+
+    proxy.corrupt_next("POST", 1, "uploadId=");
+    let output = mjlink_run(dir.path(), &proxy.endpoint(), &["archive"]).await;
+    let said = text(&output);
+    assert_eq!(proxy.corrupted(), 1, "{said}");
+    assert!(
+        said.contains("archived 0, deduplicated 0, failed 0, to retry later 1"),
+        "{said}"
+    );
+    let requests = proxy.requests();
+    assert_eq!(creates(&requests), 1, "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .any(|(method, target)| method == "DELETE" && target.contains("uploadId=")),
+        "the refused upload is aborted: {requests:?}"
+    );
+    assert_eq!(uploads_in_progress(dir.path()), 0, "and forgotten");
+    let key = object_store::path::Path::from(format!("2024/05/{}/grid.png", uuid(1)));
+    assert!(matches!(
+        weed.client().head(&key).await,
+        Err(object_store::Error::NotFound { .. })
+    ));
+
+    // Its retry is due (as if the wait had passed): a new upload, every part sent again.
+    rusqlite::Connection::open(dir.path().join("a.db"))
+        .unwrap()
+        .execute("UPDATE attachments SET next_try_at = NULL", [])
+        .unwrap();
+    proxy.clear();
+    let output = mjlink_run(dir.path(), &proxy.endpoint(), &["archive"]).await;
+    let said = text(&output);
+    assert!(said.contains("archived 1, deduplicated 0, failed 0"), "{said}");
+    let requests = proxy.requests();
+    assert_eq!(creates(&requests), 1, "{requests:?}");
+    let stored = weed.client().get(&key).await.unwrap().bytes().await.unwrap();
+    assert_eq!(sha(&stored), sha(&body));
+    assert_eq!(uploads_in_progress(dir.path()), 0);
+}
+
 /// A body changed on the way (one byte flipped after mjlink computed its SHA-256) is refused
 /// by the store and sent again; a link that corrupts every body never gets the image marked
 /// archived. (Without the checksum header this server would keep the corrupted bytes: the
@@ -724,4 +789,55 @@ async fn an_expired_key_stops_the_pass_with_one_sentence_and_loses_nothing() {
         let key = format!("2024/05/{}/grid.png", uuid(n as u64 + 1));
         assert_eq!(stored.get(&key), Some(&sha(body)), "{key}");
     }
+}
+
+/// A folder archive is not silently taken for a bucket: pointed at an empty bucket, the
+/// database stops with one line naming its folder; once the folder's files (marker included)
+/// are copied under the same keys, the bucket is recognized and verifies whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_archive_copied_into_a_bucket_is_recognized_and_an_empty_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Weed::start(&dir.path().join("weed"));
+    let cdn = Cdn::default();
+    let base = format!("http://{}", cdn.clone().start().await);
+    let (lines, _) = family(&base, &cdn);
+    // Archived into the folder `work` (the default backend).
+    let mut folder = mjlink(dir.path(), &weed.endpoint(), KEY_ID, SECRET);
+    folder.env("MJLINK_ARCHIVE_BACKEND", "fs");
+    let trace = dir.path().join("t.jsonl");
+    let text_lines: Vec<String> = lines.iter().map(Value::to_string).collect();
+    std::fs::write(&trace, text_lines.join("\n")).unwrap();
+    folder.args(["replay", "--download"]).arg(&trace);
+    let output = run(folder).await;
+    assert!(output.status.success(), "{}", text(&output));
+
+    let output = mjlink_run(dir.path(), &weed.endpoint(), &["verify"]).await;
+    let said = text(&output);
+    assert!(!output.status.success(), "{said}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is not this database's archive")
+            && stderr.contains(&dir.path().join("work").display().to_string()),
+        "{said}"
+    );
+
+    let client = weed.client();
+    let root = dir.path().join("work");
+    for file in common::files_under(&root) {
+        let relative = file.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+        if relative.starts_with(".staging") || relative == ".mjlink-lock" {
+            continue;
+        }
+        let key = object_store::path::Path::from(relative);
+        client
+            .put(&key, PutPayload::from(std::fs::read(&file).unwrap()))
+            .await
+            .unwrap();
+    }
+    let output = mjlink_run(dir.path(), &weed.endpoint(), &["verify"]).await;
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("checked 5, ok 5, missing or corrupt 0"),
+        "{}",
+        text(&output)
+    );
 }

@@ -569,7 +569,16 @@ impl Bucket {
                 logged(&|store| store.upload_finished(&key_text))?;
                 return Ok(None);
             }
-            Err(error) => return Err(self.place_error(&error)),
+            Err(error) => {
+                let failed = self.place_error(&error);
+                if matches!(failed, PlaceError::File(_)) {
+                    // The store refused these parts (a part it lost, one too small): the next
+                    // attempt starts a new upload instead of repeating this refusal forever.
+                    let _ = self.store.abort_multipart(key, &upload_id).await;
+                    logged(&|store| store.upload_finished(&key_text))?;
+                }
+                return Err(failed);
+            }
         };
         let expected = format!("{}-{parts}", hex(&Md5::digest(&part_md5s)));
         self.check_etag(key, completed.e_tag.as_deref(), &expected, &sha256)

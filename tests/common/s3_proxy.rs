@@ -1,6 +1,6 @@
 //! A TCP proxy between mjlink and the S3 server that sees every HTTP/1.1 request: it records
-//! each request line, can change one byte of the next PUT bodies (a body corrupted in transit,
-//! after mjlink computed its checksum), and can hold a part upload forever (an upload cut
+//! each request line, can change one byte of the next request bodies (a body corrupted in
+//! transit, after mjlink computed its checksum), and can hold a part upload forever (an upload cut
 //! short mid-file). Responses pass through untouched.
 #![allow(dead_code)]
 
@@ -14,8 +14,10 @@ use tokio::net::{TcpListener, TcpStream};
 struct State {
     /// (method, target) of every request, in order.
     requests: Vec<(String, String)>,
-    /// How many more PUT bodies (of targets containing `corrupt_match`) get one byte changed.
+    /// How many more request bodies (of `corrupt_method`, to targets containing
+    /// `corrupt_match`) get one byte changed.
     corrupt_puts: usize,
+    corrupt_method: String,
     corrupt_match: String,
     /// PUT bodies changed so far.
     corrupted: usize,
@@ -65,8 +67,15 @@ impl Proxy {
     /// Changes one byte in each of the next `count` PUT bodies to a target containing
     /// `matching` (`.png`: the images, not the metadata).
     pub fn corrupt_next_puts(&self, count: usize, matching: &str) {
+        self.corrupt_next("PUT", count, matching);
+    }
+
+    /// Changes one byte in each of the next `count` bodies of `method` requests to a target
+    /// containing `matching` (`POST` and `uploadId=`: the list of parts that completes an upload).
+    pub fn corrupt_next(&self, method: &str, count: usize, matching: &str) {
         let mut state = self.state.lock().unwrap();
         state.corrupt_puts = count;
+        state.corrupt_method = method.to_string();
         state.corrupt_match = matching.to_string();
     }
 
@@ -121,7 +130,7 @@ async fn forward_requests(
         let (corrupt, stall) = {
             let mut state = state.lock().unwrap();
             state.requests.push((method.clone(), target.clone()));
-            let corrupt = method == "PUT"
+            let corrupt = method == state.corrupt_method
                 && length > 0
                 && state.corrupt_puts > 0
                 && target.contains(&state.corrupt_match);
