@@ -442,6 +442,7 @@ async fn the_store_killed_mid_batch_and_restarted_loses_nothing_and_duplicates_n
     );
 
     weed.restart();
+    weed.serving().await;
     let output = mjlink_run(dir.path(), &weed.endpoint(), &["archive"]).await;
     assert!(output.status.success(), "{}", text(&output));
     let output = mjlink_run(dir.path(), &weed.endpoint(), &["verify"]).await;
@@ -469,12 +470,10 @@ async fn behind_a_proxy() -> (tempfile::TempDir, Weed, Proxy, Cdn, String) {
     (dir, weed, proxy, cdn, base)
 }
 
-/// A multipart upload cut short (mjlink killed while part 3 of 4 is on its way) resumes from
-/// the parts the store confirmed: the next pass sends only parts 3 and 4, in the same upload.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upload_cut_short_resumes_from_its_last_confirmed_part() {
+/// One image of `size` bytes (a grid) replayed, its file served, the bucket behind a proxy.
+async fn one_big_image_behind_a_proxy(seed: u8, size: usize) -> (tempfile::TempDir, Weed, Proxy, Vec<u8>) {
     let (dir, weed, proxy, cdn, base) = behind_a_proxy().await;
-    let body = png(9, 16 * MIB);
+    let body = png(seed, size);
     cdn.serve("/big.png", body.clone());
     let lines = [message(
         id(1),
@@ -485,6 +484,24 @@ async fn an_upload_cut_short_resumes_from_its_last_confirmed_part() {
     )];
     let output = replay(dir.path(), &proxy.endpoint(), &lines, false).await;
     assert!(output.status.success(), "{}", text(&output));
+    (dir, weed, proxy, body)
+}
+
+/// How many multipart uploads these requests started (CreateMultipartUpload).
+fn uploads_started(requests: &[(String, String)]) -> usize {
+    requests
+        .iter()
+        .filter(|(method, target)| {
+            method == "POST" && target.contains("?uploads") && !target.contains("uploadId")
+        })
+        .count()
+}
+
+/// A multipart upload cut short (mjlink killed while part 3 of 4 is on its way) resumes from
+/// the parts the store confirmed: the next pass sends only parts 3 and 4, in the same upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_short_resumes_from_its_last_confirmed_part() {
+    let (dir, weed, proxy, body) = one_big_image_behind_a_proxy(9, 16 * MIB).await;
 
     proxy.stall_part(Some(3));
     let mut child = mjlink(dir.path(), &proxy.endpoint(), KEY_ID, SECRET)
@@ -518,14 +535,7 @@ async fn an_upload_cut_short_resumes_from_its_last_confirmed_part() {
         ),
         "nothing is visible before the upload completes"
     );
-    let creates_before = proxy
-        .requests()
-        .iter()
-        .filter(|(method, target)| {
-            method == "POST" && target.contains("?uploads") && !target.contains("uploadId")
-        })
-        .count();
-    assert_eq!(creates_before, 1);
+    assert_eq!(uploads_started(&proxy.requests()), 1);
 
     proxy.stall_part(None);
     proxy.clear();
@@ -538,10 +548,9 @@ async fn an_upload_cut_short_resumes_from_its_last_confirmed_part() {
         .filter_map(|(_, target)| target.split("partNumber=").nth(1)?.split('&').next())
         .collect();
     assert_eq!(parts, ["3", "4"], "only the parts not confirmed: {requests:?}");
-    assert!(
-        !requests.iter().any(|(method, target)| method == "POST"
-            && target.contains("?uploads")
-            && !target.contains("uploadId")),
+    assert_eq!(
+        uploads_started(&requests),
+        0,
         "the same upload, not a new one: {requests:?}"
     );
     let stored = weed.client().get(&key).await.unwrap().bytes().await.unwrap();
@@ -554,26 +563,7 @@ async fn an_upload_cut_short_resumes_from_its_last_confirmed_part() {
 /// refused one forever; the image waits, uncharged as archived, and is then stored whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_the_store_refuses_to_complete_is_abandoned_and_started_again() {
-    let (dir, weed, proxy, cdn, base) = behind_a_proxy().await;
-    let body = png(7, 12 * MIB);
-    cdn.serve("/big.png", body.clone());
-    let lines = [message(
-        id(1),
-        "**a big one** - <@5> (fast)",
-        &format!("{base}/big.png"),
-        &format!("u_big_{}.png", uuid(1)),
-        None,
-    )];
-    let output = replay(dir.path(), &proxy.endpoint(), &lines, false).await;
-    assert!(output.status.success(), "{}", text(&output));
-    let creates = |requests: &[(String, String)]| {
-        requests
-            .iter()
-            .filter(|(method, target)| {
-                method == "POST" && target.contains("?uploads") && !target.contains("uploadId")
-            })
-            .count()
-    };
+    let (dir, weed, proxy, body) = one_big_image_behind_a_proxy(7, 12 * MIB).await;
 
     proxy.corrupt_next("POST", 1, "uploadId=");
     let output = mjlink_run(dir.path(), &proxy.endpoint(), &["archive"]).await;
@@ -584,7 +574,7 @@ async fn an_upload_the_store_refuses_to_complete_is_abandoned_and_started_again(
         "{said}"
     );
     let requests = proxy.requests();
-    assert_eq!(creates(&requests), 1, "{requests:?}");
+    assert_eq!(uploads_started(&requests), 1, "{requests:?}");
     assert!(
         requests
             .iter()
@@ -608,7 +598,7 @@ async fn an_upload_the_store_refuses_to_complete_is_abandoned_and_started_again(
     let said = text(&output);
     assert!(said.contains("archived 1, deduplicated 0, failed 0"), "{said}");
     let requests = proxy.requests();
-    assert_eq!(creates(&requests), 1, "{requests:?}");
+    assert_eq!(uploads_started(&requests), 1, "{requests:?}");
     let stored = weed.client().get(&key).await.unwrap().bytes().await.unwrap();
     assert_eq!(sha(&stored), sha(&body));
     assert_eq!(uploads_in_progress(dir.path()), 0);

@@ -1114,18 +1114,7 @@ mod tests {
             51
         );
         assert_eq!(count("SELECT count(*) FROM attachments WHERE archivable = 0"), 50);
-        let plan: Vec<String> = raw
-            .prepare(&format!(
-                "EXPLAIN QUERY PLAN {}",
-                crate::store::pending_images_sql()
-            ))
-            .unwrap()
-            .query_map(rusqlite::params![None::<i64>, 0, 256], |row| {
-                row.get::<_, String>(3)
-            })
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let plan = crate::store::query_plan(&raw, &crate::store::pending_images_sql());
         assert!(
             plan.iter()
                 .any(|step| step.contains("USING INDEX attachments_due")),

@@ -180,17 +180,13 @@ mod tests {
             "messages_unknown_by_day must be the index the drift queries use"
         );
         let store = Store::open_in_memory().unwrap();
-        let plan: Vec<String> = store
-            .conn
-            .prepare(&format!(
-                "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM messages WHERE day = 1 AND {}",
+        let plan = super::super::query_plan(
+            &store.conn,
+            &format!(
+                "SELECT COUNT(*) FROM messages WHERE day = 1 AND {}",
                 unknown_condition()
-            ))
-            .unwrap()
-            .query_map([], |row| row.get(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+            ),
+        );
         assert!(
             plan.iter().any(|step| step.contains("messages_unknown_by_day")),
             "{plan:?}"

@@ -533,5 +533,19 @@ fn immutable_uri(path: &Path) -> String {
     uri
 }
 
+/// The steps of SQLite's plan for `sql` (`EXPLAIN QUERY PLAN`, the detail column), its
+/// parameters unbound (NULL: the plan does not depend on their values). For the tests that
+/// pin a query to its index.
+#[cfg(test)]
+pub(crate) fn query_plan(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let mut rows = stmt.raw_query();
+    let mut plan = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        plan.push(row.get::<_, String>(3).unwrap());
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests;

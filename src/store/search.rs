@@ -189,14 +189,7 @@ mod tests {
     #[test]
     fn pending_prompts_use_the_partial_index() {
         let store = Store::open_in_memory().unwrap();
-        let plan: Vec<String> = store
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::pending_prompts_sql()))
-            .unwrap()
-            .query_map([], |row| row.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let plan = super::super::query_plan(&store.conn, super::pending_prompts_sql());
         assert!(
             plan.iter().any(|step| step.contains("messages_fts_pending")),
             "{plan:?}"
@@ -206,16 +199,7 @@ mod tests {
     #[test]
     fn a_page_of_hits_is_read_in_the_index_order_without_sorting_every_match() {
         let store = Store::open_in_memory().unwrap();
-        let plan: Vec<String> = store
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::hits_sql()))
-            .unwrap()
-            .query_map(rusqlite::params_from_iter([rusqlite::types::Null; 6]), |row| {
-                row.get::<_, String>(3)
-            })
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let plan = super::super::query_plan(&store.conn, &super::hits_sql());
         assert!(plan[0].starts_with("SCAN prompts_fts VIRTUAL TABLE"), "{plan:?}");
         assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "{plan:?}");
     }

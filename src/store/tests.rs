@@ -324,13 +324,7 @@ fn starts_waiting_by_scope_are_found_through_their_own_index() {
         prompt_norm: "a cat",
     };
     let sql = super::lineage::waiting_by_scope(scope, 0, 1).sql(super::lineage::PROGRESS_SQL);
-    // Unbound parameters are NULL: the plan does not depend on them.
-    let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-    let mut rows = stmt.raw_query();
-    let mut plan = Vec::new();
-    while let Some(row) = rows.next().unwrap() {
-        plan.push(row.get::<_, String>(3).unwrap());
-    }
+    let plan = super::query_plan(&store.conn, &sql);
     assert!(
         plan.iter().any(|step| step.contains("messages_waiting_by_scope")),
         "{plan:?}"

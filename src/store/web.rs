@@ -168,16 +168,7 @@ mod tests {
     #[test]
     fn a_gallery_page_seeks_to_its_first_id() {
         let store = Store::open_in_memory().unwrap();
-        let plan: Vec<String> = store
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::gallery_sql()))
-            .unwrap()
-            .query_map(rusqlite::params_from_iter([rusqlite::types::Null; 8]), |row| {
-                row.get::<_, String>(3)
-            })
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let plan = super::super::query_plan(&store.conn, super::gallery_sql());
         assert!(
             plan.iter()
                 .any(|step| step.starts_with("SEARCH m USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)")),

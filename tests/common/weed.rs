@@ -188,6 +188,37 @@ impl Weed {
         )
     }
 
+    /// Waits until the bucket serves reads and writes: after a restart `/healthz` answers
+    /// before the filer and the volumes do (requests get 500 for a second or so), and the test
+    /// is about what mjlink does once the store is back, not while it comes up. Writes and
+    /// removes its own probe object.
+    pub async fn serving(&self) {
+        use object_store::ObjectStoreExt;
+        let client = self.client();
+        let marker = object_store::path::Path::from(".mjlink-archive");
+        let probe = object_store::path::Path::from(".test-serving-probe");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answered = async {
+                match client.head(&marker).await {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(error) => return Err(error),
+                }
+                client.put(&probe, vec![1u8; 64].into()).await?;
+                client.delete(&probe).await
+            };
+            match answered.await {
+                Ok(()) => return,
+                Err(error) => assert!(
+                    Instant::now() < deadline,
+                    "the bucket did not serve within 60 s: {error}\n{}",
+                    self.log()
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A client of the bucket with the test's credentials, for the tests' own checks.
     pub fn client(&self) -> object_store::aws::AmazonS3 {
         self.client_as(KEY_ID, SECRET)
