@@ -8,33 +8,17 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::fake_cdn::Cdn;
+use common::mj::{self, png};
 use serde_json::{json, Value};
 
-fn png(seed: u8, size: usize) -> Vec<u8> {
-    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    bytes.extend((0..size).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
-    bytes
-}
-
-const MJ: &str = "936929561302675456";
-
+/// A Midjourney message with one attachment, replying to the message `reply_to`.
 fn message(id: u64, content: &str, url: &str, filename: &str, reply_to: Option<&Value>) -> Value {
-    let ms = ((id >> 22) as i64) + 1_420_070_400_000;
-    let timestamp = chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339();
-    let mut message = json!({
-        "id": id.to_string(), "channel_id": "10", "guild_id": "20",
-        "author": {"id": MJ, "username": "Midjourney Bot", "bot": true},
-        "content": content, "timestamp": timestamp, "type": if reply_to.is_some() { 19 } else { 0 },
-        "attachments": [{"id": (id + 1).to_string(), "filename": filename, "url": url, "size": 1, "content_type": "image/png"}],
-    });
-    if let Some(parent) = reply_to {
-        message["message_reference"] = json!({"channel_id": "10", "message_id": parent["id"]});
-    }
-    message
+    let parent = reply_to.map(|parent| parent["id"].as_str().unwrap().parse().unwrap());
+    mj::message(id, content, url, filename, parent)
 }
 
 fn dispatch(message: &Value) -> String {
-    json!({"op": 0, "t": "MESSAGE_CREATE", "s": 1, "d": message}).to_string()
+    mj::dispatch(message).to_string()
 }
 
 fn mjlink(dir: &Path, base: &str) -> Command {

@@ -12,22 +12,15 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_cdn::Cdn;
+use common::mj::{self, png};
 use common::s3_proxy::Proxy;
 use common::weed::{Weed, KEY_ID, SECRET};
 use futures_util::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const MJ: &str = "936929561302675456";
 const MIB: usize = 1 << 20;
-
-/// Bytes that start like a PNG (the archive checks the signature), distinct per seed.
-fn png(seed: u8, size: usize) -> Vec<u8> {
-    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    bytes.extend((0..size).map(|i| ((i as u64 * 2_654_435_761) >> 13) as u8 ^ seed));
-    bytes
-}
 
 /// A real 64x64 PNG (for a thumbnail).
 fn real_png(seed: u8) -> Vec<u8> {
@@ -43,21 +36,9 @@ fn sha(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-/// A Midjourney message (section 2 of the wire notes: the grid's content, `Image #N` for an
-/// upscale) with one attachment at `url`, replying to `reply_to`.
+/// A Midjourney message with one attachment, as a gateway dispatch.
 fn message(id: u64, content: &str, url: &str, filename: &str, reply_to: Option<u64>) -> Value {
-    let ms = ((id >> 22) as i64) + 1_420_070_400_000;
-    let timestamp = chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339();
-    let mut message = json!({
-        "id": id.to_string(), "channel_id": "10", "guild_id": "20",
-        "author": {"id": MJ, "username": "Midjourney Bot", "bot": true},
-        "content": content, "timestamp": timestamp, "type": if reply_to.is_some() { 19 } else { 0 },
-        "attachments": [{"id": (id + 1).to_string(), "filename": filename, "url": url, "size": 1, "content_type": "image/png"}],
-    });
-    if let Some(parent) = reply_to {
-        message["message_reference"] = json!({"channel_id": "10", "message_id": parent.to_string()});
-    }
-    json!({"op": 0, "t": "MESSAGE_CREATE", "s": 1, "d": message})
+    mj::dispatch(&mj::message(id, content, url, filename, reply_to))
 }
 
 /// Message ids in May 2024 (the layout's `2024/05`), `n` seconds apart.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fake_cdn;
+pub mod mj;
 pub mod s3_proxy;
 pub mod weed;
 /// The fake Discord lives in the library (`mjlink demo` runs on it); tests name it here.
