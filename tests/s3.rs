@@ -283,6 +283,30 @@ async fn the_archive_goes_into_the_bucket_and_verify_repair_and_the_web_read_it_
     assert_eq!(thumb.headers()["content-type"], "image/jpeg");
     serving.stop().await.unwrap();
 
+    // A reader with a limit (a Discord notification's attachment, 10 MiB at most) gets the
+    // grid, and for U4 (12 MiB) only the answer that it is larger.
+    let settings = mjlink(dir.path(), &weed.endpoint(), KEY_ID, SECRET);
+    let env: BTreeMap<String, String> = settings
+        .get_envs()
+        .filter_map(|(name, value)| Some((name.to_str()?.to_string(), value?.to_str()?.to_string())))
+        .collect();
+    let config = mjlink::config::Config::load(None, |name| env.get(name).cloned()).unwrap();
+    let backend = mjlink::archive::backend::Backend::from_config(&config.archive).unwrap();
+    let limit = 10 << 20;
+    let grid = backend
+        .read_at_most(&format!("2024/05/{uuid}/grid.png"), limit)
+        .await
+        .unwrap();
+    assert_eq!(
+        grid.as_deref(),
+        Some(&expected[&format!("2024/05/{uuid}/grid.png")][..])
+    );
+    let u4 = backend
+        .read_at_most(&format!("2024/05/{uuid}/u4.png"), limit)
+        .await
+        .unwrap();
+    assert!(u4.is_none());
+
     // One object overwritten with garbage, one deleted: verify says so; --repair downloads
     // them again and puts them back under their keys.
     let u1 = object_store::path::Path::from(format!("2024/05/{uuid}/u1.png"));

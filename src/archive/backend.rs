@@ -147,6 +147,14 @@ impl Backend {
 
     /// The whole content of the archived file at `relative`.
     pub async fn read(&self, relative: &str) -> Result<Vec<u8>, ReadError> {
+        self.read_at_most(relative, u64::MAX)
+            .await?
+            .ok_or_else(|| ReadError::Unreadable("larger than memory can hold".to_string()))
+    }
+
+    /// The content of the archived file at `relative` when it is at most `max` bytes;
+    /// `Ok(None)` when it is larger, found from its size without reading it.
+    pub async fn read_at_most(&self, relative: &str, max: u64) -> Result<Option<Vec<u8>>, ReadError> {
         match self {
             Backend::Fs { root } => {
                 let root = root.clone();
@@ -159,12 +167,16 @@ impl Backend {
                             ReadError::Missing
                         }
                     })?;
-                    std::fs::read(path).map_err(|error| ReadError::Unreadable(error.to_string()))
+                    let unreadable = |error: std::io::Error| ReadError::Unreadable(error.to_string());
+                    if std::fs::metadata(&path).map_err(unreadable)?.len() > max {
+                        return Ok(None);
+                    }
+                    std::fs::read(path).map(Some).map_err(unreadable)
                 })
                 .await
                 .map_err(|error| ReadError::Unreadable(error.to_string()))?
             }
-            Backend::S3 { bucket, .. } => bucket.read(relative).await,
+            Backend::S3 { bucket, .. } => bucket.read_at_most(relative, max).await,
         }
     }
 
@@ -297,15 +309,19 @@ impl Bucket {
         }
     }
 
-    /// The whole object at `relative`.
-    pub async fn read(&self, relative: &str) -> Result<Vec<u8>, ReadError> {
+    /// The object at `relative` when it is at most `max` bytes (`Ok(None)` when larger: its
+    /// body is left unread).
+    pub async fn read_at_most(&self, relative: &str, max: u64) -> Result<Option<Vec<u8>>, ReadError> {
         let result = self
             .store
             .get(&self.key(relative))
             .await
             .map_err(|e| self.read_error(e))?;
+        if result.meta.size > max {
+            return Ok(None);
+        }
         let bytes = result.bytes().await.map_err(|e| self.read_error(e))?;
-        Ok(bytes.to_vec())
+        Ok(Some(bytes.to_vec()))
     }
 
     /// SHA-256 and size of the object at `relative`, streamed.
@@ -358,9 +374,10 @@ impl Bucket {
 
     /// The text of a small object, or `None` when there is none.
     pub async fn read_text(&self, relative: &str) -> Result<Option<String>, StorageError> {
-        match self.read(relative).await {
-            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
-            Err(ReadError::Missing) => Ok(None),
+        match self.read_at_most(relative, u64::MAX).await {
+            Ok(Some(bytes)) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+            // (`None` cannot be: no object is larger than u64::MAX bytes.)
+            Ok(None) | Err(ReadError::Missing) => Ok(None),
             Err(ReadError::Storage(error)) => Err(error),
             Err(other) => Err(StorageError::Unavailable {
                 at: self.shown.clone(),
@@ -702,6 +719,30 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::load(None, |name| env.get(name).cloned())
+    }
+
+    /// The folder: a file over the limit is answered `None` (its size, not its bytes);
+    /// within it, read whole; a path out of the folder is refused.
+    #[tokio::test]
+    async fn a_read_with_a_limit_reads_nothing_of_a_larger_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("archive");
+        std::fs::create_dir_all(root.join("2024/05/u")).unwrap();
+        std::fs::write(root.join("2024/05/u/grid.png"), vec![7u8; 100]).unwrap();
+        std::fs::write(dir.path().join("outside.png"), b"x").unwrap();
+        let backend = Backend::Fs { root };
+        let read = |max| backend.read_at_most("2024/05/u/grid.png", max);
+        assert_eq!(read(99).await.unwrap(), None);
+        assert_eq!(read(100).await.unwrap(), Some(vec![7u8; 100]));
+        assert_eq!(backend.read("2024/05/u/grid.png").await.unwrap().len(), 100);
+        assert!(matches!(
+            backend.read_at_most("../outside.png", 10).await,
+            Err(ReadError::Outside)
+        ));
+        assert!(matches!(
+            backend.read_at_most("2024/05/u/u1.png", 10).await,
+            Err(ReadError::Missing)
+        ));
     }
 
     #[test]

@@ -829,15 +829,15 @@ async fn upload_one(bucket: &Bucket, log: &UploadLog<'_>, plan: &Plan) -> Placed
             Err(PlaceError::File(reason)) => Placed::Failed(reason),
             Err(PlaceError::Storage(error)) => Placed::Halted(error),
         },
-        // Already there, or a copy of other bytes: nothing to send.
+        // Already there, or a copy of bytes stored under another name: nothing to send.
         _ => Placed::Stored,
     };
     let _ = std::fs::remove_file(&plan.downloaded().temp_path);
     placed
 }
 
-/// The file of `relative` in the folder: what the archive holds there (`Some(true)`: these very
-/// bytes; `Some(false)`: others) or `None`.
+/// What the archive (the folder or the bucket) holds at `relative`: `Some(true)`, these very
+/// bytes; `Some(false)`, others; `None`, nothing.
 async fn holds(backend: &Backend, relative: &Path, sha256: &str) -> Result<Option<bool>, StorageError> {
     match backend {
         Backend::Fs { root } => {

@@ -166,10 +166,7 @@ async fn attachment(archive: &Backend, stored: &str) -> Option<(String, Vec<u8>)
     {
         return None;
     }
-    let bytes = archive.read(stored).await.ok()?;
-    if bytes.len() as u64 > DISCORD_MAX_FILE {
-        return None;
-    }
+    let bytes = archive.read_at_most(stored, DISCORD_MAX_FILE).await.ok()??;
     let name: String = relative
         .file_name()?
         .to_string_lossy()

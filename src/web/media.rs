@@ -134,19 +134,25 @@ async fn thumbnail(
     size: u32,
 ) -> Result<thumbs::Thumbnail, Option<thumbs::Refused>> {
     let local = archive.local().to_path_buf();
-    let original_changed = match archive {
-        Backend::Fs { root } => {
-            let original = resolve_inside(root, stored).ok_or(None)?;
-            std::fs::metadata(original).and_then(|m| m.modified()).ok()
-        }
+    // The folder's original, when it is inside the folder: its time says whether the cached
+    // thumbnail is older (off the async threads, like every file access here).
+    let folder_root = match archive {
+        Backend::Fs { root } => Some(root.clone()),
         Backend::S3 { .. } => None,
     };
-    let cache = local.clone();
-    let cached =
-        tokio::task::spawn_blocking(move || thumbs::cached(&cache, attachment, size, original_changed))
-            .await
-            .ok()
-            .flatten();
+    let (cache, stored_path) = (local.clone(), stored.to_string());
+    let cached = tokio::task::spawn_blocking(move || -> Result<_, Option<thumbs::Refused>> {
+        let original_changed = match folder_root {
+            Some(root) => {
+                let original = resolve_inside(&root, &stored_path).ok_or(None)?;
+                std::fs::metadata(original).and_then(|m| m.modified()).ok()
+            }
+            None => None,
+        };
+        Ok(thumbs::cached(&cache, attachment, size, original_changed))
+    })
+    .await
+    .unwrap_or(Ok(None))?;
     if let Some(thumbnail) = cached {
         return Ok(thumbnail);
     }

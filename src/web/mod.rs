@@ -10,7 +10,6 @@
 //! `web.token` as a bearer token, compared in constant time; listening beyond loopback
 //! without a token is refused at start ([`WebOptions::from_config`]).
 
-use crate::archive::backend::{Backend, ReadError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -26,6 +25,9 @@ use sha2::{Digest, Sha256};
 use mjlink_core::secret::Secret;
 use mjlink_core::snowflake::Snowflake;
 
+use crate::archive::backend::{Backend, ReadError};
+use crate::archive::content_type;
+pub use crate::archive::resolve_inside;
 use crate::commands::answers;
 use crate::config::Config;
 use crate::ingest::pipeline::PipelineConfig;
@@ -589,9 +591,6 @@ async fn stats_json(State(web): State<Web>) -> Response {
         Err(failure) => failure.json(),
     }
 }
-
-use crate::archive::content_type;
-pub use crate::archive::resolve_inside;
 
 /// What the image endpoint found.
 enum Found {
