@@ -96,7 +96,8 @@ pub struct MessagePlace {
     pub kind: String,
 }
 
-/// Start/progress messages matching a [`Filter`] (see [`Store::progress_waiting_for`]).
+/// Start/progress messages matching a [`Filter`], every condition stated in SQL (see
+/// [`Store::progress_waiting_for`]).
 pub(super) const PROGRESS_SQL: &str =
     "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action, reply_to, final_id
      FROM messages WHERE {filter} AND kind = 'progress' AND seen = 1";
@@ -105,6 +106,20 @@ pub(super) const PROGRESS_SQL: &str =
 /// (the same as `job_uuid IS NULL`) because migration 0012's index states it so.
 pub(super) fn waiting_by_scope(scope: PromptScope<'_>, from_ms: i64, to_ms: i64) -> Filter<'_> {
     Filter::scope("", scope, from_ms, to_ms).and("job_key IS NULL")
+}
+
+/// The ids a key-only filter finds (see [`Filter::keys_only`]).
+pub(super) const IDS_SQL: &str = "SELECT id FROM messages WHERE {filter}";
+
+fn id_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Snowflake> {
+    Ok(Snowflake::from_sql(row.get(0)?))
+}
+
+/// Whether a row was posted in `[from_ms, to_ms]` (`posted_at BETWEEN :from AND :to`).
+fn posted_within(facts: &RowFacts, from_ms: i64, to_ms: i64) -> bool {
+    facts
+        .posted_at
+        .is_some_and(|posted| from_ms <= posted && posted <= to_ms)
 }
 
 fn candidates_json(candidates: &[Snowflake]) -> String {
@@ -288,6 +303,9 @@ impl Store {
 
     /// Start/progress messages that a new grid could be the final of, posted within
     /// `[from_ms, to_ms]`: with the same job UUID, or (without one) in the same scope.
+    /// With a job UUID: the rows [`PROGRESS_SQL`] finds with [`Filter::job`] (the store's test
+    /// `key_lookups_find_what_the_full_queries_find` holds them to it), found by the job's
+    /// index alone and checked on each row's facts, most of them in the cache.
     pub fn progress_waiting_for(
         &self,
         job_uuid: Option<&str>,
@@ -297,13 +315,21 @@ impl Store {
     ) -> Result<Vec<ProgressRow>> {
         let mut out = Vec::new();
         if let Some(uuid) = job_uuid {
-            out = self.select(
-                PROGRESS_SQL,
-                Filter::job("", uuid, from_ms, to_ms),
-                progress_from_row,
-            )?;
+            let filter = Filter::job("", uuid, from_ms, to_ms).keys_only();
+            for id in self.select(IDS_SQL, filter, id_from_row)? {
+                let row = self.with_row_facts(id, |facts| {
+                    facts
+                        .filter(|facts| {
+                            facts.job_uuid.as_deref() == Some(uuid) && posted_within(facts, from_ms, to_ms)
+                        })
+                        .and_then(|facts| facts.progress_row(id))
+                })?;
+                out.extend(row);
+            }
         }
         if let Some(scope) = scope {
+            // The starts' own index holds only starts, but not the columns of its condition:
+            // SQLite reads each row it finds, so the query reads them all at once.
             out.extend(self.select(
                 PROGRESS_SQL,
                 waiting_by_scope(scope, from_ms, to_ms),
@@ -314,7 +340,9 @@ impl Store {
     }
 
     /// Messages seen that could be the final of a progress message, posted within
-    /// `[progress.posted_at, to_ms]`: by its job UUID, else in its scope.
+    /// `[progress.posted_at, to_ms]`: by its job UUID, else in its scope. Found by their
+    /// index alone and checked on each row's facts, most of them in the cache (a start is
+    /// settled at each of its edits, and a scope's window holds every repeat of a burst).
     pub fn finals_for(&self, progress: &ProgressRow, to_ms: i64) -> Result<FinalCandidates> {
         let from_ms = progress.posted_at;
         let (filter, by_job) = match (&progress.job_uuid, progress.scope()) {
@@ -322,11 +350,22 @@ impl Store {
             (None, Some(scope)) => (Filter::scope("", scope, from_ms, to_ms), false),
             (None, None) => return Ok(FinalCandidates::default()),
         };
-        let rows = self.select(
-            "SELECT id, kind FROM messages WHERE {filter}",
-            filter.and("seen = 1"),
-            |row| Ok((Snowflake::from_sql(row.get(0)?), row.get::<_, String>(1)?)),
-        )?;
+        let mut rows = Vec::new();
+        for id in self.select(IDS_SQL, filter.keys_only(), id_from_row)? {
+            let kind = self.with_row_facts(id, |facts| {
+                let facts = facts.filter(|facts| facts.seen)?;
+                let keeps = match (&progress.job_uuid, &progress.prompt_norm) {
+                    (Some(uuid), _) => {
+                        facts.job_uuid.as_ref() == Some(uuid) && posted_within(facts, from_ms, to_ms)
+                    }
+                    (None, prompt) => facts.prompt_norm == *prompt,
+                };
+                keeps.then(|| facts.kind.clone())
+            })?;
+            if let Some(kind) = kind {
+                rows.push((id, kind));
+            }
+        }
         Ok(FinalCandidates { rows, by_job })
     }
 

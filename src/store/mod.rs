@@ -174,6 +174,10 @@ enum Filtered {
     Window,
     Scope,
     Job,
+    /// [`Filtered::Scope`] by the index's columns alone (see [`Filter::keys_only`]).
+    ScopeKeys,
+    /// [`Filtered::Job`] by the index's columns alone (see [`Filter::keys_only`]).
+    JobKeys,
 }
 
 /// What makes a filter's SQL text: the query's text and the filter's shape.
@@ -231,6 +235,20 @@ impl<'a> Filter<'a> {
         filter
     }
 
+    /// The same filter by the columns of its index alone: the channel, user and prompt key
+    /// with the window (`messages_by_prompt`), or the day and job key (`messages_by_job`,
+    /// which holds no `posted_at`). A query of `id`s then reads only the index; the caller
+    /// checks the rest on each row's facts (the prompt or job UUID the key stands for, and
+    /// for a job the window), as [`Store::filter_rows`] does.
+    fn keys_only(mut self) -> Filter<'a> {
+        self.what = match self.what {
+            Filtered::Scope => Filtered::ScopeKeys,
+            Filtered::Job => Filtered::JobKeys,
+            other => other,
+        };
+        self
+    }
+
     fn and(mut self, condition: &'static str) -> Filter<'a> {
         let free = self.and.iter_mut().find(|and| and.is_empty());
         *free.expect("at most two conditions are added to a filter") = condition;
@@ -245,16 +263,17 @@ impl<'a> Filter<'a> {
     /// `sql` with its `{filter}` replaced by this filter's clause.
     fn sql(&self, sql: &str) -> String {
         let alias = self.alias;
-        let mut clause = format!("{alias}day = :day AND {alias}posted_at BETWEEN :from AND :to");
-        match self.what {
-            Filtered::Window => {}
-            Filtered::Scope => clause.push_str(&format!(
-                " AND {alias}channel_id = :channel AND {alias}user_id = :user AND {alias}prompt_key = :prompt_key AND {alias}prompt_norm = :prompt"
-            )),
+        let window = format!("{alias}day = :day AND {alias}posted_at BETWEEN :from AND :to");
+        let scope_keys = format!(" AND {alias}channel_id = :channel AND {alias}user_id = :user AND {alias}prompt_key = :prompt_key");
+        let mut clause = match self.what {
+            Filtered::Window => window,
+            Filtered::Scope => format!("{window}{scope_keys} AND {alias}prompt_norm = :prompt"),
+            Filtered::ScopeKeys => format!("{window}{scope_keys}"),
             Filtered::Job => {
-                clause.push_str(&format!(" AND {alias}job_key = :job_key AND {alias}job_uuid = :job_uuid"))
+                format!("{window} AND {alias}job_key = :job_key AND {alias}job_uuid = :job_uuid")
             }
-        }
+            Filtered::JobKeys => format!("{alias}day = :day AND {alias}job_key = :job_key"),
+        };
         for condition in self.and.iter().filter(|and| !and.is_empty()) {
             clause.push_str(" AND ");
             clause.push_str(condition);

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 
 use rusqlite::types::ValueRef;
+use rusqlite::OptionalExtension;
 
 use mjlink_core::merge::Doc;
 use mjlink_core::snowflake::Snowflake;
@@ -501,6 +502,26 @@ impl Store {
         )
     }
 
+    /// `answer` on the row of `id` (`None`: it has none): from the cache when it knows the
+    /// message, else read from SQLite (and not cached: a lookup's rows are many, and most
+    /// are not asked about again).
+    pub(super) fn with_row_facts<T>(
+        &self,
+        id: Snowflake,
+        answer: impl Fn(Option<&RowFacts>) -> T,
+    ) -> Result<T> {
+        if let Some(known) = self.ask_recent(id, |message| answer(message.map(|message| &message.facts)))? {
+            return Ok(known);
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seen, kind, deleted_at, posted_at, channel_id, user_id, prompt_norm, job_uuid, action, prompt,
+                 nonce, outcome, final_id, reply_to, used_buttons, rated_by
+             FROM messages WHERE id = ?1",
+        )?;
+        let facts = stmt.query_row([id.to_sql()], |row| facts_at(row, 0)).optional()?;
+        Ok(answer(facts.as_ref()))
+    }
+
     /// Reads what the store holds of a message, row and doc, in one lookup.
     pub(super) fn load_recent(&self, id: Snowflake) -> Result<Loaded> {
         let mut stmt = self.conn.prepare_cached(
@@ -513,29 +534,36 @@ impl Store {
         let Some(row) = rows.next()? else {
             return Ok(Loaded::Absent);
         };
-        let facts = RowFacts {
-            seen: row.get(1)?,
-            kind: row.get(2)?,
-            deleted_at: row.get(3)?,
-            posted_at: row.get(4)?,
-            channel_id: opt_snowflake(row.get(5)?),
-            user_id: opt_snowflake(row.get(6)?),
-            prompt_norm: row.get(7)?,
-            job_uuid: row.get(8)?,
-            action: row.get(9)?,
-            prompt: row.get(10)?,
-            nonce: row.get(11)?,
-            outcome: row.get(12)?,
-            final_id: opt_snowflake(row.get(13)?),
-            reply_to: opt_snowflake(row.get(14)?),
-            used_buttons: row.get(15)?,
-            rated_by: opt_snowflake(row.get(16)?),
-        };
+        let facts = facts_at(row, 1)?;
         Ok(match row.get_ref(0)? {
             ValueRef::Null => Loaded::NoDoc(facts),
             stored => Loaded::Stored(facts, self.codec.borrow_mut().decode(id, stored)?),
         })
     }
+}
+
+/// A message's row facts from `row`, its columns from `first` on in the order of
+/// [`Store::load_recent`]'s query.
+fn facts_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<RowFacts> {
+    let at = |column: usize| first + column;
+    Ok(RowFacts {
+        seen: row.get(at(0))?,
+        kind: row.get(at(1))?,
+        deleted_at: row.get(at(2))?,
+        posted_at: row.get(at(3))?,
+        channel_id: opt_snowflake(row.get(at(4))?),
+        user_id: opt_snowflake(row.get(at(5))?),
+        prompt_norm: row.get(at(6))?,
+        job_uuid: row.get(at(7))?,
+        action: row.get(at(8))?,
+        prompt: row.get(at(9))?,
+        nonce: row.get(at(10))?,
+        outcome: row.get(at(11))?,
+        final_id: opt_snowflake(row.get(at(12))?),
+        reply_to: opt_snowflake(row.get(at(13))?),
+        used_buttons: row.get(at(14))?,
+        rated_by: opt_snowflake(row.get(at(15))?),
+    })
 }
 
 #[cfg(test)]

@@ -313,20 +313,183 @@ fn migrations_are_the_same_bytes() {
 }
 
 #[test]
-fn starts_waiting_by_scope_are_found_through_their_own_index() {
-    // The lookup every new grid or result makes (0012): SQLite uses the starts' index only
-    // when the query states the index's condition; through `messages_by_prompt` it would read
-    // every message of the prompt in the window.
+fn key_lookups_read_only_their_index() {
+    // The lookups every start and new grid makes (`finals_for`, `progress_waiting_for`) find
+    // ids by an index's own columns: SQLite then reads no table row (a covering index), and
+    // the rest is checked on the row's facts, most of them in the writer's cache. The starts'
+    // lookup uses their own index (0012) only when the query states its condition; through
+    // `messages_by_prompt` it would read every message of the prompt in the window. (It is
+    // not covering: SQLite reads the row for the condition's columns, so the starts' whole
+    // rows are read by the query itself.)
     let store = Store::open_in_memory().unwrap();
     let scope = super::PromptScope {
         channel_id: mjlink_core::snowflake::Snowflake(1),
         user_id: mjlink_core::snowflake::Snowflake(2),
         prompt_norm: "a cat",
     };
+    let lookups = [
+        (
+            super::Filter::scope("", scope, 0, 1)
+                .keys_only()
+                .sql(super::lineage::IDS_SQL),
+            "messages_by_prompt",
+        ),
+        (
+            super::Filter::job("", "c09a2935-432a-464c-bb31-6250a418a3c1", 0, 1)
+                .keys_only()
+                .sql(super::lineage::IDS_SQL),
+            "messages_by_job",
+        ),
+    ];
+    for (sql, index) in lookups {
+        let plan = super::query_plan(&store.conn, &sql);
+        assert!(
+            plan.iter()
+                .any(|step| step.contains(&format!("USING COVERING INDEX {index} "))),
+            "{sql}: {plan:?}"
+        );
+    }
     let sql = super::lineage::waiting_by_scope(scope, 0, 1).sql(super::lineage::PROGRESS_SQL);
     let plan = super::query_plan(&store.conn, &sql);
     assert!(
         plan.iter().any(|step| step.contains("messages_waiting_by_scope")),
         "{plan:?}"
     );
+}
+
+#[test]
+fn key_lookups_find_what_the_full_queries_find() {
+    // `finals_for` and `progress_waiting_for` find rows by their keys and check the rest on
+    // each row's facts; the full queries state every condition in SQL. Rows that differ from
+    // a lookup in one condition each: another prompt under the same key (a digest collision,
+    // made here by hand), another job UUID under the same key, not seen, another kind, with
+    // and without a job, just outside the window and on its edges, across a day boundary.
+    use mjlink_core::snowflake::Snowflake;
+    const DAY: i64 = 86_400_000;
+    let store = Store::open_in_memory().unwrap();
+    let uuid = "c09a2935-432a-464c-bb31-6250a418a3c1";
+    let other_uuid = "0b8ae7ba-8bba-4a9f-bde4-a4d5e5f5b5a1";
+    let prompt_key = super::text_key("a cat");
+    let job_key = super::text_key(uuid);
+    let start = 20 * DAY - 1_000;
+    let to = start + 2_000;
+    let mut id = 100u64;
+    let mut insert = |seen: bool,
+                      kind: &str,
+                      prompt: &str,
+                      key: i64,
+                      job: Option<(&str, i64)>,
+                      posted: i64| {
+        id += 1;
+        store
+            .conn
+            .execute(
+                "INSERT INTO messages (id, channel_id, user_id, seen, kind, prompt_norm, prompt_key, job_uuid, job_key,
+                     day, posted_at, action)
+                 VALUES (?1, 1, 2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)",
+                rusqlite::params![
+                    id as i64,
+                    seen,
+                    kind,
+                    prompt,
+                    key,
+                    job.map(|job| job.0),
+                    job.map(|job| job.1),
+                    posted.div_euclid(DAY),
+                    posted
+                ],
+            )
+            .unwrap();
+    };
+    for posted in [start - 1, start, start + 500, start + 1_000, to, to + 1] {
+        for kind in ["progress", "imagine", "upscale"] {
+            for seen in [true, false] {
+                insert(seen, kind, "a cat", prompt_key, None, posted);
+                insert(seen, kind, "a dog", prompt_key, None, posted);
+                insert(seen, kind, "a cat", prompt_key, Some((uuid, job_key)), posted);
+                insert(
+                    seen,
+                    kind,
+                    "a cat",
+                    prompt_key,
+                    Some((other_uuid, job_key)),
+                    posted,
+                );
+            }
+        }
+    }
+    let scope = super::PromptScope {
+        channel_id: Snowflake(1),
+        user_id: Snowflake(2),
+        prompt_norm: "a cat",
+    };
+    let full = |sql: &'static str, filter: super::Filter<'_>| -> Vec<u64> {
+        let mut ids = store
+            .select(sql, filter, |row| row.get::<_, i64>(0))
+            .unwrap()
+            .into_iter()
+            .map(|id| id as u64)
+            .collect::<Vec<_>>();
+        ids.sort_unstable();
+        ids
+    };
+    let sorted = |mut ids: Vec<u64>| {
+        ids.sort_unstable();
+        ids
+    };
+
+    let waiting = |job: Option<&str>, scope| {
+        sorted(
+            store
+                .progress_waiting_for(job, scope, start, to)
+                .unwrap()
+                .iter()
+                .map(|row| row.id.0)
+                .collect(),
+        )
+    };
+    let by_job = full(
+        super::lineage::PROGRESS_SQL,
+        super::Filter::job("", uuid, start, to),
+    );
+    let by_scope = full(
+        super::lineage::PROGRESS_SQL,
+        super::lineage::waiting_by_scope(scope, start, to),
+    );
+    assert_eq!(
+        by_job.len(),
+        4,
+        "seen starts of the job at start, +500, +1000 and to"
+    );
+    assert_eq!(by_scope.len(), 4);
+    assert_eq!(waiting(Some(uuid), None), by_job);
+    assert_eq!(waiting(None, Some(scope)), by_scope);
+
+    let progress = |job_uuid: Option<&str>| super::ProgressRow {
+        id: Snowflake(1),
+        channel_id: Some(Snowflake(1)),
+        user_id: Some(Snowflake(2)),
+        prompt_norm: Some("a cat".to_string()),
+        job_uuid: job_uuid.map(str::to_string),
+        posted_at: start,
+        deleted: false,
+        action: None,
+        reply_to: None,
+        final_id: None,
+    };
+    let finals = |job_uuid| {
+        let found = store.finals_for(&progress(job_uuid), to).unwrap();
+        sorted(found.rows.iter().map(|(id, _)| id.0).collect())
+    };
+    let seen_sql = "SELECT id FROM messages WHERE {filter} AND seen = 1";
+    let finals_by_job = full(seen_sql, super::Filter::job("", uuid, start, to));
+    let finals_by_scope = full(seen_sql, super::Filter::scope("", scope, start, to));
+    assert_eq!(finals_by_job.len(), 12, "three kinds at four times");
+    assert_eq!(
+        finals_by_scope.len(),
+        36,
+        "three kinds at four times, without a job and with either"
+    );
+    assert_eq!(finals(Some(uuid)), finals_by_job);
+    assert_eq!(finals(None), finals_by_scope);
 }
