@@ -173,7 +173,7 @@ impl Store {
         limit: usize,
         now_ms: i64,
     ) -> Result<Vec<PendingImage>> {
-        let mut stmt = self.conn.prepare_cached(&pending_images_sql())?;
+        let mut stmt = self.conn().prepare_cached(&pending_images_sql())?;
         let rows = stmt.query_map(
             params![after.map(Snowflake::to_sql), now_ms, limit as i64],
             pending_row,
@@ -189,7 +189,7 @@ impl Store {
             "{PENDING_SELECT}
              WHERE a.id = ?1 AND a.state = 'pending' AND m.seen = 1 AND m.kind IN {archived}"
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut stmt = self.conn().prepare_cached(&sql)?;
         Ok(stmt.query_row([attachment.to_sql()], pending_row).optional()?)
     }
 
@@ -197,7 +197,7 @@ impl Store {
     /// attachment is stored.
     pub fn attachment_state(&self, attachment: Snowflake) -> Result<Option<String>> {
         let mut stmt = self
-            .conn
+            .conn()
             .prepare_cached("SELECT state FROM attachments WHERE id = ?1")?;
         Ok(stmt
             .query_row([attachment.to_sql()], |row| row.get(0))
@@ -206,7 +206,7 @@ impl Store {
 
     /// An archived attachment with these bytes.
     pub fn archived_with_hash(&self, sha256: &str) -> Result<Option<ArchivedCopy>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT a.id, a.path, m.tile, l.parent_id FROM attachments a JOIN messages m ON m.id = a.message_id
              LEFT JOIN links l ON l.child_id = m.id
              WHERE a.sha256 = ?1 AND a.state = 'archived' ORDER BY a.id LIMIT 1",
@@ -234,7 +234,7 @@ impl Store {
         media: &str,
         same_bytes_as: Option<Snowflake>,
     ) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "UPDATE attachments SET state = 'archived', path = ?2, sha256 = ?3, bytes = ?4, same_bytes_as = ?5,
                  media = ?6, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
         )?;
@@ -256,7 +256,7 @@ impl Store {
             Verdict::Failed => (true, None),
             Verdict::RetryAt(at) => (false, Some(at)),
         };
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "UPDATE attachments SET attempts = attempts + 1, last_error = ?2, next_try_at = ?4,
                  state = CASE WHEN ?3 THEN 'failed' ELSE state END WHERE id = ?1",
         )?;
@@ -267,7 +267,7 @@ impl Store {
     /// Puts every `failed` attachment back in the queue, due now (`archive --retry-failed`);
     /// returns how many.
     pub fn retry_failed(&self) -> Result<usize> {
-        Ok(self.conn.execute(
+        Ok(self.conn().execute(
             "UPDATE attachments SET state = 'pending', next_try_at = NULL WHERE state = 'failed'",
             [],
         )?)
@@ -275,7 +275,7 @@ impl Store {
 
     /// How many attachments are archived (files the archive folder should hold).
     pub fn archived_count(&self) -> Result<i64> {
-        Ok(self.conn.query_row(
+        Ok(self.conn().query_row(
             "SELECT COUNT(*) FROM attachments WHERE state = 'archived'",
             [],
             |row| row.get(0),
@@ -284,7 +284,7 @@ impl Store {
 
     /// Up to `limit` archived files' paths, relative to the archive root.
     pub fn archived_paths(&self, limit: usize) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT path FROM attachments WHERE state = 'archived' AND path IS NOT NULL ORDER BY id LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit as i64], |row| row.get(0))?;
@@ -294,7 +294,7 @@ impl Store {
     /// The archive this database records: its id (also in the folder's marker) and root.
     pub fn archive_root(&self) -> Result<Option<(String, String)>> {
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 "SELECT archive_id, root FROM archive_root WHERE id = 1",
                 [],
@@ -305,7 +305,7 @@ impl Store {
 
     /// Records the archive's id and root.
     pub fn set_archive_root(&self, archive_id: &str, root: &str) -> Result<()> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO archive_root (id, archive_id, root) VALUES (1, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET archive_id = excluded.archive_id, root = excluded.root",
             params![archive_id, root],
@@ -316,7 +316,7 @@ impl Store {
     /// A fresh (signed) URL for an attachment whose link expired.
     pub fn update_attachment_url(&self, attachment: Snowflake, url: &str) -> Result<()> {
         let mut stmt = self
-            .conn
+            .conn()
             .prepare_cached("UPDATE attachments SET url = ?2 WHERE id = ?1")?;
         stmt.execute(params![attachment.to_sql(), url])?;
         Ok(())
@@ -324,7 +324,7 @@ impl Store {
 
     /// Puts an archived attachment back in the queue (its file is missing or corrupt).
     pub fn requeue(&self, attachment: Snowflake, reason: &str) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "UPDATE attachments SET state = 'pending', attempts = 0, last_error = ?2, next_try_at = NULL WHERE id = ?1",
         )?;
         stmt.execute(params![attachment.to_sql(), reason])?;
@@ -334,7 +334,7 @@ impl Store {
     /// A family for its metadata.json: the grid and the results linked to it, with their
     /// archived files.
     pub fn family_record(&self, grid_id: Snowflake) -> Result<Option<FamilyRecord>> {
-        let mut message = self.conn.prepare_cached(
+        let mut message = self.conn().prepare_cached(
             "SELECT id, kind, prompt, params, user_id, channel_id, guild_id, job_uuid, mode, tile, posted_at
              FROM messages WHERE id = ?1 AND seen = 1",
         )?;
@@ -361,7 +361,7 @@ impl Store {
         let Some(mut grid) = message.query_row([grid_id.to_sql()], read).optional()? else {
             return Ok(None);
         };
-        let mut children_ids = self.conn.prepare_cached(
+        let mut children_ids = self.conn().prepare_cached(
             "SELECT child_id, signal FROM links WHERE parent_id = ?1 AND status = 'linked' ORDER BY child_id",
         )?;
         let children: Vec<(Snowflake, Option<String>)> = children_ids
@@ -369,7 +369,7 @@ impl Store {
                 Ok((Snowflake::from_sql(row.get(0)?), row.get(1)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
-        let mut files = self.conn.prepare_cached(
+        let mut files = self.conn().prepare_cached(
             "SELECT path, bytes, sha256, filename, media FROM attachments WHERE message_id = ?1 AND state = 'archived' ORDER BY position",
         )?;
         let mut files_of = |id: Snowflake| -> rusqlite::Result<Vec<FamilyFile>> {
@@ -406,7 +406,7 @@ impl Store {
              FROM attachments a JOIN messages m ON m.id = a.message_id
              WHERE m.seen = 1 AND m.kind IN {archived} ORDER BY a.message_id, a.position"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn().prepare(&sql)?;
         let rows = stmt.query_map([], |row| {
             Ok(ImageRow {
                 message_id: Snowflake::from_sql(row.get(0)?),

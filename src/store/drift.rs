@@ -50,14 +50,14 @@ impl Store {
             "SELECT (SELECT COUNT(*) FROM messages WHERE day = ?1 AND {}) + (SELECT COUNT(*) FROM undecodable WHERE day = ?1)",
             unknown_condition()
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut stmt = self.conn().prepare_cached(&sql)?;
         Ok(stmt.query_row([day], |row| row.get::<_, i64>(0))?.max(0) as u64)
     }
 
     /// Records a payload the decoder rejected (by its digest); `false` when those bytes were
     /// recorded before.
     pub fn note_undecodable(&self, digest: u64, message_id: Snowflake, day: i64) -> Result<bool> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "INSERT OR IGNORE INTO undecodable (digest, message_id, day) VALUES (?1, ?2, ?3)",
         )?;
         Ok(stmt.execute(params![digest as i64, message_id.to_sql(), day])? == 1)
@@ -75,13 +75,13 @@ impl Store {
         keep: usize,
     ) -> Result<bool> {
         let key = params![message_id.to_sql(), reason.as_str(), digest as i64, day, raw];
-        let mut refresh = self.conn.prepare_cached(
+        let mut refresh = self.conn().prepare_cached(
             "UPDATE drift_samples SET day = ?4, raw = ?5 WHERE message_id = ?1 AND reason = ?2 AND digest = ?3",
         )?;
         if refresh.execute(key)? == 1 {
             return Ok(true);
         }
-        let mut add = self.conn.prepare_cached(
+        let mut add = self.conn().prepare_cached(
             "INSERT INTO drift_samples (message_id, reason, digest, day, raw)
              SELECT ?1, ?2, ?3, ?4, ?5 WHERE (SELECT COUNT(*) FROM drift_samples) < ?6",
         )?;
@@ -107,7 +107,7 @@ impl Store {
              ) GROUP BY day ORDER BY day DESC LIMIT ?1",
             unknown_condition()
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut stmt = self.conn().prepare_cached(&sql)?;
         let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
             Ok(DriftDay {
                 day: row.get(0)?,
@@ -125,7 +125,7 @@ impl Store {
                     (SELECT COUNT(*) FROM drift_samples)",
             unknown_condition()
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut stmt = self.conn().prepare_cached(&sql)?;
         Ok(stmt.query_row([], |row| {
             let count = |index| row.get::<_, i64>(index).map(|n| n.max(0) as u64);
             Ok((
@@ -181,7 +181,7 @@ mod tests {
         );
         let store = Store::open_in_memory().unwrap();
         let plan = super::super::query_plan(
-            &store.conn,
+            store.conn(),
             &format!(
                 "SELECT COUNT(*) FROM messages WHERE day = 1 AND {}",
                 unknown_condition()

@@ -129,7 +129,7 @@ fn candidates_json(candidates: &[Snowflake]) -> String {
 impl Store {
     /// Moves the channel's cursor forward to `message_id` (never back).
     pub fn advance_cursor(&self, channel_id: Snowflake, message_id: Snowflake) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "INSERT INTO channels (id, last_message_id) VALUES (?1, ?2)
              ON CONFLICT(id) DO UPDATE SET last_message_id = MAX(last_message_id, excluded.last_message_id)",
         )?;
@@ -140,7 +140,7 @@ impl Store {
     /// Every channel's cursor.
     pub fn channel_cursors(&self) -> Result<std::collections::BTreeMap<Snowflake, Snowflake>> {
         let mut stmt = self
-            .conn
+            .conn()
             .prepare_cached("SELECT id, last_message_id FROM channels")?;
         let rows = stmt.query_map([], |row| {
             Ok((Snowflake::from_sql(row.get(0)?), Snowflake::from_sql(row.get(1)?)))
@@ -150,45 +150,46 @@ impl Store {
 
     /// Records an event in the processed set; `false` when it was there already.
     pub fn mark_processed(&self, id: Snowflake, event: u8, digest: u64) -> Result<bool> {
-        let mut stmt = self.conn.prepare_cached(
+        self.with_statement(
             "INSERT OR IGNORE INTO processed (message_id, event, digest) VALUES (?1, ?2, ?3)",
-        )?;
-        Ok(stmt.execute(params![id.to_sql(), event, digest as i64])? == 1)
+            |stmt| Ok(stmt.execute(params![id.to_sql(), event, digest as i64])? == 1),
+        )
     }
 
     pub fn get_link(&self, child_id: Snowflake) -> Result<Option<LinkRow>> {
-        let mut stmt = self.conn.prepare_cached(
+        self.with_statement(
             "SELECT child_id, parent_id, action, tile, signal, status, candidates FROM links WHERE child_id = ?1",
-        )?;
-        Ok(stmt.query_row([child_id.to_sql()], link_from_row).optional()?)
+            |stmt| Ok(stmt.query_row([child_id.to_sql()], link_from_row).optional()?),
+        )
     }
 
     pub fn put_link(&self, link: &LinkRow) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
+        self.with_statement(
             "INSERT INTO links (child_id, parent_id, action, tile, signal, status, candidates)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(child_id) DO UPDATE SET parent_id = excluded.parent_id, action = excluded.action,
                  tile = excluded.tile, signal = excluded.signal, status = excluded.status,
                  candidates = excluded.candidates",
-        )?;
-        stmt.execute(params![
-            link.child_id.to_sql(),
-            opt_sql(link.decision.parent),
-            link.action.as_str(),
-            link.tile,
-            link.decision.signal.map(Signal::as_str),
-            link.decision.status.as_str(),
-            candidates_json(&link.decision.candidates),
-        ])?;
-        Ok(())
+            |stmt| {
+                stmt.execute(params![
+                    link.child_id.to_sql(),
+                    opt_sql(link.decision.parent),
+                    link.action.as_str(),
+                    link.tile,
+                    link.decision.signal.map(Signal::as_str),
+                    link.decision.status.as_str(),
+                    candidates_json(&link.decision.candidates),
+                ])?;
+                Ok(())
+            },
+        )
     }
 
     pub fn delete_link(&self, child_id: Snowflake) -> Result<()> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("DELETE FROM links WHERE child_id = ?1")?;
-        stmt.execute([child_id.to_sql()])?;
-        Ok(())
+        self.with_statement("DELETE FROM links WHERE child_id = ?1", |stmt| {
+            stmt.execute([child_id.to_sql()])?;
+            Ok(())
+        })
     }
 
     /// Possible parents: seen messages in the channel by the user with the normalized prompt,
@@ -275,30 +276,32 @@ impl Store {
         if let Some(known) = self.ask_recent(id, |message| message.map(|m| m.facts.child_facts(id)))? {
             return Ok(known);
         }
-        let mut stmt = self.conn.prepare_cached(
+        self.with_statement(
             "SELECT posted_at, channel_id, user_id, prompt_norm FROM messages WHERE id = ?1",
-        )?;
-        Ok(stmt
-            .query_row([id.to_sql()], |row| {
-                Ok(ChildFacts {
-                    posted_ms: row.get::<_, Option<i64>>(0)?.unwrap_or_else(|| id.timestamp_ms()),
-                    channel_id: opt_snowflake(row.get(1)?),
-                    user_id: opt_snowflake(row.get(2)?),
-                    prompt_norm: row.get(3)?,
-                })
-            })
-            .optional()?)
+            |stmt| {
+                Ok(stmt
+                    .query_row([id.to_sql()], |row| {
+                        Ok(ChildFacts {
+                            posted_ms: row.get::<_, Option<i64>>(0)?.unwrap_or_else(|| id.timestamp_ms()),
+                            channel_id: opt_snowflake(row.get(1)?),
+                            user_id: opt_snowflake(row.get(2)?),
+                            prompt_norm: row.get(3)?,
+                        })
+                    })
+                    .optional()?)
+            },
+        )
     }
 
     pub fn progress_row(&self, id: Snowflake) -> Result<Option<ProgressRow>> {
         if let Some(known) = self.ask_recent(id, |message| message.and_then(|m| m.facts.progress_row(id)))? {
             return Ok(known);
         }
-        let mut stmt = self.conn.prepare_cached(
+        self.with_statement(
             "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action, reply_to, final_id FROM messages
              WHERE id = ?1 AND kind = 'progress' AND seen = 1",
-        )?;
-        Ok(stmt.query_row([id.to_sql()], progress_from_row).optional()?)
+            |stmt| Ok(stmt.query_row([id.to_sql()], progress_from_row).optional()?),
+        )
     }
 
     /// Start/progress messages that a new grid could be the final of, posted within
@@ -375,10 +378,10 @@ impl Store {
         if let Some(true) = self.ask_recent(id, |message| message.is_some_and(|m| same(&m.facts)))? {
             return Ok(());
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached("UPDATE messages SET outcome = ?2, final_id = ?3 WHERE id = ?1")?;
-        stmt.execute(params![id.to_sql(), outcome, opt_sql(final_id)])?;
+        self.with_statement(
+            "UPDATE messages SET outcome = ?2, final_id = ?3 WHERE id = ?1",
+            |stmt| Ok(stmt.execute(params![id.to_sql(), outcome, opt_sql(final_id)])?),
+        )?;
         self.update_recent(id, |facts| {
             facts.outcome = Some(outcome.to_string());
             facts.final_id = final_id;
@@ -389,7 +392,7 @@ impl Store {
     /// Where a message is and what it is, when it was seen.
     pub fn message_place(&self, id: Snowflake) -> Result<Option<MessagePlace>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("SELECT channel_id, guild_id, kind FROM messages WHERE id = ?1 AND seen = 1")?
             .query_row([id.to_sql()], |row| {
                 Ok(MessagePlace {

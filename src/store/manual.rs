@@ -15,7 +15,7 @@ pub struct ManualNote {
 
 impl Store {
     pub fn put_manual_note(&self, child: Snowflake, note: &ManualNote) -> Result<()> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "INSERT INTO manual_links (child_id, parent_id, set_by, set_at_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(child_id) DO UPDATE SET parent_id = excluded.parent_id,
@@ -31,7 +31,7 @@ impl Store {
     }
 
     pub fn delete_manual_note(&self, child: Snowflake) -> Result<()> {
-        self.conn
+        self.conn()
             .prepare_cached("DELETE FROM manual_links WHERE child_id = ?1")?
             .execute([child.to_sql()])?;
         Ok(())
@@ -40,7 +40,7 @@ impl Store {
     pub fn manual_note(&self, child: Snowflake) -> Result<Option<ManualNote>> {
         use rusqlite::OptionalExtension;
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("SELECT parent_id, set_by, set_at_ms FROM manual_links WHERE child_id = ?1")?
             .query_row([child.to_sql()], |row| {
                 Ok(ManualNote {

@@ -96,7 +96,7 @@ impl Store {
             return Ok(seen);
         }
         let mut stmt = self
-            .conn
+            .conn()
             .prepare_cached("SELECT seen FROM messages WHERE id = ?1")?;
         Ok(stmt
             .query_row([id.to_sql()], |row| row.get::<_, bool>(0))
@@ -160,8 +160,8 @@ impl Store {
         ];
         // A row whose indexed columns keep their values is updated alone (indexes, partial
         // indexes and triggers untouched); the update checks those values itself.
-        let updated =
-            self.changes_only_the_row(row) && self.conn.prepare_cached(UPDATE_MESSAGE)?.execute(values)? == 1;
+        let updated = self.changes_only_the_row(row)
+            && self.with_statement(UPDATE_MESSAGE, |stmt| Ok(stmt.execute(values)?))? == 1;
         if !updated {
             self.insert_or_upsert(before == Row::Absent, INSERT_MESSAGE, UPSERT_MESSAGE, values)?;
         }
@@ -187,27 +187,26 @@ impl Store {
                 .map(|attachment| attachment.id.to_sql())
                 .collect();
             let _ = match ids.as_slice() {
-                [] => self
-                    .conn
-                    .prepare_cached("DELETE FROM attachments WHERE message_id = ?1")?
-                    .execute([message])?,
-                [only] => self
-                    .conn
-                    .prepare_cached("DELETE FROM attachments WHERE message_id = ?1 AND id NOT IN (?2)")?
-                    .execute([message, *only])?,
-                [first, second] => self
-                    .conn
-                    .prepare_cached("DELETE FROM attachments WHERE message_id = ?1 AND id NOT IN (?2, ?3)")?
-                    .execute([message, *first, *second])?,
+                [] => self.with_statement("DELETE FROM attachments WHERE message_id = ?1", |stmt| {
+                    Ok(stmt.execute([message])?)
+                })?,
+                [only] => self.with_statement(
+                    "DELETE FROM attachments WHERE message_id = ?1 AND id NOT IN (?2)",
+                    |stmt| Ok(stmt.execute([message, *only])?),
+                )?,
+                [first, second] => self.with_statement(
+                    "DELETE FROM attachments WHERE message_id = ?1 AND id NOT IN (?2, ?3)",
+                    |stmt| Ok(stmt.execute([message, *first, *second])?),
+                )?,
                 more => self
-                    .conn
+                    .conn()
                     .prepare_cached(
                         "DELETE FROM attachments WHERE message_id = ?1 AND id NOT IN (SELECT value FROM json_each(?2))",
                     )?
                     .execute(params![message, serde_json::to_string(more).unwrap_or_else(|_| "[]".to_string())])?,
             };
         }
-        let mut insert = self.conn.prepare_cached(
+        self.with_statement(
             "INSERT INTO attachments (id, message_id, position, filename, url, size, width, height, content_type, archivable)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT(id) DO UPDATE SET message_id = excluded.message_id, position = excluded.position,
@@ -219,33 +218,35 @@ impl Store {
                  OR attachments.size IS NOT excluded.size OR attachments.width IS NOT excluded.width
                  OR attachments.height IS NOT excluded.height OR attachments.content_type IS NOT excluded.content_type
                  OR attachments.archivable IS NOT excluded.archivable",
-        )?;
-        for (position, attachment) in attachments.iter().enumerate() {
-            insert.execute(params![
-                attachment.id.to_sql(),
-                message_id.to_sql(),
-                position as i64,
-                attachment.filename,
-                attachment.url,
-                attachment.size.map(|size| size as i64),
-                attachment.width,
-                attachment.height,
-                attachment.content_type,
-                archivable,
-            ])?;
-        }
-        Ok(())
+            |insert| {
+                for (position, attachment) in attachments.iter().enumerate() {
+                    insert.execute(params![
+                        attachment.id.to_sql(),
+                        message_id.to_sql(),
+                        position as i64,
+                        attachment.filename,
+                        attachment.url,
+                        attachment.size.map(|size| size as i64),
+                        attachment.width,
+                        attachment.height,
+                        attachment.content_type,
+                        archivable,
+                    ])?;
+                }
+                Ok(())
+            },
+        )
     }
 
     /// Marks a message deleted at `at_ms`, creating a placeholder row if it was never seen.
     pub fn mark_deleted(&self, id: Snowflake, channel_id: Option<Snowflake>, at_ms: i64) -> Result<()> {
         let before = self.recent_row(id);
-        let mut stmt = self.conn.prepare_cached(
+        self.with_statement(
             "INSERT INTO messages (id, channel_id, seen, kind, deleted_at)
              VALUES (?1, ?2, 0, 'pending', ?3)
              ON CONFLICT(id) DO UPDATE SET deleted_at = COALESCE(messages.deleted_at, excluded.deleted_at)",
+            |stmt| Ok(stmt.execute(params![id.to_sql(), opt_sql(channel_id), at_ms])?),
         )?;
-        stmt.execute(params![id.to_sql(), opt_sql(channel_id), at_ms])?;
         // Usually the message is stored: no placeholder doc to make.
         match before {
             Row::Present => {
@@ -254,7 +255,7 @@ impl Store {
             }
             Row::Unknown
                 if self
-                    .conn
+                    .conn()
                     .prepare_cached("SELECT 1 FROM docs WHERE id = ?1")?
                     .exists([id.to_sql()])? =>
             {
@@ -268,7 +269,7 @@ impl Store {
             ..Default::default()
         });
         let mut doc = self
-            .conn
+            .conn()
             .prepare_cached("INSERT INTO docs (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING")?;
         doc.execute(params![id.to_sql(), EncodedDoc::of(&placeholder).as_bytes()])?;
         if before == Row::Absent {

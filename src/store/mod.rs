@@ -31,6 +31,7 @@ mod queue_progress;
 mod recent;
 mod replies;
 mod search;
+mod statements;
 mod stats;
 mod uploads;
 mod web;
@@ -132,7 +133,8 @@ pub enum OpenMode {
 }
 
 pub struct Store {
-    conn: Connection,
+    /// The connection, with the writer's hot statements kept beside it.
+    db: statements::Db,
     in_batch: bool,
     codec: std::cell::RefCell<docs::DocCodec>,
     /// The writer's cache of recent messages (off unless `keep_recent` turned it on).
@@ -370,7 +372,7 @@ impl Store {
         let codec = docs::DocCodec::new()
             .map_err(|error| open_err(rusqlite::Error::ToSqlConversionFailure(Box::new(error))))?;
         let mut store = Store {
-            conn,
+            db: statements::Db::open(conn),
             in_batch: false,
             codec: std::cell::RefCell::new(codec),
             recent: Default::default(),
@@ -381,8 +383,25 @@ impl Store {
         Ok(store)
     }
 
+    fn conn(&self) -> &Connection {
+        self.db.conn()
+    }
+
+    /// Runs `use_it` on the kept statement of `sql`, prepared once (see [`statements`]): for
+    /// the statements the writer runs at every event.
+    fn with_statement<T>(
+        &self,
+        sql: &'static str,
+        use_it: impl FnOnce(&mut rusqlite::Statement<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.db
+            .with_statement(statements::StatementKey::literal(sql), sql, use_it)
+    }
+
     fn migrate(&mut self, path: &Path) -> Result<()> {
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        let version: i64 = self
+            .conn()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::TooNew {
@@ -392,7 +411,7 @@ impl Store {
             });
         }
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
+            let tx = self.conn().unchecked_transaction()?;
             tx.execute_batch(sql)?;
             after_migration(&tx, index + 1)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
@@ -403,21 +422,25 @@ impl Store {
 
     /// SQLite's `PRAGMA quick_check`: "ok", or the first problem found.
     pub fn quick_check(&self) -> Result<String> {
-        Ok(self.conn.query_row("PRAGMA quick_check", [], |row| row.get(0))?)
+        Ok(self
+            .conn()
+            .query_row("PRAGMA quick_check", [], |row| row.get(0))?)
     }
 
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
+        Ok(self
+            .conn()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?)
     }
 
     /// Starts a batch: everything until [`Store::commit`] lands together or not at all.
     pub fn begin(&mut self) -> Result<()> {
-        if self.in_batch && self.conn.is_autocommit() {
+        if self.in_batch && self.conn().is_autocommit() {
             // SQLite rolled the batch back on an error: what the cache remembers may be gone.
             self.recent.borrow_mut().clear();
         }
         if !self.in_batch {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.conn().execute_batch("BEGIN IMMEDIATE")?;
             self.in_batch = true;
         }
         Ok(())
@@ -427,7 +450,7 @@ impl Store {
     pub fn rollback(&mut self) -> Result<()> {
         if self.in_batch {
             self.recent.borrow_mut().clear();
-            self.conn.execute_batch("ROLLBACK")?;
+            self.conn().execute_batch("ROLLBACK")?;
             self.in_batch = false;
         }
         Ok(())
@@ -437,7 +460,7 @@ impl Store {
         if self.in_batch {
             // The docs the writer's cache holds back are part of the batch.
             let written = self.write_unwritten_docs();
-            if let Err(error) = written.and_then(|()| Ok(self.conn.execute_batch("COMMIT")?)) {
+            if let Err(error) = written.and_then(|()| Ok(self.conn().execute_batch("COMMIT")?)) {
                 self.recent.borrow_mut().clear();
                 return Err(error);
             }
@@ -455,7 +478,7 @@ impl Store {
         mut read: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
         mut visit: impl FnMut(T) -> Result<()>,
     ) -> Result<()> {
-        let mut stmt = self.conn.prepare(sql)?;
+        let mut stmt = self.conn().prepare(sql)?;
         let mut rows = stmt.query(params)?;
         while let Some(row) = rows.next()? {
             visit(read(row)?)?;
@@ -468,22 +491,22 @@ impl Store {
     fn insert_or_upsert(
         &self,
         is_new: bool,
-        insert: &str,
-        upsert: &str,
+        insert: &'static str,
+        upsert: &'static str,
         values: &[&dyn rusqlite::ToSql],
     ) -> Result<()> {
         if is_new {
-            match self.conn.prepare_cached(insert)?.execute(values) {
+            match self.with_statement(insert, |stmt| Ok(stmt.execute(values)?)) {
                 Ok(_) => return Ok(()),
-                Err(rusqlite::Error::SqliteFailure(error, _))
+                Err(StoreError::Sql(rusqlite::Error::SqliteFailure(error, _)))
                     if error.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
                     debug_assert!(false, "the cache said there was no row: {error}");
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => return Err(error),
             }
         }
-        self.conn.prepare_cached(upsert)?.execute(values)?;
+        self.with_statement(upsert, |stmt| Ok(stmt.execute(values)?))?;
         Ok(())
     }
 
@@ -500,40 +523,44 @@ impl Store {
             .filters
             .borrow()
             .iter()
-            .find(|(known, _)| same_key(known, &key))
-            .map(|(_, query)| query.clone());
-        let query = match known {
-            Some(query) => query,
+            .position(|(known, _)| same_key(known, &key));
+        let slot = match known {
+            Some(slot) => slot,
             None => {
                 let text = filter.sql(sql);
-                let stmt = self.conn.prepare_cached(&text)?;
-                let params = (1..=stmt.parameter_count())
-                    .map(|index| stmt.parameter_name(index).unwrap_or_default().to_string())
-                    .collect();
-                let query = std::sync::Arc::new(FilterSql { text, params });
-                self.filters.borrow_mut().push((key, query.clone()));
-                query
+                let params = {
+                    let stmt = self.conn().prepare(&text)?;
+                    (1..=stmt.parameter_count())
+                        .map(|index| stmt.parameter_name(index).unwrap_or_default().to_string())
+                        .collect()
+                };
+                let mut filters = self.filters.borrow_mut();
+                filters.push((key, std::sync::Arc::new(FilterSql { text, params })));
+                filters.len() - 1
             }
         };
-        let mut stmt = self.conn.prepare_cached(&query.text)?;
-        let mut out = Vec::new();
-        for day in filter.days.clone() {
-            for (index, name) in query.params.iter().enumerate() {
-                if name == ":day" {
-                    stmt.raw_bind_parameter(index + 1, day)?;
-                    continue;
+        let query = self.filters.borrow()[slot].1.clone();
+        let key = statements::StatementKey::Filter(slot);
+        self.db.with_statement(key, &query.text, |stmt| {
+            let mut out = Vec::new();
+            for day in filter.days.clone() {
+                for (index, name) in query.params.iter().enumerate() {
+                    if name == ":day" {
+                        stmt.raw_bind_parameter(index + 1, day)?;
+                        continue;
+                    }
+                    match filter.values.iter().find(|(bound, _)| bound == name) {
+                        Some((_, value)) => stmt.raw_bind_parameter(index + 1, value)?,
+                        None => return Err(rusqlite::Error::InvalidParameterName(name.clone()).into()),
+                    }
                 }
-                match filter.values.iter().find(|(bound, _)| bound == name) {
-                    Some((_, value)) => stmt.raw_bind_parameter(index + 1, value)?,
-                    None => return Err(rusqlite::Error::InvalidParameterName(name.clone()).into()),
+                let mut rows = stmt.raw_query();
+                while let Some(row) = rows.next()? {
+                    out.push(map(row)?);
                 }
             }
-            let mut rows = stmt.raw_query();
-            while let Some(row) = rows.next()? {
-                out.push(map(row)?);
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 

@@ -57,7 +57,7 @@ impl Store {
         for target in targets_for(routes, notice.kind) {
             let key = idempotency_key(target, notice.kind, &notice.subject);
             added += self
-                .conn
+                .conn()
                 .prepare_cached(
                     "INSERT INTO notify_outbox (key, target, event, body, summary, file, jump_url, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(key) DO NOTHING",
@@ -79,7 +79,7 @@ impl Store {
     /// Pending notifications due at `now_ms` (never tried, or their next try has come), oldest
     /// first, at most `limit`.
     pub fn notify_due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxRow>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT id, key, target, event, body, summary, file, jump_url, attempts, first_try_at
              FROM notify_outbox WHERE state = 'pending' AND (next_try_at IS NULL OR next_try_at <= ?1)
              ORDER BY coalesce(next_try_at, 0), id LIMIT ?2",
@@ -104,7 +104,7 @@ impl Store {
     /// The earliest next try of a pending notification, if any.
     pub fn notify_next_due(&self) -> Result<Option<i64>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "SELECT min(coalesce(next_try_at, 0)) FROM notify_outbox WHERE state = 'pending'",
             )?
@@ -128,7 +128,7 @@ impl Store {
             Next::RetryAt(at) => ("pending", Some(at), None),
             Next::Dead => ("dead", None, Some(now_ms)),
         };
-        self.conn
+        self.conn()
             .prepare_cached(
                 "UPDATE notify_outbox SET state = ?2, attempts = attempts + 1,
                      first_try_at = coalesce(first_try_at, ?3), next_try_at = ?4, done_at = ?5,
@@ -142,7 +142,7 @@ impl Store {
     pub fn notify_counts(&self) -> Result<OutboxCounts> {
         let mut counts = OutboxCounts::default();
         let mut stmt = self
-            .conn
+            .conn()
             .prepare_cached("SELECT state, count(*) FROM notify_outbox GROUP BY state")?;
         let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
         for row in rows {
@@ -158,7 +158,7 @@ impl Store {
 
     /// The dead-letter list, newest first, at most `limit`.
     pub fn notify_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT key, target, event, attempts, last_error, done_at FROM notify_outbox
              WHERE state = 'dead' ORDER BY done_at DESC, id DESC LIMIT ?1",
         )?;
@@ -178,7 +178,7 @@ impl Store {
     /// A message's guild, channel and prompt, for a notification about it.
     pub fn notify_message_facts(&self, id: Snowflake) -> Result<Option<MessageFacts>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("SELECT guild_id, channel_id, prompt FROM messages WHERE id = ?1")?
             .query_row([id.to_sql()], |row| {
                 Ok((

@@ -73,7 +73,7 @@ impl Store {
         self.begin()?;
         if let Some(read_at) = read_at {
             let current = self
-                .conn
+                .conn()
                 .prepare_cached("SELECT updated_at, status FROM queue_items WHERE id = ?1")?
                 .query_row([&item.id], |row| {
                     Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
@@ -95,7 +95,7 @@ impl Store {
             .iter()
             .map(|(tile, id)| (*tile, id.to_sql()))
             .collect();
-        self.conn.prepare_cached(
+        self.conn().prepare_cached(
             "INSERT INTO queue_items (id, prompt, upscales, priority, status, attempts, nonce, job_uuid,
                  start_message_id, grid_message_id, results, pressed, last_error, created_at, updated_at,
                  submitted_at, progress_at, not_before, waiting)
@@ -129,7 +129,7 @@ impl Store {
             item.waiting_at_midjourney,
         ])?;
         if let Some(transition) = transition {
-            self.conn
+            self.conn()
                 .prepare_cached(
                     "INSERT INTO queue_transitions (item_id, at, from_status, to_status, note) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
@@ -154,7 +154,7 @@ impl Store {
         if id_or_prefix.is_empty() {
             return Ok(None);
         }
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {} FROM queue_items WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT 2",
             Self::QUEUE_COLUMNS
         ))?;
@@ -169,7 +169,7 @@ impl Store {
 
     /// Items, in queue order (priority, then age); only those in `statuses` when given.
     pub fn queue_items(&self, statuses: &[crate::queue::Status]) -> Result<Vec<crate::queue::Item>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {} FROM queue_items ORDER BY priority DESC, created_at, rowid",
             Self::QUEUE_COLUMNS
         ))?;
@@ -188,7 +188,7 @@ impl Store {
     pub fn queue_active(&self) -> Result<Vec<crate::queue::Item>> {
         // The list is the text of the partial index `queue_items_active` (a test checks), so
         // the query uses it.
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {} FROM queue_items WHERE status NOT IN {}
              ORDER BY priority DESC, created_at, rowid",
             Self::QUEUE_COLUMNS,
@@ -201,7 +201,7 @@ impl Store {
     }
 
     pub fn queue_history(&self, id: &str) -> Result<Vec<crate::queue::Transition>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT at, from_status, to_status, note FROM queue_transitions WHERE item_id = ?1 ORDER BY at, rowid",
         )?;
         let rows = stmt.query_map([id], |row| Self::queue_transition_from_row(row, 0))?;
@@ -225,7 +225,7 @@ impl Store {
 
     /// Submissions made since `from_ms` (for the daily cap).
     pub fn queue_submissions_since(&self, from_ms: i64) -> Result<u32> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT COUNT(*) FROM queue_transitions WHERE to_status = 'submitted' AND at >= ?1",
         )?;
         Ok(stmt.query_row([from_ms], |row| row.get::<_, i64>(0))? as u32)
@@ -233,7 +233,7 @@ impl Store {
 
     /// Midjourney's messages that carry `nonce` (its start message, error embeds).
     pub fn messages_with_nonce(&self, nonce: &str) -> Result<Vec<mjlink_core::queue::machine::NonceMessage>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT id, kind, error_title, job_uuid, deleted_at IS NOT NULL, outcome,
                     MAX(COALESCE(posted_at, 0), COALESCE(edited_at, 0), COALESCE(deleted_at, 0))
              FROM messages WHERE nonce = ?1 ORDER BY id",
@@ -255,7 +255,7 @@ impl Store {
     /// The start/progress message's final grid, as the pipeline settled it.
     pub fn final_of(&self, progress: Snowflake) -> Result<Option<Snowflake>> {
         let mut stmt = self
-            .conn
+            .conn()
             .prepare_cached("SELECT final_id FROM messages WHERE id = ?1 AND outcome = 'completed'")?;
         Ok(stmt
             .query_row([progress.to_sql()], |row| row.get::<_, Option<i64>>(0))
@@ -267,7 +267,7 @@ impl Store {
     /// A grid (a seen message that is not a progress message) by id, with its job UUID and
     /// posting time.
     pub fn grid_facts(&self, id: Snowflake) -> Result<Option<mjlink_core::queue::machine::GridSeen>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT id, job_uuid, posted_at FROM messages
              WHERE id = ?1 AND seen = 1 AND kind IN {} AND deleted_at IS NULL",
             prompt_grids()
@@ -286,7 +286,7 @@ impl Store {
     /// Grids whose job UUID is `uuid`, posted on the days around `near_ms`.
     pub fn grids_with_job(&self, uuid: &str, near_ms: i64) -> Result<Vec<Snowflake>> {
         let day = near_ms.div_euclid(86_400_000);
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT id FROM messages WHERE day BETWEEN ?1 AND ?2 AND job_key = ?3 AND job_uuid = ?4
                  AND seen = 1 AND kind IN {} ORDER BY id",
             prompt_grids()
@@ -311,7 +311,7 @@ impl Store {
         item_id: &str,
     ) -> Result<Vec<mjlink_core::queue::bind::Candidate>> {
         let (first_day, last_day) = (from_ms.div_euclid(86_400_000), to_ms.div_euclid(86_400_000));
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT m.id, m.posted_at, m.nonce IS NOT NULL,
                     EXISTS (SELECT 1 FROM messages s WHERE s.day BETWEEN ?1 - 1 AND ?2
                             AND s.channel_id = m.channel_id AND s.user_id = m.user_id
@@ -352,7 +352,7 @@ impl Store {
     /// Every tile upscale linked to `grid`: (tile, message id, posted ms). Which one counts
     /// for a tile is the queue machine's rule (`machine::upscales_by_tile`).
     pub fn upscales_of(&self, grid: Snowflake) -> Result<Vec<(u8, Snowflake, i64)>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT l.tile, l.child_id, m.posted_at FROM links l JOIN messages m ON m.id = l.child_id
              WHERE l.parent_id = ?1 AND l.action = ?2 AND l.status = ?3 AND l.tile IS NOT NULL",
         )?;
@@ -371,7 +371,7 @@ impl Store {
 
     pub fn queue_paused(&self) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("SELECT value FROM queue_settings WHERE key = 'paused'")?
             .query_row([], |row| row.get::<_, String>(0))
             .optional()?
@@ -379,7 +379,7 @@ impl Store {
     }
 
     pub fn set_queue_paused(&self, paused: bool) -> Result<()> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "INSERT INTO queue_settings (key, value) VALUES ('paused', ?1)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",

@@ -36,7 +36,7 @@ impl Store {
             stage: Stage::Waiting,
             action: None,
         };
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT m.id, m.stage, a.id, a.filename, a.url FROM messages m
              LEFT JOIN attachments a ON a.message_id = m.id AND a.position = 0
              WHERE m.nonce = ?1 AND m.kind = ?2 AND m.deleted_at IS NULL
@@ -69,7 +69,7 @@ impl Store {
     /// Every item's transitions, each item's in the order of [`Store::queue_history`], in one
     /// read (the queue page shows them all).
     pub fn queue_histories(&self) -> Result<HashMap<String, Vec<crate::queue::Transition>>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT item_id, at, from_status, to_status, note FROM queue_transitions
              ORDER BY item_id, at, rowid",
         )?;
@@ -88,7 +88,7 @@ impl Store {
     /// committed since it was last read (the cheap "did anything change" the live page polls).
     pub fn data_version(&self) -> Result<i64> {
         Ok(self
-            .conn
+            .conn()
             .query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0))?)
     }
 }

@@ -513,32 +513,34 @@ impl Store {
         if let Some(known) = self.ask_recent(id, |message| answer(message.map(|message| &message.facts)))? {
             return Ok(known);
         }
-        let mut stmt = self.conn.prepare_cached(
+        let facts = self.with_statement(
             "SELECT seen, kind, deleted_at, posted_at, channel_id, user_id, prompt_norm, job_uuid, action, prompt,
                  nonce, outcome, final_id, reply_to, used_buttons, rated_by
              FROM messages WHERE id = ?1",
+            |stmt| Ok(stmt.query_row([id.to_sql()], |row| facts_at(row, 0)).optional()?),
         )?;
-        let facts = stmt.query_row([id.to_sql()], |row| facts_at(row, 0)).optional()?;
         Ok(answer(facts.as_ref()))
     }
 
     /// Reads what the store holds of a message, row and doc, in one lookup.
     pub(super) fn load_recent(&self, id: Snowflake) -> Result<Loaded> {
-        let mut stmt = self.conn.prepare_cached(
+        self.with_statement(
             "SELECT d.doc, m.seen, m.kind, m.deleted_at, m.posted_at, m.channel_id, m.user_id, m.prompt_norm,
                  m.job_uuid, m.action, m.prompt, m.nonce, m.outcome, m.final_id, m.reply_to, m.used_buttons,
                  m.rated_by
              FROM messages m LEFT JOIN docs d ON d.id = m.id WHERE m.id = ?1",
-        )?;
-        let mut rows = stmt.query([id.to_sql()])?;
-        let Some(row) = rows.next()? else {
-            return Ok(Loaded::Absent);
-        };
-        let facts = facts_at(row, 1)?;
-        Ok(match row.get_ref(0)? {
-            ValueRef::Null => Loaded::NoDoc(facts),
-            stored => Loaded::Stored(facts, self.codec.borrow_mut().decode(id, stored)?),
-        })
+            |stmt| {
+                let mut rows = stmt.query([id.to_sql()])?;
+                let Some(row) = rows.next()? else {
+                    return Ok(Loaded::Absent);
+                };
+                let facts = facts_at(row, 1)?;
+                Ok(match row.get_ref(0)? {
+                    ValueRef::Null => Loaded::NoDoc(facts),
+                    stored => Loaded::Stored(facts, self.codec.borrow_mut().decode(id, stored)?),
+                })
+            },
+        )
     }
 }
 

@@ -34,31 +34,35 @@ impl Store {
         if let Some(known) = self.ask_recent(id, |message| message.and_then(|m| m.facts.reply_target()))? {
             return Ok(known);
         }
-        let mut stmt = self.conn.prepare_cached(
+        self.with_statement(
             "SELECT kind, job_uuid, prompt_norm, user_id FROM messages WHERE id = ?1 AND seen = 1",
-        )?;
-        Ok(stmt
-            .query_row([id.to_sql()], |row| {
-                Ok(ReplyTargetRow {
-                    kind: row.get(0)?,
-                    job_uuid: row.get(1)?,
-                    prompt_norm: row.get(2)?,
-                    user_id: opt_snowflake(row.get(3)?),
-                })
-            })
-            .optional()?)
+            |stmt| {
+                Ok(stmt
+                    .query_row([id.to_sql()], |row| {
+                        Ok(ReplyTargetRow {
+                            kind: row.get(0)?,
+                            job_uuid: row.get(1)?,
+                            prompt_norm: row.get(2)?,
+                            user_id: opt_snowflake(row.get(3)?),
+                        })
+                    })
+                    .optional()?)
+            },
+        )
     }
 
     /// The seen messages stored as replying to `target`: the results linked to it by their
     /// reference, and the starts replying to it (`messages_start_replies`).
     pub fn replies_to(&self, target: Snowflake) -> Result<Vec<Snowflake>> {
-        let mut stmt = self.conn.prepare_cached(
+        self.with_statement(
             "SELECT child_id FROM links WHERE parent_id = ?1 AND signal = 'reference'
              UNION SELECT id FROM messages WHERE reply_to = ?1 AND kind = 'progress' AND seen = 1
              ORDER BY 1",
-        )?;
-        let rows = stmt.query_map([target.to_sql()], |row| Ok(Snowflake::from_sql(row.get(0)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            |stmt| {
+                let rows = stmt.query_map([target.to_sql()], |row| Ok(Snowflake::from_sql(row.get(0)?)))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            },
+        )
     }
 
     /// The message `id` replies to, as stored.
@@ -67,7 +71,7 @@ impl Store {
             return Ok(known);
         }
         let mut stmt = self
-            .conn
+            .conn()
             .prepare_cached("SELECT reply_to FROM messages WHERE id = ?1")?;
         Ok(stmt
             .query_row([id.to_sql()], |row| row.get::<_, Option<i64>>(0))
@@ -80,7 +84,7 @@ impl Store {
     /// target is not stored).
     pub fn set_rated(&self, target: Snowflake, rating: Snowflake) -> Result<()> {
         let mut stmt = self
-            .conn
+            .conn()
             .prepare_cached("UPDATE messages SET rated_by = ?2 WHERE id = ?1")?;
         stmt.execute(params![target.to_sql(), rating.to_sql()])?;
         self.update_recent(target, |facts| facts.rated_by = Some(rating));

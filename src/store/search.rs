@@ -100,12 +100,12 @@ impl Store {
     pub fn index_prompts(&self) -> Result<usize> {
         let mut total = 0;
         loop {
-            let any_pending = self.conn.prepare_cached(pending_prompts_sql())?.exists([])?;
+            let any_pending = self.conn().prepare_cached(pending_prompts_sql())?.exists([])?;
             if !any_pending {
                 return Ok(total);
             }
             let tx =
-                rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
+                rusqlite::Transaction::new_unchecked(&self.conn(), rusqlite::TransactionBehavior::Immediate)?;
             let pending: Vec<(i64, String)> = tx
                 .prepare_cached(pending_prompts_sql())?
                 .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -150,13 +150,13 @@ impl Store {
             count_up_to.max(0),
         ];
         let total: i64 = self
-            .conn
+            .conn()
             .prepare_cached(&format!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM prompts_fts JOIN messages m ON m.id = prompts_fts.rowid
                  WHERE {HITS_WHERE} LIMIT ?5)"
             ))?
             .query_row(args, |row| row.get(0))?;
-        let mut stmt = self.conn.prepare_cached(&hits_sql())?;
+        let mut stmt = self.conn().prepare_cached(&hits_sql())?;
         let rows = stmt.query_map(
             params![
                 query,
@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn pending_prompts_use_the_partial_index() {
         let store = Store::open_in_memory().unwrap();
-        let plan = super::super::query_plan(&store.conn, super::pending_prompts_sql());
+        let plan = super::super::query_plan(store.conn(), super::pending_prompts_sql());
         assert!(
             plan.iter().any(|step| step.contains("messages_fts_pending")),
             "{plan:?}"
@@ -199,7 +199,7 @@ mod tests {
     #[test]
     fn a_page_of_hits_is_read_in_the_index_order_without_sorting_every_match() {
         let store = Store::open_in_memory().unwrap();
-        let plan = super::super::query_plan(&store.conn, &super::hits_sql());
+        let plan = super::super::query_plan(store.conn(), &super::hits_sql());
         assert!(plan[0].starts_with("SCAN prompts_fts VIRTUAL TABLE"), "{plan:?}");
         assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "{plan:?}");
     }

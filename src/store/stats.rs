@@ -41,7 +41,7 @@ impl Store {
                  AND day > (SELECT MAX(day) FROM messages WHERE seen = 1 AND kind IN {jobs}) - ?1
              GROUP BY day ORDER BY day"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn().prepare(&sql)?;
         let rows = stmt.query_map([days], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -62,14 +62,14 @@ impl Store {
     }
 
     fn grouped(&self, sql: &str) -> Result<Vec<(String, i64)>> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut stmt = self.conn().prepare_cached(sql)?;
         let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// Every link with its child's prompt, channel and time, in child id order.
     pub fn for_each_link(&self, mut visit: impl FnMut(LinkExport) -> Result<()>) -> Result<()> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn().prepare(
             "SELECT l.child_id, l.parent_id, l.action, l.tile, l.signal, l.status, l.candidates,
                     m.prompt, m.channel_id, m.posted_at
              FROM links l JOIN messages m ON m.id = l.child_id ORDER BY l.child_id",
@@ -99,7 +99,7 @@ impl Store {
             ("channels", "id"),
         ] {
             let mut stmt = self
-                .conn
+                .conn()
                 .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
             let columns = stmt.column_count();
             let mut rows = stmt.query([])?;
@@ -125,7 +125,7 @@ impl Store {
              WHERE m.seen = 1 AND m.kind IN {} GROUP BY a.state",
             super::archive::archived_kinds()
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut stmt = self.conn().prepare_cached(&sql)?;
         let rows = stmt.query_map([], |row| {
             Ok((
                 row.get::<_, String>(0)?,

@@ -201,7 +201,7 @@ fn migrated_schema_is_unchanged() {
     // ...and a fresh store runs every migration.
     let store = Store::open_in_memory().unwrap();
     assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
-    let schema = schema_of(&store.conn);
+    let schema = schema_of(store.conn());
     for column in ["reply_to INTEGER", "used_buttons TEXT", "rated_by INTEGER"] {
         assert!(schema.contains(column), "{column}");
     }
@@ -342,7 +342,7 @@ fn key_lookups_read_only_their_index() {
         ),
     ];
     for (sql, index) in lookups {
-        let plan = super::query_plan(&store.conn, &sql);
+        let plan = super::query_plan(store.conn(), &sql);
         assert!(
             plan.iter()
                 .any(|step| step.contains(&format!("USING COVERING INDEX {index} "))),
@@ -350,7 +350,7 @@ fn key_lookups_read_only_their_index() {
         );
     }
     let sql = super::lineage::waiting_by_scope(scope, 0, 1).sql(super::lineage::PROGRESS_SQL);
-    let plan = super::query_plan(&store.conn, &sql);
+    let plan = super::query_plan(store.conn(), &sql);
     assert!(
         plan.iter().any(|step| step.contains("messages_waiting_by_scope")),
         "{plan:?}"
@@ -382,7 +382,7 @@ fn key_lookups_find_what_the_full_queries_find() {
                       posted: i64| {
         id += 1;
         store
-            .conn
+            .conn()
             .execute(
                 "INSERT INTO messages (id, channel_id, user_id, seen, kind, prompt_norm, prompt_key, job_uuid, job_key,
                      day, posted_at, action)

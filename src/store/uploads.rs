@@ -21,7 +21,7 @@ impl Store {
     /// The upload in progress to `key`, if any.
     pub fn upload(&self, key: &str) -> Result<Option<Upload>> {
         let Some((sha256, upload_id, part_bytes)) = self
-            .conn
+            .conn()
             .query_row(
                 "SELECT sha256, upload_id, part_bytes FROM uploads WHERE key = ?1",
                 [key],
@@ -38,7 +38,7 @@ impl Store {
             return Ok(None);
         };
         let mut statement = self
-            .conn
+            .conn()
             .prepare_cached("SELECT part, content_id FROM upload_parts WHERE key = ?1 ORDER BY part")?;
         let parts = statement
             .query_map([key], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, String>(1)?)))?
@@ -61,8 +61,8 @@ impl Store {
         part_bytes: u64,
         now_ms: i64,
     ) -> Result<()> {
-        self.conn.execute("DELETE FROM uploads WHERE key = ?1", [key])?;
-        self.conn.execute(
+        self.conn().execute("DELETE FROM uploads WHERE key = ?1", [key])?;
+        self.conn().execute(
             "INSERT INTO uploads (key, sha256, upload_id, part_bytes, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![key, sha256, upload_id, part_bytes as i64, now_ms],
         )?;
@@ -71,7 +71,7 @@ impl Store {
 
     /// Records a part the store confirmed.
     pub fn upload_part_done(&self, key: &str, part: u32, content_id: &str) -> Result<()> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT OR REPLACE INTO upload_parts (key, part, content_id) VALUES (?1, ?2, ?3)",
             params![key, part, content_id],
         )?;
@@ -80,14 +80,14 @@ impl Store {
 
     /// Forgets the upload to `key` (completed, or abandoned to start again).
     pub fn upload_finished(&self, key: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM uploads WHERE key = ?1", [key])?;
+        self.conn().execute("DELETE FROM uploads WHERE key = ?1", [key])?;
         Ok(())
     }
 
     /// How many uploads are in progress (shown by `doctor`).
     pub fn uploads_in_progress(&self) -> Result<i64> {
         Ok(self
-            .conn
+            .conn()
             .query_row("SELECT count(*) FROM uploads", [], |row| row.get(0))?)
     }
 }

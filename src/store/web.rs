@@ -92,7 +92,7 @@ fn gallery_sql() -> &'static str {
 impl Store {
     /// One page of the gallery, newest first.
     pub fn gallery(&self, filter: &GalleryFilter, limit: usize) -> Result<Vec<GalleryItem>> {
-        let mut stmt = self.conn.prepare_cached(gallery_sql())?;
+        let mut stmt = self.conn().prepare_cached(gallery_sql())?;
         let rows = stmt.query_map(
             params![
                 filter.kind,
@@ -123,7 +123,7 @@ impl Store {
 
     /// Every file of a message, in its order.
     pub fn message_files(&self, message: Snowflake) -> Result<Vec<MessageFile>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT id, filename, state, media, bytes, width, height FROM attachments
              WHERE message_id = ?1 ORDER BY position",
         )?;
@@ -143,7 +143,7 @@ impl Store {
 
     /// The archived file of an attachment (`None`: no such attachment, or not archived).
     pub fn archived_file(&self, attachment: Snowflake) -> Result<Option<ArchivedFile>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT path, media, sha256 FROM attachments
              WHERE id = ?1 AND state = 'archived' AND path IS NOT NULL",
         )?;
@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn a_gallery_page_seeks_to_its_first_id() {
         let store = Store::open_in_memory().unwrap();
-        let plan = super::super::query_plan(&store.conn, super::gallery_sql());
+        let plan = super::super::query_plan(store.conn(), super::gallery_sql());
         assert!(
             plan.iter()
                 .any(|step| step.starts_with("SEARCH m USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)")),

@@ -84,7 +84,7 @@ fn dump(store: &Store) -> Vec<String> {
         "SELECT m.*, d.doc FROM messages m LEFT JOIN docs d ON d.id = m.id ORDER BY m.id",
         "SELECT id FROM docs ORDER BY id",
     ] {
-        let mut stmt = store.conn.prepare(sql).unwrap();
+        let mut stmt = store.conn().prepare(sql).unwrap();
         let columns = stmt.column_count();
         let rows = stmt
             .query_map([], |row| {
