@@ -26,7 +26,10 @@ pub struct BenchRow {
     pub serenity_decode_per_s: f64,
     /// Lines per second through `mjlink replay` (decode, parse, link, SQLite on disk).
     pub replay_per_s: f64,
+    /// The median of the runs' ratios (each run times the baseline, then the replay).
     pub ratio: f64,
+    /// The lowest and highest of the runs' ratios.
+    pub ratio_range: (f64, f64),
     /// Replay rate over the first and the last tenth of the trace (of the last repetition).
     pub first_tenth_per_s: f64,
     pub last_tenth_per_s: f64,
@@ -56,11 +59,15 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
     }
     let trace_bytes = std::fs::metadata(&trace_path)?.len();
 
-    // Short runs are repeated (fresh database each time) and the median taken, so that every
-    // figure rests on at least ~200k events of work.
-    let repeats = (200_000 / events.max(1)).clamp(1, 10);
+    // Runs are repeated (fresh database each time) and the median taken, so that every figure
+    // rests on at least ~200k events of work, and on three runs at least: on a shared virtual
+    // machine one phase of a few seconds can lose a third of its speed to a neighbour, and a
+    // single run then measures the neighbour. Each run times the baseline and then the
+    // replay, and its ratio is theirs: the ratio reported is the median of the runs'.
+    let repeats = (200_000 / events.max(1)).clamp(3, 10);
     let mut serenity_rates = Vec::new();
     let mut replay_rates = Vec::new();
+    let mut ratios = Vec::new();
     let mut tenths = (0.0, 0.0);
     let mut peak = None;
     let mut links = 0;
@@ -124,6 +131,9 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
         drop(store);
         let elapsed = start.elapsed().as_secs_f64();
         replay_rates.push(summary.lines as f64 / elapsed);
+        if let (Some(replay), Some(serenity)) = (replay_rates.last(), serenity_rates.last()) {
+            ratios.push(replay / serenity);
+        }
         let events = samples.last().map_or(0, |(done, _)| *done);
         let when = |events_done: u64| {
             samples
@@ -156,13 +166,19 @@ pub fn run_one(dir: &Path, events: usize, seed: u64) -> anyhow::Result<BenchRow>
 
     let serenity_decode_per_s = median(&mut serenity_rates);
     let replay_per_s = median(&mut replay_rates);
+    let ratio = median(&mut ratios);
+    let ratio_range = (
+        ratios.first().copied().unwrap_or(0.0),
+        ratios.last().copied().unwrap_or(0.0),
+    );
     Ok(BenchRow {
         events: lines,
         repeats,
         trace_bytes,
         serenity_decode_per_s,
         replay_per_s,
-        ratio: replay_per_s / serenity_decode_per_s,
+        ratio,
+        ratio_range,
         first_tenth_per_s: tenths.0,
         last_tenth_per_s: tenths.1,
         replay_peak_rss_mib: peak,
@@ -181,13 +197,14 @@ fn remove_db(path: &Path) {
 pub fn write_table(out: &mut impl std::io::Write, rows: &[BenchRow]) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:>9} {:>4} {:>9} {:>15} {:>12} {:>6} {:>16} {:>13} {:>9}",
+        "{:>9} {:>4} {:>9} {:>15} {:>12} {:>6} {:>11} {:>16} {:>13} {:>9}",
         "events",
         "runs",
         "trace MB",
         "serenity dec/s",
         "replay ev/s",
         "ratio",
+        "runs' min-max",
         "1st/last 10% ev/s",
         "peak RSS MiB",
         "db MB"
@@ -195,13 +212,14 @@ pub fn write_table(out: &mut impl std::io::Write, rows: &[BenchRow]) -> std::io:
     for row in rows {
         writeln!(
             out,
-            "{:>9} {:>4} {:>9.1} {:>15.0} {:>12.0} {:>6.2} {:>16} {:>13} {:>9.1}",
+            "{:>9} {:>4} {:>9.1} {:>15.0} {:>12.0} {:>6.2} {:>11} {:>16} {:>13} {:>9.1}",
             row.events,
             row.repeats,
             row.trace_bytes as f64 / 1e6,
             row.serenity_decode_per_s,
             row.replay_per_s,
             row.ratio,
+            format!("{:.2}-{:.2}", row.ratio_range.0, row.ratio_range.1),
             format!("{:.0}/{:.0}", row.first_tenth_per_s, row.last_tenth_per_s),
             row.replay_peak_rss_mib
                 .map_or("n/a".to_string(), |mib| format!("{mib:.1}")),

@@ -53,7 +53,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             bots: BotIds::default(),
             window_ms: DEFAULT_WINDOW_MS,
-            batch_size: 1000,
+            batch_size: 5000,
             drift: Default::default(),
         }
     }

@@ -105,7 +105,7 @@ impl Store {
                 return Ok(total);
             }
             let tx =
-                rusqlite::Transaction::new_unchecked(&self.conn(), rusqlite::TransactionBehavior::Immediate)?;
+                rusqlite::Transaction::new_unchecked(self.conn(), rusqlite::TransactionBehavior::Immediate)?;
             let pending: Vec<(i64, String)> = tx
                 .prepare_cached(pending_prompts_sql())?
                 .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
