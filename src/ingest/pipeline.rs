@@ -4,7 +4,7 @@
 //! starts waiting for a final), calls one pure function of [`mjlink_core::lineage`], and
 //! writes the effects it returns. It decides nothing itself. The clock is passed in.
 
-use crate::ingest::prepare::Prepared;
+use crate::ingest::prepare::{Prepared, Spent};
 use crate::store::{ChildFacts, MessageRow, ProgressRow, PromptScope, ReplyTargetRow, Store, StoreError};
 pub use mjlink_core::event::Event;
 pub use mjlink_core::lineage::Applied;
@@ -68,6 +68,8 @@ pub struct Pipeline {
     cursors: std::collections::HashMap<Snowflake, Snowflake>,
     /// What the sender prepared of the event being applied (`ingest::prepare`).
     prepared: Option<Prepared>,
+    /// What the pipeline is done with of what senders prepared (see [`Pipeline::move_spent_into`]).
+    spent: Vec<Spent>,
 }
 
 impl Pipeline {
@@ -80,7 +82,15 @@ impl Pipeline {
             in_batch: 0,
             cursors: std::collections::HashMap::new(),
             prepared: None,
+            spent: Vec::new(),
         }
+    }
+
+    /// What the pipeline is done with of what senders prepared, to be freed on their thread
+    /// (the writer hands it back with the applied events): memory is freed fastest by the
+    /// thread that allocated it, without taking another thread's allocator lock.
+    pub fn move_spent_into(&mut self, out: &mut Vec<Spent>) {
+        out.append(&mut self.spent);
     }
 
     pub fn config(&self) -> &PipelineConfig {
@@ -180,12 +190,13 @@ impl Pipeline {
             .as_ref()
             .is_some_and(|known| mjlink_core::drift::is_unknown_name(&known.kind));
         // Nothing stored of a created message: the sender may have decided it already.
-        let prepared = match self.prepared.take() {
+        let (prepared, prepared_row) = match self.prepared.take() {
             Some(prepared) if known.is_none() && source == Source::Create && prepared.id == incoming.id => {
-                Some(prepared.absorbed)
+                (Some(prepared.absorbed), prepared.row)
             }
-            _ => None,
+            _ => (None, None),
         };
+        let from_sender = prepared.is_some();
         let absorbed =
             prepared.unwrap_or_else(|| lineage::absorb(known, incoming, source, &self.config.bots));
         // A reply carries a copy of its parent: keep it (the parent may never be seen itself),
@@ -211,7 +222,8 @@ impl Pipeline {
             }
             Absorbed::Save(save) => save,
         };
-        self.save(*save, was_unknown)
+        let prepared = from_sender.then_some(prepared_row);
+        self.save(*save, was_unknown, prepared)
     }
 
     /// The replies stored before `target` was seen: what each is may depend on it (see
@@ -228,20 +240,31 @@ impl Pipeline {
                 deleted: stored.deleted_at.is_some(),
             };
             if let Some(save) = lineage::reconsider(known, &self.config.bots) {
-                self.save(save, false)?;
+                self.save(save, false, None)?;
             }
         }
         Ok(())
     }
 
-    /// Read -> decide -> write for a parsed snapshot to save.
-    fn save(&mut self, save: Save, was_unknown: bool) -> Result<Applied, StoreError> {
+    /// Read -> decide -> write for a parsed snapshot to save. `prepared`: the save is a
+    /// sender's (`ingest::prepare`), with the row it made of it, if any.
+    fn save(
+        &mut self,
+        save: Save,
+        was_unknown: bool,
+        prepared: Option<Option<MessageRow>>,
+    ) -> Result<Applied, StoreError> {
         // What a reply is can depend on what it replies to (read after the reply's copy of
         // it was stored).
         let mut save = save;
+        let (from_sender, mut prepared_row) = match prepared {
+            Some(row) => (true, row),
+            None => (false, None),
+        };
         if let Some(target_id) = lineage::reply_question(&save) {
             let target = self.store.reply_target(target_id)?;
             lineage::resolve_reply(&mut save, target.as_ref().map(ReplyTargetRow::as_target));
+            prepared_row = None;
         }
         let Save {
             doc,
@@ -254,8 +277,12 @@ impl Pipeline {
             first_seen,
             attachments_changed,
         } = save;
-        self.store
-            .save_message(&row_for(&doc, Some(&parsed), true), &doc)?;
+        // The sender's row is the row of the save it prepared (debug builds check it).
+        debug_assert!(prepared_row
+            .as_ref()
+            .is_none_or(|row| *row == row_for(&doc, Some(&parsed), true)));
+        let row = prepared_row.unwrap_or_else(|| row_for(&doc, Some(&parsed), true));
+        self.store.save_message(&row, &doc)?;
         crate::ingest::drift::after_save(&self.store, &self.config.drift, &doc, &parsed.kind, was_unknown)?;
         if let Some(start) = completes {
             // The final replies to its own start: that start is completed by it, exactly.
@@ -288,6 +315,9 @@ impl Pipeline {
             if matches!(parsed.kind, Kind::Progress { .. }) {
                 self.resettle_rivals_of(doc.message.id)?;
             }
+        }
+        if from_sender {
+            self.spent.push(Spent { doc, parsed, row });
         }
         Ok(Applied::Applied)
     }
@@ -649,7 +679,7 @@ fn stage_name(stage: Stage) -> String {
 }
 
 /// The row stored for a message; `parsed` is `None` while the message is unseen.
-fn row_for(doc: &Doc, parsed: Option<&Parsed>, seen: bool) -> MessageRow {
+pub(crate) fn row_for(doc: &Doc, parsed: Option<&Parsed>, seen: bool) -> MessageRow {
     let message = &doc.message;
     let mut row = MessageRow {
         id: message.id,

@@ -6,17 +6,19 @@
 //! For a created message, the stage works out what the pipeline does with it when nothing is
 //! stored of it yet, the common case: the core's own decision for that case
 //! (`lineage::absorb` with nothing known: the doc, the parse, the link work) and the doc's
-//! encoding. It decides nothing itself, and nothing is taken on trust: the pipeline reads the
+//! encoding and its row. It decides nothing itself, and nothing is taken on trust: the pipeline reads the
 //! store as always and uses the prepared decision only when the store holds nothing of the
 //! message (else it decides with what is stored), and the store uses the prepared encoding
-//! only for a doc equal to the one prepared.
+//! only for a doc equal to the one prepared. What the writer is done with of it goes back to
+//! the sender's thread to be freed there ([`Spent`]).
 
 use mjlink_core::event::Event;
 use mjlink_core::lineage::{self, Absorbed, Source};
-use mjlink_core::parse::{BotIds, Kind};
+use mjlink_core::merge::Doc;
+use mjlink_core::parse::{BotIds, Kind, Parsed};
 use mjlink_core::snowflake::Snowflake;
 
-use crate::store::PreparedDoc;
+use crate::store::{MessageRow, PreparedDoc};
 
 /// What the sender prepared of an event.
 pub struct Prepared {
@@ -26,6 +28,18 @@ pub struct Prepared {
     pub(crate) absorbed: Absorbed,
     /// The doc it saves then, encoded.
     pub(crate) doc: Option<PreparedDoc>,
+    /// The row it saves then, for a save (`None` otherwise): good while the save is what
+    /// was prepared (a reply that asks its target is decided again on the writer).
+    pub(crate) row: Option<MessageRow>,
+}
+
+/// What the writer is done with of a prepared save: the sender's allocations, handed back
+/// with the applied events to be freed on the sender's thread (see `writer::Returned`).
+#[expect(dead_code, reason = "held only to be freed on the sender's thread")]
+pub struct Spent {
+    pub(crate) doc: Doc,
+    pub(crate) parsed: Parsed,
+    pub(crate) row: MessageRow,
 }
 
 /// Prepares a created message (other events need what is stored).
@@ -42,9 +56,18 @@ pub fn prepare(event: &Event, bots: &BotIds) -> Option<Prepared> {
         }
         _ => None,
     };
+    let row = match &absorbed {
+        Absorbed::Save(save) => Some(crate::ingest::pipeline::row_for(
+            &save.doc,
+            Some(&save.parsed),
+            true,
+        )),
+        _ => None,
+    };
     Some(Prepared {
         id: message.id,
         absorbed,
         doc,
+        row,
     })
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::ingest::pipeline::{Applied, Event, Pipeline};
-use crate::ingest::prepare::{prepare, Prepared};
+use crate::ingest::prepare::{prepare, Prepared, Spent};
 use crate::store::StoreError;
 use mjlink_core::parse::BotIds;
 use mjlink_core::snowflake::Snowflake;
@@ -95,32 +95,52 @@ pub struct WriterHooks {
 /// them back as it sends. Bounded: the writer hands a batch over only when the last one was
 /// taken, and frees the events itself otherwise (live senders never take them back).
 #[derive(Default)]
+struct Returned(std::sync::Mutex<Leftovers>);
+
+/// A batch of applied events, and what the pipeline is done with of their prepared saves.
+#[derive(Default)]
 #[allow(clippy::vec_box)] // the events arrive boxed: unboxing would free the boxes here
-struct Returned(std::sync::Mutex<Vec<Box<Event>>>);
+struct Leftovers {
+    events: Vec<Box<Event>>,
+    spent: Vec<Spent>,
+}
+
+impl Leftovers {
+    fn with_capacity() -> Leftovers {
+        Leftovers {
+            events: Vec::with_capacity(RETURNED_BATCH),
+            spent: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.spent.is_empty()
+    }
+}
 
 const RETURNED_BATCH: usize = 256;
 
 impl Returned {
-    /// Hands `events` over if the last batch was taken, else frees them here.
-    #[allow(clippy::vec_box)]
-    fn hand_over(&self, events: &mut Vec<Box<Event>>) {
+    /// Hands `applied` over if the last batch was taken, else frees it here.
+    fn hand_over(&self, applied: &mut Leftovers) {
         if let Ok(mut slot) = self.0.try_lock() {
             if slot.is_empty() {
-                std::mem::swap(&mut *slot, events);
-                *events = Vec::with_capacity(RETURNED_BATCH);
+                std::mem::swap(&mut *slot, applied);
+                *applied = Leftovers::with_capacity();
                 return;
             }
         }
-        events.clear();
+        applied.events.clear();
+        applied.spent.clear();
     }
 
-    /// Frees the events handed back, if any (on the calling thread).
+    /// Frees what was handed back, if anything (on the calling thread).
     fn free(&self) {
-        let events = match self.0.try_lock() {
+        let applied = match self.0.try_lock() {
             Ok(mut slot) if !slot.is_empty() => std::mem::take(&mut *slot),
             _ => return,
         };
-        drop(events);
+        drop(applied);
     }
 }
 
@@ -159,7 +179,7 @@ impl Writer {
             .name("mjlink-writer".to_string())
             .spawn(move || {
                 let mut stats = WriterStats::default();
-                let mut applied_events = Vec::with_capacity(RETURNED_BATCH);
+                let mut applied_events = Leftovers::with_capacity();
                 let mut applied_since_commit = false;
                 let commit = |pipeline: &mut Pipeline, applied_since_commit: &mut bool| {
                     pipeline.flush()?;
@@ -198,8 +218,9 @@ impl Writer {
                             if policy == CommitPolicy::WhenIdle && rx.is_empty() {
                                 commit(&mut pipeline, &mut applied_since_commit)?;
                             }
-                            applied_events.push(event);
-                            if applied_events.len() >= RETURNED_BATCH {
+                            applied_events.events.push(event);
+                            pipeline.move_spent_into(&mut applied_events.spent);
+                            if applied_events.events.len() >= RETURNED_BATCH {
                                 returned_in_thread.hand_over(&mut applied_events);
                             }
                         }

@@ -22,7 +22,7 @@ pub struct StoredMessage {
 }
 
 /// One row of the messages table, as the pipeline writes it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MessageRow {
     pub id: Snowflake,
     pub channel_id: Option<Snowflake>,
