@@ -9,6 +9,8 @@
 //! - [`drift`]: format drift as the pipeline meets it (unknown Midjourney messages counted
 //!   by day, kept as samples, a warning when a day's count jumps).
 //! - [`report`]: what a replay did, for people.
+//! - `row`: the row of `messages` stored for a message (made by the pipeline and by the
+//!   prepare stage).
 
 pub mod backfill;
 pub mod dce;
@@ -20,4 +22,5 @@ pub mod prepare;
 pub mod relay;
 pub mod replay;
 pub mod report;
+mod row;
 pub mod writer;

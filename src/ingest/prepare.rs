@@ -57,11 +57,7 @@ pub fn prepare(event: &Event, bots: &BotIds) -> Option<Prepared> {
         _ => None,
     };
     let row = match &absorbed {
-        Absorbed::Save(save) => Some(crate::ingest::pipeline::row_for(
-            &save.doc,
-            Some(&save.parsed),
-            true,
-        )),
+        Absorbed::Save(save) => Some(crate::ingest::row::row_for(&save.doc, Some(&save.parsed), true)),
         _ => None,
     };
     Some(Prepared {
