@@ -96,8 +96,9 @@ pub struct MessagePlace {
     pub kind: String,
 }
 
-/// Start/progress messages matching a [`Filter`], every condition stated in SQL (see
-/// [`Store::progress_waiting_for`]).
+/// Start/progress messages matching a [`Filter`], every condition stated in SQL: what
+/// [`Store::progress_waiting_for`] finds by keys and facts (the store's tests hold it to this).
+#[cfg(test)]
 pub(super) const PROGRESS_SQL: &str =
     "SELECT id, channel_id, user_id, prompt_norm, job_uuid, posted_at, deleted_at, action, reply_to, final_id
      FROM messages WHERE {filter} AND kind = 'progress' AND seen = 1";
@@ -110,6 +111,11 @@ pub(super) fn waiting_by_scope(scope: PromptScope<'_>, from_ms: i64, to_ms: i64)
 
 /// The ids a key-only filter finds (see [`Filter::keys_only`]).
 pub(super) const IDS_SQL: &str = "SELECT id FROM messages WHERE {filter}";
+
+/// The ids of the starts without a job UUID a key-only [`waiting_by_scope`] finds: the
+/// condition of the starts' index (0012, 0016) stated, so that SQLite uses it, and reads
+/// only it.
+pub(super) const WAITING_IDS_SQL: &str = "SELECT id FROM messages WHERE {filter} AND kind = 'progress'";
 
 fn id_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Snowflake> {
     Ok(Snowflake::from_sql(row.get(0)?))
@@ -306,9 +312,9 @@ impl Store {
 
     /// Start/progress messages that a new grid could be the final of, posted within
     /// `[from_ms, to_ms]`: with the same job UUID, or (without one) in the same scope.
-    /// With a job UUID: the rows [`PROGRESS_SQL`] finds with [`Filter::job`] (the store's test
-    /// `key_lookups_find_what_the_full_queries_find` holds them to it), found by the job's
-    /// index alone and checked on each row's facts, most of them in the cache.
+    /// The rows [`PROGRESS_SQL`] finds with [`Filter::job`] and [`waiting_by_scope`] (the
+    /// store's test `key_lookups_find_what_the_full_queries_find` holds them to it), found by
+    /// their index alone and checked on each row's facts, most of them in the cache.
     pub fn progress_waiting_for(
         &self,
         job_uuid: Option<&str>,
@@ -331,13 +337,15 @@ impl Store {
             }
         }
         if let Some(scope) = scope {
-            // The starts' own index holds only starts, but not the columns of its condition:
-            // SQLite reads each row it finds, so the query reads them all at once.
-            out.extend(self.select(
-                PROGRESS_SQL,
-                waiting_by_scope(scope, from_ms, to_ms),
-                progress_from_row,
-            )?);
+            let filter = waiting_by_scope(scope, from_ms, to_ms).keys_only();
+            for id in self.select(WAITING_IDS_SQL, filter, id_from_row)? {
+                let row = self.with_row_facts(id, |facts| {
+                    facts
+                        .filter(|facts| facts.prompt_norm.as_deref() == Some(scope.prompt_norm))
+                        .and_then(|facts| facts.progress_row(id))
+                })?;
+                out.extend(row);
+            }
         }
         Ok(out)
     }

@@ -97,6 +97,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_notify_outbox.sql"),
     include_str!("migrations/0014_uploads.sql"),
     include_str!("migrations/0015_attachments_due.sql"),
+    include_str!("migrations/0016_waiting_starts_covering.sql"),
 ];
 
 /// Work a migration leaves to the store, in its transaction: what needs the core's tables
