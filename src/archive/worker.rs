@@ -1131,7 +1131,8 @@ mod tests {
         .unwrap();
         drop(raw);
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 15);
+        // Migration 15 ran (and the later ones).
+        assert!(store.schema_version().unwrap() >= 15);
         let pending = store.pending_images(None, 256, i64::MAX).unwrap();
         assert_eq!(pending.len(), 1, "{pending:?}");
         drop(store);
