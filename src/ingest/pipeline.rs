@@ -190,15 +190,15 @@ impl Pipeline {
             .as_ref()
             .is_some_and(|known| mjlink_core::drift::is_unknown_name(&known.kind));
         // Nothing stored of a created message: the sender may have decided it already.
-        let (prepared, prepared_row) = match self.prepared.take() {
+        let (absorbed, origin) = match self.prepared.take() {
             Some(prepared) if known.is_none() && source == Source::Create && prepared.id == incoming.id => {
-                (Some(prepared.absorbed), prepared.row)
+                (prepared.absorbed, Origin::Sender { row: prepared.row })
             }
-            _ => (None, None),
+            _ => (
+                lineage::absorb(known, incoming, source, &self.config.bots),
+                Origin::Writer,
+            ),
         };
-        let from_sender = prepared.is_some();
-        let absorbed =
-            prepared.unwrap_or_else(|| lineage::absorb(known, incoming, source, &self.config.bots));
         // A reply carries a copy of its parent: keep it (the parent may never be seen itself),
         // also when the reply itself was already known from another message's copy of it.
         if source == Source::Create && matches!(absorbed, Absorbed::Save(_) | Absorbed::Unchanged) {
@@ -222,8 +222,7 @@ impl Pipeline {
             }
             Absorbed::Save(save) => save,
         };
-        let prepared = from_sender.then_some(prepared_row);
-        self.save(*save, was_unknown, prepared)
+        self.save(*save, was_unknown, origin)
     }
 
     /// The replies stored before `target` was seen: what each is may depend on it (see
@@ -240,26 +239,20 @@ impl Pipeline {
                 deleted: stored.deleted_at.is_some(),
             };
             if let Some(save) = lineage::reconsider(known, &self.config.bots) {
-                self.save(save, false, None)?;
+                self.save(save, false, Origin::Writer)?;
             }
         }
         Ok(())
     }
 
-    /// Read -> decide -> write for a parsed snapshot to save. `prepared`: the save is a
-    /// sender's (`ingest::prepare`), with the row it made of it, if any.
-    fn save(
-        &mut self,
-        save: Save,
-        was_unknown: bool,
-        prepared: Option<Option<MessageRow>>,
-    ) -> Result<Applied, StoreError> {
+    /// Read -> decide -> write for a parsed snapshot to save, decided where `origin` says.
+    fn save(&mut self, save: Save, was_unknown: bool, origin: Origin) -> Result<Applied, StoreError> {
         // What a reply is can depend on what it replies to (read after the reply's copy of
         // it was stored).
         let mut save = save;
-        let (from_sender, mut prepared_row) = match prepared {
-            Some(row) => (true, row),
-            None => (false, None),
+        let (from_sender, mut prepared_row) = match origin {
+            Origin::Sender { row } => (true, row),
+            Origin::Writer => (false, None),
         };
         if let Some(target_id) = lineage::reply_question(&save) {
             let target = self.store.reply_target(target_id)?;
@@ -654,6 +647,16 @@ impl Pipeline {
         }
         self.store.set_outcome(id, outcome.as_str(), outcome.final_id())
     }
+}
+
+/// Where a save was decided.
+#[allow(clippy::large_enum_variant)] // passed once per save, never kept
+enum Origin {
+    /// Here, on the writer.
+    Writer,
+    /// By the sender's prepare stage (`ingest::prepare`), with the row it made of it: what
+    /// the pipeline is done with of it goes back to the sender ([`Spent`]).
+    Sender { row: Option<MessageRow> },
 }
 
 /// What settling needs of a stored start/progress row.

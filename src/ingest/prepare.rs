@@ -6,11 +6,11 @@
 //! For a created message, the stage works out what the pipeline does with it when nothing is
 //! stored of it yet, the common case: the core's own decision for that case
 //! (`lineage::absorb` with nothing known: the doc, the parse, the link work) and the doc's
-//! encoding and its row. It decides nothing itself, and nothing is taken on trust: the pipeline reads the
-//! store as always and uses the prepared decision only when the store holds nothing of the
-//! message (else it decides with what is stored), and the store uses the prepared encoding
-//! only for a doc equal to the one prepared. What the writer is done with of it goes back to
-//! the sender's thread to be freed there ([`Spent`]).
+//! encoding and its row. It decides nothing itself, and nothing is taken on trust: the
+//! pipeline reads the store as always and uses the prepared decision only when the store
+//! holds nothing of the message (else it decides with what is stored), and the store uses the
+//! prepared encoding only for a doc equal to the one prepared. What the writer is done with
+//! of it goes back to the sender's thread to be freed there ([`Spent`]).
 
 use mjlink_core::event::Event;
 use mjlink_core::lineage::{self, Absorbed, Source};

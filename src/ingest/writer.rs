@@ -106,7 +106,7 @@ struct Leftovers {
 }
 
 impl Leftovers {
-    fn with_capacity() -> Leftovers {
+    fn empty() -> Leftovers {
         Leftovers {
             events: Vec::with_capacity(RETURNED_BATCH),
             spent: Vec::new(),
@@ -126,7 +126,7 @@ impl Returned {
         if let Ok(mut slot) = self.0.try_lock() {
             if slot.is_empty() {
                 std::mem::swap(&mut *slot, applied);
-                *applied = Leftovers::with_capacity();
+                *applied = Leftovers::empty();
                 return;
             }
         }
@@ -179,7 +179,7 @@ impl Writer {
             .name("mjlink-writer".to_string())
             .spawn(move || {
                 let mut stats = WriterStats::default();
-                let mut applied_events = Leftovers::with_capacity();
+                let mut applied_events = Leftovers::empty();
                 let mut applied_since_commit = false;
                 let commit = |pipeline: &mut Pipeline, applied_since_commit: &mut bool| {
                     pipeline.flush()?;
