@@ -325,27 +325,21 @@ impl Store {
         let mut out = Vec::new();
         if let Some(uuid) = job_uuid {
             let filter = Filter::job("", uuid, from_ms, to_ms).keys_only();
-            for id in self.select(IDS_SQL, filter, id_from_row)? {
-                let row = self.with_row_facts(id, |facts| {
-                    facts
-                        .filter(|facts| {
-                            facts.job_uuid.as_deref() == Some(uuid) && posted_within(facts, from_ms, to_ms)
-                        })
-                        .and_then(|facts| facts.progress_row(id))
-                })?;
-                out.extend(row);
-            }
+            out = self.pick_by_facts(IDS_SQL, filter, |id, facts| {
+                facts
+                    .filter(|facts| {
+                        facts.job_uuid.as_deref() == Some(uuid) && posted_within(facts, from_ms, to_ms)
+                    })
+                    .and_then(|facts| facts.progress_row(id))
+            })?;
         }
         if let Some(scope) = scope {
             let filter = waiting_by_scope(scope, from_ms, to_ms).keys_only();
-            for id in self.select(WAITING_IDS_SQL, filter, id_from_row)? {
-                let row = self.with_row_facts(id, |facts| {
-                    facts
-                        .filter(|facts| facts.prompt_norm.as_deref() == Some(scope.prompt_norm))
-                        .and_then(|facts| facts.progress_row(id))
-                })?;
-                out.extend(row);
-            }
+            out.extend(self.pick_by_facts(WAITING_IDS_SQL, filter, |id, facts| {
+                facts
+                    .filter(|facts| facts.prompt_norm.as_deref() == Some(scope.prompt_norm))
+                    .and_then(|facts| facts.progress_row(id))
+            })?);
         }
         Ok(out)
     }
@@ -361,23 +355,32 @@ impl Store {
             (None, Some(scope)) => (Filter::scope("", scope, from_ms, to_ms), false),
             (None, None) => return Ok(FinalCandidates::default()),
         };
-        let mut rows = Vec::new();
-        for id in self.select(IDS_SQL, filter.keys_only(), id_from_row)? {
-            let kind = self.with_row_facts(id, |facts| {
-                let facts = facts.filter(|facts| facts.seen)?;
-                let keeps = match (&progress.job_uuid, &progress.prompt_norm) {
-                    (Some(uuid), _) => {
-                        facts.job_uuid.as_ref() == Some(uuid) && posted_within(facts, from_ms, to_ms)
-                    }
-                    (None, prompt) => facts.prompt_norm == *prompt,
-                };
-                keeps.then(|| facts.kind.clone())
-            })?;
-            if let Some(kind) = kind {
-                rows.push((id, kind));
-            }
-        }
+        let rows = self.pick_by_facts(IDS_SQL, filter.keys_only(), |id, facts| {
+            let facts = facts.filter(|facts| facts.seen)?;
+            let keeps = match (&progress.job_uuid, &progress.prompt_norm) {
+                (Some(uuid), _) => {
+                    facts.job_uuid.as_ref() == Some(uuid) && posted_within(facts, from_ms, to_ms)
+                }
+                (None, prompt) => facts.prompt_norm == *prompt,
+            };
+            keeps.then(|| (id, facts.kind.clone()))
+        })?;
         Ok(FinalCandidates { rows, by_job })
+    }
+
+    /// The ids a key-only filter finds (`sql` selects `id`), each kept as `pick` makes it of
+    /// the row's facts (`None`: dropped; the facts are `None` for a row that is gone).
+    fn pick_by_facts<T>(
+        &self,
+        sql: &'static str,
+        filter: Filter<'_>,
+        pick: impl Fn(Snowflake, Option<&RowFacts>) -> Option<T>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for id in self.select(sql, filter, id_from_row)? {
+            out.extend(self.with_row_facts(id, |facts| pick(id, facts))?);
+        }
+        Ok(out)
     }
 
     pub fn set_outcome(&self, id: Snowflake, outcome: &str, final_id: Option<Snowflake>) -> Result<()> {

@@ -242,7 +242,7 @@ impl<'a> Filter<'a> {
     /// with the window (`messages_by_prompt`), or the day and job key (`messages_by_job`,
     /// which holds no `posted_at`). A query of `id`s then reads only the index; the caller
     /// checks the rest on each row's facts (the prompt or job UUID the key stands for, and
-    /// for a job the window), as [`Store::filter_rows`] does.
+    /// for a job the window), as `Store::finals_for` and `Store::progress_waiting_for` do.
     fn keys_only(mut self) -> Filter<'a> {
         self.what = match self.what {
             Filtered::Scope => Filtered::ScopeKeys,
