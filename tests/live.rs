@@ -1511,3 +1511,46 @@ async fn run_with_web_enabled_serves_the_gallery_beside_the_bot_and_stops_with_i
         "still serving after the bot stopped"
     );
 }
+
+/// The parent fetcher told to stop while a reported parent is still waiting fetches it and
+/// ends: it once took that parent on seeing the stop and then waited for more reports
+/// forever (the writer, which holds the sender, is closed only after the fetcher ends), so a
+/// loaded machine saw `mjlink backfill` hang. On a single-threaded runtime the fetcher first
+/// runs when `finish` is awaited, with the report and the stop both ready; which one
+/// `select!` takes is random, so the race is run 16 times.
+#[tokio::test(flavor = "current_thread")]
+async fn the_parent_fetcher_stopped_with_a_report_waiting_fetches_it_and_ends() {
+    use mjlink::ingest::backfill::ParentFetcher;
+    use mjlink::ingest::pipeline::{Pipeline, PipelineConfig};
+    use mjlink::ingest::writer::{MissingParent, Writer, WriterHooks};
+
+    let fake = FakeDiscord::start(TOKEN).await.unwrap();
+    let (grid, _) = grid_and_upscale(7070, 0, chrono::Utc::now().timestamp_millis() - 3_600_000);
+    fake.store(&grid);
+    let grid_id: u64 = grid["id"].as_str().unwrap().parse().unwrap();
+    let rest = std::sync::Arc::new(
+        mjlink::rest::Rest::new(&fake.api_base(), Secret::new(TOKEN), Default::default()).unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..16 {
+        let store = Store::open(&dir.path().join(format!("fetch{round}.db"))).unwrap();
+        let writer = Writer::spawn(
+            Pipeline::new(store, PipelineConfig::default()),
+            WriterHooks::default(),
+        );
+        let (missing, reports) = tokio::sync::mpsc::unbounded_channel();
+        let fetcher = ParentFetcher::spawn(std::sync::Arc::clone(&rest), writer.handle(), reports);
+        missing
+            .send(MissingParent {
+                channel_id: Snowflake(7070),
+                message_id: Snowflake(grid_id),
+            })
+            .unwrap();
+        let fetched = tokio::time::timeout(Duration::from_secs(20), fetcher.finish())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the fetcher did not end"));
+        assert_eq!(fetched, 1, "round {round}");
+        drop(missing);
+        writer.close().await.unwrap();
+    }
+}

@@ -4,6 +4,12 @@
 //! 2023 shapes with 30% of the references stripped, and half the families in the 2026 shapes)
 //! are replayed in their order, reversed, and shuffled within blocks; every link (its
 //! candidate list included) and every message's decided columns must be identical.
+//!
+//! One thing is order itself: where in the stream a grid's U was marked used, before or after
+//! an upscale (issue 11 item 9, `mjlink_core::marks`). In a world whose marks come before
+//! their results, a reordered stream loses that: marks then narrow nothing, and the links
+//! they narrowed in order are left ambiguous with their parent among the candidates, never
+//! linked elsewhere ([`reordering_only_loses_what_marks_narrowed`]).
 
 use mjlink::ingest::pipeline::{Pipeline, PipelineConfig};
 use mjlink::store::Store;
@@ -120,4 +126,64 @@ fn the_2026_shapes_give_the_same_database_in_any_order() {
         strip_reference_per_mille: 300,
         ..TraceOptions::default()
     });
+}
+
+/// Whether the link rows `a` (in order) and `b` (reordered) differ only by what the marks
+/// narrowed in order: the same upscale and tile, linked by the fallback to a parent that the
+/// other lists among its ambiguous candidates.
+fn mark_narrowing_only(a: &str, b: &str) -> bool {
+    let fields = |row: &str| -> Vec<String> { row.splitn(7, ' ').map(str::to_string).collect() };
+    let (a, b) = (fields(a), fields(b));
+    let candidates = |row: &[String]| -> Vec<String> { serde_json::from_str(&row[6]).unwrap() };
+    let narrowed = |linked: &[String], other: &[String]| {
+        linked[4] == "heuristic"
+            && linked[5] == "linked"
+            && other[5] == "ambiguous"
+            && candidates(other).contains(&linked[1])
+    };
+    a[0] == b[0]
+        && a[2] == "upscale"
+        && a[2] == b[2]
+        && a[3] == b[3]
+        && (narrowed(&a, &b) || narrowed(&b, &a))
+}
+
+/// Where every U press marks its grid before the result, the in-order replay links upscales
+/// the reordered ones leave ambiguous (the order of a mark and a result is the fact they
+/// use); every other link is identical, and no reordering links a result elsewhere.
+#[test]
+fn reordering_only_loses_what_marks_narrowed() {
+    let options = TraceOptions {
+        seed: 3,
+        events: 12_000,
+        strip_reference_per_mille: 300,
+        shapes_2026_per_mille: 300,
+        marks_before_results: true,
+        ..TraceOptions::default()
+    };
+    let mut trace = Vec::new();
+    tracegen::generate(&options, &mut trace, &mut |_| {}).unwrap();
+    let lines: Vec<&[u8]> = trace
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .collect();
+    let (links, _) = decided(&lines);
+    let mut reversed = lines.clone();
+    reversed.reverse();
+    let (other, _) = decided(&reversed);
+    assert_eq!(links.len(), other.len());
+    let narrowed = links.iter().zip(&other).filter(|(a, b)| a != b).count();
+    let unexplained: Vec<String> = links
+        .iter()
+        .zip(&other)
+        .filter(|(a, b)| a != b && !mark_narrowing_only(a, b))
+        .map(|(a, b)| format!("{a}\n   vs {b}"))
+        .collect();
+    assert!(narrowed > 50, "the marks narrowed {narrowed} links in order");
+    assert!(
+        unexplained.is_empty(),
+        "{} links differ otherwise, e.g.\n{}",
+        unexplained.len(),
+        unexplained.iter().take(6).cloned().collect::<Vec<_>>().join("\n")
+    );
 }

@@ -211,12 +211,15 @@ fn generated_2026_trace_has_no_wrong_links() {
     use tracegen::{Carried, TruthRecord};
 
     let mut failed = Vec::new();
-    for seed in [3, 11] {
+    // Each seed in both worlds: the marks of half the U presses come after their results
+    // (the default; marks never narrow), or every press marks its grid first (issue 11 item 9).
+    for (seed, marks_before_results) in [(3, false), (11, false), (3, true), (11, true)] {
         let options = TraceOptions {
             seed,
             events: 12_000,
             shapes_2026_per_mille: 500,
             strip_reference_per_mille: 300,
+            marks_before_results,
             ..TraceOptions::default()
         };
         let mut trace = Vec::new();
@@ -455,7 +458,7 @@ fn generated_2026_trace_has_no_wrong_links() {
         };
 
         eprintln!(
-            "seed {seed}: {} lines, {} malformed; {} results ({by_carried:?}): {exact} exact, {heuristic} heuristic, \
+            "seed {seed}, marks first {marks_before_results}: {} lines, {} malformed; {} results ({by_carried:?}): {exact} exact, {heuristic} heuristic, \
              {ambiguous} ambiguous, {unresolved} unresolved, {no_row} without a row (stripped reroll/animate); \
              {} wrong links {wrong_by_what:?}; roots {roots_by_kind:?}: {} misfiled, {blend_imagine_swapped} blend/imagine swapped; \
              starts with a final: {starts_with_final}, {} wrongly settled {unsettled:?} (e.g. {unsettled_examples:?}), \
@@ -519,17 +522,27 @@ fn generated_2026_trace_has_no_wrong_links() {
                 exact_signal_unused.values().sum::<usize>()
             ),
         );
-        // Issue 11 asks for 80% of the results without any signal linked. NOT MET: 27-29%
-        // here, 23-24% on the 2023 shapes (printed above). Measured on the 2023 trace (seed 3,
-        // 30% stripped): of 456 results without a reference, 72 cannot be found by prompt at
-        // all (stripped rerolls look like roots, remixes and animations change the prompt),
-        // and 277 of the 278 left ambiguous list the true parent among 2 to 23 candidates that
-        // the wire does not tell apart (same user, channel and prompt, posted before, tile
-        // free, no mark of a used button after the result). The 278th listed only the window's
-        // candidates while the true parent was 6 h 3 min back: an ambiguous list now names
-        // every candidate within the horizon (`link::heuristic`). Linking more would mean
-        // guessing; 0 wrong links comes first.
-        let _ = stripped_share;
+        // Issue 11 asks for 80% of the results without any signal linked. NOT MET. Where half
+        // the marks come after their results: 27-29% (the marks narrow nothing: a channel
+        // trusts them only once its exact links showed them first, `mjlink_core::marks`).
+        // Where every U press marks its grid first: 53-60%, almost every upscale of a grid
+        // (seed 3 in the 2023 shapes: 200 of the 206 stripped upscales). What stays
+        // ambiguous is mostly variations, zooms and pans, whose marks the wire notes do not
+        // document (section 2 names only the U), and out of reach by prompt are the
+        // stripped rerolls (they look like roots), remixes and animations (their prompt
+        // changed): 71 of the 445 in that trace. Linking more would mean guessing; 0 wrong
+        // links comes first. Measured on the 2023 trace (seed 3, marks after results): the
+        // ambiguous ones list the true parent among 2 to 23 candidates the wire does not
+        // tell apart; an ambiguous list names every candidate within the horizon.
+        if marks_before_results {
+            check(
+                stripped_share >= 0.5,
+                format!(
+                    "with every mark first, {:.1}% of the results without a signal linked (was 53-60%)",
+                    stripped_share * 100.0
+                ),
+            );
+        }
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

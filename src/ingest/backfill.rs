@@ -206,10 +206,21 @@ impl ParentFetcher {
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             let mut fetched = 0;
+            // Once told to stop, only what was already reported is fetched: the writer (which
+            // holds the sender) outlives `finish`, so waiting on `recv` then would never end,
+            // and the stop is seen only once.
+            let mut stopping = false;
             loop {
-                let next = tokio::select! {
-                    next = missing.recv() => next,
-                    _ = stopped.changed() => missing.try_recv().ok(),
+                let next = if stopping {
+                    missing.try_recv().ok()
+                } else {
+                    tokio::select! {
+                        next = missing.recv() => next,
+                        _ = stopped.changed() => {
+                            stopping = true;
+                            missing.try_recv().ok()
+                        }
+                    }
                 };
                 let Some(parent) = next else { break };
                 match fetch_parent(&rest, &writer, parent).await {

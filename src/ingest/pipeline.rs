@@ -15,6 +15,8 @@ use mjlink_core::parse::{self, BotIds, Kind, Parsed};
 use mjlink_core::snowflake::Snowflake;
 use mjlink_core::wire::Message;
 
+mod marks;
+
 /// Default fallback window: a parent must be posted at most this long before its child.
 pub const DEFAULT_WINDOW_MS: i64 = crate::config::DEFAULT_WINDOW_MS;
 
@@ -66,6 +68,9 @@ pub struct Pipeline {
     in_batch: usize,
     /// Channel cursors moved in the open batch, written when it commits.
     cursors: std::collections::HashMap<Snowflake, Snowflake>,
+    /// The newest message id seen per channel (the stored cursor, then every create): where
+    /// in the stream an update is (see [`marks`]).
+    high_water: std::collections::HashMap<Snowflake, Snowflake>,
     /// What the sender prepared of the event being applied (`ingest::prepare`).
     prepared: Option<Prepared>,
     /// What the pipeline is done with of what senders prepared (see [`Pipeline::move_spent_into`]).
@@ -81,6 +86,7 @@ impl Pipeline {
             config,
             in_batch: 0,
             cursors: std::collections::HashMap::new(),
+            high_water: std::collections::HashMap::new(),
             prepared: None,
             spent: Vec::new(),
         }
@@ -146,16 +152,18 @@ impl Pipeline {
                 if let Some(channel_id) = message.channel_id {
                     let cursor = self.cursors.entry(channel_id).or_default();
                     *cursor = (*cursor).max(message.id);
+                    self.note_position(channel_id, message.id)?;
                 }
                 if self.store.mark_processed(message.id, EVENT_CREATE, *digest)? {
-                    self.upsert(message, Source::Create)
+                    self.upsert(message, Source::Create, None)
                 } else {
                     Ok(Applied::Duplicate)
                 }
             }
             Event::Update { message, digest } => {
                 if self.store.mark_processed(message.id, EVENT_UPDATE, *digest)? {
-                    self.upsert(message, Source::Update)
+                    let position = self.position_of_update(message)?;
+                    self.upsert(message, Source::Update, position)
                 } else {
                     Ok(Applied::Duplicate)
                 }
@@ -178,8 +186,15 @@ impl Pipeline {
         Ok(result)
     }
 
-    /// Read -> decide -> write for one snapshot of a message.
-    fn upsert(&mut self, incoming: &Message, source: Source) -> Result<Applied, StoreError> {
+    /// Read -> decide -> write for one snapshot of a message, seen at `position` in the stream
+    /// (an update: the newest message seen in its channel; a reply's copy of its parent: the
+    /// reply; a create, or a snapshot from history: `None`, its time is its own).
+    fn upsert(
+        &mut self,
+        incoming: &Message,
+        source: Source,
+        position: Option<Snowflake>,
+    ) -> Result<Applied, StoreError> {
         let known = self.store.load_message(incoming.id)?.map(|stored| Known {
             doc: stored.doc,
             seen: stored.seen,
@@ -203,7 +218,7 @@ impl Pipeline {
         // also when the reply itself was already known from another message's copy of it.
         if source == Source::Create && matches!(absorbed, Absorbed::Save(_) | Absorbed::Unchanged) {
             if let Some(parent) = incoming.referenced_message.as_deref() {
-                self.upsert(parent, Source::Reference)?;
+                self.upsert(parent, Source::Reference, Some(incoming.id))?;
             }
         }
         let save = match absorbed {
@@ -222,7 +237,7 @@ impl Pipeline {
             }
             Absorbed::Save(save) => save,
         };
-        self.save(*save, was_unknown, origin)
+        self.save(*save, was_unknown, origin, position)
     }
 
     /// The replies stored before `target` was seen: what each is may depend on it (see
@@ -239,14 +254,20 @@ impl Pipeline {
                 deleted: stored.deleted_at.is_some(),
             };
             if let Some(save) = lineage::reconsider(known, &self.config.bots) {
-                self.save(save, false, Origin::Writer)?;
+                self.save(save, false, Origin::Writer, None)?;
             }
         }
         Ok(())
     }
 
     /// Read -> decide -> write for a parsed snapshot to save, decided where `origin` says.
-    fn save(&mut self, save: Save, was_unknown: bool, origin: Origin) -> Result<Applied, StoreError> {
+    fn save(
+        &mut self,
+        save: Save,
+        was_unknown: bool,
+        origin: Origin,
+        position: Option<Snowflake>,
+    ) -> Result<Applied, StoreError> {
         // What a reply is can depend on what it replies to (read after the reply's copy of
         // it was stored).
         let mut save = save;
@@ -276,6 +297,7 @@ impl Pipeline {
             .is_none_or(|row| *row == row_for(&doc, Some(&parsed), true)));
         let row = prepared_row.unwrap_or_else(|| row_for(&doc, Some(&parsed), true));
         self.store.save_message(&row, &doc)?;
+        self.follow_marks(doc.message.id, &parsed, first_seen, position)?;
         crate::ingest::drift::after_save(&self.store, &self.config.drift, &doc, &parsed.kind, was_unknown)?;
         if let Some(start) = completes {
             // The final replies to its own start: that start is completed by it, exactly.
@@ -446,6 +468,7 @@ impl Pipeline {
             Relinked::Put { link, redecide } => (link, redecide),
         };
         self.store.put_link(&new)?;
+        self.mark_evidence(child, tile, old.as_ref(), &new)?;
         if old.as_ref().is_some_and(|old| old.decision.is_manual()) {
             // An exact signal replaced a manual link: who set it no longer matters.
             self.store.delete_manual_note(child.id)?;
@@ -515,16 +538,22 @@ impl Pipeline {
         posted_ms: i64,
     ) -> Result<Vec<Candidate>, StoreError> {
         let facts = self.store.child_facts(child_id)?;
-        match facts.as_ref().and_then(ChildFacts::scope) {
-            Some(scope) => self.store.candidates(
-                scope,
-                posted_ms - mjlink_core::link::horizon_ms(self.config.window_ms),
-                posted_ms,
-                tile,
-                child_id,
-            ),
-            None => Ok(Vec::new()),
+        let Some(scope) = facts.as_ref().and_then(ChildFacts::scope) else {
+            return Ok(Vec::new());
+        };
+        let mut candidates = self.store.candidates(
+            scope,
+            posted_ms - mjlink_core::link::horizon_ms(self.config.window_ms),
+            posted_ms,
+            tile,
+            child_id,
+        )?;
+        if !self.store.mark_trust(scope.channel_id)?.trusted() {
+            for candidate in &mut candidates {
+                candidate.marks = None;
+            }
         }
+        Ok(candidates)
     }
 
     /// Re-runs the fallback for a stored result without an exact link; returns the parents

@@ -7,6 +7,7 @@ use rusqlite::{params, OptionalExtension};
 
 use mjlink_core::kinds;
 use mjlink_core::link::{Candidate, Decision, Signal, Status, TileTakers};
+use mjlink_core::marks::MarkLog;
 use mjlink_core::parse::Action;
 use mjlink_core::snowflake::Snowflake;
 
@@ -200,7 +201,8 @@ impl Store {
 
     /// Possible parents: seen messages in the channel by the user with the normalized prompt,
     /// posted in `[from_ms, to_ms]`, with the results already linked to each for `tile`
-    /// (the facts [`TileTakers`] holds; the core decides what they mean).
+    /// (the facts [`TileTakers`] holds; the core decides what they mean) and the marks
+    /// followed on each (whether the channel trusts them is the pipeline's to apply).
     pub fn candidates(
         &self,
         scope: PromptScope<'_>,
@@ -222,8 +224,8 @@ impl Store {
                      AND l.status = 'linked' AND l.signal != 'heuristic' AND l.child_id != :child),
                  (SELECT MIN(l.child_id) FROM links l WHERE :tile IS NOT NULL AND l.parent_id = m.id
                      AND l.tile = :tile AND l.status = 'linked' AND l.signal = 'heuristic' AND l.child_id != :child),
-                 m.used_buttons, m.edited_at
-             FROM messages m WHERE {filter}",
+                 m.used_buttons, m.edited_at, bm.log
+             FROM messages m LEFT JOIN button_marks bm ON bm.message_id = m.id WHERE {filter}",
             filter,
             |row| {
                 let kind: String = row.get(2)?;
@@ -237,6 +239,7 @@ impl Store {
                     },
                     used_buttons: row.get(5)?,
                     marks_as_of_ms: row.get(6)?,
+                    marks: row.get::<_, Option<String>>(7)?.map(|log| MarkLog::parse(&log)),
                 })
             },
         )

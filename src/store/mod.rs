@@ -23,6 +23,7 @@ mod docs;
 mod drift;
 mod lineage;
 mod manual;
+mod marks;
 mod message_rows;
 mod messages;
 mod notify;
@@ -98,6 +99,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0014_uploads.sql"),
     include_str!("migrations/0015_attachments_due.sql"),
     include_str!("migrations/0016_waiting_starts_covering.sql"),
+    include_str!("migrations/0017_button_marks.sql"),
 ];
 
 /// Work a migration leaves to the store, in its transaction: what needs the core's tables

@@ -28,6 +28,7 @@ pub mod kinds;
 pub mod layout;
 pub mod lineage;
 pub mod link;
+pub mod marks;
 pub mod merge;
 pub mod notify;
 pub mod parse;

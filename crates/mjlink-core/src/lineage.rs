@@ -713,6 +713,7 @@ mod tests {
             tile_takers: Default::default(),
             used_buttons: None,
             marks_as_of_ms: None,
+            marks: None,
         }
     }
 

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::kinds::{self, Shape};
+use crate::marks::MarkLog;
 use crate::parse::Action;
 use crate::snowflake::Snowflake;
 use crate::wire::Message;
@@ -141,14 +142,26 @@ pub fn exact_parent(message: &Message) -> Option<Decision> {
 /// made after the result was posted must show the press; marks from before it say nothing
 /// (the edit may not have come yet, or been missed): only those exclude. For every other
 /// button nothing is documented, so nothing is excluded.
+///
+/// Marks carry no time of their own (the real grids whose U is marked have
+/// `edited_timestamp: null`): where the channel trusts them, `marks` says where in the stream
+/// each was first seen, and an upscale needs its grid's U mark seen before it (see
+/// [`crate::marks`]).
 pub fn buttons_allow(
     action: Action,
     tile: Option<u8>,
     shape: Shape,
     used: Option<&str>,
     marks_as_of_ms: Option<i64>,
-    child_posted_ms: i64,
+    child: Child,
+    marks: Option<&MarkLog>,
 ) -> bool {
+    if let (Some(marks), Action::Upscale, Some(tile)) = (marks, action, tile) {
+        if shape.is_grid() && !marks.allows_upscale(tile, child.id) {
+            return false;
+        }
+    }
+    let child_posted_ms = child.posted_ms;
     let Some(used) = used else {
         return true;
     };
@@ -178,6 +191,9 @@ pub struct Candidate {
     /// When the snapshot those marks come from was made (its edit time): marks say nothing
     /// about presses after it.
     pub marks_as_of_ms: Option<i64>,
+    /// Where each of its marks was first seen; `None` unless the channel trusts its marks
+    /// ([`crate::marks::Trust`]) and the candidate's marks were followed.
+    pub marks: Option<MarkLog>,
 }
 
 /// The results already linked to a candidate for the child's tile, as far as the fallback
@@ -247,7 +263,8 @@ pub fn heuristic(child: Child, tile: Option<u8>, candidates: &[Candidate], windo
                 candidate.shape,
                 candidate.used_buttons.as_deref(),
                 candidate.marks_as_of_ms,
-                child.posted_ms,
+                child,
+                candidate.marks.as_ref(),
             )
         })
         .map(|candidate| (candidate.id, child.posted_ms - candidate.posted_ms <= window_ms))
@@ -361,6 +378,7 @@ mod tests {
             tile_takers: TileTakers::default(),
             used_buttons: None,
             marks_as_of_ms: None,
+            marks: None,
         }
     }
 
@@ -557,7 +575,8 @@ mod tests {
             Shape::SingleImage,
             Some(""),
             Some(11 * HOUR),
-            10 * HOUR
+            child,
+            None
         ));
         // Marks from before the result was posted say nothing: the edit may come later or be
         // missed, and excluding the true parent could make another candidate look certain.
@@ -567,6 +586,77 @@ mod tests {
         };
         let decided = heuristic(child, Some(2), &[early, used(11, Some("upsample::2"))], 6 * HOUR);
         assert_eq!(decided.status, Status::Ambiguous);
+    }
+
+    #[test]
+    fn where_marks_are_trusted_an_upscale_needs_its_u_mark_seen_before_it() {
+        // Issue 11 item 9: the U press marks the grid (a MESSAGE_UPDATE, `style: 1`) before
+        // the result arrives; a grid whose U2 was not seen marked before the result did not
+        // make it. Positions are message ids (where in the stream the mark was seen).
+        let child = Child {
+            id: Snowflake(100),
+            posted_ms: 10 * HOUR,
+            action: Action::Upscale,
+        };
+        let grid = |id, log: Option<&str>| Candidate {
+            used_buttons: log.map(|_| "upsample::2".to_string()),
+            marks: log.map(MarkLog::parse),
+            ..candidate(id, 9 * HOUR)
+        };
+        // Three grids with the same prompt: U2 seen on 10 before the result, on 11 only
+        // after it (another press), on 12 never.
+        let decided = heuristic(
+            child,
+            Some(2),
+            &[
+                grid(10, Some("upsample::2@90")),
+                grid(11, Some("upsample::2@101")),
+                grid(12, Some("")),
+            ],
+            6 * HOUR,
+        );
+        assert_eq!(
+            (decided.parent, decided.status),
+            (Some(Snowflake(10)), Status::Linked)
+        );
+        // Two open marks: still ambiguous, never a guess.
+        let two = heuristic(
+            child,
+            Some(2),
+            &[grid(10, Some("upsample::2@90")), grid(11, Some("upsample::2@95"))],
+            6 * HOUR,
+        );
+        assert_eq!(two.candidates, vec![Snowflake(10), Snowflake(11)]);
+        // A mark of unknown time (history) excludes nothing; nor does an untrusted channel
+        // (no log given).
+        let unknown = heuristic(
+            child,
+            Some(2),
+            &[grid(10, Some("upsample::2@90")), grid(11, Some("upsample::2@0"))],
+            6 * HOUR,
+        );
+        assert_eq!(unknown.status, Status::Ambiguous);
+        let untrusted = heuristic(
+            child,
+            Some(2),
+            &[grid(10, Some("upsample::2@90")), grid(12, None)],
+            6 * HOUR,
+        );
+        assert_eq!(untrusted.status, Status::Ambiguous);
+        // Other actions are not narrowed by U marks.
+        let zoom = Child {
+            action: Action::Zoom,
+            ..child
+        };
+        let single = |id| Candidate {
+            shape: Shape::SingleImage,
+            marks: Some(MarkLog::parse("")),
+            ..candidate(id, 9 * HOUR)
+        };
+        assert_eq!(
+            heuristic(zoom, None, &[single(10), single(11)], 6 * HOUR).status,
+            Status::Ambiguous
+        );
     }
 
     #[test]

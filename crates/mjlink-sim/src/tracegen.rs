@@ -77,6 +77,14 @@ pub struct TraceOptions {
     /// its messages, and from theirs, inherits it; a share of the public errors take the 2026
     /// forms too. At 0 no draw is made, so traces made before this option stay byte-identical.
     pub shapes_2026_per_mille: u32,
+    /// When a pressed U button of a grid (and of a video grid) is marked used: the grid's
+    /// MESSAGE_UPDATE turning it `style: 1`. `true`: for every press, at the press, before the
+    /// result, as issue 11 reports from real logs and as the real upscale sample shows (its
+    /// `referenced_message` already has the pressed U at `style: 1`). `false` (default, the
+    /// traces made before this option, byte for byte): for half of the presses, a few seconds
+    /// after the result (wire notes section 2 only says the update follows the final grid).
+    /// The same random draws are made either way.
+    pub marks_before_results: bool,
 }
 
 impl Default for TraceOptions {
@@ -92,6 +100,7 @@ impl Default for TraceOptions {
             duplicates: true,
             out_of_order: true,
             shapes_2026_per_mille: 0,
+            marks_before_results: false,
         }
     }
 }
@@ -983,7 +992,11 @@ struct Job {
     subtext: bool,
     strip: bool,
     moderated: bool,
-    grid_edit: bool,
+    /// The pressed U of the parent grid is marked used: at the press (before the job's first
+    /// message) or after the result (see [`TraceOptions::marks_before_results`]).
+    grid_edit: Option<MarkAt>,
+    /// The stage after the mark when it comes first.
+    first_stage: Stage,
     hoist: Hoist,
     n_updates: u8,
     pcts: [u8; 3],
@@ -1000,7 +1013,7 @@ impl Job {
         } else {
             Stage::Final
         };
-        let after_final = if self.grid_edit {
+        let after_final = if self.grid_edit == Some(MarkAt::AfterResult) {
             Stage::GridEdit
         } else {
             Stage::Done
@@ -1014,9 +1027,17 @@ impl Job {
             Stage::Final => after_final,
             Stage::Delete if self.moderated => Stage::Done,
             Stage::Delete => after_final,
+            Stage::GridEdit if self.grid_edit == Some(MarkAt::Press) => self.first_stage,
             Stage::GridEdit | Stage::Done => Stage::Done,
         }
     }
+}
+
+/// When a press's mark is written (see [`TraceOptions::marks_before_results`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MarkAt {
+    Press,
+    AfterResult,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -1178,6 +1199,7 @@ struct Sim<'a> {
     shapes_2026_per_mille: u32,
     noise: bool,
     out_of_order: bool,
+    marks_before_results: bool,
     peak_heap: usize,
     peak_jobs: usize,
 }
@@ -1219,6 +1241,7 @@ impl<'a> Sim<'a> {
             shapes_2026_per_mille: opts.shapes_2026_per_mille.min(1000),
             noise: opts.noise,
             out_of_order: opts.out_of_order,
+            marks_before_results: opts.marks_before_results,
             peak_heap: 0,
             peak_jobs: 0,
         }
@@ -1727,9 +1750,18 @@ impl<'a> Sim<'a> {
             t[4] = now.saturating_add(delay);
             t[5] = t[4];
         }
+        // The same draws in both worlds: they differ only in when the marks are written.
         t[6] = t[5].max(t[4]).saturating_add(self.rng.range(300, 4_000));
-        let grid_edit =
-            matches!(action, Some(Action::Upscale(_) | Action::VideoClip(_))) && self.rng.per_mille(500);
+        let pressed_u = matches!(action, Some(Action::Upscale(_) | Action::VideoClip(_)));
+        let edit_after = pressed_u && self.rng.per_mille(500);
+        let grid_edit = if pressed_u && self.marks_before_results {
+            t[6] = now;
+            Some(MarkAt::Press)
+        } else if edit_after {
+            Some(MarkAt::AfterResult)
+        } else {
+            None
+        };
         let hoist = if with_progress && self.out_of_order && self.rng.per_mille(50) {
             if n_updates > 0 {
                 Hoist::Update
@@ -1739,7 +1771,12 @@ impl<'a> Sim<'a> {
         } else {
             Hoist::No
         };
-        let stage = if with_progress { Stage::Start } else { Stage::Final };
+        let first_stage = if with_progress { Stage::Start } else { Stage::Final };
+        let stage = if grid_edit == Some(MarkAt::Press) {
+            Stage::GridEdit
+        } else {
+            first_stage
+        };
         if shapes_2026 {
             self.em.stats.jobs_2026 = self.em.stats.jobs_2026.saturating_add(1);
         }
@@ -1762,6 +1799,7 @@ impl<'a> Sim<'a> {
             strip,
             moderated,
             grid_edit,
+            first_stage,
             hoist,
             n_updates,
             pcts,
@@ -2140,7 +2178,8 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
-    /// The grid is edited after an upscale: its used U buttons now have style 1.
+    /// The grid is edited when its U is pressed (or after the result; see
+    /// [`TraceOptions::marks_before_results`]): its used U buttons now have style 1.
     fn grid_edit(&mut self, job: &Job) -> io::Result<()> {
         let Some(p) = job.parent else {
             return Ok(());
@@ -3512,7 +3551,7 @@ mod tests {
 
     /// `fixtures/generated/channel_mix_1500.jsonl` and its truth file are what
     /// `mjlink gen-trace --events 1500 --seed 2024` wrote before the 2026 shapes existed: with
-    /// the option at its default (0) the generator still writes them byte for byte.
+    /// the options at their defaults the generator still writes them byte for byte.
     #[test]
     fn bundled_generated_fixture_is_regenerated_byte_for_byte() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/generated");
@@ -3575,6 +3614,9 @@ mod tests {
         creates: HashMap<u64, Value>,
         updates: HashMap<u64, Vec<Value>>,
         deleted: HashSet<u64>,
+        /// How many lines follow each message's first create (the trace stops mid-flight:
+        /// what is due after its last line is never written).
+        lines_after: HashMap<u64, usize>,
     }
 
     impl Seen {
@@ -3583,8 +3625,11 @@ mod tests {
                 creates: HashMap::new(),
                 updates: HashMap::new(),
                 deleted: HashSet::new(),
+                lines_after: HashMap::new(),
             };
-            for l in lines(out) {
+            let all = lines(out);
+            let total = all.len();
+            for (at, l) in all.into_iter().enumerate() {
                 let d = l["d"].clone();
                 let Some(id) = d["id"].as_str().map(|s| s.parse::<u64>().unwrap()) else {
                     continue;
@@ -3592,6 +3637,7 @@ mod tests {
                 match l["t"].as_str().unwrap() {
                     "MESSAGE_CREATE" => {
                         seen.creates.entry(id).or_insert(d);
+                        seen.lines_after.entry(id).or_insert(total - at - 1);
                     }
                     "MESSAGE_UPDATE" => seen.updates.entry(id).or_default().push(d),
                     "MESSAGE_DELETE" => {
@@ -3689,7 +3735,12 @@ mod tests {
                     let start = seen.create(start_id);
                     let text = content(fin);
                     let uuid = uuid_of_file(&files(fin)[0].0).to_string();
-                    assert!(seen.deleted.contains(&start_id), "the start is deleted");
+                    // Its start is deleted after it (wire notes section 2), unless the trace
+                    // ended first.
+                    assert!(
+                        seen.deleted.contains(&start_id) || seen.lines_after[&id] < 10,
+                        "the start is deleted"
+                    );
                     assert_eq!(start["type"], 20);
                     let name = start["interaction"]["name"].as_str().unwrap();
                     assert_eq!(name, if kind == "blend" { "blend" } else { "imagine" });

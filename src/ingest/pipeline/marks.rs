@@ -1,0 +1,128 @@
+//! The pipeline's side of button marks (`mjlink_core::marks`): where in the stream each mark
+//! of a grid is first seen, what each exact upscale link shows about the channel's marks, and
+//! the re-decision of what the marks narrowed when a channel stops trusting them.
+
+use mjlink_core::kinds;
+use mjlink_core::lineage::Link;
+use mjlink_core::link::Child;
+use mjlink_core::marks::MarkLog;
+use mjlink_core::parse::{Action, Parsed};
+use mjlink_core::snowflake::Snowflake;
+use mjlink_core::wire::Message;
+
+use super::Pipeline;
+use crate::store::StoreError;
+
+impl Pipeline {
+    /// A create moved the stream in `channel_id` to `id`.
+    pub(super) fn note_position(&mut self, channel_id: Snowflake, id: Snowflake) -> Result<(), StoreError> {
+        let newest = self.newest_in(channel_id)?;
+        self.high_water.insert(channel_id, newest.max(id));
+        Ok(())
+    }
+
+    /// Where an update is in the stream: the newest message seen in its channel (an update
+    /// carries no time of its own: the real grids whose U is marked have `edited_timestamp:
+    /// null`). `None` when its channel is unknown.
+    pub(super) fn position_of_update(&mut self, message: &Message) -> Result<Option<Snowflake>, StoreError> {
+        let channel_id = match message.channel_id {
+            Some(channel_id) => Some(channel_id),
+            None => self
+                .store
+                .child_facts(message.id)?
+                .and_then(|facts| facts.channel_id),
+        };
+        match channel_id {
+            Some(channel_id) => Ok(Some(self.newest_in(channel_id)?.max(message.id))),
+            None => Ok(None),
+        }
+    }
+
+    fn newest_in(&mut self, channel_id: Snowflake) -> Result<Snowflake, StoreError> {
+        if let Some(newest) = self.high_water.get(&channel_id) {
+            return Ok(*newest);
+        }
+        let stored = self
+            .store
+            .channel_cursors()?
+            .get(&channel_id)
+            .copied()
+            .unwrap_or_default();
+        self.high_water.insert(channel_id, stored);
+        Ok(stored)
+    }
+
+    /// Follows the marks of a grid from its first seen snapshot on: the marks of that first
+    /// snapshot were made at an unknown time, each later one where it was first seen.
+    pub(super) fn follow_marks(
+        &mut self,
+        id: Snowflake,
+        parsed: &Parsed,
+        first_seen: bool,
+        position: Option<Snowflake>,
+    ) -> Result<(), StoreError> {
+        if !kinds::shape(&parsed.kind).is_grid() {
+            return Ok(());
+        }
+        let Some(used) = parsed.used_buttons.as_deref() else {
+            return Ok(());
+        };
+        let (mut log, position) = match self.store.mark_log(id)? {
+            Some(log) => (log, position),
+            None if first_seen => (MarkLog::default(), None),
+            // Seen before its marks were followed (a database from before they were).
+            None => return Ok(()),
+        };
+        if log.advance(used, position) || first_seen {
+            self.store.put_mark_log(id, &log)?;
+        }
+        Ok(())
+    }
+
+    /// An upscale newly linked exactly to its grid shows whether that grid's U mark came
+    /// before it. When that ends the channel's trust in its marks, what they narrowed is
+    /// decided again without them.
+    pub(super) fn mark_evidence(
+        &mut self,
+        child: Child,
+        tile: Option<u8>,
+        old: Option<&Link>,
+        new: &Link,
+    ) -> Result<(), StoreError> {
+        let (Action::Upscale, Some(tile), Some(parent)) = (new.action, tile, new.decision.parent) else {
+            return Ok(());
+        };
+        if !new.decision.is_exact()
+            || old.is_some_and(|old| old.decision.is_exact() && old.decision.parent == Some(parent))
+        {
+            return Ok(());
+        }
+        let Some(evidence) = self
+            .store
+            .mark_log(parent)?
+            .and_then(|log| log.evidence(tile, child.id))
+        else {
+            return Ok(());
+        };
+        let Some(channel_id) = self
+            .store
+            .child_facts(child.id)?
+            .and_then(|facts| facts.channel_id)
+        else {
+            return Ok(());
+        };
+        let (before, after) = self.store.add_mark_evidence(channel_id, evidence)?;
+        if before.trusted() && !after.trusted() {
+            tracing::warn!(
+                channel_id = %channel_id,
+                child_id = %child.id,
+                "a grid's used-button mark was not seen before its upscale: this channel's marks no longer narrow the fallback"
+            );
+            for child_id in self.store.fallback_upscales_in_channel(channel_id)? {
+                let tiles = self.refallback(child_id)?;
+                self.redecide_tiles(child_id, tiles)?;
+            }
+        }
+        Ok(())
+    }
+}

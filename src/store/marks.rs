@@ -1,0 +1,82 @@
+//! Button marks as the pipeline follows them: where each mark of a grid was first seen and
+//! what each channel's exact links showed about its marks (`mjlink_core::marks`).
+
+use rusqlite::{params, OptionalExtension};
+
+use mjlink_core::marks::{Evidence, MarkLog, Trust};
+use mjlink_core::snowflake::Snowflake;
+
+use super::{Result, Store};
+
+impl Store {
+    /// The marks followed on a message; `None` when they were not followed from its first
+    /// snapshot on.
+    pub fn mark_log(&self, id: Snowflake) -> Result<Option<MarkLog>> {
+        self.with_statement("SELECT log FROM button_marks WHERE message_id = ?1", |stmt| {
+            Ok(stmt
+                .query_row([id.to_sql()], |row| row.get::<_, String>(0))
+                .optional()?
+                .map(|text| MarkLog::parse(&text)))
+        })
+    }
+
+    pub fn put_mark_log(&self, id: Snowflake, log: &MarkLog) -> Result<()> {
+        self.with_statement(
+            "INSERT INTO button_marks (message_id, log) VALUES (?1, ?2)
+             ON CONFLICT(message_id) DO UPDATE SET log = excluded.log",
+            |stmt| {
+                stmt.execute(params![id.to_sql(), log.to_text()])?;
+                Ok(())
+            },
+        )
+    }
+
+    /// What the channel's exact links showed about its marks so far.
+    pub fn mark_trust(&self, channel_id: Snowflake) -> Result<Trust> {
+        self.with_statement(
+            "SELECT before, not_before FROM mark_trust WHERE channel_id = ?1",
+            |stmt| {
+                Ok(stmt
+                    .query_row([channel_id.to_sql()], |row| {
+                        Ok(Trust {
+                            before: row.get(0)?,
+                            not_before: row.get(1)?,
+                        })
+                    })
+                    .optional()?
+                    .unwrap_or_default())
+            },
+        )
+    }
+
+    /// Counts one exact link's evidence; returns the channel's trust before and after it.
+    pub fn add_mark_evidence(&self, channel_id: Snowflake, evidence: Evidence) -> Result<(Trust, Trust)> {
+        let old = self.mark_trust(channel_id)?;
+        let new = old.with(evidence);
+        self.with_statement(
+            "INSERT INTO mark_trust (channel_id, before, not_before) VALUES (?1, ?2, ?3)
+             ON CONFLICT(channel_id) DO UPDATE SET before = excluded.before, not_before = excluded.not_before",
+            |stmt| {
+                stmt.execute(params![channel_id.to_sql(), new.before, new.not_before])?;
+                Ok(())
+            },
+        )?;
+        Ok((old, new))
+    }
+
+    /// The upscales of a tile in the channel whose link the fallback decided (linked,
+    /// ambiguous or unresolved): those the channel's marks may have narrowed.
+    pub fn fallback_upscales_in_channel(&self, channel_id: Snowflake) -> Result<Vec<Snowflake>> {
+        self.with_statement(
+            "SELECT l.child_id FROM links l JOIN messages m ON m.id = l.child_id
+             WHERE m.channel_id = ?1 AND l.action = 'upscale' AND l.tile IS NOT NULL
+                 AND (l.signal IS NULL OR l.signal = 'heuristic')
+             ORDER BY l.child_id",
+            |stmt| {
+                let rows =
+                    stmt.query_map([channel_id.to_sql()], |row| Ok(Snowflake::from_sql(row.get(0)?)))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            },
+        )
+    }
+}
