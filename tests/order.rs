@@ -14,6 +14,7 @@
 use mjlink::ingest::pipeline::{Pipeline, PipelineConfig};
 use mjlink::store::Store;
 use mjlink_sim::tracegen::{self, TraceOptions};
+use serde_json::Value;
 
 /// Replays `lines` into a fresh database and returns what was decided, one line per row (when
 /// a deletion was received is the replay clock's, not a decision: only whether there was one).
@@ -150,7 +151,8 @@ fn mark_narrowing_only(a: &str, b: &str) -> bool {
 
 /// Where every U press marks its grid before the result, the in-order replay links upscales
 /// the reordered ones leave ambiguous (the order of a mark and a result is the fact they
-/// use); every other link is identical, and no reordering links a result elsewhere.
+/// use); every other link and every message row is identical, and no reordering links a
+/// result elsewhere.
 #[test]
 fn reordering_only_loses_what_marks_narrowed() {
     let options = TraceOptions {
@@ -167,23 +169,143 @@ fn reordering_only_loses_what_marks_narrowed() {
         .split(|byte| *byte == b'\n')
         .filter(|line| !line.is_empty())
         .collect();
-    let (links, _) = decided(&lines);
+    let (links, messages) = decided(&lines);
     let mut reversed = lines.clone();
     reversed.reverse();
-    let (other, _) = decided(&reversed);
-    assert_eq!(links.len(), other.len());
-    let narrowed = links.iter().zip(&other).filter(|(a, b)| a != b).count();
-    let unexplained: Vec<String> = links
-        .iter()
-        .zip(&other)
-        .filter(|(a, b)| a != b && !mark_narrowing_only(a, b))
-        .map(|(a, b)| format!("{a}\n   vs {b}"))
-        .collect();
-    assert!(narrowed > 50, "the marks narrowed {narrowed} links in order");
-    assert!(
-        unexplained.is_empty(),
-        "{} links differ otherwise, e.g.\n{}",
-        unexplained.len(),
-        unexplained.iter().take(6).cloned().collect::<Vec<_>>().join("\n")
-    );
+    let mut shuffled = lines.clone();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for block in shuffled.chunks_mut(40) {
+        for i in (1..block.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            block.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+    }
+    for (name, order) in [("reversed", &reversed), ("shuffled in blocks of 40", &shuffled)] {
+        let (other, other_messages) = decided(order);
+        assert_eq!(links.len(), other.len(), "{name}");
+        let narrowed = links.iter().zip(&other).filter(|(a, b)| a != b).count();
+        let unexplained: Vec<String> = links
+            .iter()
+            .zip(&other)
+            .filter(|(a, b)| a != b && !mark_narrowing_only(a, b))
+            .map(|(a, b)| format!("{a}\n   vs {b}"))
+            .collect();
+        assert!(
+            narrowed > 50,
+            "{name}: the marks narrowed {narrowed} links in order"
+        );
+        assert!(
+            unexplained.is_empty(),
+            "{name}: {} links differ otherwise, e.g.\n{}",
+            unexplained.len(),
+            unexplained.iter().take(6).cloned().collect::<Vec<_>>().join("\n")
+        );
+        let diff = differences("message", &messages, &other_messages);
+        assert!(
+            diff.is_empty(),
+            "{name}: {} messages differ, e.g.\n{}",
+            diff.len(),
+            diff.iter().take(6).cloned().collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
+/// The real start and grid of `fixtures/real/gateway_start_then_grid.jsonl` (wire notes
+/// section 2: `(Waiting to start)`, then the final grid, then the start deleted) made into two
+/// jobs with the same prompt: the first names its job in a progress edit (the preview
+/// `{uuid}_grid_0.webp`), the second never does. Whatever order the events come in, each start
+/// is `completed` by its own final: the second's final is found by prompt once the first has
+/// named its job and so is no rival (it once stayed `unknown` when the first named its job
+/// only after being seen), and a start naming its job after that job's final was stored is
+/// settled by it (it once stayed `running`).
+#[test]
+fn starts_are_settled_by_their_own_finals_in_any_order() {
+    let sample: Vec<Value> = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/real/gateway_start_then_grid.jsonl"),
+    )
+    .unwrap()
+    .lines()
+    .map(|line| serde_json::from_str::<Value>(line).unwrap()["d"].clone())
+    .collect();
+    let (start, grid) = (&sample[0], &sample[1]);
+    let id = |message: &Value| -> u64 { message["id"].as_str().unwrap().parse().unwrap() };
+    let later = |message: &Value, seconds: u64, uuid: &str| -> Value {
+        let text = serde_json::to_string(message)
+            .unwrap()
+            .replace("a7cb1552-f779-4094-9afe-2acf22dae280", uuid);
+        let mut moved: Value = serde_json::from_str(&text).unwrap();
+        moved["id"] = Value::from((id(message) + ((seconds * 1000) << 22)).to_string());
+        moved.as_object_mut().unwrap().remove("timestamp");
+        moved
+    };
+    let first_uuid = "a7cb1552-f779-4094-9afe-2acf22dae280";
+    let second_uuid = "b7cb1552-f779-4094-9afe-2acf22dae281";
+    let (start_1, grid_1) = (later(start, 0, first_uuid), later(grid, 0, first_uuid));
+    let mut named = start_1.clone();
+    named["content"] = Value::from("**glass** - <@439110225975443468> (0%) (relaxed)");
+    named["attachments"] = serde_json::json!([{
+        "id": "1083788700000000000",
+        "filename": format!("{first_uuid}_grid_0.webp"),
+        "url": format!("https://cdn.discordapp.com/attachments/1/1083788700000000000/{first_uuid}_grid_0.webp"),
+        "proxy_url": format!("https://media.discordapp.net/attachments/1/1083788700000000000/{first_uuid}_grid_0.webp"),
+        "size": 1000, "width": 256, "height": 256
+    }]);
+    let (start_2, grid_2) = (later(start, 600, second_uuid), later(grid, 600, second_uuid));
+    let frame = |kind: &str, d: &Value| serde_json::json!({"op": 0, "t": kind, "s": 0, "d": d}).to_string();
+    let delete = |message: &Value| {
+        frame(
+            "MESSAGE_DELETE",
+            &serde_json::json!({"id": message["id"], "channel_id": message["channel_id"]}),
+        )
+    };
+    let events = vec![
+        frame("MESSAGE_CREATE", &start_1),
+        frame("MESSAGE_UPDATE", &named),
+        frame("MESSAGE_CREATE", &grid_1),
+        delete(&start_1),
+        frame("MESSAGE_CREATE", &start_2),
+        frame("MESSAGE_CREATE", &grid_2),
+        delete(&start_2),
+    ];
+    let expected = [
+        format!("{} completed {}", id(&start_1), id(&grid_1)),
+        format!("{} completed {}", id(&start_2), id(&grid_2)),
+    ];
+    // And with the first start never deleted (a trace that ends first, or a job still shown).
+    let mut kept = events.clone();
+    kept.remove(3);
+    for events in [events, kept] {
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for round in 0..40 {
+            if round == 1 {
+                order.reverse();
+            } else if round > 1 {
+                for i in (1..order.len()).rev() {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    order.swap(i, (state % (i as u64 + 1)) as usize);
+                }
+            }
+            let lines: Vec<&[u8]> = order.iter().map(|&i| events[i].as_bytes()).collect();
+            let (_, messages) = decided(&lines);
+            let outcomes: Vec<String> = messages
+                .iter()
+                .filter(|row| row.contains(" progress "))
+                .map(|row| {
+                    let fields: Vec<&str> = row.split(' ').collect();
+                    format!("{} {} {}", fields[0], fields[5], fields[6])
+                })
+                .collect();
+            assert_eq!(
+                outcomes,
+                expected,
+                "events in the order {order:?} of {}",
+                events.len()
+            );
+        }
+    }
 }

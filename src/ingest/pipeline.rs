@@ -296,6 +296,17 @@ impl Pipeline {
             .as_ref()
             .is_none_or(|row| *row == row_for(&doc, Some(&parsed), true)));
         let row = prepared_row.unwrap_or_else(|| row_for(&doc, Some(&parsed), true));
+        // A start that names its job now (first seen with it, or its preview or Cancel button
+        // came after it was seen) is settled by its job's final, which may be stored already
+        // (as a new final settles the starts naming its job: `settles_on_new_final`), and
+        // stops being a rival of the starts around it whose final was found by prompt.
+        let names_its_job_now = matches!(parsed.kind, Kind::Progress { .. })
+            && parsed.job_uuid.is_some()
+            && (first_seen
+                || self
+                    .store
+                    .progress_row(doc.message.id)?
+                    .is_some_and(|stored| stored.job_uuid.is_none()));
         self.store.save_message(&row, &doc)?;
         self.follow_marks(doc.message.id, &parsed, first_seen, position)?;
         crate::ingest::drift::after_save(&self.store, &self.config.drift, &doc, &parsed.kind, was_unknown)?;
@@ -322,7 +333,7 @@ impl Pipeline {
         if may_be_parent {
             self.on_new_parent(&doc.message, &parsed)?;
         }
-        if settle {
+        if settle || names_its_job_now {
             self.settle_progress(doc.message.id)?;
         }
         if first_seen {
@@ -330,6 +341,9 @@ impl Pipeline {
             if matches!(parsed.kind, Kind::Progress { .. }) {
                 self.resettle_rivals_of(doc.message.id)?;
             }
+        }
+        if names_its_job_now && !first_seen {
+            self.resettle_rivals_of(doc.message.id)?;
         }
         if from_sender {
             self.spent.push(Spent { doc, parsed, row });
