@@ -211,3 +211,28 @@ fn a_mark_seen_only_after_the_upscale_does_not_make_its_grid_a_candidate() {
     ]);
     assert_eq!(run.link(child).1, Some(a.to_string()));
 }
+
+#[test]
+fn grids_stored_before_marks_were_followed_are_never_excluded() {
+    // A database upgraded to migration 0017 knows nothing of the marks its grids got before:
+    // a grid stored then (an id up to `marks_followed.since`) is a candidate whatever its
+    // marks say later.
+    let mut run = Run::new();
+    run.feed(&trusted_history());
+    let (a, b, child) = (at(100), at(101), at(110));
+    run.feed(&[
+        frame("MESSAGE_CREATE", grid(a, &[])),
+        frame("MESSAGE_CREATE", grid(b, &[])),
+    ]);
+    drop(run.store.take());
+    let conn = rusqlite::Connection::open(&run.db).unwrap();
+    conn.execute("UPDATE marks_followed SET since = ?1", [b as i64])
+        .unwrap();
+    drop(conn);
+    run.store = Some(Store::open(&run.db).unwrap());
+    run.feed(&[
+        frame("MESSAGE_UPDATE", grid(a, &[4])),
+        frame("MESSAGE_CREATE", upscale(child, None)),
+    ]);
+    assert_eq!(run.link(child).0, "ambiguous");
+}

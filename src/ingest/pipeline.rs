@@ -71,6 +71,8 @@ pub struct Pipeline {
     /// The newest message id seen per channel (the stored cursor, then every create): where
     /// in the stream an update is (see [`marks`]).
     high_water: std::collections::HashMap<Snowflake, Snowflake>,
+    /// What each channel's exact upscales showed about its marks (see [`marks`]).
+    trust: std::collections::HashMap<Snowflake, mjlink_core::marks::Trust>,
     /// What the sender prepared of the event being applied (`ingest::prepare`).
     prepared: Option<Prepared>,
     /// What the pipeline is done with of what senders prepared (see [`Pipeline::move_spent_into`]).
@@ -87,6 +89,7 @@ impl Pipeline {
             in_batch: 0,
             cursors: std::collections::HashMap::new(),
             high_water: std::collections::HashMap::new(),
+            trust: std::collections::HashMap::new(),
             prepared: None,
             spent: Vec::new(),
         }
@@ -342,7 +345,7 @@ impl Pipeline {
                 self.resettle_rivals_of(doc.message.id)?;
             }
         }
-        if names_its_job_now && !first_seen {
+        if names_its_job_now && !first_seen && self.store.was_rival(doc.message.id)? {
             self.resettle_rivals_of(doc.message.id)?;
         }
         if from_sender {
@@ -546,7 +549,7 @@ impl Pipeline {
     /// The fallback's candidates for a result: same channel, user and normalized prompt,
     /// posted within the horizon before it (the core keeps the window's and the rivals').
     fn candidates(
-        &self,
+        &mut self,
         child_id: Snowflake,
         tile: Option<u8>,
         posted_ms: i64,
@@ -562,7 +565,7 @@ impl Pipeline {
             tile,
             child_id,
         )?;
-        if !self.store.mark_trust(scope.channel_id)?.trusted() {
+        if !self.trust_of(scope.channel_id)?.trusted() {
             for candidate in &mut candidates {
                 candidate.marks = None;
             }
@@ -685,6 +688,13 @@ impl Pipeline {
             })
             .collect();
         let outcome = lineage::settle(&start, &finals, &rivals);
+        if outcome == Outcome::Unknown && finals.len() == 1 {
+            // Its rivals kept the final found by prompt from being certain: when one of them
+            // names its job, this start is settled again (`names_its_job_now`).
+            for rival in rivals.iter().filter(|rival| rival.id != id) {
+                self.store.note_rival(rival.id)?;
+            }
+        }
         if outcome == Outcome::Failed {
             tracing::debug!(message_id = %id, prompt = ?progress.prompt_norm, "job failed: its progress message was deleted with no final (silent moderation)");
         }

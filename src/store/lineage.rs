@@ -224,7 +224,9 @@ impl Store {
                      AND l.status = 'linked' AND l.signal != 'heuristic' AND l.child_id != :child),
                  (SELECT MIN(l.child_id) FROM links l WHERE :tile IS NOT NULL AND l.parent_id = m.id
                      AND l.tile = :tile AND l.status = 'linked' AND l.signal = 'heuristic' AND l.child_id != :child),
-                 m.used_buttons, m.edited_at, bm.log
+                 m.used_buttons, m.edited_at,
+                 CASE WHEN bm.log IS NOT NULL THEN bm.log
+                      WHEN m.id > (SELECT since FROM marks_followed) THEN '' END
              FROM messages m LEFT JOIN button_marks bm ON bm.message_id = m.id WHERE {filter}",
             filter,
             |row| {

@@ -1,5 +1,6 @@
 //! Button marks as the pipeline follows them: where each mark of a grid was first seen and
-//! what each channel's exact links showed about its marks (`mjlink_core::marks`).
+//! what each channel's exact links showed about its marks (`mjlink_core::marks`); and the
+//! starts that were rivals of another's final found by prompt (migration 0017 too).
 
 use rusqlite::{params, OptionalExtension};
 
@@ -9,15 +10,21 @@ use mjlink_core::snowflake::Snowflake;
 use super::{Result, Store};
 
 impl Store {
-    /// The marks followed on a message; `None` when they were not followed from its first
-    /// snapshot on.
+    /// The marks followed on a grid; `None` when they were not followed from its first
+    /// snapshot on (stored before migration 0017).
     pub fn mark_log(&self, id: Snowflake) -> Result<Option<MarkLog>> {
-        self.with_statement("SELECT log FROM button_marks WHERE message_id = ?1", |stmt| {
-            Ok(stmt
-                .query_row([id.to_sql()], |row| row.get::<_, String>(0))
-                .optional()?
-                .map(|text| MarkLog::parse(&text)))
-        })
+        self.with_statement(
+            "SELECT CASE WHEN bm.log IS NOT NULL THEN bm.log
+                         WHEN ?1 > (SELECT since FROM marks_followed) THEN '' END
+             FROM (SELECT 1) LEFT JOIN button_marks bm ON bm.message_id = ?1",
+            |stmt| {
+                Ok(stmt
+                    .query_row([id.to_sql()], |row| row.get::<_, Option<String>>(0))
+                    .optional()?
+                    .flatten()
+                    .map(|text| MarkLog::parse(&text)))
+            },
+        )
     }
 
     pub fn put_mark_log(&self, id: Snowflake, log: &MarkLog) -> Result<()> {
@@ -78,5 +85,23 @@ impl Store {
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             },
         )
+    }
+
+    /// Notes that `start` kept another start's final found by prompt from being certain.
+    pub fn note_rival(&self, start: Snowflake) -> Result<()> {
+        self.with_statement(
+            "INSERT OR IGNORE INTO rival_starts (start_id) VALUES (?1)",
+            |stmt| {
+                stmt.execute([start.to_sql()])?;
+                Ok(())
+            },
+        )
+    }
+
+    /// Whether `start` ever kept another start's final from being certain.
+    pub fn was_rival(&self, start: Snowflake) -> Result<bool> {
+        self.with_statement("SELECT 1 FROM rival_starts WHERE start_id = ?1", |stmt| {
+            Ok(stmt.exists([start.to_sql()])?)
+        })
     }
 }

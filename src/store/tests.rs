@@ -304,10 +304,11 @@ fn migrations_are_the_same_bytes() {
             692,
             "f2de02c73fdfcbe0775e98d87d0b418d1d6b0d01bdaee2837fc102f2779e20cb",
         ),
-        // 0017 (where each button mark was first seen; what each channel's marks showed).
+        // 0017 (where each button mark was first seen; what each channel's marks showed; the
+        // starts that were rivals).
         (
-            682,
-            "a40095b72cc7f69cf2e61a9da37253442f5fac8b0e1d7f1e848c9a1bb7d81669",
+            1277,
+            "25435b03b59b639b09786d180988a5cdcb35b304cbaa0012cf29c9067b91f8d1",
         ),
     ];
     assert_eq!(MIGRATIONS.len(), SHIPPED.len());

@@ -5,7 +5,7 @@
 use mjlink_core::kinds;
 use mjlink_core::lineage::Link;
 use mjlink_core::link::Child;
-use mjlink_core::marks::MarkLog;
+use mjlink_core::marks::{Evidence, MarkLog, Trust};
 use mjlink_core::parse::{Action, Parsed};
 use mjlink_core::snowflake::Snowflake;
 use mjlink_core::wire::Message;
@@ -38,6 +38,17 @@ impl Pipeline {
         }
     }
 
+    /// What the channel's exact upscales showed about its marks (cached: the pipeline is the
+    /// only writer of it).
+    pub(super) fn trust_of(&mut self, channel_id: Snowflake) -> Result<Trust, StoreError> {
+        if let Some(trust) = self.trust.get(&channel_id) {
+            return Ok(*trust);
+        }
+        let trust = self.store.mark_trust(channel_id)?;
+        self.trust.insert(channel_id, trust);
+        Ok(trust)
+    }
+
     fn newest_in(&mut self, channel_id: Snowflake) -> Result<Snowflake, StoreError> {
         if let Some(newest) = self.high_water.get(&channel_id) {
             return Ok(*newest);
@@ -67,13 +78,16 @@ impl Pipeline {
         let Some(used) = parsed.used_buttons.as_deref() else {
             return Ok(());
         };
-        let (mut log, position) = match self.store.mark_log(id)? {
-            Some(log) => (log, position),
-            None if first_seen => (MarkLog::default(), None),
-            // Seen before its marks were followed (a database from before they were).
-            None => return Ok(()),
+        let (mut log, position) = if first_seen {
+            (MarkLog::default(), None)
+        } else {
+            match self.store.mark_log(id)? {
+                Some(log) => (log, position),
+                // Stored before its marks were followed (a database from before they were).
+                None => return Ok(()),
+            }
         };
-        if log.advance(used, position) || first_seen {
+        if log.advance(used, position) {
             self.store.put_mark_log(id, &log)?;
         }
         Ok(())
@@ -97,13 +111,6 @@ impl Pipeline {
         {
             return Ok(());
         }
-        let Some(evidence) = self
-            .store
-            .mark_log(parent)?
-            .and_then(|log| log.evidence(tile, child.id))
-        else {
-            return Ok(());
-        };
         let Some(channel_id) = self
             .store
             .child_facts(child.id)?
@@ -111,7 +118,24 @@ impl Pipeline {
         else {
             return Ok(());
         };
+        let trust = self.trust_of(channel_id)?;
+        if trust.not_before > 0 {
+            // Ended for good: nothing more to learn.
+            return Ok(());
+        }
+        let Some(evidence) = self
+            .store
+            .mark_log(parent)?
+            .and_then(|log| log.evidence(tile, child.id))
+        else {
+            return Ok(());
+        };
+        if evidence == Evidence::Before && trust.trusted() {
+            // Only a contradiction changes a trusting channel.
+            return Ok(());
+        }
         let (before, after) = self.store.add_mark_evidence(channel_id, evidence)?;
+        self.trust.insert(channel_id, after);
         if before.trusted() && !after.trusted() {
             tracing::warn!(
                 channel_id = %channel_id,
