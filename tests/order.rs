@@ -66,6 +66,23 @@ fn differences(what: &str, a: &[String], b: &[String]) -> Vec<String> {
     out
 }
 
+/// The trace's lines reversed, and shuffled within blocks of 40 (a fixed xorshift sequence).
+fn reorderings<'a>(lines: &[&'a [u8]]) -> (Vec<&'a [u8]>, Vec<&'a [u8]>) {
+    let mut reversed = lines.to_vec();
+    reversed.reverse();
+    let mut shuffled = lines.to_vec();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for block in shuffled.chunks_mut(40) {
+        for i in (1..block.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            block.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+    }
+    (reversed, shuffled)
+}
+
 fn check_orders(options: TraceOptions) {
     let mut trace = Vec::new();
     tracegen::generate(&options, &mut trace, &mut |_| {}).unwrap();
@@ -79,18 +96,7 @@ fn check_orders(options: TraceOptions) {
         "the trace exercises the fallback's candidate lists"
     );
 
-    let mut reversed = lines.clone();
-    reversed.reverse();
-    let mut shuffled = lines.clone();
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    for block in shuffled.chunks_mut(40) {
-        for i in (1..block.len()).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            block.swap(i, (state % (i as u64 + 1)) as usize);
-        }
-    }
+    let (reversed, shuffled) = reorderings(&lines);
     let mut failed = Vec::new();
     for (name, order) in [("reversed", &reversed), ("shuffled in blocks of 40", &shuffled)] {
         let (other_links, other_messages) = decided(order);
@@ -170,18 +176,7 @@ fn reordering_only_loses_what_marks_narrowed() {
         .filter(|line| !line.is_empty())
         .collect();
     let (links, messages) = decided(&lines);
-    let mut reversed = lines.clone();
-    reversed.reverse();
-    let mut shuffled = lines.clone();
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    for block in shuffled.chunks_mut(40) {
-        for i in (1..block.len()).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            block.swap(i, (state % (i as u64 + 1)) as usize);
-        }
-    }
+    let (reversed, shuffled) = reorderings(&lines);
     for (name, order) in [("reversed", &reversed), ("shuffled in blocks of 40", &shuffled)] {
         let (other, other_messages) = decided(order);
         assert_eq!(links.len(), other.len(), "{name}");
