@@ -200,15 +200,10 @@ fn a_mark_seen_only_after_the_upscale_does_not_make_its_grid_a_candidate() {
     // mark changes nothing.
     let mut run = Run::new();
     run.feed(&trusted_history());
-    let (a, b, child) = (at(100), at(101), at(110));
-    run.feed(&[
-        frame("MESSAGE_CREATE", grid(a, &[])),
-        frame("MESSAGE_CREATE", grid(b, &[])),
-        frame("MESSAGE_UPDATE", grid(a, &[4])),
-        frame("MESSAGE_CREATE", upscale(child, None)),
-        frame("MESSAGE_CREATE", grid(at(120), &[])),
-        frame("MESSAGE_UPDATE", grid(b, &[4])),
-    ]);
+    let (mut lines, a, b, child) = two_grids_one_mark();
+    lines.push(frame("MESSAGE_CREATE", grid(at(120), &[])));
+    lines.push(frame("MESSAGE_UPDATE", grid(b, &[4])));
+    run.feed(&lines);
     assert_eq!(run.link(child).1, Some(a.to_string()));
 }
 
@@ -219,20 +214,15 @@ fn grids_stored_before_marks_were_followed_are_never_excluded() {
     // marks say later.
     let mut run = Run::new();
     run.feed(&trusted_history());
-    let (a, b, child) = (at(100), at(101), at(110));
-    run.feed(&[
-        frame("MESSAGE_CREATE", grid(a, &[])),
-        frame("MESSAGE_CREATE", grid(b, &[])),
-    ]);
+    let (lines, _, b, child) = two_grids_one_mark();
+    // The two grids' creates, then the database upgraded, then the mark and the result.
+    run.feed(&lines[..2]);
     drop(run.store.take());
     let conn = rusqlite::Connection::open(&run.db).unwrap();
     conn.execute("UPDATE marks_followed SET since = ?1", [b as i64])
         .unwrap();
     drop(conn);
     run.store = Some(Store::open(&run.db).unwrap());
-    run.feed(&[
-        frame("MESSAGE_UPDATE", grid(a, &[4])),
-        frame("MESSAGE_CREATE", upscale(child, None)),
-    ]);
+    run.feed(&lines[2..]);
     assert_eq!(run.link(child).0, "ambiguous");
 }
