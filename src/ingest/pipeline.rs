@@ -66,11 +66,11 @@ pub struct Pipeline {
     store: Store,
     config: PipelineConfig,
     in_batch: usize,
-    /// Channel cursors moved in the open batch, written when it commits.
-    cursors: std::collections::HashMap<Snowflake, Snowflake>,
-    /// The newest message id seen per channel (the stored cursor, then every create): where
-    /// in the stream an update is (see [`marks`]).
+    /// The newest message id seen per channel (the stored cursor, then every create): the
+    /// channel cursors, and where in the stream an update is (see [`marks`]).
     high_water: std::collections::HashMap<Snowflake, Snowflake>,
+    /// The channels whose cursor moved in the open batch, written when it commits.
+    moved: std::collections::HashSet<Snowflake>,
     /// What each channel's exact upscales showed about its marks (see [`marks`]).
     trust: std::collections::HashMap<Snowflake, mjlink_core::marks::Trust>,
     /// What the sender prepared of the event being applied (`ingest::prepare`).
@@ -87,8 +87,8 @@ impl Pipeline {
             store,
             config,
             in_batch: 0,
-            cursors: std::collections::HashMap::new(),
             high_water: std::collections::HashMap::new(),
+            moved: std::collections::HashSet::new(),
             trust: std::collections::HashMap::new(),
             prepared: None,
             spent: Vec::new(),
@@ -112,9 +112,10 @@ impl Pipeline {
 
     /// Commits the open batch (with the channel cursors it moved).
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        if !self.cursors.is_empty() {
+        if !self.moved.is_empty() {
             self.store.begin()?;
-            for (channel_id, message_id) in self.cursors.drain() {
+            for channel_id in std::mem::take(&mut self.moved) {
+                let message_id = self.high_water.get(&channel_id).copied().unwrap_or_default();
                 self.store.advance_cursor(channel_id, message_id)?;
             }
         }
@@ -153,9 +154,8 @@ impl Pipeline {
         let result = match event {
             Event::Create { message, digest } => {
                 if let Some(channel_id) = message.channel_id {
-                    let cursor = self.cursors.entry(channel_id).or_default();
-                    *cursor = (*cursor).max(message.id);
                     self.note_position(channel_id, message.id)?;
+                    self.moved.insert(channel_id);
                 }
                 if self.store.mark_processed(message.id, EVENT_CREATE, *digest)? {
                     self.upsert(message, Source::Create, None)

@@ -4,7 +4,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use mjlink_core::marks::{Evidence, MarkLog, Trust};
+use mjlink_core::marks::{MarkLog, Trust};
 use mjlink_core::snowflake::Snowflake;
 
 use super::{Result, Store};
@@ -56,10 +56,8 @@ impl Store {
         )
     }
 
-    /// Counts one exact link's evidence; returns the channel's trust before and after it.
-    pub fn add_mark_evidence(&self, channel_id: Snowflake, evidence: Evidence) -> Result<(Trust, Trust)> {
-        let old = self.mark_trust(channel_id)?;
-        let new = old.with(evidence);
+    /// Stores what the channel's exact links showed about its marks.
+    pub fn put_mark_trust(&self, channel_id: Snowflake, new: Trust) -> Result<()> {
         self.with_statement(
             "INSERT INTO mark_trust (channel_id, before, not_before) VALUES (?1, ?2, ?3)
              ON CONFLICT(channel_id) DO UPDATE SET before = excluded.before, not_before = excluded.not_before",
@@ -67,8 +65,7 @@ impl Store {
                 stmt.execute(params![channel_id.to_sql(), new.before, new.not_before])?;
                 Ok(())
             },
-        )?;
-        Ok((old, new))
+        )
     }
 
     /// The upscales of a tile in the channel whose link the fallback decided (linked,

@@ -134,9 +134,10 @@ impl Pipeline {
             // Only a contradiction changes a trusting channel.
             return Ok(());
         }
-        let (before, after) = self.store.add_mark_evidence(channel_id, evidence)?;
+        let after = trust.with(evidence);
+        self.store.put_mark_trust(channel_id, after)?;
         self.trust.insert(channel_id, after);
-        if before.trusted() && !after.trusted() {
+        if trust.trusted() && !after.trusted() {
             tracing::warn!(
                 channel_id = %channel_id,
                 child_id = %child.id,
