@@ -6,8 +6,9 @@
 //! The grids here are that sample's grid under other ids (same user, channel and prompt, as in
 //! a burst of identical prompts), first with every U at `style: 2` (as the real grids that no
 //! one pressed), then edited by a MESSAGE_UPDATE that turns one U to `style: 1` (wire notes
-//! section 2). The results are the sample's result under other ids, with or without its
-//! reference.
+//! section 2), or one V (issue 11 reports both). The results are the sample's result under
+//! other ids, with or without its reference, and variations made from its grid with the
+//! marker of the real codercurious variations grid.
 
 mod common;
 
@@ -26,20 +27,59 @@ fn sample() -> Value {
 /// The sample's grid under `id` (its time `at_ms` later than the sample's), with `marked` U
 /// buttons at `style: 1` and the others at 2.
 fn grid(id: u64, marked: &[u8]) -> Value {
+    grid_with(id, marked, &[])
+}
+
+/// The sample's grid under `id` with `u` U buttons and `v` V buttons at `style: 1` (issue 11:
+/// "a grid whose U2/V1 turns `style: 1`"), the others at 2.
+fn grid_with(id: u64, u: &[u8], v: &[u8]) -> Value {
     let mut grid = sample()["referenced_message"].clone();
     grid["id"] = json!(id.to_string());
     grid.as_object_mut().unwrap().remove("timestamp");
     for row in grid["components"].as_array_mut().unwrap() {
         for button in row["components"].as_array_mut().unwrap() {
             let custom_id = button["custom_id"].as_str().unwrap_or_default().to_string();
-            if let Some(rest) = custom_id.strip_prefix("MJ::JOB::upsample::") {
-                let tile: u8 = rest[..1].parse().unwrap();
-                button["style"] = json!(if marked.contains(&tile) { 1 } else { 2 });
-            }
+            let (marked, rest) = match custom_id.strip_prefix("MJ::JOB::upsample::") {
+                Some(rest) => (u, rest),
+                None => match custom_id.strip_prefix("MJ::JOB::variation::") {
+                    Some(rest) => (v, rest),
+                    None => continue,
+                },
+            };
+            let n: u8 = rest[..1].parse().unwrap();
+            button["style"] = json!(if marked.contains(&n) { 1 } else { 2 });
         }
     }
     grid
 }
+
+/// A `Variations (Strong) by` grid (the marker of the real codercurious sample's variations
+/// grid) made from the sample's grid under `id` with a job UUID of its own, replying to
+/// `parent` whose V1 was pressed (`None`: stripped of its reference).
+fn variation(id: u64, parent: Option<u64>) -> Value {
+    let grid = grid_with(id, &[], &[]);
+    let own_uuid = format!("00000000-0000-4000-8000-{:012x}", id % (1 << 48));
+    let text = grid.to_string().replace(GRID_UUID, &own_uuid);
+    let mut result: Value = serde_json::from_str(&text).unwrap();
+    result["id"] = json!(id.to_string());
+    let content = result["content"].as_str().unwrap().replace(
+        "** - <@1012268717368946718> (relaxed)",
+        "** - Variations (Strong) by <@1012268717368946718> (relaxed)",
+    );
+    assert!(content.contains("Variations (Strong) by"));
+    result["content"] = json!(content);
+    result.as_object_mut().unwrap().remove("timestamp");
+    if let Some(parent) = parent {
+        result["type"] = json!(19);
+        result["message_reference"] =
+            json!({"message_id": parent.to_string(), "channel_id": result["channel_id"]});
+        result["referenced_message"] = grid_with(parent, &[], &[1]);
+    }
+    result
+}
+
+/// The job UUID of the sample's grid.
+const GRID_UUID: &str = "c09a2935-432a-464c-bb31-6250a418a3c1";
 
 /// The sample's `Image #4` result under `id`, replying to `parent` (`None`: stripped of its
 /// reference, as 30% of the results in the truth tests).
@@ -225,4 +265,88 @@ fn grids_stored_before_marks_were_followed_are_never_excluded() {
     run.store = Some(Store::open(&run.db).unwrap());
     run.feed(&lines[2..]);
     assert_eq!(run.link(child).0, "ambiguous");
+}
+
+/// Three grids whose V1 was pressed, each mark seen before its variation: the channel now
+/// trusts its V marks.
+fn trusted_v_history() -> Vec<String> {
+    let mut lines = Vec::new();
+    for k in 0..3 {
+        let (g, r) = (at(300 + 10 * k), at(305 + 10 * k));
+        lines.push(frame("MESSAGE_CREATE", grid(g, &[])));
+        lines.push(frame("MESSAGE_UPDATE", grid_with(g, &[], &[1])));
+        lines.push(frame("MESSAGE_CREATE", variation(r, Some(g))));
+    }
+    lines
+}
+
+/// Two grids with the same prompt; V1 pressed on the first (its mark seen), then a
+/// `Variations (Strong) by` without its reference. A day and more after the history: a V may
+/// be pressed again, so the history's grids would be candidates within the horizon.
+fn two_grids_one_v_mark() -> (Vec<String>, u64, u64, u64) {
+    let (a, b, child) = (at(100_000), at(100_001), at(100_010));
+    let lines = vec![
+        frame("MESSAGE_CREATE", grid(a, &[])),
+        frame("MESSAGE_CREATE", grid(b, &[])),
+        frame("MESSAGE_UPDATE", grid_with(a, &[], &[1])),
+        frame("MESSAGE_CREATE", variation(child, None)),
+    ];
+    (lines, a, b, child)
+}
+
+#[test]
+fn a_channel_whose_v_marks_came_first_links_the_variation_to_the_grid_whose_v_was_marked() {
+    let mut run = Run::new();
+    run.feed(&trusted_v_history());
+    for k in 0..3 {
+        let (status, parent, signal) = run.link(at(305 + 10 * k));
+        assert_eq!(
+            (status.as_str(), signal.as_deref()),
+            ("linked", Some("reference"))
+        );
+        assert_eq!(parent, Some(at(300 + 10 * k).to_string()));
+    }
+    let (lines, a, _, child) = two_grids_one_v_mark();
+    run.feed(&lines);
+    assert_eq!(
+        run.link(child),
+        (
+            "linked".to_string(),
+            Some(a.to_string()),
+            Some("heuristic".to_string())
+        )
+    );
+}
+
+#[test]
+fn v_marks_are_trusted_apart_from_u_marks() {
+    // The U marks' evidence says nothing of the V marks: still ambiguous.
+    let mut run = Run::new();
+    run.feed(&trusted_history());
+    let (lines, _, _, child) = two_grids_one_v_mark();
+    run.feed(&lines);
+    assert_eq!(run.link(child).0, "ambiguous");
+
+    // A channel whose variation came before its grid's V mark (or with no V mark at all, as
+    // in the wire notes, which document only the U marks) never trusts its V marks, and
+    // keeps trusting its U marks.
+    let mut run = Run::new();
+    run.feed(&trusted_history());
+    run.feed(&trusted_v_history());
+    let (g, r) = (at(350), at(355));
+    run.feed(&[
+        frame("MESSAGE_CREATE", grid(g, &[])),
+        frame("MESSAGE_CREATE", variation(r, Some(g))),
+    ]);
+    let (lines, _, _, child) = two_grids_one_v_mark();
+    run.feed(&lines);
+    assert_eq!(run.link(child).0, "ambiguous");
+    let (a, b, child) = (at(100_100), at(100_101), at(100_110));
+    run.feed(&[
+        frame("MESSAGE_CREATE", grid(a, &[])),
+        frame("MESSAGE_CREATE", grid(b, &[])),
+        frame("MESSAGE_UPDATE", grid(a, &[4])),
+        frame("MESSAGE_CREATE", upscale(child, None)),
+    ]);
+    assert_eq!(run.link(child).1, Some(a.to_string()));
 }

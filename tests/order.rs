@@ -5,11 +5,11 @@
 //! are replayed in their order, reversed, and shuffled within blocks; every link (its
 //! candidate list included) and every message's decided columns must be identical.
 //!
-//! One thing is order itself: where in the stream a grid's U was marked used, before or after
-//! an upscale (issue 11 item 9, `mjlink_core::marks`). In a world whose marks come before
-//! their results, a reordered stream loses that: marks then narrow nothing, and the links
-//! they narrowed in order are left ambiguous with their parent among the candidates, never
-//! linked elsewhere ([`reordering_only_loses_what_marks_narrowed`]).
+//! One thing is order itself: where in the stream a grid's U or V was marked used, before or
+//! after its result (issue 11 item 9, `mjlink_core::marks`). In a world whose marks come
+//! before their results, a reordered stream loses that: marks then narrow nothing, and the
+//! links they narrowed in order are left ambiguous with their parent among the candidates (or
+//! among more candidates), never linked elsewhere ([`reordering_only_loses_what_marks_narrowed`]).
 
 use mjlink::ingest::pipeline::{Pipeline, PipelineConfig};
 use mjlink::store::Store;
@@ -136,29 +136,36 @@ fn the_2026_shapes_give_the_same_database_in_any_order() {
 }
 
 /// Whether the link rows `a` (in order) and `b` (reordered) differ only by what the marks
-/// narrowed in order: the same upscale and tile, linked by the fallback to a parent that the
-/// other lists among its ambiguous candidates.
+/// narrowed in one of them: the same result, action and tile, of a grid's U or V
+/// (`mjlink_core::marks::Family`), either linked by the fallback to a parent that the other
+/// lists among its ambiguous candidates, or ambiguous in both with one's candidates among the
+/// other's.
 fn mark_narrowing_only(a: &str, b: &str) -> bool {
     let fields = |row: &str| -> Vec<String> { row.splitn(7, ' ').map(str::to_string).collect() };
     let (a, b) = (fields(a), fields(b));
     let candidates = |row: &[String]| -> Vec<String> { serde_json::from_str(&row[6]).unwrap() };
-    let narrowed = |linked: &[String], other: &[String]| {
-        linked[4] == "heuristic"
-            && linked[5] == "linked"
-            && other[5] == "ambiguous"
-            && candidates(other).contains(&linked[1])
+    let narrowed = |one: &[String], other: &[String]| {
+        if other[5] != "ambiguous" {
+            return false;
+        }
+        let wider = candidates(other);
+        match one[5].as_str() {
+            "linked" => one[4] == "heuristic" && wider.contains(&one[1]),
+            "ambiguous" => candidates(one).iter().all(|candidate| wider.contains(candidate)),
+            _ => false,
+        }
     };
-    a[0] == b[0]
-        && a[2] == "upscale"
-        && a[2] == b[2]
-        && a[3] == b[3]
-        && (narrowed(&a, &b) || narrowed(&b, &a))
+    let family = mjlink_core::parse::Action::ALL
+        .into_iter()
+        .find(|action| action.as_str() == a[2])
+        .and_then(mjlink_core::marks::Family::of);
+    a[0] == b[0] && family.is_some() && a[2] == b[2] && a[3] == b[3] && (narrowed(&a, &b) || narrowed(&b, &a))
 }
 
-/// Where every U press marks its grid before the result, the in-order replay links upscales
-/// the reordered ones leave ambiguous (the order of a mark and a result is the fact they
-/// use); every other link and every message row is identical, and no reordering links a
-/// result elsewhere.
+/// Where every U or V press marks its grid before the result, the in-order replay links
+/// upscales and variations the reordered ones leave ambiguous, or narrows their candidates
+/// (the order of a mark and a result is the fact they use); every other link and every
+/// message row is identical, and no reordering links a result elsewhere.
 #[test]
 fn reordering_only_loses_what_marks_narrowed() {
     let options = TraceOptions {

@@ -389,6 +389,8 @@ fn generated_2026_trace_has_no_wrong_links() {
         let mut wrong_action: HashMap<String, usize> = HashMap::new();
         let mut missing_rows: HashMap<&str, usize> = HashMap::new();
         let mut exact_signal_unused: HashMap<String, usize> = HashMap::new();
+        // What the results without any signal that stay unlinked truly are.
+        let mut stripped_unlinked: std::collections::BTreeMap<String, usize> = Default::default();
         for (child, (truth, carried, shapes_2026)) in &result_of {
             *by_carried.entry(format!("{carried:?}")).or_default() += 1;
             if *carried == Carried::Nothing {
@@ -401,6 +403,9 @@ fn generated_2026_trace_has_no_wrong_links() {
                     *carried == Carried::Nothing && matches!(truth.action, "reroll" | "animate");
                 if looks_like_a_root {
                     no_row += 1;
+                    *stripped_unlinked
+                        .entry(format!("{} no row", truth.action))
+                        .or_default() += 1;
                 } else {
                     *missing_rows.entry(truth.action).or_default() += 1;
                 }
@@ -434,6 +439,10 @@ fn generated_2026_trace_has_no_wrong_links() {
             }
             if *carried == Carried::Nothing && link.status == "linked" {
                 stripped_linked += 1;
+            } else if *carried == Carried::Nothing {
+                *stripped_unlinked
+                    .entry(format!("{} {}", truth.action, link.status))
+                    .or_default() += 1;
             }
             let expected_signal = match carried {
                 Carried::Reference => Some("reference"),
@@ -464,7 +473,8 @@ fn generated_2026_trace_has_no_wrong_links() {
              starts with a final: {starts_with_final}, {} wrongly settled {unsettled:?} (e.g. {unsettled_examples:?}), \
              {} undecided as allowed {undecided:?}; \
              results with a wrong action: {wrong_action:?}; missing rows: {missing_rows:?}; exact signals not used: \
-             {exact_signal_unused:?}; results without any signal linked: {stripped_linked}/{stripped} = {:.1}%",
+             {exact_signal_unused:?}; results without any signal linked: {stripped_linked}/{stripped} = {:.1}%, \
+             the others {stripped_unlinked:?}",
             summary.lines,
             summary.malformed,
             result_of.len(),
@@ -523,22 +533,22 @@ fn generated_2026_trace_has_no_wrong_links() {
             ),
         );
         // Issue 11 asks for 80% of the results without any signal linked. NOT MET. Where half
-        // the marks come after their results: 27-29% (the marks narrow nothing: a channel
-        // trusts them only once its exact links showed them first, `mjlink_core::marks`).
-        // Where every U press marks its grid first: 53-60%, almost every upscale of a grid
-        // (seed 3 in the 2023 shapes: 200 of the 206 stripped upscales). What stays
-        // ambiguous is mostly variations, zooms and pans, whose marks the wire notes do not
-        // document (section 2 names only the U), and out of reach by prompt are the
-        // stripped rerolls (they look like roots), remixes and animations (their prompt
-        // changed): 71 of the 445 in that trace. Linking more would mean guessing; 0 wrong
-        // links comes first. Measured on the 2023 trace (seed 3, marks after results): the
-        // ambiguous ones list the true parent among 2 to 23 candidates the wire does not
-        // tell apart; an ambiguous list names every candidate within the horizon.
+        // the U marks come after their results and no V is marked: 27-29% (the marks narrow
+        // nothing: a channel trusts a family of marks only once its exact links showed them
+        // first, `mjlink_core::marks`). Where every U or V press marks its grid first: 57-63%,
+        // almost every upscale of a grid (seed 3 in the 2023 shapes: 200 of the 206 stripped
+        // upscales) and some variations of grids. What stays ambiguous is mostly variations
+        // (a grid whose V was used, or an upscale of the same prompt: `Variations (Strong) by`
+        // is also Vary (Strong) on an upscale, whose buttons' marks nothing documents), zooms
+        // and pans, and out of reach by prompt are the stripped rerolls (they look like roots),
+        // remixes and animations (their prompt changed): 73 of the 435 in that trace. Linking
+        // more would mean guessing; 0 wrong links comes first. The ambiguous ones list the
+        // true parent among every candidate within the horizon.
         if marks_before_results {
             check(
-                stripped_share >= 0.5,
+                stripped_share >= 0.55,
                 format!(
-                    "with every mark first, {:.1}% of the results without a signal linked (was 53-60%)",
+                    "with every mark first, {:.1}% of the results without a signal linked (was 57-63%)",
                     stripped_share * 100.0
                 ),
             );

@@ -11,7 +11,8 @@ pub use mjlink_core::event::Event;
 pub use mjlink_core::lineage::Applied;
 use mjlink_core::lineage::{self, Absorbed, Known, LinkWork, Outcome, Relinked, Rival, Save, Source, Start};
 use mjlink_core::link::{Candidate, Child, Decision};
-use mjlink_core::parse::{self, BotIds, Kind, Parsed};
+use mjlink_core::marks::{Family, Trust};
+use mjlink_core::parse::{self, Action, BotIds, Kind, Parsed};
 use mjlink_core::snowflake::Snowflake;
 use mjlink_core::wire::Message;
 
@@ -71,8 +72,8 @@ pub struct Pipeline {
     high_water: std::collections::HashMap<Snowflake, Snowflake>,
     /// The channels whose cursor moved in the open batch, written when it commits.
     moved: std::collections::HashSet<Snowflake>,
-    /// What each channel's exact upscales showed about its marks (see [`marks`]).
-    trust: std::collections::HashMap<Snowflake, mjlink_core::marks::Trust>,
+    /// What each channel's exact U and V results showed about its marks (see [`marks`]).
+    trust: std::collections::HashMap<(Snowflake, Family), Trust>,
     /// What the sender prepared of the event being applied (`ingest::prepare`).
     prepared: Option<Prepared>,
     /// What the pipeline is done with of what senders prepared (see [`Pipeline::move_spent_into`]).
@@ -469,7 +470,7 @@ impl Pipeline {
             self.store.get_link(child.id)?
         };
         let candidates = if lineage::needs_fallback(exact.as_ref(), old.as_ref()) {
-            Some(self.candidates(child.id, tile, child.posted_ms)?)
+            Some(self.candidates(child.id, child.action, tile, child.posted_ms)?)
         } else {
             None
         };
@@ -551,6 +552,7 @@ impl Pipeline {
     fn candidates(
         &mut self,
         child_id: Snowflake,
+        action: Action,
         tile: Option<u8>,
         posted_ms: i64,
     ) -> Result<Vec<Candidate>, StoreError> {
@@ -565,7 +567,11 @@ impl Pipeline {
             tile,
             child_id,
         )?;
-        if !self.trust_of(scope.channel_id)?.trusted() {
+        let trusted = match Family::of(action) {
+            Some(family) => self.trust_of(scope.channel_id, family)?.trusted(),
+            None => false,
+        };
+        if !trusted {
             for candidate in &mut candidates {
                 candidate.marks = None;
             }
@@ -586,7 +592,7 @@ impl Pipeline {
             .store
             .child_facts(child_id)?
             .map_or_else(|| child_id.timestamp_ms(), |facts| facts.posted_ms);
-        let candidates = self.candidates(child_id, old.tile, posted_ms)?;
+        let candidates = self.candidates(child_id, old.action, old.tile, posted_ms)?;
         match lineage::refallback(&old, posted_ms, &candidates, self.config.window_ms) {
             Some(new) => {
                 self.store.put_link(&new)?;

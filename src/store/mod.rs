@@ -1,15 +1,14 @@
 //! The SQLite store: schema and migrations, and one function per query. Domain types in and
 //! out; snowflakes cross into SQL only through [`Snowflake::to_sql`]/[`Snowflake::from_sql`].
 //!
-//! One `impl Store` per concern, each in its own file: `message_rows.rs` (a message's row,
-//! doc and attachments, as the pipeline writes them), `lineage.rs` (links, outcomes and what
-//! the linker reads), `replies.rs` (what a reply's target is, ratings), `archive.rs`,
-//! `queue.rs`, `search.rs`, `stats.rs`, `drift.rs` (unknown formats by day, their samples),
-//! `web.rs` (the gallery's reads) and `messages.rs` (the listing of `mjlink messages`), each with its row types (re-exported
-//! here); `docs.rs` (how docs are encoded) and `recent.rs` (the writer's cache of recent
-//! messages) serve them. This file holds the store itself (opening,
-//! migrations, transactions) and the helpers they share. The migrations are the numbered
-//! files in `migrations/`: history, never edited once shipped (`tests.rs` pins them).
+//! One `impl Store` per concern, each in its own file with its row types (re-exported here):
+//! `message_rows.rs` (a message's row, doc and attachments, as the pipeline writes them),
+//! `lineage.rs` (links, outcomes and what the linker reads), `marks.rs` (button marks),
+//! `replies.rs` (a reply's target, ratings), `archive.rs`, `queue.rs`, `search.rs`, `stats.rs`,
+//! `drift.rs` (unknown formats), `web.rs` (the gallery's reads), `messages.rs` (`mjlink
+//! messages`); `docs.rs` (how docs are encoded) and `recent.rs` (the writer's cache of recent
+//! messages) serve them. This file holds the store itself (opening, migrations, transactions)
+//! and the helpers they share. Migrations (`migrations/`) are history, never edited once shipped.
 
 use std::path::{Path, PathBuf};
 
@@ -100,6 +99,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0015_attachments_due.sql"),
     include_str!("migrations/0016_waiting_starts_covering.sql"),
     include_str!("migrations/0017_button_marks.sql"),
+    include_str!("migrations/0018_variation_marks.sql"),
 ];
 
 /// Work a migration leaves to the store, in its transaction: what needs the core's tables

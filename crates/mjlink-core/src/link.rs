@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::kinds::{self, Shape};
-use crate::marks::MarkLog;
+use crate::marks::{Family, MarkLog};
 use crate::parse::Action;
 use crate::snowflake::Snowflake;
 use crate::wire::Message;
@@ -144,9 +144,9 @@ pub fn exact_parent(message: &Message) -> Option<Decision> {
 /// button nothing is documented, so nothing is excluded.
 ///
 /// Marks carry no time of their own (the real grids whose U is marked have
-/// `edited_timestamp: null`): where the channel trusts them, `marks` says where in the stream
-/// each was first seen, and an upscale needs its grid's U mark seen before it (see
-/// [`crate::marks`]).
+/// `edited_timestamp: null`): where the channel trusts the marks of the child's [`Family`],
+/// `marks` says where in the stream each was first seen, and an upscale needs its grid's U
+/// mark seen before it, a variation any of its grid's V (see [`crate::marks`]).
 pub fn buttons_allow(
     action: Action,
     tile: Option<u8>,
@@ -156,8 +156,8 @@ pub fn buttons_allow(
     child: Child,
     marks: Option<&MarkLog>,
 ) -> bool {
-    if let (Some(marks), Action::Upscale, Some(tile)) = (marks, action, tile) {
-        if shape.is_grid() && !marks.allows_upscale(tile, child.id) {
+    if let (Some(marks), Some(family)) = (marks, Family::of(action)) {
+        if shape.is_grid() && !marks.allows(family, tile, child.id) {
             return false;
         }
     }
@@ -191,8 +191,8 @@ pub struct Candidate {
     /// When the snapshot those marks come from was made (its edit time): marks say nothing
     /// about presses after it.
     pub marks_as_of_ms: Option<i64>,
-    /// Where each of its marks was first seen; `None` unless the channel trusts its marks
-    /// ([`crate::marks::Trust`]) and the candidate's marks were followed.
+    /// Where each of its marks was first seen; `None` unless the channel trusts the marks of
+    /// the child's family ([`crate::marks::Trust`]) and the candidate's marks were followed.
     pub marks: Option<MarkLog>,
 }
 
@@ -655,6 +655,64 @@ mod tests {
         };
         assert_eq!(
             heuristic(zoom, None, &[single(10), single(11)], 6 * HOUR).status,
+            Status::Ambiguous
+        );
+    }
+
+    #[test]
+    fn where_v_marks_are_trusted_a_grid_variation_needs_a_v_seen_before_it() {
+        // Issue 11 item 9: "a grid whose U2/V1 turns `style: 1`". `Variations (Strong) by` is
+        // V on a grid or Vary (Strong) on an upscale (section 3): the V marks narrow the
+        // grids only; an upscale's buttons have no documented mark.
+        let child = Child {
+            id: Snowflake(100),
+            posted_ms: 10 * HOUR,
+            action: Action::VariationStrong,
+        };
+        let grid = |id, log: &str| Candidate {
+            marks: Some(MarkLog::parse(log)),
+            ..candidate(id, 9 * HOUR)
+        };
+        let decided = heuristic(
+            child,
+            None,
+            &[
+                grid(10, "upsample::1@50 variation::4@90"),
+                grid(11, "upsample::2@60 variation::1@101"),
+                grid(12, "upsample::3@70"),
+            ],
+            6 * HOUR,
+        );
+        assert_eq!(
+            (decided.parent, decided.status),
+            (Some(Snowflake(10)), Status::Linked)
+        );
+        // An upscale with the same prompt stays a candidate: still ambiguous.
+        let upscale = Candidate {
+            shape: Shape::SingleImage,
+            marks: Some(MarkLog::parse("")),
+            ..candidate(13, 9 * HOUR)
+        };
+        let with_upscale = heuristic(
+            child,
+            None,
+            &[grid(10, "variation::4@90"), grid(12, ""), upscale],
+            6 * HOUR,
+        );
+        assert_eq!(with_upscale.candidates, vec![Snowflake(10), Snowflake(13)]);
+        // A reroll (its button's mark is not followed) is not narrowed.
+        let reroll = Child {
+            action: Action::Reroll,
+            ..child
+        };
+        assert_eq!(
+            heuristic(
+                reroll,
+                None,
+                &[grid(10, "variation::4@90"), grid(12, "")],
+                6 * HOUR
+            )
+            .status,
             Status::Ambiguous
         );
     }

@@ -79,11 +79,13 @@ pub struct TraceOptions {
     pub shapes_2026_per_mille: u32,
     /// When a pressed U button of a grid (and of a video grid) is marked used: the grid's
     /// MESSAGE_UPDATE turning it `style: 1`. `true`: for every press, at the press, before the
-    /// result, as issue 11 reports from real logs and as the real upscale sample shows (its
-    /// `referenced_message` already has the pressed U at `style: 1`). `false` (default, the
-    /// traces made before this option, byte for byte): for half of the presses, a few seconds
-    /// after the result (wire notes section 2 only says the update follows the final grid).
-    /// The same random draws are made either way.
+    /// result, as issue 11 reports from real logs ("a grid whose U2/V1 turns `style: 1`") and
+    /// as the real upscale sample shows (its `referenced_message` already has the pressed U at
+    /// `style: 1`); a grid's pressed V (a variation or a remix) is marked the same way.
+    /// `false` (default, the traces made before this option, byte for byte): for half of the
+    /// U presses, a few seconds after the result (wire notes section 2 only says the update
+    /// follows the final grid, and documents no V mark); V presses mark nothing. The same
+    /// random draws are made either way.
     pub marks_before_results: bool,
 }
 
@@ -763,6 +765,9 @@ struct Msg {
     subtext: bool,
     /// Bit n-1 set = the Un button was used (rendered with style 1).
     used_u: u8,
+    /// Bit n-1 set = the Vn button was used (rendered with style 1; only where every press
+    /// marks its message first, see [`TraceOptions::marks_before_results`]).
+    used_v: u8,
     ref_id: Option<u64>,
     interaction: Option<Interaction>,
     /// A `nonce` on a message without `interaction` (2026: results and button jobs' starts).
@@ -1608,6 +1613,11 @@ impl<'a> Sim<'a> {
         if let Action::Upscale(n) | Action::VideoClip(n) = action {
             self.live[idx].msg.used_u |= 1 << (n - 1);
         }
+        if self.marks_before_results && matches!(action, Action::Variation(_) | Action::Remix) {
+            // Which V was pressed the result does not say; taken from the time, so that both
+            // worlds make the same random draws.
+            self.live[idx].msg.used_v |= 1 << (self.now.rem_euclid(4000) / 1000);
+        }
         let parent = self.live[idx].msg;
         let mut prompt = parent.prompt;
         match action {
@@ -1753,8 +1763,9 @@ impl<'a> Sim<'a> {
         // The same draws in both worlds: they differ only in when the marks are written.
         t[6] = t[5].max(t[4]).saturating_add(self.rng.range(300, 4_000));
         let pressed_u = matches!(action, Some(Action::Upscale(_) | Action::VideoClip(_)));
+        let pressed_v = matches!(action, Some(Action::Variation(_) | Action::Remix));
         let edit_after = pressed_u && self.rng.per_mille(500);
-        let grid_edit = if pressed_u && self.marks_before_results {
+        let grid_edit = if (pressed_u || pressed_v) && self.marks_before_results {
             t[6] = now;
             Some(MarkAt::Press)
         } else if edit_after {
@@ -1943,6 +1954,7 @@ impl<'a> Sim<'a> {
             h: gh / 2,
             subtext: false,
             used_u: 0,
+            used_v: 0,
             ref_id,
             interaction,
             nonce,
@@ -2107,6 +2119,7 @@ impl<'a> Sim<'a> {
             h,
             subtext,
             used_u: 0,
+            used_v: 0,
             ref_id,
             interaction: None,
             nonce,
@@ -2236,6 +2249,7 @@ impl<'a> Sim<'a> {
             h: 2532,
             subtext: false,
             used_u: 0,
+            used_v: 0,
             ref_id: None,
             interaction,
             nonce: None,
@@ -2404,6 +2418,7 @@ impl<'a> Sim<'a> {
         msg.uuid = self.new_uuid();
         msg.att_id = att_id;
         msg.used_u = 0;
+        msg.used_v = 0;
         msg.ref_id = None;
         msg.nonce = None;
         msg.modal = None;
@@ -2920,10 +2935,11 @@ fn push_components(b: &mut String, m: &Msg) {
                 if n > 1 {
                     b.push(',');
                 }
+                let style = if m.used_v & (1 << (n - 1)) != 0 { 1 } else { 2 };
                 push_button(
                     b,
                     &["MJ::JOB::variation::", DIGITS[n], "::", u],
-                    2,
+                    style,
                     V_LABELS[n],
                     "",
                 );
@@ -3696,6 +3712,77 @@ mod tests {
 
     fn user_of(m: &Value) -> String {
         m["mentions"][0]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Where every press marks its message first, a grid's pressed V turns `style: 1` in a
+    /// MESSAGE_UPDATE of the grid before the variation or remix arrives (issue 11: "a grid
+    /// whose U2/V1 turns `style: 1`, seen in real logs before the result arrives"); by
+    /// default no V is ever marked (the wire notes document only the U marks).
+    #[test]
+    fn a_pressed_v_marks_its_grid_before_the_result_only_where_every_press_marks_first() {
+        for marks_before_results in [false, true] {
+            let o = TraceOptions {
+                shapes_2026_per_mille: 500,
+                marks_before_results,
+                ..opts(5, 8_000)
+            };
+            let mut out = Vec::new();
+            let mut records = Vec::new();
+            generate_records(&o, &mut out, &mut |r| records.push(r)).unwrap();
+            let v_marked = |m: &Value| {
+                m["components"].as_array().is_some_and(|rows| {
+                    rows.iter()
+                        .flat_map(|row| row["components"].as_array().unwrap().iter())
+                        .any(|b| {
+                            b["style"] == 1
+                                && b["custom_id"]
+                                    .as_str()
+                                    .is_some_and(|id| id.starts_with("MJ::JOB::variation::"))
+                        })
+                })
+            };
+            // Where each message's V was first seen marked, and where each message first came.
+            let (mut marked_at, mut created_at) = (HashMap::new(), HashMap::new());
+            for (at, l) in lines(&out).iter().enumerate() {
+                let d = &l["d"];
+                let Some(id) = d["id"].as_str().map(|s| s.parse::<u64>().unwrap()) else {
+                    continue;
+                };
+                match l["t"].as_str().unwrap() {
+                    "MESSAGE_CREATE" => {
+                        created_at.entry(id).or_insert(at);
+                    }
+                    "MESSAGE_UPDATE" if v_marked(d) => {
+                        marked_at.entry(id).or_insert(at);
+                    }
+                    _ => {}
+                }
+            }
+            let mut variations = 0;
+            for record in &records {
+                let TruthRecord::Result { link, .. } = record else {
+                    continue;
+                };
+                if !matches!(link.action, "variation" | "remix") {
+                    continue;
+                }
+                variations += 1;
+                let mark = marked_at.get(&link.parent_id);
+                if marks_before_results {
+                    assert!(
+                        mark.is_some_and(|mark| mark < &created_at[&link.child_id]),
+                        "the V of grid {} marked before its {} {}",
+                        link.parent_id,
+                        link.action,
+                        link.child_id
+                    );
+                }
+            }
+            assert!(variations > 50, "{variations} variations of grids");
+            if !marks_before_results {
+                assert!(marked_at.is_empty(), "no V marked by default");
+            }
+        }
     }
 
     /// The 2026 shapes against the strings of section 9 of `midjourney-on-discord.md`.

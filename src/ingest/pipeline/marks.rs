@@ -1,12 +1,13 @@
 //! The pipeline's side of button marks (`mjlink_core::marks`): where in the stream each mark
-//! of a grid is first seen, what each exact upscale link shows about the channel's marks, and
-//! the re-decision of what the marks narrowed when a channel stops trusting them.
+//! of a grid is first seen, what each exact link of a U or V result shows about the channel's
+//! marks of that family, and the re-decision of what the marks narrowed when a channel stops
+//! trusting them.
 
 use mjlink_core::kinds;
 use mjlink_core::lineage::Link;
 use mjlink_core::link::Child;
-use mjlink_core::marks::{Evidence, MarkLog, Trust};
-use mjlink_core::parse::{Action, Parsed};
+use mjlink_core::marks::{Evidence, Family, MarkLog, Trust};
+use mjlink_core::parse::Parsed;
 use mjlink_core::snowflake::Snowflake;
 use mjlink_core::wire::Message;
 
@@ -38,14 +39,14 @@ impl Pipeline {
         }
     }
 
-    /// What the channel's exact upscales showed about its marks (cached: the pipeline is the
-    /// only writer of it).
-    pub(super) fn trust_of(&mut self, channel_id: Snowflake) -> Result<Trust, StoreError> {
-        if let Some(trust) = self.trust.get(&channel_id) {
+    /// What the channel's exact results of `family` showed about its marks (cached: the
+    /// pipeline is the only writer of it).
+    pub(super) fn trust_of(&mut self, channel_id: Snowflake, family: Family) -> Result<Trust, StoreError> {
+        if let Some(trust) = self.trust.get(&(channel_id, family)) {
             return Ok(*trust);
         }
-        let trust = self.store.mark_trust(channel_id)?;
-        self.trust.insert(channel_id, trust);
+        let trust = self.store.mark_trust(channel_id, family)?;
+        self.trust.insert((channel_id, family), trust);
         Ok(trust)
     }
 
@@ -93,9 +94,9 @@ impl Pipeline {
         Ok(())
     }
 
-    /// An upscale newly linked exactly to its grid shows whether that grid's U mark came
-    /// before it. When that ends the channel's trust in its marks, what they narrowed is
-    /// decided again without them.
+    /// A result of a grid's button (a U or a V) newly linked exactly to its grid shows whether
+    /// that grid's mark came before it. When that ends the channel's trust in the marks of
+    /// that family, what they narrowed is decided again without them.
     pub(super) fn mark_evidence(
         &mut self,
         child: Child,
@@ -103,7 +104,7 @@ impl Pipeline {
         old: Option<&Link>,
         new: &Link,
     ) -> Result<(), StoreError> {
-        let (Action::Upscale, Some(tile), Some(parent)) = (new.action, tile, new.decision.parent) else {
+        let (Some(family), Some(parent)) = (Family::of(new.action), new.decision.parent) else {
             return Ok(());
         };
         if !new.decision.is_exact()
@@ -118,15 +119,16 @@ impl Pipeline {
         else {
             return Ok(());
         };
-        let trust = self.trust_of(channel_id)?;
+        let trust = self.trust_of(channel_id, family)?;
         if trust.not_before > 0 {
             // Ended for good: nothing more to learn.
             return Ok(());
         }
+        // Only grids' marks are followed: no log for an upscale's Vary (Strong).
         let Some(evidence) = self
             .store
             .mark_log(parent)?
-            .and_then(|log| log.evidence(tile, child.id))
+            .and_then(|log| log.evidence(family, tile, child.id))
         else {
             return Ok(());
         };
@@ -135,15 +137,16 @@ impl Pipeline {
             return Ok(());
         }
         let after = trust.with(evidence);
-        self.store.put_mark_trust(channel_id, after)?;
-        self.trust.insert(channel_id, after);
+        self.store.put_mark_trust(channel_id, family, after)?;
+        self.trust.insert((channel_id, family), after);
         if trust.trusted() && !after.trusted() {
             tracing::warn!(
                 channel_id = %channel_id,
                 child_id = %child.id,
-                "a grid's used-button mark was not seen before its upscale: this channel's marks no longer narrow the fallback"
+                buttons = ?family,
+                "a grid's used-button mark was not seen before its result: this channel's marks of these buttons no longer narrow the fallback"
             );
-            for child_id in self.store.fallback_upscales_in_channel(channel_id)? {
+            for child_id in self.store.fallback_results_in_channel(channel_id, family)? {
                 let tiles = self.refallback(child_id)?;
                 self.redecide_tiles(child_id, tiles)?;
             }
