@@ -151,6 +151,15 @@ impl Run {
     }
 }
 
+/// The link row of a result the fallback linked to `parent`.
+fn by_fallback(parent: u64) -> (String, Option<String>, Option<String>) {
+    (
+        "linked".to_string(),
+        Some(parent.to_string()),
+        Some("heuristic".to_string()),
+    )
+}
+
 /// Three grids pressed and upscaled with their marks first: the channel now trusts its marks.
 fn trusted_history() -> Vec<String> {
     let mut lines = Vec::new();
@@ -182,14 +191,7 @@ fn a_channel_whose_marks_came_first_links_the_upscale_to_the_grid_whose_u_was_ma
     run.feed(&trusted_history());
     let (lines, a, _, child) = two_grids_one_mark();
     run.feed(&lines);
-    assert_eq!(
-        run.link(child),
-        (
-            "linked".to_string(),
-            Some(a.to_string()),
-            Some("heuristic".to_string())
-        )
-    );
+    assert_eq!(run.link(child), by_fallback(a));
 }
 
 #[test]
@@ -308,14 +310,7 @@ fn a_channel_whose_v_marks_came_first_links_the_variation_to_the_grid_whose_v_wa
     }
     let (lines, a, _, child) = two_grids_one_v_mark();
     run.feed(&lines);
-    assert_eq!(
-        run.link(child),
-        (
-            "linked".to_string(),
-            Some(a.to_string()),
-            Some("heuristic".to_string())
-        )
-    );
+    assert_eq!(run.link(child), by_fallback(a));
 }
 
 #[test]
