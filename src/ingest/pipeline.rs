@@ -8,6 +8,7 @@ use crate::ingest::prepare::{Prepared, Spent};
 use crate::ingest::row::row_for;
 use crate::store::{ChildFacts, MessageRow, ProgressRow, PromptScope, ReplyTargetRow, Store, StoreError};
 pub use mjlink_core::event::Event;
+use mjlink_core::kinds::Shape;
 pub use mjlink_core::lineage::Applied;
 use mjlink_core::lineage::{self, Absorbed, Known, LinkWork, Outcome, Relinked, Rival, Save, Source, Start};
 use mjlink_core::link::{Candidate, Child, Decision};
@@ -313,6 +314,9 @@ impl Pipeline {
                     .is_some_and(|stored| stored.job_uuid.is_none()));
         self.store.save_message(&row, &doc)?;
         self.follow_marks(doc.message.id, &parsed, first_seen, position)?;
+        if first_seen {
+            self.keep_animated_form(&doc.message, &parsed)?;
+        }
         crate::ingest::drift::after_save(&self.store, &self.config.drift, &doc, &parsed.kind, was_unknown)?;
         if let Some(start) = completes {
             // The final replies to its own start: that start is completed by it, exactly.
@@ -560,13 +564,20 @@ impl Pipeline {
         let Some(scope) = facts.as_ref().and_then(ChildFacts::scope) else {
             return Ok(Vec::new());
         };
-        let mut candidates = self.store.candidates(
-            scope,
-            posted_ms - mjlink_core::link::horizon_ms(self.config.window_ms),
-            posted_ms,
-            tile,
-            child_id,
-        )?;
+        let from_ms = posted_ms - mjlink_core::link::horizon_ms(self.config.window_ms);
+        if action == Action::Animate {
+            // Its echo rewrote the prompt of the image it animates (wire notes section 9).
+            let form = mjlink_core::prompt::split(scope.prompt_norm).animated_form();
+            return self.store.animation_candidates(
+                scope.channel_id,
+                scope.user_id,
+                &form,
+                from_ms,
+                posted_ms,
+                child_id,
+            );
+        }
+        let mut candidates = self.store.candidates(scope, from_ms, posted_ms, tile, child_id)?;
         let trusted = match Family::of(action) {
             Some(family) => self.trust_of(scope.channel_id, family)?.trusted(),
             None => false,
@@ -602,18 +613,51 @@ impl Pipeline {
         }
     }
 
+    /// A single image or an animation, first seen, is kept under its animated form: where an
+    /// animation without its reference finds the image it animates.
+    fn keep_animated_form(&mut self, message: &Message, parsed: &Parsed) -> Result<(), StoreError> {
+        let action = match parsed.kind {
+            Kind::Result(action) => Some(action),
+            _ => None,
+        };
+        if !crate::store::keeps_animated_form(mjlink_core::kinds::shape(&parsed.kind), action) {
+            return Ok(());
+        }
+        let prompt_norm = parsed.normalized_prompt();
+        if let Some(scope) = PromptScope::of(message.channel_id, parsed.user_id, prompt_norm.as_deref()) {
+            let form = mjlink_core::prompt::split(scope.prompt_norm).animated_form();
+            self.store.put_animated_form(
+                message.id,
+                scope.channel_id,
+                scope.user_id,
+                &form,
+                message.posted_ms(),
+            )?;
+        }
+        Ok(())
+    }
+
     /// A new grid or single image can change the fallback of later results with the same
-    /// prompt, and can be the final of a start/progress message.
+    /// prompt (an animation: with the same animated form), and can be the final of a
+    /// start/progress message.
     fn on_new_parent(&mut self, message: &Message, parsed: &Parsed) -> Result<(), StoreError> {
         let posted = message.posted_ms();
         let prompt_norm = parsed.normalized_prompt();
         let scope = PromptScope::of(message.channel_id, parsed.user_id, prompt_norm.as_deref());
         if let Some(scope) = scope {
-            let children = self.store.fallback_children(
-                scope,
-                posted,
-                posted + mjlink_core::link::horizon_ms(self.config.window_ms),
-            )?;
+            let until = posted + mjlink_core::link::horizon_ms(self.config.window_ms);
+            let mut children = self.store.fallback_children(scope, posted, until)?;
+            if mjlink_core::kinds::shape(&parsed.kind) == Shape::SingleImage {
+                // The animations of this image, whose echo rewrote its prompt.
+                let form = mjlink_core::prompt::split(scope.prompt_norm).animated_form();
+                children.extend(self.store.animation_children(
+                    scope.channel_id,
+                    scope.user_id,
+                    &form,
+                    posted,
+                    until,
+                )?);
+            }
             for child_id in children {
                 if child_id != message.id {
                     let tiles = self.refallback(child_id)?;

@@ -8,7 +8,7 @@
 //! `drift.rs` (unknown formats), `web.rs` (the gallery's reads), `messages.rs` (`mjlink
 //! messages`); `docs.rs` (how docs are encoded) and `recent.rs` (the writer's cache of recent
 //! messages) serve them. This file holds the store itself (opening, migrations, transactions)
-//! and the helpers they share. Migrations (`migrations/`) are history, never edited once shipped.
+//! and the helpers they share; `migrations.rs` lists the migrations and runs what they leave.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,7 @@ use rusqlite::Connection;
 
 use mjlink_core::snowflake::Snowflake;
 
+mod animations;
 mod archive;
 mod docs;
 mod drift;
@@ -25,6 +26,7 @@ mod manual;
 mod marks;
 mod message_rows;
 mod messages;
+mod migrations;
 mod notify;
 mod queue;
 mod queue_progress;
@@ -76,49 +78,11 @@ pub enum StoreError {
     },
 }
 
+pub use animations::keeps_animated_form;
 pub use manual::ManualNote;
+use migrations::{after_migration, MIGRATIONS};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
-
-/// Numbered migrations; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_lineage.sql"),
-    include_str!("migrations/0002_channels.sql"),
-    include_str!("migrations/0003_archive.sql"),
-    include_str!("migrations/0004_queue.sql"),
-    include_str!("migrations/0005_search.sql"),
-    include_str!("migrations/0006_formats_2026.sql"),
-    include_str!("migrations/0007_drift_and_media.sql"),
-    include_str!("migrations/0008_start_replies.sql"),
-    include_str!("migrations/0009_archive_trust.sql"),
-    include_str!("migrations/0010_fts_pending_condition.sql"),
-    include_str!("migrations/0011_manual_links.sql"),
-    include_str!("migrations/0012_waiting_starts.sql"),
-    include_str!("migrations/0013_notify_outbox.sql"),
-    include_str!("migrations/0014_uploads.sql"),
-    include_str!("migrations/0015_attachments_due.sql"),
-    include_str!("migrations/0016_waiting_starts_covering.sql"),
-    include_str!("migrations/0017_button_marks.sql"),
-    include_str!("migrations/0018_variation_marks.sql"),
-];
-
-/// Work a migration leaves to the store, in its transaction: what needs the core's tables
-/// (SQL lists of kinds are never written in a migration).
-fn after_migration(tx: &rusqlite::Transaction<'_>, number: usize) -> rusqlite::Result<()> {
-    if number == 15 {
-        // The attachments stored before `archivable` existed: those of kinds never archived
-        // (progress previews...) leave the archive's index of what is due.
-        tx.execute(
-            &format!(
-                "UPDATE attachments SET archivable = 0 WHERE state = 'pending'
-                   AND message_id IN (SELECT id FROM messages WHERE kind NOT IN {})",
-                archive::archived_kinds()
-            ),
-            [],
-        )?;
-    }
-    Ok(())
-}
 
 /// How a command opens the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -230,7 +230,7 @@ fn migrated_schema_is_unchanged() {
 #[test]
 fn migrations_are_the_same_bytes() {
     // Length and SHA-256 of each migration's text as first shipped: history, never edited.
-    const SHIPPED: [(usize, &str); 18] = [
+    const SHIPPED: [(usize, &str); 19] = [
         (
             3108,
             "970f8a878ddd5afc0a3a1654315eceb51edf8ba7a6487d35b9737d56d29982f8",
@@ -314,6 +314,11 @@ fn migrations_are_the_same_bytes() {
         (
             403,
             "350d86ce4508bb8f6302209aae900e620b1df70821977855d17a31a32385009b",
+        ),
+        // 0019 (single images and animations under their animated form).
+        (
+            747,
+            "37d0d6cba140e9b47991a7d05f35df1c644d427f3099424c6453960fe8a5f738",
         ),
     ];
     assert_eq!(MIGRATIONS.len(), SHIPPED.len());

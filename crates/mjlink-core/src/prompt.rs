@@ -158,6 +158,17 @@ impl Prompt {
         }
         out
     }
+
+    /// The form an animation's video grid shares with the image it animates: the text alone,
+    /// white space collapsed and links unwrapped. The echo rewrites the parameters (wire
+    /// notes section 9: `--ar` and `--no` dropped; `--raw`, `--motion`, `--video 1` and
+    /// `--aspect` added; 2023: `--motion` and `--video` added), and which others it keeps is
+    /// not documented: a form that kept one the echo drops would miss the true parent and
+    /// could leave another image as the only candidate. Wider than the prompt, it finds
+    /// candidates; the fallback's rule of one candidate decides.
+    pub fn animated_form(&self) -> String {
+        collapse_whitespace(&unwrap_links(&self.text))
+    }
 }
 
 #[cfg(test)]
@@ -203,9 +214,34 @@ mod tests {
             split("a dog --v 7").normalized()
         );
         assert_ne!(split("A cat").normalized(), split("a cat").normalized());
+    }
+
+    #[test]
+    fn an_animation_shares_the_animated_form_of_the_image_it_animates() {
+        // Wire notes section 9: the video grid echoes `<prompt> --raw --motion high --video 1
+        // --aspect 1:1`, with the image's `--ar` and `--no` dropped; 2023: the prompt gained
+        // `--motion high --video 1`; the repository's 2026 scenario (formats_2026.jsonl)
+        // echoes `glass sphere on moss --v 7.0` as `glass sphere on moss --raw --motion high
+        // --video 1 --aspect 1:1`.
+        let image = split("a fox in the snow --ar 3:2 --no text --s 750 --v 7.0");
+        let video = split("a fox in the snow --s 750 --v 7.0 --raw --motion high --video 1 --aspect 3:2");
+        let legacy = split("a fox in the snow --ar 3:2 --no text --s 750 --v 7.0 --motion high --video 1");
+        assert_ne!(image.normalized(), video.normalized());
+        assert_eq!(image.animated_form(), video.animated_form());
+        assert_eq!(image.animated_form(), legacy.animated_form());
         assert_eq!(
-            split("<https://s.mj.run/a> x").normalized(),
-            split("https://s.mj.run/a x").normalized()
+            split("glass sphere on moss --v 7.0").animated_form(),
+            split("glass sphere on moss --raw --motion high --video 1 --aspect 1:1").animated_form()
+        );
+        assert_eq!(image.animated_form(), "a fox in the snow");
+        // Words still count; links are compared unwrapped.
+        assert_ne!(
+            split("a fox in the rain --v 7").animated_form(),
+            split("a fox in the snow --v 7").animated_form()
+        );
+        assert_eq!(
+            split("<https://s.mj.run/a> x --v 7").animated_form(),
+            split("https://s.mj.run/a  x --motion low --video 1").animated_form()
         );
     }
 }
