@@ -8,7 +8,10 @@
 //! one pressed), then edited by a MESSAGE_UPDATE that turns one U to `style: 1` (wire notes
 //! section 2), or one V (issue 11 reports both). The results are the sample's result under
 //! other ids, with or without its reference, and variations made from its grid with the
-//! marker of the real codercurious variations grid.
+//! marker of the real codercurious variations grid. The images are the sample's result with
+//! its own buttons (section 4's `::SOLO` buttons), one of them turned `style: 1` (issue 11:
+//! "Midjourney marks a pressed button as used on the message that carries it"; no sample
+//! shows it for these buttons, so they narrow only where the channel showed it).
 
 mod common;
 
@@ -57,26 +60,76 @@ fn grid_with(id: u64, u: &[u8], v: &[u8]) -> Value {
 /// grid) made from the sample's grid under `id` with a job UUID of its own, replying to
 /// `parent` whose V1 was pressed (`None`: stripped of its reference).
 fn variation(id: u64, parent: Option<u64>) -> Value {
+    grid_result(
+        id,
+        "Variations (Strong) by",
+        parent.map(|parent| (parent, grid_with(parent, &[], &[1]))),
+    )
+}
+
+/// A grid result with `marker` made from the sample's grid under `id` with a job UUID of its
+/// own, replying to `parent` (its id and the message as the result saw it; `None`: stripped
+/// of its reference).
+fn grid_result(id: u64, marker: &str, parent: Option<(u64, Value)>) -> Value {
     let grid = grid_with(id, &[], &[]);
-    let own_uuid = format!("00000000-0000-4000-8000-{:012x}", id % (1 << 48));
-    let text = grid.to_string().replace(GRID_UUID, &own_uuid);
+    let text = grid.to_string().replace(GRID_UUID, &own_uuid(id));
     let mut result: Value = serde_json::from_str(&text).unwrap();
     result["id"] = json!(id.to_string());
     let content = result["content"].as_str().unwrap().replace(
         "** - <@1012268717368946718> (relaxed)",
-        "** - Variations (Strong) by <@1012268717368946718> (relaxed)",
+        &format!("** - {marker} <@1012268717368946718> (relaxed)"),
     );
-    assert!(content.contains("Variations (Strong) by"));
+    assert!(content.contains(marker));
     result["content"] = json!(content);
     result.as_object_mut().unwrap().remove("timestamp");
-    if let Some(parent) = parent {
+    if let Some((parent, referenced)) = parent {
         result["type"] = json!(19);
         result["message_reference"] =
             json!({"message_id": parent.to_string(), "channel_id": result["channel_id"]});
-        result["referenced_message"] = grid_with(parent, &[], &[1]);
+        result["referenced_message"] = referenced;
     }
     result
 }
+
+/// A job UUID of its own for the message `id`.
+fn own_uuid(id: u64) -> String {
+    format!("00000000-0000-4000-8000-{:012x}", id % (1 << 48))
+}
+
+/// The sample's `Image #4` under `id` with a job UUID of its own, stripped of its reference,
+/// with its buttons (section 4's `::SOLO` buttons of an upscaled image, as the sample has
+/// them) whose `custom_id` starts with one of `marked` at `style: 1`.
+fn image(id: u64, marked: &[&str]) -> Value {
+    let mut image = upscale(id, None);
+    let text = image.to_string().replace(IMAGE_UUID, &own_uuid(id));
+    image = serde_json::from_str(&text).unwrap();
+    for row in image["components"].as_array_mut().unwrap() {
+        for button in row["components"].as_array_mut().unwrap() {
+            let Some(custom_id) = button["custom_id"].as_str() else {
+                continue;
+            };
+            if marked.iter().any(|prefix| custom_id.starts_with(prefix)) {
+                button["style"] = json!(1);
+            }
+        }
+    }
+    image
+}
+
+/// The job UUID of the sample's `Image #4`.
+const IMAGE_UUID: &str = "c0817eea-4c46-4284-a64a-e36158d72cfe";
+
+/// A `Zoom Out by` grid (wire notes section 3) of the image `parent` whose Zoom Out 2x was
+/// pressed (`None`: stripped of its reference).
+fn zoom(id: u64, parent: Option<u64>) -> Value {
+    grid_result(
+        id,
+        "Zoom Out by",
+        parent.map(|parent| (parent, image(parent, &[ZOOM_2X]))),
+    )
+}
+
+const ZOOM_2X: &str = "MJ::Outpaint::50::";
 
 /// The job UUID of the sample's grid.
 const GRID_UUID: &str = "c09a2935-432a-464c-bb31-6250a418a3c1";
@@ -344,4 +397,74 @@ fn v_marks_are_trusted_apart_from_u_marks() {
         frame("MESSAGE_CREATE", upscale(child, None)),
     ]);
     assert_eq!(run.link(child).1, Some(a.to_string()));
+}
+
+/// Three images whose Zoom Out 2x was pressed, each mark seen before its zoom: the channel now
+/// trusts the marks of images' buttons.
+fn trusted_image_history() -> Vec<String> {
+    let mut lines = Vec::new();
+    for k in 0..3 {
+        let (i, r) = (at(500 + 10 * k), at(505 + 10 * k));
+        lines.push(frame("MESSAGE_CREATE", image(i, &[])));
+        lines.push(frame("MESSAGE_UPDATE", image(i, &[ZOOM_2X])));
+        lines.push(frame("MESSAGE_CREATE", zoom(r, Some(i))));
+    }
+    lines
+}
+
+/// Two images with the same prompt (a day and more after the history); Zoom Out 2x pressed on
+/// the first (its mark seen), then a `Zoom Out by` without its reference.
+fn two_images_one_mark() -> (Vec<String>, u64, u64, u64) {
+    let (a, b, child) = (at(200_000), at(200_001), at(200_010));
+    let lines = vec![
+        frame("MESSAGE_CREATE", image(a, &[])),
+        frame("MESSAGE_CREATE", image(b, &["MJ::JOB::pan_left::"])),
+        frame("MESSAGE_UPDATE", image(a, &[ZOOM_2X])),
+        frame("MESSAGE_CREATE", zoom(child, None)),
+    ];
+    (lines, a, b, child)
+}
+
+#[test]
+fn a_channel_whose_image_marks_came_first_links_the_zoom_to_the_image_whose_zoom_was_marked() {
+    let mut run = Run::new();
+    run.feed(&trusted_image_history());
+    for k in 0..3 {
+        let (status, parent, signal) = run.link(at(505 + 10 * k));
+        assert_eq!(
+            (status.as_str(), signal.as_deref()),
+            ("linked", Some("reference"))
+        );
+        assert_eq!(parent, Some(at(500 + 10 * k).to_string()));
+    }
+    let (lines, a, _, child) = two_images_one_mark();
+    run.feed(&lines);
+    assert_eq!(run.link(child), by_fallback(a));
+}
+
+#[test]
+fn image_marks_narrow_nothing_without_their_own_evidence_and_stop_at_a_contradiction() {
+    // The grids' U marks say nothing of the images' buttons: ambiguous.
+    let mut run = Run::new();
+    run.feed(&trusted_history());
+    let (lines, _, _, child) = two_images_one_mark();
+    run.feed(&lines);
+    assert_eq!(run.link(child).0, "ambiguous");
+
+    // Trusted, then one zoom whose image's mark came after it (or never, as the samples'
+    // images, whose buttons are all `style: 2`): the trust ends, and the zoom the marks had
+    // linked is decided again without them.
+    let mut run = Run::new();
+    run.feed(&trusted_image_history());
+    let (lines, a, _, child) = two_images_one_mark();
+    run.feed(&lines);
+    assert_eq!(run.link(child), by_fallback(a));
+    let (i, r) = (at(300_000), at(300_005));
+    run.feed(&[
+        frame("MESSAGE_CREATE", image(i, &[])),
+        frame("MESSAGE_CREATE", zoom(r, Some(i))),
+    ]);
+    assert_eq!(run.link(r).2.as_deref(), Some("reference"));
+    let (status, parent, _) = run.link(child);
+    assert_eq!((status.as_str(), parent), ("ambiguous", None));
 }

@@ -565,25 +565,28 @@ impl Pipeline {
             return Ok(Vec::new());
         };
         let from_ms = posted_ms - mjlink_core::link::horizon_ms(self.config.window_ms);
-        if action == Action::Animate {
+        let mut candidates = if action == Action::Animate {
             // Its echo rewrote the prompt of the image it animates (wire notes section 9).
             let form = mjlink_core::prompt::split(scope.prompt_norm).animated_form();
-            return self.store.animation_candidates(
+            self.store.animation_candidates(
                 scope.channel_id,
                 scope.user_id,
                 &form,
                 from_ms,
                 posted_ms,
                 child_id,
-            );
-        }
-        let mut candidates = self.store.candidates(scope, from_ms, posted_ms, tile, child_id)?;
-        let trusted = match Family::of(action) {
-            Some(family) => self.trust_of(scope.channel_id, family)?.trusted(),
-            None => false,
+            )?
+        } else {
+            self.store.candidates(scope, from_ms, posted_ms, tile, child_id)?
         };
-        if !trusted {
-            for candidate in &mut candidates {
+        // A candidate's marks narrow only where the channel trusts the family of its button
+        // that makes this action.
+        for candidate in &mut candidates {
+            let trusted = match Family::of(action, candidate.shape) {
+                Some(family) => self.trust_of(scope.channel_id, family)?.trusted(),
+                None => false,
+            };
+            if !trusted {
                 candidate.marks = None;
             }
         }

@@ -45,8 +45,8 @@ impl Store {
     }
 
     /// An animation's possible parents: seen messages in the channel by the user whose
-    /// animated form is `form`, posted in `[from_ms, to_ms]` (the core keeps those of a shape
-    /// Animate is pressed on).
+    /// animated form is `form`, posted in `[from_ms, to_ms]`, with the marks followed on each
+    /// (the core keeps those of a shape Animate is pressed on).
     pub fn animation_candidates(
         &self,
         channel_id: Snowflake,
@@ -57,7 +57,10 @@ impl Store {
         child_id: Snowflake,
     ) -> Result<Vec<Candidate>> {
         self.with_statement(
-            "SELECT m.id, m.posted_at, m.kind, m.prompt_norm FROM animated_forms a JOIN messages m ON m.id = a.message_id
+            "SELECT m.id, m.posted_at, m.kind, m.prompt_norm, bm.log, m.id > (SELECT since FROM marks_followed),
+                 m.id > (SELECT since FROM solo_marks_followed)
+             FROM animated_forms a JOIN messages m ON m.id = a.message_id
+                 LEFT JOIN button_marks bm ON bm.message_id = m.id
              WHERE a.channel_id = ?1 AND a.user_id = ?2 AND a.form_key = ?3 AND a.posted_at BETWEEN ?4 AND ?5
                  AND m.seen = 1 AND m.id != ?6",
             |stmt| {
@@ -73,14 +76,15 @@ impl Store {
                     |row| {
                         let kind: String = row.get(2)?;
                         let prompt_norm: Option<String> = row.get(3)?;
+                        let shape = kinds::shape_of_name(&kind);
                         let candidate = Candidate {
                             id: Snowflake::from_sql(row.get(0)?),
                             posted_ms: row.get(1)?,
-                            shape: kinds::shape_of_name(&kind),
+                            shape,
                             tile_takers: TileTakers::default(),
                             used_buttons: None,
                             marks_as_of_ms: None,
-                            marks: None,
+                            marks: super::marks::followed_log(shape, row.get(4)?, row.get(5)?, row.get(6)?),
                         };
                         Ok((candidate, prompt_norm))
                     },

@@ -7,7 +7,6 @@ use rusqlite::{params, OptionalExtension};
 
 use mjlink_core::kinds;
 use mjlink_core::link::{Candidate, Decision, Signal, Status, TileTakers};
-use mjlink_core::marks::MarkLog;
 use mjlink_core::parse::Action;
 use mjlink_core::snowflake::Snowflake;
 
@@ -224,24 +223,24 @@ impl Store {
                      AND l.status = 'linked' AND l.signal != 'heuristic' AND l.child_id != :child),
                  (SELECT MIN(l.child_id) FROM links l WHERE :tile IS NOT NULL AND l.parent_id = m.id
                      AND l.tile = :tile AND l.status = 'linked' AND l.signal = 'heuristic' AND l.child_id != :child),
-                 m.used_buttons, m.edited_at,
-                 CASE WHEN bm.log IS NOT NULL THEN bm.log
-                      WHEN m.id > (SELECT since FROM marks_followed) THEN '' END
+                 m.used_buttons, m.edited_at, bm.log, m.id > (SELECT since FROM marks_followed),
+                 m.id > (SELECT since FROM solo_marks_followed)
              FROM messages m LEFT JOIN button_marks bm ON bm.message_id = m.id WHERE {filter}",
             filter,
             |row| {
                 let kind: String = row.get(2)?;
+                let shape = kinds::shape_of_name(&kind);
                 Ok(Candidate {
                     id: Snowflake::from_sql(row.get(0)?),
                     posted_ms: row.get(1)?,
-                    shape: kinds::shape_of_name(&kind),
+                    shape,
                     tile_takers: TileTakers {
                         exact: row.get(3)?,
                         first_by_fallback: opt_snowflake(row.get(4)?),
                     },
                     used_buttons: row.get(5)?,
                     marks_as_of_ms: row.get(6)?,
-                    marks: row.get::<_, Option<String>>(7)?.map(|log| MarkLog::parse(&log)),
+                    marks: super::marks::followed_log(shape, row.get(7)?, row.get(8)?, row.get(9)?),
                 })
             },
         )

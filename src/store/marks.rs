@@ -1,34 +1,35 @@
-//! Button marks as the pipeline follows them: where each mark of a grid was first seen and
-//! what each channel's exact links showed about its marks (`mjlink_core::marks`); and the
-//! starts that were rivals of another's final found by prompt (migrations 0017 and 0018).
+//! Button marks as the pipeline follows them: where each mark of a message with buttons was
+//! first seen and what each channel's exact links showed about the marks of each family of
+//! buttons (`mjlink_core::marks`); and the starts that were rivals of another's final found
+//! by prompt (migrations 0017, 0018 and 0020).
 
 use rusqlite::{params, OptionalExtension};
 
-use mjlink_core::kinds;
+use mjlink_core::kinds::{self, Shape};
 use mjlink_core::marks::{Family, MarkLog, Trust};
 use mjlink_core::snowflake::Snowflake;
 
 use super::{Result, Store};
 
 impl Store {
-    /// The marks followed on a grid; `None` when they were not followed from its first
-    /// snapshot on (stored before migration 0017), or it is not stored as a grid (only grids'
-    /// marks are followed).
-    pub fn mark_log(&self, id: Snowflake) -> Result<Option<MarkLog>> {
+    /// The shape of a message whose marks are followed, with its marks; `None` when they were
+    /// not followed from its first snapshot on (stored before its shape's marks were
+    /// followed: migrations 0017 and 0020), or it carries no buttons whose marks count.
+    pub fn mark_log(&self, id: Snowflake) -> Result<Option<(Shape, MarkLog)>> {
         self.with_statement(
-            "SELECT m.kind, CASE WHEN bm.log IS NOT NULL THEN bm.log
-                         WHEN ?1 > (SELECT since FROM marks_followed) THEN '' END
+            "SELECT m.kind, bm.log, ?1 > (SELECT since FROM marks_followed),
+                 ?1 > (SELECT since FROM solo_marks_followed)
              FROM messages m LEFT JOIN button_marks bm ON bm.message_id = m.id WHERE m.id = ?1",
             |stmt| {
                 let row = stmt
                     .query_row([id.to_sql()], |row| {
-                        Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+                        let kind: String = row.get(0)?;
+                        let shape = kinds::shape_of_name(&kind);
+                        let log = followed_log(shape, row.get(1)?, row.get(2)?, row.get(3)?);
+                        Ok(log.map(|log| (shape, log)))
                     })
                     .optional()?;
-                Ok(row
-                    .filter(|(kind, _)| kinds::shape_of_name(kind).is_grid())
-                    .and_then(|(_, log)| log)
-                    .map(|text| MarkLog::parse(&text)))
+                Ok(row.flatten())
             },
         )
     }
@@ -46,39 +47,37 @@ impl Store {
 
     /// What the channel's exact links showed about the marks of `family` so far.
     pub fn mark_trust(&self, channel_id: Snowflake, family: Family) -> Result<Trust> {
-        let sql = match family {
-            Family::Upscale => "SELECT before, not_before FROM mark_trust WHERE channel_id = ?1",
-            Family::Variation => "SELECT before, not_before FROM variation_mark_trust WHERE channel_id = ?1",
-        };
-        self.with_statement(sql, |stmt| {
-            Ok(stmt
-                .query_row([channel_id.to_sql()], |row| {
-                    Ok(Trust {
-                        before: row.get(0)?,
-                        not_before: row.get(1)?,
+        self.with_statement(
+            "SELECT before, not_before FROM button_mark_trust WHERE channel_id = ?1 AND family = ?2",
+            |stmt| {
+                Ok(stmt
+                    .query_row(params![channel_id.to_sql(), family.as_str()], |row| {
+                        Ok(Trust {
+                            before: row.get(0)?,
+                            not_before: row.get(1)?,
+                        })
                     })
-                })
-                .optional()?
-                .unwrap_or_default())
-        })
+                    .optional()?
+                    .unwrap_or_default())
+            },
+        )
     }
 
     /// Stores what the channel's exact links showed about the marks of `family`.
     pub fn put_mark_trust(&self, channel_id: Snowflake, family: Family, new: Trust) -> Result<()> {
-        let sql = match family {
-            Family::Upscale => {
-                "INSERT INTO mark_trust (channel_id, before, not_before) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(channel_id) DO UPDATE SET before = excluded.before, not_before = excluded.not_before"
-            }
-            Family::Variation => {
-                "INSERT INTO variation_mark_trust (channel_id, before, not_before) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(channel_id) DO UPDATE SET before = excluded.before, not_before = excluded.not_before"
-            }
-        };
-        self.with_statement(sql, |stmt| {
-            stmt.execute(params![channel_id.to_sql(), new.before, new.not_before])?;
-            Ok(())
-        })
+        self.with_statement(
+            "INSERT INTO button_mark_trust (channel_id, family, before, not_before) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(channel_id, family) DO UPDATE SET before = excluded.before, not_before = excluded.not_before",
+            |stmt| {
+                stmt.execute(params![
+                    channel_id.to_sql(),
+                    family.as_str(),
+                    new.before,
+                    new.not_before
+                ])?;
+                Ok(())
+            },
+        )
     }
 
     /// The results of `family`'s buttons in the channel whose link the fallback decided
@@ -125,4 +124,25 @@ impl Store {
             Ok(stmt.exists([start.to_sql()])?)
         })
     }
+}
+
+/// The marks of a message of `shape` as stored (`log`: its row of `button_marks`, none until
+/// a mark is seen), given whether it was stored after the marks of grids (`after_grids`) and
+/// of the other shapes with buttons (`after_solo`) were followed; `None` when they were not
+/// followed from its first snapshot on, or its shape carries no buttons whose marks count.
+pub(super) fn followed_log(
+    shape: Shape,
+    log: Option<String>,
+    after_grids: bool,
+    after_solo: bool,
+) -> Option<MarkLog> {
+    let followed = match shape {
+        Shape::NotAResult => false,
+        shape if shape.is_grid() => after_grids,
+        _ => after_solo,
+    };
+    if !followed {
+        return None;
+    }
+    Some(log.map_or_else(MarkLog::default, |text| MarkLog::parse(&text)))
 }

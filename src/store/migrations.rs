@@ -24,6 +24,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0017_button_marks.sql"),
     include_str!("migrations/0018_variation_marks.sql"),
     include_str!("migrations/0019_animated_forms.sql"),
+    include_str!("migrations/0020_button_mark_families.sql"),
 ];
 
 /// Work a migration leaves to the store, in its transaction: what needs the core's tables

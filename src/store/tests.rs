@@ -3,6 +3,8 @@
 
 use sha2::{Digest, Sha256};
 
+use mjlink_core::snowflake::Snowflake;
+
 use super::{Store, MIGRATIONS};
 
 /// `sqlite_master` of a fresh database, by name: generated from the store before the split.
@@ -230,7 +232,7 @@ fn migrated_schema_is_unchanged() {
 #[test]
 fn migrations_are_the_same_bytes() {
     // Length and SHA-256 of each migration's text as first shipped: history, never edited.
-    const SHIPPED: [(usize, &str); 19] = [
+    const SHIPPED: [(usize, &str); 20] = [
         (
             3108,
             "970f8a878ddd5afc0a3a1654315eceb51edf8ba7a6487d35b9737d56d29982f8",
@@ -319,6 +321,12 @@ fn migrations_are_the_same_bytes() {
         (
             747,
             "37d0d6cba140e9b47991a7d05f35df1c644d427f3099424c6453960fe8a5f738",
+        ),
+        // 0020 (the trust of every family of buttons in one table; the marks of video grids,
+        // images and clips followed).
+        (
+            1577,
+            "7f528bcbc8a8a80fe010004d61cad09e3c6f222a0eec78e3499a03813be8a014",
         ),
     ];
     assert_eq!(MIGRATIONS.len(), SHIPPED.len());
@@ -512,4 +520,38 @@ fn key_lookups_find_what_the_full_queries_find() {
     );
     assert_eq!(finals(Some(uuid)), finals_by_job);
     assert_eq!(finals(None), finals_by_scope);
+}
+
+#[test]
+fn the_trust_of_u_and_v_marks_is_kept_when_the_families_move_into_one_table() {
+    use mjlink_core::marks::{Family, Trust};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    drop(Store::open(&path).unwrap());
+    // The database as migration 0019 left it: the U and V trust in their own tables.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE button_mark_trust; DROP TABLE solo_marks_followed;
+         CREATE TABLE mark_trust (channel_id INTEGER PRIMARY KEY, before INTEGER NOT NULL DEFAULT 0,
+             not_before INTEGER NOT NULL DEFAULT 0);
+         CREATE TABLE variation_mark_trust (channel_id INTEGER PRIMARY KEY, before INTEGER NOT NULL DEFAULT 0,
+             not_before INTEGER NOT NULL DEFAULT 0);
+         INSERT INTO mark_trust VALUES (7, 3, 0), (8, 5, 1);
+         INSERT INTO variation_mark_trust VALUES (7, 1, 1);
+         PRAGMA user_version = 19;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&path).unwrap();
+    let trust = |channel, family| store.mark_trust(Snowflake(channel), family).unwrap();
+    let counts = |before, not_before| Trust { before, not_before };
+    assert_eq!(trust(7, Family::Upscale), counts(3, 0));
+    assert_eq!(trust(8, Family::Upscale), counts(5, 1));
+    assert_eq!(trust(7, Family::Variation), counts(1, 1));
+    assert_eq!(trust(7, Family::Solo), counts(0, 0));
+    store
+        .put_mark_trust(Snowflake(7), Family::Solo, counts(2, 0))
+        .unwrap();
+    assert_eq!(trust(7, Family::Solo), counts(2, 0));
+    assert_eq!(trust(7, Family::Upscale), counts(3, 0));
 }

@@ -145,8 +145,9 @@ pub fn exact_parent(message: &Message) -> Option<Decision> {
 ///
 /// Marks carry no time of their own (the real grids whose U is marked have
 /// `edited_timestamp: null`): where the channel trusts the marks of the child's [`Family`],
-/// `marks` says where in the stream each was first seen, and an upscale needs its grid's U
-/// mark seen before it, a variation any of its grid's V (see [`crate::marks`]).
+/// `marks` says where in the stream each was first seen, and a result needs the button of the
+/// candidate that makes it seen marked before it: an upscale its grid's U, a variation any of
+/// its grid's V, a zoom of an image one of its zoom buttons (see [`crate::marks`]).
 pub fn buttons_allow(
     action: Action,
     tile: Option<u8>,
@@ -156,8 +157,8 @@ pub fn buttons_allow(
     child: Child,
     marks: Option<&MarkLog>,
 ) -> bool {
-    if let (Some(marks), Some(family)) = (marks, Family::of(action)) {
-        if shape.is_grid() && !marks.allows(family, tile, child.id) {
+    if let (Some(marks), Some(family)) = (marks, Family::of(action, shape)) {
+        if !marks.allows(family, action, tile, child.id) {
             return false;
         }
     }
@@ -643,18 +644,39 @@ mod tests {
             6 * HOUR,
         );
         assert_eq!(untrusted.status, Status::Ambiguous);
-        // Other actions are not narrowed by U marks.
+        // A zoom of an image needs one of that image's zoom buttons (`MJ::Outpaint::50::1::{uuid}::SOLO`,
+        // `MJ::CustomZoom::{uuid}`, section 4) seen marked before it, where the channel trusts
+        // the marks of images' buttons; a U mark is not one.
         let zoom = Child {
             action: Action::Zoom,
             ..child
         };
-        let single = |id| Candidate {
+        let single = |id, log: &str| Candidate {
             shape: Shape::SingleImage,
-            marks: Some(MarkLog::parse("")),
+            marks: Some(MarkLog::parse(log)),
             ..candidate(id, 9 * HOUR)
         };
+        let decided = heuristic(
+            zoom,
+            None,
+            &[
+                single(10, "Outpaint::50::1@90"),
+                single(11, "upsample::2@90 pan_left::1@95"),
+            ],
+            6 * HOUR,
+        );
         assert_eq!(
-            heuristic(zoom, None, &[single(10), single(11)], 6 * HOUR).status,
+            (decided.parent, decided.status),
+            (Some(Snowflake(10)), Status::Linked)
+        );
+        assert_eq!(
+            heuristic(
+                zoom,
+                None,
+                &[single(10, "Outpaint::75::1@90"), single(11, "CustomZoom@99")],
+                6 * HOUR
+            )
+            .status,
             Status::Ambiguous
         );
     }
@@ -662,8 +684,8 @@ mod tests {
     #[test]
     fn where_v_marks_are_trusted_a_grid_variation_needs_a_v_seen_before_it() {
         // Issue 11 item 9: "a grid whose U2/V1 turns `style: 1`". `Variations (Strong) by` is
-        // V on a grid or Vary (Strong) on an upscale (section 3): the V marks narrow the
-        // grids only; an upscale's buttons have no documented mark.
+        // V on a grid or Vary (Strong) on an upscale (section 3): a grid needs a V seen marked,
+        // an upscale its Vary (Strong).
         let child = Child {
             id: Snowflake(100),
             posted_ms: 10 * HOUR,
@@ -687,19 +709,32 @@ mod tests {
             (decided.parent, decided.status),
             (Some(Snowflake(10)), Status::Linked)
         );
-        // An upscale with the same prompt stays a candidate: still ambiguous.
-        let upscale = Candidate {
+        // An upscale with the same prompt whose Vary (Strong) was seen marked before it stays a
+        // candidate (section 3: the same marker): ambiguous; one whose Vary (Strong) was not
+        // marked is not.
+        let upscale = |log: &str| Candidate {
             shape: Shape::SingleImage,
-            marks: Some(MarkLog::parse("")),
+            marks: Some(MarkLog::parse(log)),
             ..candidate(13, 9 * HOUR)
         };
         let with_upscale = heuristic(
             child,
             None,
-            &[grid(10, "variation::4@90"), grid(12, ""), upscale],
+            &[
+                grid(10, "variation::4@90"),
+                grid(12, ""),
+                upscale("high_variation::1@95"),
+            ],
             6 * HOUR,
         );
         assert_eq!(with_upscale.candidates, vec![Snowflake(10), Snowflake(13)]);
+        let unmarked_upscale = heuristic(
+            child,
+            None,
+            &[grid(10, "variation::4@90"), upscale("low_variation::1@95")],
+            6 * HOUR,
+        );
+        assert_eq!(unmarked_upscale.parent, Some(Snowflake(10)));
         // A reroll (its button's mark is not followed) is not narrowed.
         let reroll = Child {
             action: Action::Reroll,

@@ -85,7 +85,10 @@ pub struct TraceOptions {
     /// `false` (default, the traces made before this option, byte for byte): for half of the
     /// U presses, a few seconds after the result (wire notes section 2 only says the update
     /// follows the final grid, and documents no V mark); V presses mark nothing. The same
-    /// random draws are made either way.
+    /// random draws are made either way. Where every press marks first, the buttons of an
+    /// upscaled image and of a clip are marked at the press too (issue 11: "Midjourney marks a
+    /// pressed button as used on the message that carries it"; the wire notes and the samples
+    /// show no such mark, so the default world has none).
     pub marks_before_results: bool,
 }
 
@@ -768,6 +771,9 @@ struct Msg {
     /// Bit n-1 set = the Vn button was used (rendered with style 1; only where every press
     /// marks its message first, see [`TraceOptions::marks_before_results`]).
     used_v: u8,
+    /// Bit i set = the i-th button of an upscaled image or a clip (see [`solo_button`]) was
+    /// used (rendered with style 1; only where every press marks its message first).
+    used_solo: u16,
     ref_id: Option<u64>,
     interaction: Option<Interaction>,
     /// A `nonce` on a message without `interaction` (2026: results and button jobs' starts).
@@ -1613,6 +1619,11 @@ impl<'a> Sim<'a> {
         if let Action::Upscale(n) | Action::VideoClip(n) = action {
             self.live[idx].msg.used_u |= 1 << (n - 1);
         }
+        if self.marks_before_results {
+            if let Some(i) = solo_button(m.form, action, self.now) {
+                self.live[idx].msg.used_solo |= 1 << i;
+            }
+        }
         if self.marks_before_results && matches!(action, Action::Variation(_) | Action::Remix) {
             // Which V was pressed the result does not say; taken from the time, so that both
             // worlds make the same random draws.
@@ -1765,7 +1776,8 @@ impl<'a> Sim<'a> {
         let pressed_u = matches!(action, Some(Action::Upscale(_) | Action::VideoClip(_)));
         let pressed_v = matches!(action, Some(Action::Variation(_) | Action::Remix));
         let edit_after = pressed_u && self.rng.per_mille(500);
-        let grid_edit = if (pressed_u || pressed_v) && self.marks_before_results {
+        let pressed_solo = parent.is_some_and(|p| matches!(p.form, Form::Upscale { .. } | Form::Clip { .. }));
+        let grid_edit = if (pressed_u || pressed_v || pressed_solo) && self.marks_before_results {
             t[6] = now;
             Some(MarkAt::Press)
         } else if edit_after {
@@ -1955,6 +1967,7 @@ impl<'a> Sim<'a> {
             subtext: false,
             used_u: 0,
             used_v: 0,
+            used_solo: 0,
             ref_id,
             interaction,
             nonce,
@@ -2120,6 +2133,7 @@ impl<'a> Sim<'a> {
             subtext,
             used_u: 0,
             used_v: 0,
+            used_solo: 0,
             ref_id,
             interaction: None,
             nonce,
@@ -2250,6 +2264,7 @@ impl<'a> Sim<'a> {
             subtext: false,
             used_u: 0,
             used_v: 0,
+            used_solo: 0,
             ref_id: None,
             interaction,
             nonce: None,
@@ -2419,6 +2434,7 @@ impl<'a> Sim<'a> {
         msg.att_id = att_id;
         msg.used_u = 0;
         msg.used_v = 0;
+        msg.used_solo = 0;
         msg.ref_id = None;
         msg.nonce = None;
         msg.modal = None;
@@ -2909,6 +2925,33 @@ fn push_button(b: &mut String, id: &[&str], style: u8, label: &str, emoji: &str)
     b.push('}');
 }
 
+/// Which button of an upscaled image or a clip of `form` makes `action` (its place among the
+/// buttons [`push_components`] renders: Vary (Strong), Vary (Subtle), Vary (Region), the two
+/// upscalers, Zoom Out 2x, Zoom Out 1.5x, Custom Zoom, the four pans, Animate (High), Animate
+/// (Low); a clip's Extend (High), Extend (Low)). A zoom does not say which zoom button: taken
+/// from the time, so that both worlds make the same random draws.
+fn solo_button(form: Form, action: Action, now: i64) -> Option<u8> {
+    match (form, action) {
+        (Form::Upscale { .. }, action) => Some(match action {
+            Action::VariationStrong => 0,
+            Action::VariationSubtle => 1,
+            Action::VariationRegion | Action::RemixRegion => 2,
+            Action::Upscale2x | Action::UpscaleSubtle | Action::UpscaleV7 { creative: false } => 3,
+            Action::Upscale4x | Action::UpscaleCreative | Action::UpscaleV7 { creative: true } => 4,
+            Action::Zoom => 5 + (now.rem_euclid(3000) / 1000) as u8,
+            Action::PanLeft => 8,
+            Action::PanRight => 9,
+            Action::PanUp => 10,
+            Action::PanDown => 11,
+            Action::Animate { high: true } => 12,
+            Action::Animate { high: false } => 13,
+            _ => return None,
+        }),
+        (Form::Clip { .. }, Action::VideoExtend { high }) => Some(if high { 0 } else { 1 }),
+        _ => None,
+    }
+}
+
 fn push_components(b: &mut String, m: &Msg) {
     let uuid = UuidStr::new(m.uuid);
     let u = uuid.as_str();
@@ -2947,11 +2990,12 @@ fn push_components(b: &mut String, m: &Msg) {
             b.push_str("]}]");
         }
         Form::Upscale { upscalers } => {
+            let solo_style = |i: u8| if m.used_solo & (1 << i) != 0 { 1 } else { 2 };
             b.push_str("[{\"type\":1,\"components\":[");
             push_button(
                 b,
                 &["MJ::JOB::high_variation::1::", u, "::SOLO"],
-                2,
+                solo_style(0),
                 "Vary (Strong)",
                 "🪄",
             );
@@ -2959,12 +3003,18 @@ fn push_components(b: &mut String, m: &Msg) {
             push_button(
                 b,
                 &["MJ::JOB::low_variation::1::", u, "::SOLO"],
-                2,
+                solo_style(1),
                 "Vary (Subtle)",
                 "🪄",
             );
             b.push(',');
-            push_button(b, &["MJ::Inpaint::1::", u, "::SOLO"], 2, "Vary (Region)", "🖌️");
+            push_button(
+                b,
+                &["MJ::Inpaint::1::", u, "::SOLO"],
+                solo_style(2),
+                "Vary (Region)",
+                "🖌️",
+            );
             b.push_str("]},");
             if upscalers {
                 b.push_str("{\"type\":1,\"components\":[");
@@ -2972,7 +3022,7 @@ fn push_components(b: &mut String, m: &Msg) {
                     push_button(
                         b,
                         &["MJ::JOB::upsample_v5_2x::1::", u, "::SOLO"],
-                        2,
+                        solo_style(3),
                         "Upscale (2x)",
                         "",
                     );
@@ -2980,7 +3030,7 @@ fn push_components(b: &mut String, m: &Msg) {
                     push_button(
                         b,
                         &["MJ::JOB::upsample_v5_4x::1::", u, "::SOLO"],
-                        2,
+                        solo_style(4),
                         "Upscale (4x)",
                         "",
                     );
@@ -2996,37 +3046,55 @@ fn push_components(b: &mut String, m: &Msg) {
                             "MJ::JOB::upsample_v6_2x_creative::1::",
                         )
                     };
-                    push_button(b, &[subtle, u, "::SOLO"], 2, "Upscale (Subtle)", "");
+                    push_button(b, &[subtle, u, "::SOLO"], solo_style(3), "Upscale (Subtle)", "");
                     b.push(',');
-                    push_button(b, &[creative, u, "::SOLO"], 2, "Upscale (Creative)", "");
+                    push_button(
+                        b,
+                        &[creative, u, "::SOLO"],
+                        solo_style(4),
+                        "Upscale (Creative)",
+                        "",
+                    );
                 }
                 b.push_str("]},");
             }
             b.push_str("{\"type\":1,\"components\":[");
-            push_button(b, &["MJ::Outpaint::50::1::", u, "::SOLO"], 2, "Zoom Out 2x", "🔍");
+            push_button(
+                b,
+                &["MJ::Outpaint::50::1::", u, "::SOLO"],
+                solo_style(5),
+                "Zoom Out 2x",
+                "🔍",
+            );
             b.push(',');
             push_button(
                 b,
                 &["MJ::Outpaint::75::1::", u, "::SOLO"],
-                2,
+                solo_style(6),
                 "Zoom Out 1.5x",
                 "🔍",
             );
             b.push(',');
-            push_button(b, &["MJ::CustomZoom::", u], 2, "Custom Zoom", "🔍");
+            push_button(b, &["MJ::CustomZoom::", u], solo_style(7), "Custom Zoom", "🔍");
             b.push_str("]},{\"type\":1,\"components\":[");
             let pans = [("left", "⬅️"), ("right", "➡️"), ("up", "⬆️"), ("down", "⬇️")];
             for (i, (dir, emoji)) in pans.iter().enumerate() {
                 if i > 0 {
                     b.push(',');
                 }
-                push_button(b, &["MJ::JOB::pan_", dir, "::1::", u, "::SOLO"], 2, "", emoji);
+                push_button(
+                    b,
+                    &["MJ::JOB::pan_", dir, "::1::", u, "::SOLO"],
+                    solo_style(8 + i as u8),
+                    "",
+                    emoji,
+                );
             }
             b.push_str("]},{\"type\":1,\"components\":[");
             push_button(
                 b,
                 &["MJ::JOB::animate_high::1::", u, "::SOLO"],
-                2,
+                solo_style(12),
                 "Animate (High motion)",
                 "🎞️",
             );
@@ -3035,7 +3103,7 @@ fn push_components(b: &mut String, m: &Msg) {
                 push_button(
                     b,
                     &["MJ::JOB::animate_low::1::", u, "::SOLO"],
-                    2,
+                    solo_style(13),
                     "Animate (Low motion)",
                     "🎞️",
                 );
@@ -3071,12 +3139,13 @@ fn push_components(b: &mut String, m: &Msg) {
             b.push_str("]}]");
         }
         Form::Clip { cell, .. } => {
+            let solo_style = |i: u8| if m.used_solo & (1 << i) != 0 { 1 } else { 2 };
             let cell = DIGITS.get(usize::from(cell)).copied().unwrap_or("1");
             b.push_str("[{\"type\":1,\"components\":[");
             push_button(
                 b,
                 &["MJ::JOB::animate_high_extend::", cell, "::", u],
-                2,
+                solo_style(0),
                 "Extend (High motion)",
                 "",
             );
@@ -3084,7 +3153,7 @@ fn push_components(b: &mut String, m: &Msg) {
             push_button(
                 b,
                 &["MJ::JOB::animate_low_extend::", cell, "::", u],
-                2,
+                solo_style(1),
                 "Extend (Low motion)",
                 "",
             );
@@ -3781,6 +3850,99 @@ mod tests {
             assert!(variations > 50, "{variations} variations of grids");
             if !marks_before_results {
                 assert!(marked_at.is_empty(), "no V marked by default");
+            }
+        }
+    }
+
+    /// Where every press marks its message first, the pressed button of an upscaled image or
+    /// a clip (section 4's ids: `MJ::JOB::high_variation::1::{uuid}::SOLO`, `MJ::Outpaint::..`,
+    /// `MJ::CustomZoom::{uuid}`, `MJ::JOB::pan_left::..`, `MJ::JOB::upsample_v7_2x_subtle::..`,
+    /// `MJ::JOB::animate_high::..`; section 9's `MJ::JOB::animate_high_extend::{n}::{uuid}`)
+    /// turns `style: 1` before the result arrives (issue 11: "Midjourney marks a pressed
+    /// button as used on the message that carries it"); by default none is ever marked.
+    #[test]
+    fn a_pressed_button_of_an_image_or_clip_is_marked_before_the_result_only_where_every_press_marks_first() {
+        let buttons_of = |action: &str| -> &'static [&'static str] {
+            match action {
+                "variation_strong" => &["MJ::JOB::high_variation::"],
+                "variation_subtle" => &["MJ::JOB::low_variation::"],
+                "variation_region" | "remix_region" => &["MJ::Inpaint::"],
+                "zoom" => &["MJ::Outpaint::", "MJ::CustomZoom::"],
+                "pan_left" => &["MJ::JOB::pan_left::"],
+                "pan_right" => &["MJ::JOB::pan_right::"],
+                "pan_up" => &["MJ::JOB::pan_up::"],
+                "pan_down" => &["MJ::JOB::pan_down::"],
+                "upscale_2x" | "upscale_4x" | "upscale_subtle" | "upscale_creative" | "upscale_v7" => {
+                    &["MJ::JOB::upsample_v"]
+                }
+                "animate" => &["MJ::JOB::animate_high::", "MJ::JOB::animate_low::"],
+                "video_extend" => &["MJ::JOB::animate_high_extend::", "MJ::JOB::animate_low_extend::"],
+                _ => &[],
+            }
+        };
+        for marks_before_results in [false, true] {
+            let o = TraceOptions {
+                shapes_2026_per_mille: 500,
+                marks_before_results,
+                ..opts(5, 8_000)
+            };
+            let mut out = Vec::new();
+            let mut records = Vec::new();
+            generate_records(&o, &mut out, &mut |r| records.push(r)).unwrap();
+            // Where each message's buttons were first seen at `style: 1` in an update (by
+            // custom_id), and where each message first came.
+            let (mut marked_at, mut created_at) = (HashMap::new(), HashMap::new());
+            for (at, l) in lines(&out).iter().enumerate() {
+                let d = &l["d"];
+                let Some(id) = d["id"].as_str().map(|s| s.parse::<u64>().unwrap()) else {
+                    continue;
+                };
+                match l["t"].as_str().unwrap() {
+                    "MESSAGE_CREATE" => {
+                        created_at.entry(id).or_insert(at);
+                    }
+                    "MESSAGE_UPDATE" => {
+                        for b in d["components"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .flat_map(|row| row["components"].as_array().unwrap().iter())
+                        {
+                            let custom_id = b["custom_id"].as_str().unwrap_or_default();
+                            if b["style"] == 1 && !custom_id.starts_with("MJ::JOB::upsample::") {
+                                let solo = !custom_id.starts_with("MJ::JOB::variation::")
+                                    && !custom_id.starts_with("MJ::JOB::video_virtual_upscale::");
+                                assert!(marks_before_results || !solo, "{custom_id} marked by default");
+                                marked_at.entry((id, custom_id.to_string())).or_insert(at);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let mut pressed = 0;
+            for record in &records {
+                let TruthRecord::Result { link, .. } = record else {
+                    continue;
+                };
+                let buttons = buttons_of(link.action);
+                if buttons.is_empty() || !marks_before_results {
+                    continue;
+                }
+                pressed += 1;
+                let before = marked_at.iter().any(|((id, custom_id), at)| {
+                    *id == link.parent_id
+                        && buttons.iter().any(|prefix| custom_id.starts_with(prefix))
+                        && *at < created_at[&link.child_id]
+                });
+                assert!(
+                    before,
+                    "the button of {} marked before its {} {}",
+                    link.parent_id, link.action, link.child_id
+                );
+            }
+            if marks_before_results {
+                assert!(pressed > 100, "{pressed} results of images' and clips' buttons");
             }
         }
     }

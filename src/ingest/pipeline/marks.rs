@@ -1,9 +1,9 @@
 //! The pipeline's side of button marks (`mjlink_core::marks`): where in the stream each mark
-//! of a grid is first seen, what each exact link of a U or V result shows about the channel's
-//! marks of that family, and the re-decision of what the marks narrowed when a channel stops
+//! of a message with buttons is first seen, what each exact link of a button's result shows
+//! about the channel's marks of that family, and the re-decision of what the marks narrowed when a channel stops
 //! trusting them.
 
-use mjlink_core::kinds;
+use mjlink_core::kinds::{self, Shape};
 use mjlink_core::lineage::Link;
 use mjlink_core::link::Child;
 use mjlink_core::marks::{Evidence, Family, MarkLog, Trust};
@@ -64,8 +64,9 @@ impl Pipeline {
         Ok(stored)
     }
 
-    /// Follows the marks of a grid from its first seen snapshot on: the marks of that first
-    /// snapshot were made at an unknown time, each later one where it was first seen.
+    /// Follows the marks of a message with buttons (a grid, a video grid, an image, a clip)
+    /// from its first seen snapshot on: the marks of that first snapshot were made at an
+    /// unknown time, each later one where it was first seen.
     pub(super) fn follow_marks(
         &mut self,
         id: Snowflake,
@@ -73,7 +74,7 @@ impl Pipeline {
         first_seen: bool,
         position: Option<Snowflake>,
     ) -> Result<(), StoreError> {
-        if !kinds::shape(&parsed.kind).is_grid() {
+        if kinds::shape(&parsed.kind) == Shape::NotAResult {
             return Ok(());
         }
         let Some(used) = parsed.used_buttons.as_deref() else {
@@ -83,7 +84,7 @@ impl Pipeline {
             (MarkLog::default(), None)
         } else {
             match self.store.mark_log(id)? {
-                Some(log) => (log, position),
+                Some((_, log)) => (log, position),
                 // Stored before its marks were followed (a database from before they were).
                 None => return Ok(()),
             }
@@ -94,9 +95,9 @@ impl Pipeline {
         Ok(())
     }
 
-    /// A result of a grid's button (a U or a V) newly linked exactly to its grid shows whether
-    /// that grid's mark came before it. When that ends the channel's trust in the marks of
-    /// that family, what they narrowed is decided again without them.
+    /// A result of a button (see [`Family`]) newly linked exactly to the message that carries
+    /// it shows whether that message's mark came before it. When that ends the channel's
+    /// trust in the marks of that family, what they narrowed is decided again without them.
     pub(super) fn mark_evidence(
         &mut self,
         child: Child,
@@ -104,7 +105,7 @@ impl Pipeline {
         old: Option<&Link>,
         new: &Link,
     ) -> Result<(), StoreError> {
-        let (Some(family), Some(parent)) = (Family::of(new.action), new.decision.parent) else {
+        let Some(parent) = new.decision.parent else {
             return Ok(());
         };
         if !new.decision.is_exact()
@@ -112,6 +113,13 @@ impl Pipeline {
         {
             return Ok(());
         }
+        // No log where the parent's marks were not followed from its first snapshot on.
+        let Some((shape, log)) = self.store.mark_log(parent)? else {
+            return Ok(());
+        };
+        let Some(family) = Family::of(new.action, shape) else {
+            return Ok(());
+        };
         let Some(channel_id) = self
             .store
             .child_facts(child.id)?
@@ -124,12 +132,7 @@ impl Pipeline {
             // Ended for good: nothing more to learn.
             return Ok(());
         }
-        // Only grids' marks are followed: no log for an upscale's Vary (Strong).
-        let Some(evidence) = self
-            .store
-            .mark_log(parent)?
-            .and_then(|log| log.evidence(family, tile, child.id))
-        else {
+        let Some(evidence) = log.evidence(family, new.action, tile, child.id) else {
             return Ok(());
         };
         if evidence == Evidence::Before && trust.trusted() {
@@ -144,7 +147,7 @@ impl Pipeline {
                 channel_id = %channel_id,
                 child_id = %child.id,
                 buttons = ?family,
-                "a grid's used-button mark was not seen before its result: this channel's marks of these buttons no longer narrow the fallback"
+                "a pressed button's mark was not seen before its result: this channel's marks of these buttons no longer narrow the fallback"
             );
             for child_id in self.store.fallback_results_in_channel(channel_id, family)? {
                 let tiles = self.refallback(child_id)?;
