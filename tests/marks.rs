@@ -213,27 +213,60 @@ fn by_fallback(parent: u64) -> (String, Option<String>, Option<String>) {
     )
 }
 
-/// Three grids pressed and upscaled with their marks first: the channel now trusts its marks.
-fn trusted_history() -> Vec<String> {
+/// A button pressed on a message: the message as first seen (every button at `style: 2`), as
+/// the press marked it, and the press's result replying to it (`None`: stripped of its
+/// reference).
+struct Press {
+    unmarked: fn(u64) -> Value,
+    marked: fn(u64) -> Value,
+    result: fn(u64, Option<u64>) -> Value,
+}
+
+/// U4 of a grid: `Image #4`.
+const U4: Press = Press {
+    unmarked: |id| grid(id, &[]),
+    marked: |id| grid(id, &[4]),
+    result: upscale,
+};
+
+/// V1 of a grid: `Variations (Strong) by`.
+const V1: Press = Press {
+    unmarked: |id| grid(id, &[]),
+    marked: |id| grid_with(id, &[], &[1]),
+    result: variation,
+};
+
+/// Zoom Out 2x of an image: `Zoom Out by`.
+const ZOOM: Press = Press {
+    unmarked: |id| image(id, &[]),
+    marked: |id| image(id, &[ZOOM_2X]),
+    result: zoom,
+};
+
+/// Three messages pressed from `at(start)` on, ten seconds apart, each mark seen before its
+/// result: the channel now trusts the marks of that button's family.
+fn trusted(press: &Press, start: u64) -> Vec<String> {
     let mut lines = Vec::new();
     for k in 0..3 {
-        let (g, r) = (at(10 * k), at(10 * k + 5));
-        lines.push(frame("MESSAGE_CREATE", grid(g, &[])));
-        lines.push(frame("MESSAGE_UPDATE", grid(g, &[4])));
-        lines.push(frame("MESSAGE_CREATE", upscale(r, Some(g))));
+        let (m, r) = (at(start + 10 * k), at(start + 10 * k + 5));
+        lines.push(frame("MESSAGE_CREATE", (press.unmarked)(m)));
+        lines.push(frame("MESSAGE_UPDATE", (press.marked)(m)));
+        lines.push(frame("MESSAGE_CREATE", (press.result)(r, Some(m))));
     }
     lines
 }
 
-/// Two grids with the same prompt; U4 pressed on the first (its mark seen), then an `Image #4`
-/// without its reference.
-fn two_grids_one_mark() -> (Vec<String>, u64, u64, u64) {
-    let (a, b, child) = (at(100), at(101), at(110));
+/// Two messages with the same prompt at `at(start)`; the button pressed on the first (its mark
+/// seen), then a result without its reference. Far enough after a history (a day and more for
+/// a V or an image's button, which may be pressed again), its messages are no candidates.
+/// Returns the lines, the two messages and the result.
+fn one_of_two_marked(press: &Press, start: u64) -> (Vec<String>, u64, u64, u64) {
+    let (a, b, child) = (at(start), at(start + 1), at(start + 10));
     let lines = vec![
-        frame("MESSAGE_CREATE", grid(a, &[])),
-        frame("MESSAGE_CREATE", grid(b, &[])),
-        frame("MESSAGE_UPDATE", grid(a, &[4])),
-        frame("MESSAGE_CREATE", upscale(child, None)),
+        frame("MESSAGE_CREATE", (press.unmarked)(a)),
+        frame("MESSAGE_CREATE", (press.unmarked)(b)),
+        frame("MESSAGE_UPDATE", (press.marked)(a)),
+        frame("MESSAGE_CREATE", (press.result)(child, None)),
     ];
     (lines, a, b, child)
 }
@@ -241,8 +274,8 @@ fn two_grids_one_mark() -> (Vec<String>, u64, u64, u64) {
 #[test]
 fn a_channel_whose_marks_came_first_links_the_upscale_to_the_grid_whose_u_was_marked() {
     let mut run = Run::new();
-    run.feed(&trusted_history());
-    let (lines, a, _, child) = two_grids_one_mark();
+    run.feed(&trusted(&U4, 0));
+    let (lines, a, _, child) = one_of_two_marked(&U4, 100);
     run.feed(&lines);
     assert_eq!(run.link(child), by_fallback(a));
 }
@@ -250,7 +283,7 @@ fn a_channel_whose_marks_came_first_links_the_upscale_to_the_grid_whose_u_was_ma
 #[test]
 fn without_that_evidence_the_marks_narrow_nothing() {
     let mut run = Run::new();
-    let (lines, a, b, child) = two_grids_one_mark();
+    let (lines, a, b, child) = one_of_two_marked(&U4, 100);
     run.feed(&lines);
     let (status, parent, _) = run.link(child);
     assert_eq!((status.as_str(), parent), ("ambiguous", None));
@@ -271,8 +304,8 @@ fn without_that_evidence_the_marks_narrow_nothing() {
 #[test]
 fn one_upscale_whose_mark_came_after_it_ends_the_trust_and_undoes_what_the_marks_linked() {
     let mut run = Run::new();
-    run.feed(&trusted_history());
-    let (lines, a, _, child) = two_grids_one_mark();
+    run.feed(&trusted(&U4, 0));
+    let (lines, a, _, child) = one_of_two_marked(&U4, 100);
     run.feed(&lines);
     assert_eq!(run.link(child).1, Some(a.to_string()));
     // A grid whose U4 result comes before its mark (as a world where the update follows the
@@ -294,8 +327,8 @@ fn a_mark_seen_only_after_the_upscale_does_not_make_its_grid_a_candidate() {
     // mark arrives later): b is not the result's parent, a (marked before) is; the later
     // mark changes nothing.
     let mut run = Run::new();
-    run.feed(&trusted_history());
-    let (mut lines, a, b, child) = two_grids_one_mark();
+    run.feed(&trusted(&U4, 0));
+    let (mut lines, a, b, child) = one_of_two_marked(&U4, 100);
     lines.push(frame("MESSAGE_CREATE", grid(at(120), &[])));
     lines.push(frame("MESSAGE_UPDATE", grid(b, &[4])));
     run.feed(&lines);
@@ -308,8 +341,8 @@ fn grids_stored_before_marks_were_followed_are_never_excluded() {
     // a grid stored then (an id up to `marks_followed.since`) is a candidate whatever its
     // marks say later.
     let mut run = Run::new();
-    run.feed(&trusted_history());
-    let (lines, _, b, child) = two_grids_one_mark();
+    run.feed(&trusted(&U4, 0));
+    let (lines, _, b, child) = one_of_two_marked(&U4, 100);
     // The two grids' creates, then the database upgraded, then the mark and the result.
     run.feed(&lines[..2]);
     drop(run.store.take());
@@ -322,37 +355,10 @@ fn grids_stored_before_marks_were_followed_are_never_excluded() {
     assert_eq!(run.link(child).0, "ambiguous");
 }
 
-/// Three grids whose V1 was pressed, each mark seen before its variation: the channel now
-/// trusts its V marks.
-fn trusted_v_history() -> Vec<String> {
-    let mut lines = Vec::new();
-    for k in 0..3 {
-        let (g, r) = (at(300 + 10 * k), at(305 + 10 * k));
-        lines.push(frame("MESSAGE_CREATE", grid(g, &[])));
-        lines.push(frame("MESSAGE_UPDATE", grid_with(g, &[], &[1])));
-        lines.push(frame("MESSAGE_CREATE", variation(r, Some(g))));
-    }
-    lines
-}
-
-/// Two grids with the same prompt; V1 pressed on the first (its mark seen), then a
-/// `Variations (Strong) by` without its reference. A day and more after the history: a V may
-/// be pressed again, so the history's grids would be candidates within the horizon.
-fn two_grids_one_v_mark() -> (Vec<String>, u64, u64, u64) {
-    let (a, b, child) = (at(100_000), at(100_001), at(100_010));
-    let lines = vec![
-        frame("MESSAGE_CREATE", grid(a, &[])),
-        frame("MESSAGE_CREATE", grid(b, &[])),
-        frame("MESSAGE_UPDATE", grid_with(a, &[], &[1])),
-        frame("MESSAGE_CREATE", variation(child, None)),
-    ];
-    (lines, a, b, child)
-}
-
 #[test]
 fn a_channel_whose_v_marks_came_first_links_the_variation_to_the_grid_whose_v_was_marked() {
     let mut run = Run::new();
-    run.feed(&trusted_v_history());
+    run.feed(&trusted(&V1, 300));
     for k in 0..3 {
         let (status, parent, signal) = run.link(at(305 + 10 * k));
         assert_eq!(
@@ -361,7 +367,7 @@ fn a_channel_whose_v_marks_came_first_links_the_variation_to_the_grid_whose_v_wa
         );
         assert_eq!(parent, Some(at(300 + 10 * k).to_string()));
     }
-    let (lines, a, _, child) = two_grids_one_v_mark();
+    let (lines, a, _, child) = one_of_two_marked(&V1, 100_000);
     run.feed(&lines);
     assert_eq!(run.link(child), by_fallback(a));
 }
@@ -370,8 +376,8 @@ fn a_channel_whose_v_marks_came_first_links_the_variation_to_the_grid_whose_v_wa
 fn v_marks_are_trusted_apart_from_u_marks() {
     // The U marks' evidence says nothing of the V marks: still ambiguous.
     let mut run = Run::new();
-    run.feed(&trusted_history());
-    let (lines, _, _, child) = two_grids_one_v_mark();
+    run.feed(&trusted(&U4, 0));
+    let (lines, _, _, child) = one_of_two_marked(&V1, 100_000);
     run.feed(&lines);
     assert_eq!(run.link(child).0, "ambiguous");
 
@@ -379,14 +385,14 @@ fn v_marks_are_trusted_apart_from_u_marks() {
     // in the wire notes, which document only the U marks) never trusts its V marks, and
     // keeps trusting its U marks.
     let mut run = Run::new();
-    run.feed(&trusted_history());
-    run.feed(&trusted_v_history());
+    run.feed(&trusted(&U4, 0));
+    run.feed(&trusted(&V1, 300));
     let (g, r) = (at(350), at(355));
     run.feed(&[
         frame("MESSAGE_CREATE", grid(g, &[])),
         frame("MESSAGE_CREATE", variation(r, Some(g))),
     ]);
-    let (lines, _, _, child) = two_grids_one_v_mark();
+    let (lines, _, _, child) = one_of_two_marked(&V1, 100_000);
     run.feed(&lines);
     assert_eq!(run.link(child).0, "ambiguous");
     let (a, b, child) = (at(100_100), at(100_101), at(100_110));
@@ -399,36 +405,10 @@ fn v_marks_are_trusted_apart_from_u_marks() {
     assert_eq!(run.link(child).1, Some(a.to_string()));
 }
 
-/// Three images whose Zoom Out 2x was pressed, each mark seen before its zoom: the channel now
-/// trusts the marks of images' buttons.
-fn trusted_image_history() -> Vec<String> {
-    let mut lines = Vec::new();
-    for k in 0..3 {
-        let (i, r) = (at(500 + 10 * k), at(505 + 10 * k));
-        lines.push(frame("MESSAGE_CREATE", image(i, &[])));
-        lines.push(frame("MESSAGE_UPDATE", image(i, &[ZOOM_2X])));
-        lines.push(frame("MESSAGE_CREATE", zoom(r, Some(i))));
-    }
-    lines
-}
-
-/// Two images with the same prompt (a day and more after the history); Zoom Out 2x pressed on
-/// the first (its mark seen), then a `Zoom Out by` without its reference.
-fn two_images_one_mark() -> (Vec<String>, u64, u64, u64) {
-    let (a, b, child) = (at(200_000), at(200_001), at(200_010));
-    let lines = vec![
-        frame("MESSAGE_CREATE", image(a, &[])),
-        frame("MESSAGE_CREATE", image(b, &["MJ::JOB::pan_left::"])),
-        frame("MESSAGE_UPDATE", image(a, &[ZOOM_2X])),
-        frame("MESSAGE_CREATE", zoom(child, None)),
-    ];
-    (lines, a, b, child)
-}
-
 #[test]
 fn a_channel_whose_image_marks_came_first_links_the_zoom_to_the_image_whose_zoom_was_marked() {
     let mut run = Run::new();
-    run.feed(&trusted_image_history());
+    run.feed(&trusted(&ZOOM, 500));
     for k in 0..3 {
         let (status, parent, signal) = run.link(at(505 + 10 * k));
         assert_eq!(
@@ -437,7 +417,7 @@ fn a_channel_whose_image_marks_came_first_links_the_zoom_to_the_image_whose_zoom
         );
         assert_eq!(parent, Some(at(500 + 10 * k).to_string()));
     }
-    let (lines, a, _, child) = two_images_one_mark();
+    let (lines, a, _, child) = one_of_two_marked(&ZOOM, 200_000);
     run.feed(&lines);
     assert_eq!(run.link(child), by_fallback(a));
 }
@@ -446,8 +426,8 @@ fn a_channel_whose_image_marks_came_first_links_the_zoom_to_the_image_whose_zoom
 fn image_marks_narrow_nothing_without_their_own_evidence_and_stop_at_a_contradiction() {
     // The grids' U marks say nothing of the images' buttons: ambiguous.
     let mut run = Run::new();
-    run.feed(&trusted_history());
-    let (lines, _, _, child) = two_images_one_mark();
+    run.feed(&trusted(&U4, 0));
+    let (lines, _, _, child) = one_of_two_marked(&ZOOM, 200_000);
     run.feed(&lines);
     assert_eq!(run.link(child).0, "ambiguous");
 
@@ -455,8 +435,8 @@ fn image_marks_narrow_nothing_without_their_own_evidence_and_stop_at_a_contradic
     // images, whose buttons are all `style: 2`): the trust ends, and the zoom the marks had
     // linked is decided again without them.
     let mut run = Run::new();
-    run.feed(&trusted_image_history());
-    let (lines, a, _, child) = two_images_one_mark();
+    run.feed(&trusted(&ZOOM, 500));
+    let (lines, a, _, child) = one_of_two_marked(&ZOOM, 200_000);
     run.feed(&lines);
     assert_eq!(run.link(child), by_fallback(a));
     let (i, r) = (at(300_000), at(300_005));

@@ -10,6 +10,7 @@ use mjlink_core::parse::Action;
 use mjlink_core::prompt;
 use mjlink_core::snowflake::Snowflake;
 
+use super::marks::{button_marks_join, followed_log, followed_marks_columns};
 use super::{text_key, Result, Store};
 
 /// Whether a message of this shape (and action, for a result) is kept under its animated form: a single image
@@ -57,12 +58,14 @@ impl Store {
         child_id: Snowflake,
     ) -> Result<Vec<Candidate>> {
         self.with_statement(
-            "SELECT m.id, m.posted_at, m.kind, m.prompt_norm, bm.log, m.id > (SELECT since FROM marks_followed),
-                 m.id > (SELECT since FROM solo_marks_followed)
-             FROM animated_forms a JOIN messages m ON m.id = a.message_id
-                 LEFT JOIN button_marks bm ON bm.message_id = m.id
-             WHERE a.channel_id = ?1 AND a.user_id = ?2 AND a.form_key = ?3 AND a.posted_at BETWEEN ?4 AND ?5
-                 AND m.seen = 1 AND m.id != ?6",
+            concat!(
+                "SELECT m.id, m.posted_at, m.kind, m.prompt_norm, ",
+                followed_marks_columns!(),
+                " FROM animated_forms a JOIN messages m ON m.id = a.message_id ",
+                button_marks_join!(),
+                " WHERE a.channel_id = ?1 AND a.user_id = ?2 AND a.form_key = ?3 AND a.posted_at BETWEEN ?4 AND ?5
+                 AND m.seen = 1 AND m.id != ?6"
+            ),
             |stmt| {
                 let rows = stmt.query_map(
                     params![
@@ -84,7 +87,7 @@ impl Store {
                             tile_takers: TileTakers::default(),
                             used_buttons: None,
                             marks_as_of_ms: None,
-                            marks: super::marks::followed_log(shape, row.get(4)?, row.get(5)?, row.get(6)?),
+                            marks: followed_log(shape, row, 4)?,
                         };
                         Ok((candidate, prompt_norm))
                     },

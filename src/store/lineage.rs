@@ -10,6 +10,7 @@ use mjlink_core::link::{Candidate, Decision, Signal, Status, TileTakers};
 use mjlink_core::parse::Action;
 use mjlink_core::snowflake::Snowflake;
 
+use super::marks::{button_marks_join, followed_log, followed_marks_columns};
 use super::recent::RowFacts;
 use super::{opt_snowflake, opt_sql, Filter, Result, Store};
 
@@ -218,14 +219,18 @@ impl Store {
                 ToSqlOutput::Owned(tile.map_or(Value::Null, |tile| i64::from(tile).into())),
             );
         self.select(
-            "SELECT m.id, m.posted_at, m.kind,
+            concat!(
+                "SELECT m.id, m.posted_at, m.kind,
                  :tile IS NOT NULL AND EXISTS (SELECT 1 FROM links l WHERE l.parent_id = m.id AND l.tile = :tile
                      AND l.status = 'linked' AND l.signal != 'heuristic' AND l.child_id != :child),
                  (SELECT MIN(l.child_id) FROM links l WHERE :tile IS NOT NULL AND l.parent_id = m.id
                      AND l.tile = :tile AND l.status = 'linked' AND l.signal = 'heuristic' AND l.child_id != :child),
-                 m.used_buttons, m.edited_at, bm.log, m.id > (SELECT since FROM marks_followed),
-                 m.id > (SELECT since FROM solo_marks_followed)
-             FROM messages m LEFT JOIN button_marks bm ON bm.message_id = m.id WHERE {filter}",
+                 m.used_buttons, m.edited_at, ",
+                followed_marks_columns!(),
+                " FROM messages m ",
+                button_marks_join!(),
+                " WHERE {filter}"
+            ),
             filter,
             |row| {
                 let kind: String = row.get(2)?;
@@ -240,7 +245,7 @@ impl Store {
                     },
                     used_buttons: row.get(5)?,
                     marks_as_of_ms: row.get(6)?,
-                    marks: super::marks::followed_log(shape, row.get(7)?, row.get(8)?, row.get(9)?),
+                    marks: followed_log(shape, row, 7)?,
                 })
             },
         )

@@ -17,16 +17,19 @@ impl Store {
     /// followed: migrations 0017 and 0020), or it carries no buttons whose marks count.
     pub fn mark_log(&self, id: Snowflake) -> Result<Option<(Shape, MarkLog)>> {
         self.with_statement(
-            "SELECT m.kind, bm.log, ?1 > (SELECT since FROM marks_followed),
-                 ?1 > (SELECT since FROM solo_marks_followed)
-             FROM messages m LEFT JOIN button_marks bm ON bm.message_id = m.id WHERE m.id = ?1",
+            concat!(
+                "SELECT m.kind, ",
+                followed_marks_columns!(),
+                " FROM messages m ",
+                button_marks_join!(),
+                " WHERE m.id = ?1"
+            ),
             |stmt| {
                 let row = stmt
                     .query_row([id.to_sql()], |row| {
                         let kind: String = row.get(0)?;
                         let shape = kinds::shape_of_name(&kind);
-                        let log = followed_log(shape, row.get(1)?, row.get(2)?, row.get(3)?);
-                        Ok(log.map(|log| (shape, log)))
+                        Ok(followed_log(shape, row, 1)?.map(|log| (shape, log)))
                     })
                     .optional()?;
                 Ok(row.flatten())
@@ -126,23 +129,37 @@ impl Store {
     }
 }
 
-/// The marks of a message of `shape` as stored (`log`: its row of `button_marks`, none until
-/// a mark is seen), given whether it was stored after the marks of grids (`after_grids`) and
-/// of the other shapes with buttons (`after_solo`) were followed; `None` when they were not
-/// followed from its first snapshot on, or its shape carries no buttons whose marks count.
+/// The columns [`followed_log`] reads, of a message `m` joined by [`button_marks_join!`]: its
+/// stored log (none until a mark is seen), and whether it was stored after the marks of grids
+/// and of the other shapes with buttons were followed.
+macro_rules! followed_marks_columns {
+    () => {
+        "bm.log, m.id > (SELECT since FROM marks_followed), m.id > (SELECT since FROM solo_marks_followed)"
+    };
+}
+pub(super) use followed_marks_columns;
+
+/// The join that gives a message `m` its stored marks (`bm`).
+macro_rules! button_marks_join {
+    () => {
+        "LEFT JOIN button_marks bm ON bm.message_id = m.id"
+    };
+}
+pub(super) use button_marks_join;
+
+/// The marks of a message of `shape` from the [`followed_marks_columns!`] at `at` in `row`;
+/// `None` when they were not followed from its first snapshot on, or its shape carries no
+/// buttons whose marks count.
 pub(super) fn followed_log(
     shape: Shape,
-    log: Option<String>,
-    after_grids: bool,
-    after_solo: bool,
-) -> Option<MarkLog> {
+    row: &rusqlite::Row<'_>,
+    at: usize,
+) -> rusqlite::Result<Option<MarkLog>> {
+    let log: Option<String> = row.get(at)?;
     let followed = match shape {
         Shape::NotAResult => false,
-        shape if shape.is_grid() => after_grids,
-        _ => after_solo,
+        shape if shape.is_grid() => row.get(at + 1)?,
+        _ => row.get(at + 2)?,
     };
-    if !followed {
-        return None;
-    }
-    Some(log.map_or_else(MarkLog::default, |text| MarkLog::parse(&text)))
+    Ok(followed.then(|| log.map_or_else(MarkLog::default, |text| MarkLog::parse(&text))))
 }

@@ -227,21 +227,31 @@ impl Family {
         }
     }
 
+    /// The shapes whose buttons' marks are followed: every result's.
+    const SHAPES: [Shape; 6] = [
+        Shape::RootGrid,
+        Shape::Grid,
+        Shape::RootVideo,
+        Shape::VideoGrid,
+        Shape::SingleImage,
+        Shape::VideoClip,
+    ];
+
     /// The actions whose links the family's marks may narrow.
     pub fn actions(self) -> impl Iterator<Item = Action> {
-        const SHAPES: [Shape; 6] = [
-            Shape::RootGrid,
-            Shape::Grid,
-            Shape::RootVideo,
-            Shape::VideoGrid,
-            Shape::SingleImage,
-            Shape::VideoClip,
-        ];
         Action::ALL.into_iter().filter(move |action| {
-            SHAPES
+            Family::SHAPES
                 .iter()
                 .any(|shape| Family::of(*action, *shape) == Some(self))
         })
+    }
+
+    /// Whether a result of `action` comes from a button whose marks are followed (of a parent
+    /// of some shape): what the pipeline asks before it reads the parent's marks.
+    pub fn follows(action: Action) -> bool {
+        Family::SHAPES
+            .iter()
+            .any(|shape| Family::of(action, *shape).is_some())
     }
 }
 
@@ -399,6 +409,7 @@ mod tests {
         assert_eq!(Family::of(Action::Zoom, NotAResult), None);
         assert!(Family::Solo.actions().any(|known| known == Action::VideoExtend));
         assert!(!Family::Solo.actions().any(|known| known == Action::Reroll));
+        assert!(Family::follows(Action::Zoom) && !Family::follows(Action::Reroll));
     }
 
     #[test]

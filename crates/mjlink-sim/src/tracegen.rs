@@ -3783,50 +3783,79 @@ mod tests {
         m["mentions"][0]["id"].as_str().unwrap().to_string()
     }
 
+    /// A trace of the 2026 shapes in either world of [`TraceOptions::marks_before_results`],
+    /// with its truth, where each message was first created and where each of its buttons
+    /// was first seen at `style: 1` in an update (by message id and `custom_id`).
+    #[allow(clippy::type_complexity)]
+    fn marks_world(
+        marks_before_results: bool,
+    ) -> (
+        Vec<TruthRecord>,
+        HashMap<u64, usize>,
+        HashMap<(u64, String), usize>,
+    ) {
+        let o = TraceOptions {
+            shapes_2026_per_mille: 500,
+            marks_before_results,
+            ..opts(5, 8_000)
+        };
+        let mut out = Vec::new();
+        let mut records = Vec::new();
+        generate_records(&o, &mut out, &mut |r| records.push(r)).unwrap();
+        let (mut created_at, mut marked_at) = (HashMap::new(), HashMap::new());
+        for (at, l) in lines(&out).iter().enumerate() {
+            let d = &l["d"];
+            let Some(id) = d["id"].as_str().map(|s| s.parse::<u64>().unwrap()) else {
+                continue;
+            };
+            match l["t"].as_str().unwrap() {
+                "MESSAGE_CREATE" => {
+                    created_at.entry(id).or_insert(at);
+                }
+                "MESSAGE_UPDATE" => {
+                    for b in d["components"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|row| row["components"].as_array().unwrap().iter())
+                    {
+                        if b["style"] == 1 {
+                            let custom_id = b["custom_id"].as_str().unwrap_or_default();
+                            marked_at.entry((id, custom_id.to_string())).or_insert(at);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        (records, created_at, marked_at)
+    }
+
+    /// Whether a button of `parent` whose `custom_id` starts with one of `prefixes` was seen
+    /// marked before `child` was created.
+    fn marked_before(
+        created_at: &HashMap<u64, usize>,
+        marked_at: &HashMap<(u64, String), usize>,
+        parent: u64,
+        prefixes: &[&str],
+        child: u64,
+    ) -> bool {
+        marked_at.iter().any(|((id, custom_id), at)| {
+            *id == parent
+                && prefixes.iter().any(|prefix| custom_id.starts_with(prefix))
+                && *at < created_at[&child]
+        })
+    }
+
     /// Where every press marks its message first, a grid's pressed V turns `style: 1` in a
     /// MESSAGE_UPDATE of the grid before the variation or remix arrives (issue 11: "a grid
     /// whose U2/V1 turns `style: 1`, seen in real logs before the result arrives"); by
     /// default no V is ever marked (the wire notes document only the U marks).
     #[test]
     fn a_pressed_v_marks_its_grid_before_the_result_only_where_every_press_marks_first() {
+        const V: &[&str] = &["MJ::JOB::variation::"];
         for marks_before_results in [false, true] {
-            let o = TraceOptions {
-                shapes_2026_per_mille: 500,
-                marks_before_results,
-                ..opts(5, 8_000)
-            };
-            let mut out = Vec::new();
-            let mut records = Vec::new();
-            generate_records(&o, &mut out, &mut |r| records.push(r)).unwrap();
-            let v_marked = |m: &Value| {
-                m["components"].as_array().is_some_and(|rows| {
-                    rows.iter()
-                        .flat_map(|row| row["components"].as_array().unwrap().iter())
-                        .any(|b| {
-                            b["style"] == 1
-                                && b["custom_id"]
-                                    .as_str()
-                                    .is_some_and(|id| id.starts_with("MJ::JOB::variation::"))
-                        })
-                })
-            };
-            // Where each message's V was first seen marked, and where each message first came.
-            let (mut marked_at, mut created_at) = (HashMap::new(), HashMap::new());
-            for (at, l) in lines(&out).iter().enumerate() {
-                let d = &l["d"];
-                let Some(id) = d["id"].as_str().map(|s| s.parse::<u64>().unwrap()) else {
-                    continue;
-                };
-                match l["t"].as_str().unwrap() {
-                    "MESSAGE_CREATE" => {
-                        created_at.entry(id).or_insert(at);
-                    }
-                    "MESSAGE_UPDATE" if v_marked(d) => {
-                        marked_at.entry(id).or_insert(at);
-                    }
-                    _ => {}
-                }
-            }
+            let (records, created_at, marked_at) = marks_world(marks_before_results);
             let mut variations = 0;
             for record in &records {
                 let TruthRecord::Result { link, .. } = record else {
@@ -3836,10 +3865,9 @@ mod tests {
                     continue;
                 }
                 variations += 1;
-                let mark = marked_at.get(&link.parent_id);
                 if marks_before_results {
                     assert!(
-                        mark.is_some_and(|mark| mark < &created_at[&link.child_id]),
+                        marked_before(&created_at, &marked_at, link.parent_id, V, link.child_id),
                         "the V of grid {} marked before its {} {}",
                         link.parent_id,
                         link.action,
@@ -3849,7 +3877,10 @@ mod tests {
             }
             assert!(variations > 50, "{variations} variations of grids");
             if !marks_before_results {
-                assert!(marked_at.is_empty(), "no V marked by default");
+                assert!(
+                    !marked_at.keys().any(|(_, custom_id)| custom_id.starts_with(V[0])),
+                    "no V marked by default"
+                );
             }
         }
     }
@@ -3881,44 +3912,19 @@ mod tests {
             }
         };
         for marks_before_results in [false, true] {
-            let o = TraceOptions {
-                shapes_2026_per_mille: 500,
-                marks_before_results,
-                ..opts(5, 8_000)
-            };
-            let mut out = Vec::new();
-            let mut records = Vec::new();
-            generate_records(&o, &mut out, &mut |r| records.push(r)).unwrap();
-            // Where each message's buttons were first seen at `style: 1` in an update (by
-            // custom_id), and where each message first came.
-            let (mut marked_at, mut created_at) = (HashMap::new(), HashMap::new());
-            for (at, l) in lines(&out).iter().enumerate() {
-                let d = &l["d"];
-                let Some(id) = d["id"].as_str().map(|s| s.parse::<u64>().unwrap()) else {
-                    continue;
-                };
-                match l["t"].as_str().unwrap() {
-                    "MESSAGE_CREATE" => {
-                        created_at.entry(id).or_insert(at);
-                    }
-                    "MESSAGE_UPDATE" => {
-                        for b in d["components"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .flat_map(|row| row["components"].as_array().unwrap().iter())
-                        {
-                            let custom_id = b["custom_id"].as_str().unwrap_or_default();
-                            if b["style"] == 1 && !custom_id.starts_with("MJ::JOB::upsample::") {
-                                let solo = !custom_id.starts_with("MJ::JOB::variation::")
-                                    && !custom_id.starts_with("MJ::JOB::video_virtual_upscale::");
-                                assert!(marks_before_results || !solo, "{custom_id} marked by default");
-                                marked_at.entry((id, custom_id.to_string())).or_insert(at);
-                            }
-                        }
-                    }
-                    _ => {}
+            let (records, created_at, marked_at) = marks_world(marks_before_results);
+            if !marks_before_results {
+                for (_, custom_id) in marked_at.keys() {
+                    let of_a_grid = [
+                        "MJ::JOB::upsample::",
+                        "MJ::JOB::variation::",
+                        "MJ::JOB::video_virtual_upscale::",
+                    ]
+                    .iter()
+                    .any(|prefix| custom_id.starts_with(prefix));
+                    assert!(of_a_grid, "{custom_id} marked by default");
                 }
+                continue;
             }
             let mut pressed = 0;
             for record in &records {
@@ -3926,24 +3932,19 @@ mod tests {
                     continue;
                 };
                 let buttons = buttons_of(link.action);
-                if buttons.is_empty() || !marks_before_results {
+                if buttons.is_empty() {
                     continue;
                 }
                 pressed += 1;
-                let before = marked_at.iter().any(|((id, custom_id), at)| {
-                    *id == link.parent_id
-                        && buttons.iter().any(|prefix| custom_id.starts_with(prefix))
-                        && *at < created_at[&link.child_id]
-                });
                 assert!(
-                    before,
+                    marked_before(&created_at, &marked_at, link.parent_id, buttons, link.child_id),
                     "the button of {} marked before its {} {}",
-                    link.parent_id, link.action, link.child_id
+                    link.parent_id,
+                    link.action,
+                    link.child_id
                 );
             }
-            if marks_before_results {
-                assert!(pressed > 100, "{pressed} results of images' and clips' buttons");
-            }
+            assert!(pressed > 100, "{pressed} results of images' and clips' buttons");
         }
     }
 

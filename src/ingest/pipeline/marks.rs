@@ -1,7 +1,7 @@
 //! The pipeline's side of button marks (`mjlink_core::marks`): where in the stream each mark
 //! of a message with buttons is first seen, what each exact link of a button's result shows
-//! about the channel's marks of that family, and the re-decision of what the marks narrowed when a channel stops
-//! trusting them.
+//! about the channel's marks of that family, and the re-decision of what the marks narrowed
+//! when a channel stops trusting them.
 
 use mjlink_core::kinds::{self, Shape};
 use mjlink_core::lineage::Link;
@@ -108,7 +108,8 @@ impl Pipeline {
         let Some(parent) = new.decision.parent else {
             return Ok(());
         };
-        if !new.decision.is_exact()
+        if !Family::follows(new.action)
+            || !new.decision.is_exact()
             || old.is_some_and(|old| old.decision.is_exact() && old.decision.parent == Some(parent))
         {
             return Ok(());
